@@ -1,0 +1,46 @@
+# Omniroute: two commands for users (make run, make test); the rest is for developers.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+JOBS ?= 2
+PG := scripts/pg.sh
+# With DATABASE_URL set, that server is used; otherwise a project-local cluster under .omniroute/.
+WITH_DEV_DB := $(if $(DATABASE_URL),,$(PG) with dev)
+WITH_TEST_DB := $(if $(DATABASE_URL),,$(PG) with test)
+
+.PHONY: run test lint fmt build deps db-start db-stop db-url clean-db
+
+## make run: build, start a local PostgreSQL (unless DATABASE_URL is set), migrate, seed the demo, serve.
+run: deps
+	$(CARGO) build --release -j$(JOBS) -p omniroute-web
+	$(WITH_DEV_DB) bash -c './target/release/omniroute seed-demo && exec ./target/release/omniroute serve'
+
+## make test: every test, against a PostgreSQL of its own.
+test: deps
+	$(WITH_TEST_DB) scripts/test.sh
+
+## make lint: formatting and clippy, as CI checks them.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy -j$(JOBS) --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+build: deps
+	$(CARGO) build -j$(JOBS) --workspace
+
+# What building needs: libpq (diesel) and the PostgreSQL server binaries (local clusters).
+deps:
+	@scripts/deps.sh
+
+db-start:
+	$(PG) start dev
+db-stop:
+	$(PG) stop dev
+db-url:
+	@$(PG) url dev
+clean-db:
+	-$(PG) stop dev
+	-$(PG) stop test
+	rm -rf .omniroute

@@ -1,0 +1,3 @@
+DROP TABLE whatsapp_contacts;
+DROP TABLE channel_identities;
+DROP TABLE customers;

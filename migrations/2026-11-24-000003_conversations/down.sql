@@ -1,0 +1,11 @@
+DROP TABLE attachment_contents;
+DROP TABLE attachments;
+DROP TABLE messages;
+DROP TABLE routing_decisions;
+DROP TABLE offers;
+DROP TABLE assignments;
+DROP TABLE conversation_events;
+DROP TABLE conversations;
+DROP TABLE cases;
+DROP TABLE service_types;
+DROP TABLE classifications;

@@ -1,0 +1,2 @@
+DROP TABLE mailbox_cursors;
+DROP TABLE webhook_receipts;

@@ -1,0 +1,87 @@
+use diesel::prelude::*;
+
+use crate::StoreResult;
+use crate::ids::CustomerId;
+use crate::models::{ChannelIdentity, Customer, CustomerChangeset, WhatsappContact};
+use crate::schema::{channel_identities, customers, whatsapp_contacts};
+use crate::types::Channel;
+
+/// The customer recognised by this channel address (K2), if linked.
+pub fn customer_by_identity(
+    conn: &mut PgConnection,
+    channel: Channel,
+    address: &str,
+) -> StoreResult<Option<Customer>> {
+    Ok(channel_identities::table
+        .inner_join(customers::table)
+        .filter(channel_identities::channel.eq(channel))
+        .filter(channel_identities::address.eq(address))
+        .select(Customer::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Customers having this email (K2: webchat identifies only when exactly one does).
+pub fn customers_by_email(conn: &mut PgConnection, email: &str) -> StoreResult<Vec<Customer>> {
+    Ok(customers::table
+        .filter(customers::emails.contains(vec![email.to_owned()]))
+        .select(Customer::as_select())
+        .load(conn)?)
+}
+
+/// Customers having this phone.
+pub fn customers_by_phone(conn: &mut PgConnection, phone: &str) -> StoreResult<Vec<Customer>> {
+    Ok(customers::table
+        .filter(customers::phones.contains(vec![phone.to_owned()]))
+        .select(Customer::as_select())
+        .load(conn)?)
+}
+
+/// Applies changes to a customer and returns it.
+pub fn update_customer(
+    conn: &mut PgConnection,
+    id: CustomerId,
+    changes: &CustomerChangeset,
+) -> StoreResult<Customer> {
+    Ok(diesel::update(customers::table.find(id))
+        .set(changes)
+        .returning(Customer::as_returning())
+        .get_result(conn)?)
+}
+
+/// Links a channel address to a customer, or returns the existing link (same address, any customer).
+pub fn link_identity(
+    conn: &mut PgConnection,
+    identity: &ChannelIdentity,
+) -> StoreResult<ChannelIdentity> {
+    let inserted = diesel::insert_into(channel_identities::table)
+        .values(identity)
+        .on_conflict_do_nothing()
+        .returning(ChannelIdentity::as_returning())
+        .get_result(conn)
+        .optional()?;
+    match inserted {
+        Some(row) => Ok(row),
+        None => Ok(channel_identities::table
+            .filter(channel_identities::channel.eq(identity.channel))
+            .filter(channel_identities::address.eq(&identity.address))
+            .select(ChannelIdentity::as_select())
+            .first(conn)?),
+    }
+}
+
+/// The WhatsApp contact with this E.164 phone or wa_id.
+pub fn whatsapp_contact_by_number(
+    conn: &mut PgConnection,
+    number: &str,
+) -> StoreResult<Option<WhatsappContact>> {
+    Ok(whatsapp_contacts::table
+        .filter(
+            whatsapp_contacts::phone
+                .eq(number)
+                .or(whatsapp_contacts::wa_id.eq(number)),
+        )
+        .select(WhatsappContact::as_select())
+        .first(conn)
+        .optional()?)
+}

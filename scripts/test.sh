@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace against the PostgreSQL in DATABASE_URL.
+# Tests are I/O-bound (each has its own database), so more run at once than there are cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${DATABASE_URL:?DATABASE_URL must be set (make test sets it)}"
+JOBS="${JOBS:-2}"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace -j"$JOBS" --test-threads 4 --no-fail-fast --cargo-quiet
+else
+    cargo test --workspace -j"$JOBS" --no-fail-fast -- --test-threads 4
+fi

@@ -1,0 +1,217 @@
+//! Typed configuration from environment variables (documented in docs/configuration.md).
+//! Built once in `main` and passed explicitly; never a global, so a test can run with its own.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A configuration value that is missing or malformed; names the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is not set ({hint})")]
+    Missing {
+        name: &'static str,
+        hint: &'static str,
+    },
+    #[error("{name}={value:?} is not valid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// The first admin of a fresh install (`OMNIROUTE_BOOTSTRAP_ADMIN=login:password`).
+#[derive(Clone)]
+pub struct BootstrapAdmin {
+    pub login: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for BootstrapAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootstrapAdmin")
+            .field("login", &self.login)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+/// Everything the server reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: the PostgreSQL database.
+    pub database_url: String,
+    /// `OMNIROUTE_BIND`: address the HTTP server listens on.
+    pub bind: SocketAddr,
+    /// `OMNIROUTE_DB_POOL_SIZE`: most database connections held open.
+    pub db_pool_size: u32,
+    /// `OMNIROUTE_DB_TIMEOUT_MS`: how long a request waits for a database connection.
+    pub db_timeout: Duration,
+    /// `OMNIROUTE_WORKERS`: HTTP worker threads.
+    pub workers: usize,
+    /// `OMNIROUTE_SHUTDOWN_TIMEOUT_S`: how long open requests get to finish on shutdown.
+    pub shutdown_timeout: Duration,
+    /// `OMNIROUTE_BOOTSTRAP_ADMIN`: creates the first admin on an empty database.
+    pub bootstrap_admin: Option<BootstrapAdmin>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let database_url = lookup("DATABASE_URL")
+            .filter(|v| !v.trim().is_empty())
+            .ok_or(ConfigError::Missing {
+                name: "DATABASE_URL",
+                hint: "a postgres:// URL; `make run` sets it",
+            })?;
+        let workers_default = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Ok(Self {
+            database_url,
+            bind: parse(
+                &lookup,
+                "OMNIROUTE_BIND",
+                "127.0.0.1:8080".parse().expect("valid default"),
+            )?,
+            db_pool_size: positive(&lookup, "OMNIROUTE_DB_POOL_SIZE", 16)?,
+            db_timeout: Duration::from_millis(positive(&lookup, "OMNIROUTE_DB_TIMEOUT_MS", 5000)?),
+            workers: positive(&lookup, "OMNIROUTE_WORKERS", workers_default)?,
+            shutdown_timeout: Duration::from_secs(parse(
+                &lookup,
+                "OMNIROUTE_SHUTDOWN_TIMEOUT_S",
+                30,
+            )?),
+            bootstrap_admin: bootstrap_admin(&lookup)?,
+        })
+    }
+}
+
+fn parse<T: FromStr>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match lookup(name) {
+        None => Ok(default),
+        Some(value) => value
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                value,
+                reason: e.to_string(),
+            }),
+    }
+}
+
+fn positive<T>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Default + std::fmt::Display,
+    T::Err: std::fmt::Display,
+{
+    let value = parse(lookup, name, default)?;
+    if value <= T::default() {
+        return Err(ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            reason: "must be greater than 0".into(),
+        });
+    }
+    Ok(value)
+}
+
+fn bootstrap_admin(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<BootstrapAdmin>, ConfigError> {
+    const NAME: &str = "OMNIROUTE_BOOTSTRAP_ADMIN";
+    let Some(value) = lookup(NAME).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match value.split_once(':') {
+        Some((login, password)) if !login.trim().is_empty() && password.len() >= 8 => {
+            Ok(Some(BootstrapAdmin {
+                login: login.trim().to_owned(),
+                password: password.to_owned(),
+            }))
+        }
+        _ => Err(ConfigError::Invalid {
+            name: NAME,
+            value: value.split(':').next().unwrap_or("").to_owned() + ":<hidden>",
+            reason: "expected login:password with a password of at least 8 characters".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_database_is_set() {
+        let c = config(&[("DATABASE_URL", "postgres://x/y")]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.db_pool_size, 16);
+        assert!(c.bootstrap_admin.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let e = config(&[]).unwrap_err().to_string();
+        assert!(e.contains("DATABASE_URL"), "{e}");
+        let e = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("OMNIROUTE_BIND", "nowhere"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("OMNIROUTE_BIND"), "{e}");
+        let e = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("OMNIROUTE_DB_POOL_SIZE", "0"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("OMNIROUTE_DB_POOL_SIZE"), "{e}");
+    }
+
+    #[test]
+    fn bootstrap_admin_needs_a_real_password_and_hides_it() {
+        let c = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("OMNIROUTE_BOOTSTRAP_ADMIN", "root:s3cret-pass"),
+        ])
+        .unwrap();
+        let admin = c.bootstrap_admin.unwrap();
+        assert_eq!(admin.login, "root");
+        assert!(!format!("{admin:?}").contains("s3cret"));
+        let e = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("OMNIROUTE_BOOTSTRAP_ADMIN", "root:short"),
+        ])
+        .unwrap_err();
+        assert!(!e.to_string().contains("short"), "{e}");
+    }
+}

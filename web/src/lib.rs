@@ -1,0 +1,9 @@
+//! Omniroute's web layer: the HTTP server, its routes, and the `omniroute` commands.
+
+pub mod config;
+pub mod password;
+pub mod routes;
+pub mod seed;
+pub mod server;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,50 @@
+//! `omniroute`: serve the contact center, migrate its database, seed a demo.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Omniroute, a self-hosted omnichannel contact-center engine.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (migrates the database first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Fill the database with a demo contact center (idempotent) and print its logins.
+    SeedDemo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    web::telemetry::init();
+    let config = match web::config::Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("omniroute: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match cli.command {
+        Command::Serve => web::server::serve(config),
+        Command::Migrate => web::server::migrate(&config).map(|applied| {
+            println!("migrations applied: {}", applied.len());
+        }),
+        Command::SeedDemo => web::seed::seed_demo(&config),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line naming the problem, for the operator; no panic, no backtrace.
+            eprintln!("omniroute: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

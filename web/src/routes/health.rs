@@ -1,0 +1,26 @@
+//! `GET /healthz`: 200 when the database answers, 503 when it does not.
+
+use actix_web::{HttpResponse, get, web};
+use serde_json::json;
+
+use crate::state::AppState;
+
+/// Liveness and readiness in one: the server is useful only while its database answers.
+#[get("/healthz")]
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.pool.clone();
+    let timeout = state.health_timeout;
+    let ok = web::block(move || match pool.get_timeout(timeout) {
+        Ok(mut conn) => schema::pool::ping(&mut conn),
+        Err(_) => false,
+    })
+    .await
+    .unwrap_or(false);
+    if ok {
+        HttpResponse::Ok().json(json!({"status": "ok", "database": "up"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(
+            json!({"error": "database_unavailable", "message": "the database does not answer"}),
+        )
+    }
+}

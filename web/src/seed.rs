@@ -1,0 +1,232 @@
+//! `omniroute seed-demo`: a small, believable contact center to try the desk with.
+//! Idempotent: running it again changes nothing and prints the same logins.
+
+use anyhow::Context;
+use chrono::Utc;
+use schema::models::{Agent, CannedMessage, Classification, PauseReason, Service};
+use schema::{
+    AgentId, CannedMessageId, Channel, ClassificationId, Connection, PauseReasonId, PgConnection,
+    Role, store,
+};
+use serde_json::json;
+
+use crate::config::Config;
+
+/// The demo people: login, name, role, extension. Their password is `<login>-demo1`.
+const PEOPLE: &[(&str, &str, Role, Option<&str>)] = &[
+    ("ana", "Ana Souza", Role::Agent, Some("2001")),
+    ("bruno", "Bruno Lima", Role::Agent, Some("2002")),
+    ("carla", "Carla Dias", Role::Agent, Some("2003")),
+    ("sofia", "Sofia Martins", Role::Supervisor, Some("2100")),
+    ("admin", "Administrador", Role::Admin, None),
+];
+
+const PAUSE_REASONS: &[&str] = &[
+    "Almoço",
+    "Café",
+    "Treinamento",
+    "Feedback com supervisor",
+    "Pausa pessoal",
+];
+
+const CLASSIFICATIONS: &[&str] = &[
+    "Dúvida resolvida",
+    "Reclamação",
+    "Venda realizada",
+    "Suporte técnico",
+    "Cliente não respondeu",
+];
+
+const CANNED: &[(&str, &str)] = &[
+    (
+        "Saudação",
+        "Olá! Obrigado por entrar em contato. Como posso ajudar?",
+    ),
+    (
+        "Aguarde",
+        "Um momento, por favor, estou verificando para você.",
+    ),
+    (
+        "Protocolo",
+        "Seu atendimento foi registrado. Guarde este protocolo para futuras consultas.",
+    ),
+    (
+        "Encerramento",
+        "Posso ajudar em algo mais? Obrigado pelo contato e tenha um ótimo dia!",
+    ),
+];
+
+/// The demo password of a seeded login.
+pub fn demo_password(login: &str) -> String {
+    format!("{login}-demo1")
+}
+
+/// Seeds the demo and prints the logins.
+pub fn seed_demo(config: &Config) -> anyhow::Result<()> {
+    let mut conn = crate::server::connect(config)?;
+    schema::migrate::run_pending(&mut conn).context("migrating the database")?;
+    conn.transaction(seed).context("seeding the demo")?;
+    println!("Demo contact center ready. Sign in with (login / password):");
+    for (login, name, role, _) in PEOPLE {
+        println!(
+            "  {login:<6} / {:<12} {name} ({role})",
+            demo_password(login)
+        );
+    }
+    Ok(())
+}
+
+/// Writes the demo rows that are missing.
+pub fn seed(conn: &mut PgConnection) -> Result<(), schema::StoreError> {
+    let now = Utc::now();
+    let existing: Vec<String> = store::list_services(conn)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    for channel in Channel::ALL {
+        let name = service_name(*channel);
+        if existing.iter().any(|n| n == name) {
+            continue;
+        }
+        let mut service = Service::with_defaults(name, *channel, now);
+        (service.provider, service.provider_key) = demo_provider(*channel);
+        service.email_approval = false;
+        service.insert(conn)?;
+    }
+    let services = store::list_services(conn)?;
+
+    for (login, name, role, extension) in PEOPLE {
+        let agent = match store::agent_by_login(conn, login)? {
+            Some(agent) => agent,
+            None => Agent {
+                id: AgentId::new(),
+                login: (*login).to_owned(),
+                name: (*name).to_owned(),
+                role: *role,
+                password_hash: crate::password::hash(&demo_password(login)),
+                active: true,
+                extension: extension.map(str::to_owned),
+                auto_distribution: None,
+                created_at: now,
+                updated_at: now,
+            }
+            .insert(conn)?,
+        };
+        if agent.role != Role::Admin {
+            for service in &services {
+                store::add_membership(conn, agent.id, service.id, now)?;
+            }
+        }
+    }
+
+    let reasons: Vec<String> = store::list_pause_reasons(conn)?
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    for name in PAUSE_REASONS
+        .iter()
+        .filter(|n| !reasons.iter().any(|r| r == *n))
+    {
+        PauseReason {
+            id: PauseReasonId::new(),
+            name: (*name).to_owned(),
+            active: true,
+            created_at: now,
+        }
+        .insert(conn)?;
+    }
+    let classes: Vec<String> = store::classifications_for(conn, None)?
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    for name in CLASSIFICATIONS
+        .iter()
+        .filter(|n| !classes.iter().any(|c| c == *n))
+    {
+        Classification {
+            id: ClassificationId::new(),
+            name: (*name).to_owned(),
+            service_id: None,
+            active: true,
+            created_at: now,
+        }
+        .insert(conn)?;
+    }
+    let canned: Vec<String> = store::canned_messages_for(conn, None)?
+        .into_iter()
+        .map(|c| c.title)
+        .collect();
+    for (title, text) in CANNED
+        .iter()
+        .filter(|(t, _)| !canned.iter().any(|c| c == t))
+    {
+        CannedMessage {
+            id: CannedMessageId::new(),
+            title: (*title).to_owned(),
+            text: (*text).to_owned(),
+            service_id: None,
+            created_at: now,
+        }
+        .insert(conn)?;
+    }
+    Ok(())
+}
+
+fn service_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Email => "E-mail Atendimento",
+        Channel::Webchat => "Chat do Site",
+        Channel::Whatsapp => "WhatsApp Atendimento",
+        Channel::Messenger => "Facebook Messenger",
+        Channel::Instagram => "Instagram Direct",
+        Channel::Telegram => "Telegram Bot",
+        Channel::Sms => "SMS",
+        Channel::Voice => "Central Telefônica",
+    }
+}
+
+/// Demo credentials in the shape of SPEC.md's `provider` object; the base URLs point at
+/// nothing real, so nothing leaves the machine until an admin configures a provider.
+fn demo_provider(channel: Channel) -> (serde_json::Value, Option<String>) {
+    match channel {
+        Channel::Whatsapp => (
+            json!({"phone_number_id": "100000000000001", "app_secret": "demo-app-secret",
+                   "verify_token": "demo-verify-token", "access_token": "demo-access-token",
+                   "api_base_url": "http://127.0.0.1:9/graph"}),
+            Some("100000000000001".into()),
+        ),
+        Channel::Messenger => (
+            json!({"page_id": "200000000000001", "app_secret": "demo-app-secret",
+                   "verify_token": "demo-verify-token", "access_token": "demo-access-token",
+                   "api_base_url": "http://127.0.0.1:9/graph"}),
+            Some("200000000000001".into()),
+        ),
+        Channel::Instagram => (
+            json!({"account_id": "300000000000001", "app_secret": "demo-app-secret",
+                   "verify_token": "demo-verify-token", "access_token": "demo-access-token",
+                   "api_base_url": "http://127.0.0.1:9/graph"}),
+            Some("300000000000001".into()),
+        ),
+        Channel::Telegram => (
+            json!({"bot_token": "000000:demo-bot-token", "secret_token": "demo-secret-token",
+                   "api_base_url": "http://127.0.0.1:9/telegram"}),
+            None,
+        ),
+        Channel::Sms => (
+            json!({"account_sid": "AC00000000000000000000000000000000", "auth_token": "demo-auth-token",
+                   "phone_number": "+5511900000000", "webhook_url": "http://127.0.0.1:8080/webhooks/twilio/sms",
+                   "api_base_url": "http://127.0.0.1:9/twilio"}),
+            Some("+5511900000000".into()),
+        ),
+        Channel::Email => (
+            json!({"address": "atendimento@omniroute.example", "smtp_url": "smtp://127.0.0.1:2525",
+                   "webhook_secret": "demo-email-secret"}),
+            Some("atendimento@omniroute.example".into()),
+        ),
+        Channel::Webchat => (
+            json!({"allowed_origins": ["http://127.0.0.1:8080", "http://localhost:8080"]}),
+            None,
+        ),
+        Channel::Voice => (json!({"cti_token": "demo-cti-token"}), None),
+    }
+}

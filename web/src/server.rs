@@ -1,0 +1,140 @@
+//! `omniroute serve` and `omniroute migrate`.
+
+use actix_web::{App, HttpServer, web};
+use anyhow::{Context, anyhow};
+use chrono::Utc;
+use schema::models::Agent;
+use schema::{AgentId, PgConnection, PoolOptions, Role, store};
+use tracing::info;
+
+use crate::config::Config;
+use crate::state::AppState;
+
+/// Connects, migrates, provisions the first admin if asked, and serves until SIGINT/SIGTERM,
+/// letting open requests finish (graceful shutdown).
+pub fn serve(config: Config) -> anyhow::Result<()> {
+    let mut conn = connect(&config)?;
+    let applied = schema::migrate::run_pending(&mut conn).context("migrating the database")?;
+    if !applied.is_empty() {
+        info!(count = applied.len(), "migrations applied");
+    }
+    bootstrap_admin(&mut conn, &config)?;
+    drop(conn);
+
+    let pool = schema::build_pool(
+        &config.database_url,
+        &PoolOptions {
+            max_size: config.db_pool_size,
+            connection_timeout: config.db_timeout,
+        },
+    );
+    let state = AppState {
+        pool,
+        health_timeout: std::time::Duration::from_secs(1),
+    };
+    actix_web::rt::System::new().block_on(run(config, state))
+}
+
+async fn run(config: Config, state: AppState) -> anyhow::Result<()> {
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(actix_web::middleware::Logger::default())
+            .configure(crate::routes::configure)
+    })
+    .workers(config.workers)
+    .shutdown_timeout(config.shutdown_timeout.as_secs())
+    .bind(config.bind)
+    .with_context(|| format!("cannot listen on {} (OMNIROUTE_BIND)", config.bind))?;
+    for addr in server.addrs() {
+        info!(%addr, "listening");
+        println!("Omniroute is serving at http://{addr}/");
+    }
+    server.run().await.context("HTTP server")?;
+    info!("stopped");
+    Ok(())
+}
+
+/// `omniroute migrate`: applies pending migrations.
+pub fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
+    let mut conn = connect(config)?;
+    Ok(schema::migrate::run_pending(&mut conn).context("migrating the database")?)
+}
+
+/// One direct connection, with an error that names the database without its password.
+pub fn connect(config: &Config) -> anyhow::Result<PgConnection> {
+    schema::connect(&config.database_url).map_err(|e| {
+        anyhow!(
+            "cannot reach the database at {}: {e}",
+            redact(&config.database_url)
+        )
+    })
+}
+
+/// Creates the first admin from `OMNIROUTE_BOOTSTRAP_ADMIN` when the database has none.
+fn bootstrap_admin(conn: &mut PgConnection, config: &Config) -> anyhow::Result<()> {
+    let Some(admin) = &config.bootstrap_admin else {
+        return Ok(());
+    };
+    if store::count_agents_with_role(conn, Role::Admin)? > 0 {
+        info!("an admin exists; OMNIROUTE_BOOTSTRAP_ADMIN ignored");
+        return Ok(());
+    }
+    let now = Utc::now();
+    Agent {
+        id: AgentId::new(),
+        login: admin.login.clone(),
+        name: admin.login.clone(),
+        role: Role::Admin,
+        password_hash: crate::password::hash(&admin.password),
+        active: true,
+        extension: None,
+        auto_distribution: None,
+        created_at: now,
+        updated_at: now,
+    }
+    .insert(conn)
+    .with_context(|| format!("creating the bootstrap admin {:?}", admin.login))?;
+    info!(login = %admin.login, "bootstrap admin created");
+    Ok(())
+}
+
+/// The URL with any password replaced, for messages.
+pub fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].find(':') {
+            Some(colon) => format!(
+                "{}{}:***{}",
+                &url[..scheme_end],
+                &rest[..colon],
+                &rest[at..]
+            ),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(
+            redact("postgres://u:secret@db:5432/x"),
+            "postgres://u:***@db:5432/x"
+        );
+        assert_eq!(
+            redact("postgres://u@localhost/x?host=/tmp"),
+            "postgres://u@localhost/x?host=/tmp"
+        );
+        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+    }
+}

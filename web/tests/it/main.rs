@@ -1,0 +1,3 @@
+//! Integration tests of the `omniroute` binary against a real PostgreSQL.
+
+mod server;
