@@ -207,7 +207,7 @@ pub fn live_session(
         .optional()?)
 }
 
-/// Revokes a session (logout). Returns whether a live session was revoked.
+/// Revokes a session (logout). Returns whether a session not yet revoked was found.
 pub fn revoke_session(
     conn: &mut PgConnection,
     token_hash: &[u8],

@@ -155,9 +155,12 @@ pub fn insert_message_once(
     conn: &mut PgConnection,
     message: &Message,
 ) -> StoreResult<Option<Message>> {
+    use diesel::upsert::DecoratableTarget;
     Ok(diesel::insert_into(messages::table)
         .values(message)
-        .on_conflict_do_nothing()
+        .on_conflict((messages::service_id, messages::provider_message_id))
+        .filter_target(messages::provider_message_id.is_not_null())
+        .do_nothing()
         .returning(Message::as_returning())
         .get_result(conn)
         .optional()?)
@@ -201,8 +204,10 @@ pub fn update_message(
         .get_result(conn)?)
 }
 
-/// Moves a message's status forward only (statuses arrive out of order; `failed` is final).
-/// Returns the message when it changed.
+/// Moves a message's status forward only (statuses arrive out of order and concurrently):
+/// sent < delivered < read; `failed` only from pending or sent, and final. One conditional
+/// `UPDATE`, so two concurrent updates can never move it backwards. Returns the message when
+/// it changed.
 pub fn advance_message_status(
     conn: &mut PgConnection,
     id: MessageId,
@@ -210,28 +215,46 @@ pub fn advance_message_status(
     at: DateTime<Utc>,
     error: Option<(String, String)>,
 ) -> StoreResult<Option<Message>> {
-    let current = Message::find(conn, id)?;
-    if current.status == MessageStatus::Failed || status.rank() <= current.status.rank() {
-        return Ok(None);
-    }
+    use diesel::dsl::sql;
+    use diesel::sql_types::Integer;
     let mut changes = MessageChangeset {
         status: Some(status),
         ..Default::default()
     };
-    match status {
-        MessageStatus::Sent => changes.sent_at = Some(Some(at)),
-        MessageStatus::Delivered => changes.delivered_at = Some(Some(at)),
-        MessageStatus::Read => changes.read_at = Some(Some(at)),
+    // The highest current rank from which this status is still progress.
+    let below = match status {
+        MessageStatus::Received | MessageStatus::Pending => return Ok(None),
+        MessageStatus::Sent => {
+            changes.sent_at = Some(Some(at));
+            1
+        }
+        MessageStatus::Delivered => {
+            changes.delivered_at = Some(Some(at));
+            2
+        }
+        MessageStatus::Read => {
+            changes.read_at = Some(Some(at));
+            3
+        }
         MessageStatus::Failed => {
             changes.failed_at = Some(Some(at));
             if let Some((code, message)) = error {
                 changes.error_code = Some(Some(code));
                 changes.error_message = Some(Some(message));
             }
+            2
         }
-        MessageStatus::Received | MessageStatus::Pending => {}
-    }
-    update_message(conn, id, &changes).map(Some)
+    };
+    let rank = sql::<Integer>(
+        "(CASE messages.status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 \
+         WHEN 'failed' THEN 9 ELSE 0 END)",
+    );
+    Ok(diesel::update(messages::table.find(id))
+        .filter(rank.lt(below))
+        .set(&changes)
+        .returning(Message::as_returning())
+        .get_result(conn)
+        .optional()?)
 }
 
 /// The attachments of a message.
