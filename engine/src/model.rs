@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use schema::{AgentId, AssignmentVia, Channel, ClassificationId, ConversationId, ConversationState, PauseReasonId, ServiceId, SubState};
+use schema::{
+    AgentId, AssignmentVia, Channel, ClassificationId, ConversationId, ConversationState,
+    PauseReasonId, ServiceId, SubState,
+};
 use serde::{Deserialize, Serialize};
 
 /// Number of channels, for per-channel arrays indexed by [`channel_index`].
@@ -57,12 +60,16 @@ impl ServiceSettings {
             channel: s.channel,
             active: s.active,
             auto_distribution: s.auto_distribution,
-            offer_timeout: s.offer_timeout_s.map(|v| Duration::from_secs(u64::try_from(v.max(1)).unwrap_or(1))),
+            offer_timeout: s
+                .offer_timeout_s
+                .map(|v| Duration::from_secs(u64::try_from(v.max(1)).unwrap_or(1))),
             inactivity: minutes(s.inactivity_minutes),
             abandon: Duration::from_secs(u64::try_from(s.abandon_hours.max(0)).unwrap_or(0) * 3600),
             agent_alert: s.agent_alert_minutes.map(minutes),
             customer_reminder: s.customer_reminder_minutes.map(minutes),
-            disconnect_grace: Duration::from_secs(u64::try_from(s.disconnect_grace_s.max(0)).unwrap_or(0)),
+            disconnect_grace: Duration::from_secs(
+                u64::try_from(s.disconnect_grace_s.max(0)).unwrap_or(0),
+            ),
             allow_cancel: s.allow_cancel,
         }
     }
@@ -87,7 +94,13 @@ impl AgentProfile {
         for c in Channel::ALL {
             capacity[channel_index(*c)] = u32::try_from(c.default_capacity()).unwrap_or(0);
         }
-        Self { id, services, capacity, auto_distribution: None, extension: None }
+        Self {
+            id,
+            services,
+            capacity,
+            auto_distribution: None,
+            extension: None,
+        }
     }
 }
 
@@ -98,8 +111,12 @@ pub enum Presence {
     Offline,
     Available,
     /// Asked for a pause with conversations still open: receives nothing new.
-    PausePending { reason: PauseReasonId },
-    Paused { reason: PauseReasonId },
+    PausePending {
+        reason: PauseReasonId,
+    },
+    Paused {
+        reason: PauseReasonId,
+    },
 }
 
 impl Presence {
@@ -161,7 +178,13 @@ pub struct ConversationFacts {
 
 impl ConversationFacts {
     /// A conversation just arrived in a queue.
-    pub fn arriving(id: ConversationId, service: ServiceId, channel: Channel, priority: i32, at: DateTime<Utc>) -> Self {
+    pub fn arriving(
+        id: ConversationId,
+        service: ServiceId,
+        channel: Channel,
+        priority: i32,
+        at: DateTime<Utc>,
+    ) -> Self {
         Self {
             id,
             service,
@@ -218,15 +241,31 @@ pub struct DecisionRecord {
 /// How an agent came to own a conversation, or why it stopped.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AssignmentChange {
-    Opened { agent: AgentId, via: AssignmentVia },
-    Closed { agent: AgentId, reason: &'static str },
+    Opened {
+        agent: AgentId,
+        via: AssignmentVia,
+    },
+    Closed {
+        agent: AgentId,
+        reason: &'static str,
+    },
     /// Closed for one agent and opened for another in the same event (transfer).
-    Moved { from: AgentId, to: AgentId, via: AssignmentVia },
+    Moved {
+        from: AgentId,
+        to: AgentId,
+        via: AssignmentVia,
+    },
 }
 
 /// What became of an offer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OfferChange {
-    Made { agent: AgentId, expires_at: DateTime<Utc> },
-    Resolved { agent: AgentId, outcome: schema::OfferOutcome },
+    Made {
+        agent: AgentId,
+        expires_at: DateTime<Utc>,
+    },
+    Resolved {
+        agent: AgentId,
+        outcome: schema::OfferOutcome,
+    },
 }

@@ -64,7 +64,10 @@ pub fn ranks_before(a: &AgentView, b: &AgentView) -> bool {
 }
 
 /// The agent a waiting conversation goes to, if any is eligible.
-pub fn choose_agent<'a>(members: impl IntoIterator<Item = &'a AgentView>, declined: &[AgentId]) -> Option<&'a AgentView> {
+pub fn choose_agent<'a>(
+    members: impl IntoIterator<Item = &'a AgentView>,
+    declined: &[AgentId],
+) -> Option<&'a AgentView> {
     let mut best: Option<&AgentView> = None;
     for agent in members {
         if eligibility(agent, declined).is_err() {
