@@ -9,14 +9,14 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use schema::{
-    Actor, AgentId, AssignmentVia, Channel, ClassificationId, ConversationId, ConversationState,
-    DecisionMode, OfferOutcome, PauseReasonId, ServiceId, SubState,
+    Actor, AgentId, AssignmentVia, Channel, ClassificationId, ConversationId, ConversationState, DecisionMode,
+    OfferOutcome, PauseReasonId, ServiceId, SubState,
 };
 
 use crate::error::EngineError;
 use crate::model::{
-    AgentProfile, AssignmentChange, CandidateView, ConversationFacts, DecisionRecord, OfferChange,
-    Presence, ServiceSettings, TransferTarget, channel_index,
+    AgentProfile, AssignmentChange, CandidateView, ConversationFacts, DecisionRecord, OfferChange, Presence,
+    ServiceSettings, TransferTarget, channel_index,
 };
 use crate::policy::{self, AgentView};
 
@@ -66,94 +66,45 @@ pub enum Command {
     /// Adds or updates an agent's teams and capacities.
     UpsertAgent(AgentProfile),
     /// Presence change asked by the agent (R8) — `Offline` is a logoff (R9).
-    SetPresence {
-        agent: AgentId,
-        presence: PresenceRequest,
-    },
+    SetPresence { agent: AgentId, presence: PresenceRequest },
     /// The grace period after an agent's last connection ended, or the agent logged off (R9).
-    Logoff {
-        agent: AgentId,
-        reason: LogoffReason,
-    },
+    Logoff { agent: AgentId, reason: LogoffReason },
     /// A new conversation, `queued` or held in `pre_opening` (R1, R14, C6).
     Arrive { conversation: ConversationFacts },
     /// A supervisor lets a held conversation into its queue (C6).
-    Approve {
-        conversation: ConversationId,
-        by: By,
-    },
+    Approve { conversation: ConversationId, by: By },
     /// A supervisor refuses a held email (C6).
-    Reject {
-        conversation: ConversationId,
-        by: By,
-    },
+    Reject { conversation: ConversationId, by: By },
     /// The agent takes the next conversation of a channel (R5).
     PullNext { agent: AgentId, channel: Channel },
     /// The agent takes one chosen waiting conversation (R5).
-    PullChosen {
-        agent: AgentId,
-        conversation: ConversationId,
-    },
+    PullChosen { agent: AgentId, conversation: ConversationId },
     /// The agent accepts an offer (R7).
-    Accept {
-        agent: AgentId,
-        conversation: ConversationId,
-    },
+    Accept { agent: AgentId, conversation: ConversationId },
     /// The agent turns an offer down (R7).
-    Decline {
-        agent: AgentId,
-        conversation: ConversationId,
-    },
+    Decline { agent: AgentId, conversation: ConversationId },
     /// An offer's timeout passed (R7).
     OfferExpired { conversation: ConversationId },
     /// Transfer to an agent, a service or an external extension (R11).
-    Transfer {
-        by: By,
-        conversation: ConversationId,
-        target: TransferTarget,
-    },
+    Transfer { by: By, conversation: ConversationId, target: TransferTarget },
     /// Back to the queue, keeping its age (R12).
-    Return {
-        by: By,
-        conversation: ConversationId,
-    },
+    Return { by: By, conversation: ConversationId },
     /// Finished (R12).
-    Conclude {
-        by: By,
-        conversation: ConversationId,
-        classification: Option<ClassificationId>,
-    },
+    Conclude { by: By, conversation: ConversationId, classification: Option<ClassificationId> },
     /// Cancelled, where the service allows it (R12).
-    Cancel {
-        by: By,
-        conversation: ConversationId,
-    },
+    Cancel { by: By, conversation: ConversationId },
     /// Classification (R12).
-    Classify {
-        by: By,
-        conversation: ConversationId,
-        classification: Option<ClassificationId>,
-    },
+    Classify { by: By, conversation: ConversationId, classification: Option<ClassificationId> },
     /// Due date (R12).
-    SetDueDate {
-        by: By,
-        conversation: ConversationId,
-        due_at: Option<DateTime<Utc>>,
-    },
+    SetDueDate { by: By, conversation: ConversationId, due_at: Option<DateTime<Utc>> },
     /// The customer wrote (R10: resets inactivity, reactivates).
-    CustomerMessage {
-        conversation: ConversationId,
-        at: DateTime<Utc>,
-    },
+    CustomerMessage { conversation: ConversationId, at: DateTime<Utc> },
     /// No customer message for the service's inactivity time (R10).
     InactivityElapsed { conversation: ConversationId },
     /// Inactive for the service's abandonment time (R10).
     AbandonElapsed { conversation: ConversationId },
     /// A call delivered by the phone system to an agent's extension (R13).
-    VoiceCall {
-        conversation: ConversationFacts,
-        agent: AgentId,
-    },
+    VoiceCall { conversation: ConversationFacts, agent: AgentId },
 }
 
 /// What a stored conversation event is.
@@ -276,11 +227,7 @@ pub struct QueueKey {
 
 impl QueueKey {
     fn of(c: &ConversationFacts) -> Self {
-        Self {
-            priority: Reverse(c.priority),
-            arrived_at: c.arrived_at,
-            id: c.id,
-        }
+        Self { priority: Reverse(c.priority), arrived_at: c.arrived_at, id: c.id }
     }
 }
 
@@ -417,28 +364,17 @@ impl RoutingBook {
 
     /// Serves every queue that has waiting conversations (after a restore).
     pub fn distribute_all(&mut self, now: DateTime<Utc>) -> Vec<BookEvent> {
-        let mut tx = Tx {
-            events: Vec::new(),
-            dirty: self.services.keys().copied().collect(),
-            now,
-        };
+        let mut tx = Tx { events: Vec::new(), dirty: self.services.keys().copied().collect(), now };
         self.distribute(&mut tx);
         tx.events
     }
 
     /// Applies one command at `now`. On error nothing changed.
     pub fn apply(&mut self, now: DateTime<Utc>, command: Command) -> Result<Outcome, EngineError> {
-        let mut tx = Tx {
-            events: Vec::new(),
-            dirty: BTreeSet::new(),
-            now,
-        };
+        let mut tx = Tx { events: Vec::new(), dirty: BTreeSet::new(), now };
         let reply = self.dispatch(&mut tx, command)?;
         self.distribute(&mut tx);
-        Ok(Outcome {
-            reply,
-            events: tx.events,
-        })
+        Ok(Outcome { reply, events: tx.events })
     }
 
     fn dispatch(&mut self, tx: &mut Tx, command: Command) -> Result<Reply, EngineError> {
@@ -475,18 +411,11 @@ impl RoutingBook {
             Command::Approve { conversation, by } => self.approve(tx, conversation, by),
             Command::Reject { conversation, by } => self.reject(tx, conversation, by),
             Command::PullNext { agent, channel } => self.pull_next(tx, agent, channel),
-            Command::PullChosen {
-                agent,
-                conversation,
-            } => self.pull_chosen(tx, agent, conversation),
-            Command::Accept {
-                agent,
-                conversation,
-            } => self.accept(tx, agent, conversation),
-            Command::Decline {
-                agent,
-                conversation,
-            } => self.end_offer(tx, conversation, Some(agent), OfferOutcome::Rejected),
+            Command::PullChosen { agent, conversation } => self.pull_chosen(tx, agent, conversation),
+            Command::Accept { agent, conversation } => self.accept(tx, agent, conversation),
+            Command::Decline { agent, conversation } => {
+                self.end_offer(tx, conversation, Some(agent), OfferOutcome::Rejected)
+            }
             Command::OfferExpired { conversation } => {
                 match self.conversations.get(&conversation).and_then(|c| c.offer) {
                     Some((_, deadline)) if deadline <= tx.now => {
@@ -496,65 +425,35 @@ impl RoutingBook {
                     _ => Ok(Reply::Done),
                 }
             }
-            Command::Transfer {
-                by,
-                conversation,
-                target,
-            } => self.transfer(tx, by, conversation, target),
+            Command::Transfer { by, conversation, target } => self.transfer(tx, by, conversation, target),
             Command::Return { by, conversation } => self.return_to_queue(tx, by, conversation),
-            Command::Conclude {
-                by,
-                conversation,
-                classification,
-            } => self.finish(
-                tx,
-                by,
-                conversation,
-                ConversationState::Concluded,
-                classification,
-            ),
+            Command::Conclude { by, conversation, classification } => {
+                self.finish(tx, by, conversation, ConversationState::Concluded, classification)
+            }
             Command::Cancel { by, conversation } => {
                 let c = self.open(conversation)?;
-                let allowed = self
-                    .services
-                    .get(&c.service)
-                    .is_none_or(|s| s.settings.allow_cancel);
+                let allowed = self.services.get(&c.service).is_none_or(|s| s.settings.allow_cancel);
                 if !allowed {
                     return Err(EngineError::CancelNotAllowed);
                 }
                 self.finish(tx, by, conversation, ConversationState::Cancelled, None)
             }
-            Command::Classify {
-                by,
-                conversation,
-                classification,
-            } => {
+            Command::Classify { by, conversation, classification } => {
                 let mut c = self.owned_by(by, conversation)?.clone();
                 c.classification = classification;
                 self.record(tx, EventKind::Classified, c, by, None, None, None);
                 Ok(Reply::Done)
             }
-            Command::SetDueDate {
-                by,
-                conversation,
-                due_at,
-            } => {
+            Command::SetDueDate { by, conversation, due_at } => {
                 let mut c = self.owned_by(by, conversation)?.clone();
                 c.due_at = due_at;
                 self.record(tx, EventKind::DueDateSet, c, by, None, None, None);
                 Ok(Reply::Done)
             }
-            Command::CustomerMessage { conversation, at } => {
-                self.customer_message(tx, conversation, at)
-            }
-            Command::InactivityElapsed { conversation } => {
-                self.inactivity_elapsed(tx, conversation)
-            }
+            Command::CustomerMessage { conversation, at } => self.customer_message(tx, conversation, at),
+            Command::InactivityElapsed { conversation } => self.inactivity_elapsed(tx, conversation),
             Command::AbandonElapsed { conversation } => self.abandon_elapsed(tx, conversation),
-            Command::VoiceCall {
-                conversation,
-                agent,
-            } => self.voice_call(tx, conversation, agent),
+            Command::VoiceCall { conversation, agent } => self.voice_call(tx, conversation, agent),
         }
     }
 
@@ -562,11 +461,7 @@ impl RoutingBook {
 
     fn upsert_agent(&mut self, tx: &mut Tx, profile: AgentProfile) {
         let id = profile.id;
-        let old_services = self
-            .agents
-            .get(&id)
-            .map(|a| a.profile.services.clone())
-            .unwrap_or_default();
+        let old_services = self.agents.get(&id).map(|a| a.profile.services.clone()).unwrap_or_default();
         for s in &old_services {
             if let Some(entry) = self.services.get_mut(s) {
                 entry.members.retain(|m| *m != id);
@@ -601,12 +496,7 @@ impl RoutingBook {
         self.agents.get_mut(&id).ok_or(EngineError::AgentNotFound)
     }
 
-    fn set_presence(
-        &mut self,
-        tx: &mut Tx,
-        agent: AgentId,
-        request: PresenceRequest,
-    ) -> Result<Reply, EngineError> {
+    fn set_presence(&mut self, tx: &mut Tx, agent: AgentId, request: PresenceRequest) -> Result<Reply, EngineError> {
         let entry = self.agents.get(&agent).ok_or(EngineError::AgentNotFound)?;
         let next = match request {
             PresenceRequest::Offline => {
@@ -635,9 +525,7 @@ impl RoutingBook {
         }
         let entry = self.agent_mut(agent)?;
         let next = match next {
-            Presence::PausePending { reason } if entry.owned.is_empty() => {
-                Presence::Paused { reason }
-            }
+            Presence::PausePending { reason } if entry.owned.is_empty() => Presence::Paused { reason },
             other => other,
         };
         self.change_presence(tx, agent, next);
@@ -657,19 +545,10 @@ impl RoutingBook {
             entry.idle_since = tx.now;
             tx.dirty.extend(entry.profile.services.iter().copied());
         }
-        tx.events.push(BookEvent::Presence(PresenceEvent {
-            agent,
-            presence,
-            at: tx.now,
-        }));
+        tx.events.push(BookEvent::Presence(PresenceEvent { agent, presence, at: tx.now }));
     }
 
-    fn logoff(
-        &mut self,
-        tx: &mut Tx,
-        agent: AgentId,
-        reason: LogoffReason,
-    ) -> Result<(), EngineError> {
+    fn logoff(&mut self, tx: &mut Tx, agent: AgentId, reason: LogoffReason) -> Result<(), EngineError> {
         let entry = self.agents.get(&agent).ok_or(EngineError::AgentNotFound)?;
         let offers: Vec<_> = entry.offers.iter().copied().collect();
         let owned: Vec<_> = entry.owned.iter().copied().collect();
@@ -731,9 +610,7 @@ impl RoutingBook {
     fn approve(&mut self, tx: &mut Tx, id: ConversationId, by: By) -> Result<Reply, EngineError> {
         let mut c = self.open(id)?.clone();
         if c.state != ConversationState::PreOpening {
-            return Err(EngineError::InvalidState(
-                "only a held conversation can be approved",
-            ));
+            return Err(EngineError::InvalidState("only a held conversation can be approved"));
         }
         c.state = ConversationState::Queued;
         c.enqueued_at = Some(tx.now);
@@ -744,9 +621,7 @@ impl RoutingBook {
     fn reject(&mut self, tx: &mut Tx, id: ConversationId, by: By) -> Result<Reply, EngineError> {
         let mut c = self.open(id)?.clone();
         if c.state != ConversationState::PreOpening {
-            return Err(EngineError::InvalidState(
-                "only a held conversation can be rejected",
-            ));
+            return Err(EngineError::InvalidState("only a held conversation can be rejected"));
         }
         c.state = ConversationState::Rejected;
         c.ended_at = Some(tx.now);
@@ -768,12 +643,7 @@ impl RoutingBook {
         Ok(())
     }
 
-    fn pull_next(
-        &mut self,
-        tx: &mut Tx,
-        agent: AgentId,
-        channel: Channel,
-    ) -> Result<Reply, EngineError> {
+    fn pull_next(&mut self, tx: &mut Tx, agent: AgentId, channel: Channel) -> Result<Reply, EngineError> {
         self.check_can_take(agent, channel)?;
         let services = &self.agents[&agent].profile.services;
         let next = services
@@ -793,32 +663,13 @@ impl RoutingBook {
             candidates: Vec::new(),
             ineligible: Vec::new(),
         };
-        self.assign(
-            tx,
-            key.id,
-            agent,
-            AssignmentVia::Pull,
-            Some(decision),
-            By::Agent(agent),
-        );
+        self.assign(tx, key.id, agent, AssignmentVia::Pull, Some(decision), By::Agent(agent));
         Ok(Reply::Pulled(Some(key.id)))
     }
 
-    fn pull_chosen(
-        &mut self,
-        tx: &mut Tx,
-        agent: AgentId,
-        id: ConversationId,
-    ) -> Result<Reply, EngineError> {
+    fn pull_chosen(&mut self, tx: &mut Tx, agent: AgentId, id: ConversationId) -> Result<Reply, EngineError> {
         let c = self.open(id)?;
-        if !self
-            .agents
-            .get(&agent)
-            .ok_or(EngineError::AgentNotFound)?
-            .profile
-            .services
-            .contains(&c.service)
-        {
+        if !self.agents.get(&agent).ok_or(EngineError::AgentNotFound)?.profile.services.contains(&c.service) {
             return Err(EngineError::NotMember);
         }
         match c.state {
@@ -830,9 +681,7 @@ impl RoutingBook {
                 return Err(EngineError::AlreadyTaken);
             }
             _ => {
-                return Err(EngineError::InvalidState(
-                    "the conversation is not waiting in a queue",
-                ));
+                return Err(EngineError::InvalidState("the conversation is not waiting in a queue"));
             }
         }
         self.check_can_take(agent, c.channel)?;
@@ -843,23 +692,11 @@ impl RoutingBook {
             candidates: Vec::new(),
             ineligible: Vec::new(),
         };
-        self.assign(
-            tx,
-            id,
-            agent,
-            AssignmentVia::Pull,
-            Some(decision),
-            By::Agent(agent),
-        );
+        self.assign(tx, id, agent, AssignmentVia::Pull, Some(decision), By::Agent(agent));
         Ok(Reply::Pulled(Some(id)))
     }
 
-    fn accept(
-        &mut self,
-        tx: &mut Tx,
-        agent: AgentId,
-        id: ConversationId,
-    ) -> Result<Reply, EngineError> {
+    fn accept(&mut self, tx: &mut Tx, agent: AgentId, id: ConversationId) -> Result<Reply, EngineError> {
         let before = self.open(id)?.clone();
         match before.offer {
             Some((a, _)) if a == agent => {}
@@ -878,24 +715,11 @@ impl RoutingBook {
         c.assigned_at = Some(tx.now);
         c.enqueued_at = None;
         let event = ConversationEvent {
-            offer: Some(OfferChange::Resolved {
-                agent,
-                outcome: OfferOutcome::Accepted,
-            }),
-            ..self.event(
-                tx,
-                EventKind::OfferAccepted,
-                c,
-                By::Agent(agent),
-                Some(agent),
-                None,
-            )
+            offer: Some(OfferChange::Resolved { agent, outcome: OfferOutcome::Accepted }),
+            ..self.event(tx, EventKind::OfferAccepted, c, By::Agent(agent), Some(agent), None)
         };
         let event = ConversationEvent {
-            assignment: Some(AssignmentChange::Opened {
-                agent,
-                via: AssignmentVia::Offer,
-            }),
+            assignment: Some(AssignmentChange::Opened { agent, via: AssignmentVia::Offer }),
             ..event
         };
         self.commit(tx, event);
@@ -932,11 +756,7 @@ impl RoutingBook {
             OfferOutcome::Lapsed => EventKind::OfferLapsed,
             _ => EventKind::OfferWithdrawn,
         };
-        let by = if outcome == OfferOutcome::Rejected {
-            By::Agent(agent)
-        } else {
-            By::System
-        };
+        let by = if outcome == OfferOutcome::Rejected { By::Agent(agent) } else { By::System };
         let event = ConversationEvent {
             offer: Some(OfferChange::Resolved { agent, outcome }),
             ..self.event(tx, kind, c, by, Some(agent), None)
@@ -959,9 +779,7 @@ impl RoutingBook {
         match target {
             TransferTarget::Agent(to) => {
                 if to == from {
-                    return Err(EngineError::InvalidTransfer(
-                        "the conversation is already with that agent",
-                    ));
+                    return Err(EngineError::InvalidTransfer("the conversation is already with that agent"));
                 }
                 let target = self.agents.get(&to).ok_or(EngineError::AgentNotFound)?;
                 if !target.logged_in() {
@@ -986,11 +804,7 @@ impl RoutingBook {
                     ineligible: Vec::new(),
                 };
                 let event = ConversationEvent {
-                    assignment: Some(AssignmentChange::Moved {
-                        from,
-                        to,
-                        via: AssignmentVia::Transfer,
-                    }),
+                    assignment: Some(AssignmentChange::Moved { from, to, via: AssignmentVia::Transfer }),
                     decision: Some(decision),
                     ..self.event(tx, EventKind::Transferred, c, by, Some(to), None)
                 };
@@ -1000,20 +814,12 @@ impl RoutingBook {
                 }
             }
             TransferTarget::Service(service) => {
-                let settings = &self
-                    .services
-                    .get(&service)
-                    .ok_or(EngineError::ServiceNotFound)?
-                    .settings;
+                let settings = &self.services.get(&service).ok_or(EngineError::ServiceNotFound)?.settings;
                 if service == before.service {
-                    return Err(EngineError::InvalidTransfer(
-                        "the conversation is already in that service",
-                    ));
+                    return Err(EngineError::InvalidTransfer("the conversation is already in that service"));
                 }
                 if settings.channel != before.channel {
-                    return Err(EngineError::InvalidTransfer(
-                        "the service is on another channel",
-                    ));
+                    return Err(EngineError::InvalidTransfer("the service is on another channel"));
                 }
                 let mut c = before;
                 c.service = service;
@@ -1024,19 +830,14 @@ impl RoutingBook {
                 c.enqueued_at = Some(tx.now);
                 c.declined_by.clear();
                 let event = ConversationEvent {
-                    assignment: Some(AssignmentChange::Closed {
-                        agent: from,
-                        reason: "transferred_to_service",
-                    }),
+                    assignment: Some(AssignmentChange::Closed { agent: from, reason: "transferred_to_service" }),
                     ..self.event(tx, EventKind::TransferredToService, c, by, None, None)
                 };
                 self.commit(tx, event);
             }
             TransferTarget::Extension(extension) => {
                 if before.channel != Channel::Voice {
-                    return Err(EngineError::InvalidTransfer(
-                        "only calls can go to an extension",
-                    ));
+                    return Err(EngineError::InvalidTransfer("only calls can go to an extension"));
                 }
                 if extension.trim().is_empty() {
                     return Err(EngineError::InvalidTransfer("the extension is empty"));
@@ -1048,10 +849,7 @@ impl RoutingBook {
                 c.concluded_by = Some(from);
                 c.ended_at = Some(tx.now);
                 let event = ConversationEvent {
-                    assignment: Some(AssignmentChange::Closed {
-                        agent: from,
-                        reason: "transferred_out",
-                    }),
+                    assignment: Some(AssignmentChange::Closed { agent: from, reason: "transferred_out" }),
                     extension: Some(extension),
                     ..self.event(tx, EventKind::TransferredOut, c, by, None, None)
                 };
@@ -1061,12 +859,7 @@ impl RoutingBook {
         Ok(Reply::Done)
     }
 
-    fn return_to_queue(
-        &mut self,
-        tx: &mut Tx,
-        by: By,
-        id: ConversationId,
-    ) -> Result<Reply, EngineError> {
+    fn return_to_queue(&mut self, tx: &mut Tx, by: By, id: ConversationId) -> Result<Reply, EngineError> {
         let before = self.owned_by(by, id)?.clone();
         let from = before.owner.ok_or(EngineError::NotOwner)?;
         let mut c = before;
@@ -1085,10 +878,7 @@ impl RoutingBook {
             by,
             Some(from),
             None,
-            Some(AssignmentChange::Closed {
-                agent: from,
-                reason: "returned",
-            }),
+            Some(AssignmentChange::Closed { agent: from, reason: "returned" }),
         );
         Ok(Reply::Done)
     }
@@ -1115,59 +905,25 @@ impl RoutingBook {
             c.classification = classification;
         }
         c.ended_at = Some(tx.now);
-        let kind = if state == ConversationState::Cancelled {
-            EventKind::Cancelled
-        } else {
-            EventKind::Concluded
-        };
-        let reason = if state == ConversationState::Cancelled {
-            "cancelled"
-        } else {
-            "concluded"
-        };
-        self.record(
-            tx,
-            kind,
-            c,
-            by,
-            Some(from),
-            None,
-            Some(AssignmentChange::Closed {
-                agent: from,
-                reason,
-            }),
-        );
+        let kind = if state == ConversationState::Cancelled { EventKind::Cancelled } else { EventKind::Concluded };
+        let reason = if state == ConversationState::Cancelled { "cancelled" } else { "concluded" };
+        self.record(tx, kind, c, by, Some(from), None, Some(AssignmentChange::Closed { agent: from, reason }));
         Ok(Reply::Done)
     }
 
     // ----- customer activity and timers (R10) -----
 
-    fn customer_message(
-        &mut self,
-        tx: &mut Tx,
-        id: ConversationId,
-        at: DateTime<Utc>,
-    ) -> Result<Reply, EngineError> {
+    fn customer_message(&mut self, tx: &mut Tx, id: ConversationId, at: DateTime<Utc>) -> Result<Reply, EngineError> {
         let before = self.open(id)?.clone();
         let mut c = before.clone();
         c.last_customer_message_at = Some(c.last_customer_message_at.map_or(at, |t| t.max(at)));
-        if before.state == ConversationState::InService
-            && before.sub_state == Some(SubState::InactiveAtAgent)
-        {
+        if before.state == ConversationState::InService && before.sub_state == Some(SubState::InactiveAtAgent) {
             let owner = before.owner.ok_or(EngineError::NotOwner)?;
             let a = &self.agents[&owner];
             let i = channel_index(c.channel);
             if a.active[i] < a.profile.capacity[i] {
                 c.sub_state = Some(SubState::Active);
-                self.record(
-                    tx,
-                    EventKind::Reactivated,
-                    c,
-                    By::System,
-                    Some(owner),
-                    None,
-                    None,
-                );
+                self.record(tx, EventKind::Reactivated, c, By::System, Some(owner), None, None);
             } else {
                 // R4 is absolute: with its agent full, the conversation waits at the head of the
                 // queue (it keeps its age) for whoever frees up first, the same agent included.
@@ -1183,10 +939,7 @@ impl RoutingBook {
                     By::System,
                     Some(owner),
                     Some("agent_at_capacity_on_reactivation".into()),
-                    Some(AssignmentChange::Closed {
-                        agent: owner,
-                        reason: "agent_at_capacity",
-                    }),
+                    Some(AssignmentChange::Closed { agent: owner, reason: "agent_at_capacity" }),
                 );
             }
         } else {
@@ -1196,19 +949,11 @@ impl RoutingBook {
         Ok(Reply::Done)
     }
 
-    fn inactivity_elapsed(
-        &mut self,
-        tx: &mut Tx,
-        id: ConversationId,
-    ) -> Result<Reply, EngineError> {
+    fn inactivity_elapsed(&mut self, tx: &mut Tx, id: ConversationId) -> Result<Reply, EngineError> {
         let Some(before) = self.conversations.get(&id).cloned() else {
             return Ok(Reply::Done);
         };
-        let Some(settings) = self
-            .services
-            .get(&before.service)
-            .map(|s| s.settings.clone())
-        else {
+        let Some(settings) = self.services.get(&before.service).map(|s| s.settings.clone()) else {
             return Ok(Reply::Done);
         };
         let due = inactivity_deadline(&before, &settings);
@@ -1221,15 +966,7 @@ impl RoutingBook {
         let mut c = before;
         c.sub_state = Some(SubState::InactiveAtAgent);
         let owner = c.owner;
-        self.record(
-            tx,
-            EventKind::BecameInactive,
-            c,
-            By::System,
-            owner,
-            None,
-            None,
-        );
+        self.record(tx, EventKind::BecameInactive, c, By::System, owner, None, None);
         Ok(Reply::Done)
     }
 
@@ -1237,11 +974,7 @@ impl RoutingBook {
         let Some(before) = self.conversations.get(&id).cloned() else {
             return Ok(Reply::Done);
         };
-        let Some(settings) = self
-            .services
-            .get(&before.service)
-            .map(|s| s.settings.clone())
-        else {
+        let Some(settings) = self.services.get(&before.service).map(|s| s.settings.clone()) else {
             return Ok(Reply::Done);
         };
         if abandon_deadline(&before, &settings).is_none_or(|d| d > tx.now) {
@@ -1255,36 +988,16 @@ impl RoutingBook {
         c.owner = None;
         c.offer = None;
         c.ended_at = Some(tx.now);
-        let mut event = self.event(
-            tx,
-            EventKind::Abandoned,
-            c,
-            By::System,
-            owner,
-            Some("customer_inactive".into()),
-        );
-        event.assignment = owner.map(|agent| AssignmentChange::Closed {
-            agent,
-            reason: "abandoned",
-        });
-        event.offer = offered.map(|agent| OfferChange::Resolved {
-            agent,
-            outcome: OfferOutcome::Withdrawn,
-        });
+        let mut event = self.event(tx, EventKind::Abandoned, c, By::System, owner, Some("customer_inactive".into()));
+        event.assignment = owner.map(|agent| AssignmentChange::Closed { agent, reason: "abandoned" });
+        event.offer = offered.map(|agent| OfferChange::Resolved { agent, outcome: OfferOutcome::Withdrawn });
         self.commit(tx, event);
         Ok(Reply::Done)
     }
 
-    fn voice_call(
-        &mut self,
-        tx: &mut Tx,
-        mut c: ConversationFacts,
-        agent: AgentId,
-    ) -> Result<Reply, EngineError> {
+    fn voice_call(&mut self, tx: &mut Tx, mut c: ConversationFacts, agent: AgentId) -> Result<Reply, EngineError> {
         if c.channel != Channel::Voice {
-            return Err(EngineError::InvalidState(
-                "only calls are delivered straight to an agent",
-            ));
+            return Err(EngineError::InvalidState("only calls are delivered straight to an agent"));
         }
         if !self.services.contains_key(&c.service) {
             return Err(EngineError::ServiceNotFound);
@@ -1315,10 +1028,7 @@ impl RoutingBook {
             ineligible: Vec::new(),
         };
         let mut event = self.event(tx, EventKind::Assigned, c, By::System, Some(agent), None);
-        event.assignment = Some(AssignmentChange::Opened {
-            agent,
-            via: AssignmentVia::Voice,
-        });
+        event.assignment = Some(AssignmentChange::Opened { agent, via: AssignmentVia::Voice });
         event.decision = Some(decision);
         event.from_state = None;
         self.commit(tx, event);
@@ -1338,10 +1048,7 @@ impl RoutingBook {
                 let Some(entry) = self.services.get(s) else {
                     continue;
                 };
-                if !entry.settings.active
-                    || entry.waiting.is_empty()
-                    || !self.has_auto_member(entry)
-                {
+                if !entry.settings.active || entry.waiting.is_empty() || !self.has_auto_member(entry) {
                     continue;
                 }
                 items.extend(entry.waiting.iter().map(|k| (*k, *s)));
@@ -1370,11 +1077,7 @@ impl RoutingBook {
 
     fn has_auto_member(&self, entry: &ServiceEntry) -> bool {
         entry.members.iter().any(|m| {
-            self.agents.get(m).is_some_and(|a| {
-                a.profile
-                    .auto_distribution
-                    .unwrap_or(entry.settings.auto_distribution)
-            })
+            self.agents.get(m).is_some_and(|a| a.profile.auto_distribution.unwrap_or(entry.settings.auto_distribution))
         })
     }
 
@@ -1387,10 +1090,7 @@ impl RoutingBook {
             .map(|a| AgentView {
                 id: a.profile.id,
                 available: a.presence == Presence::Available,
-                auto: a
-                    .profile
-                    .auto_distribution
-                    .unwrap_or(service.settings.auto_distribution),
+                auto: a.profile.auto_distribution.unwrap_or(service.settings.auto_distribution),
                 active: a.active[i],
                 capacity: a.profile.capacity[i],
                 idle_since: a.idle_since,
@@ -1409,23 +1109,13 @@ impl RoutingBook {
         let declined = &conversation.declined_by;
         let Some(chosen) = policy::choose_agent(&views, declined) else {
             let anyone = views.iter().any(|v| policy::eligibility(v, &[]).is_ok());
-            return if anyone {
-                RouteResult::SkippedDeclined
-            } else {
-                RouteResult::NoAgentFree
-            };
+            return if anyone { RouteResult::SkippedDeclined } else { RouteResult::NoAgentFree };
         };
-        let decision = decision_record(
-            &views,
-            declined,
-            chosen,
-            entry.settings.offer_timeout.is_some(),
-        );
+        let decision = decision_record(&views, declined, chosen, entry.settings.offer_timeout.is_some());
         let agent = chosen.id;
         match entry.settings.offer_timeout {
             Some(timeout) => {
-                let expires_at = tx.now
-                    + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::seconds(30));
+                let expires_at = tx.now + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::seconds(30));
                 let mut c = conversation.clone();
                 c.state = ConversationState::Offered;
                 c.offer = Some((agent, expires_at));
@@ -1436,14 +1126,7 @@ impl RoutingBook {
                 };
                 self.commit(tx, event);
             }
-            None => self.assign(
-                tx,
-                id,
-                agent,
-                AssignmentVia::Auto,
-                Some(decision),
-                By::System,
-            ),
+            None => self.assign(tx, id, agent, AssignmentVia::Auto, Some(decision), By::System),
         }
         if let Some(a) = self.agents.get_mut(&agent) {
             a.idle_since = tx.now;
@@ -1485,9 +1168,7 @@ impl RoutingBook {
     // ----- bookkeeping -----
 
     fn open(&self, id: ConversationId) -> Result<&ConversationFacts, EngineError> {
-        self.conversations
-            .get(&id)
-            .ok_or(EngineError::ConversationNotFound)
+        self.conversations.get(&id).ok_or(EngineError::ConversationNotFound)
     }
 
     /// The conversation, if `by` may act on it as its owner (supervisors and the system may act
@@ -1541,10 +1222,7 @@ impl RoutingBook {
         reason: Option<String>,
         assignment: Option<AssignmentChange>,
     ) {
-        let event = ConversationEvent {
-            assignment,
-            ..self.event(tx, kind, facts, by, agent, reason)
-        };
+        let event = ConversationEvent { assignment, ..self.event(tx, kind, facts, by, agent, reason) };
         self.commit(tx, event);
     }
 
@@ -1579,9 +1257,7 @@ impl RoutingBook {
             self.conversations.insert(after.id, after.clone());
         }
         // Whatever freed capacity or filled a queue may make an assignment possible (R6).
-        let freed = before
-            .as_ref()
-            .is_some_and(|b| b.counts_against_capacity() && !after.counts_against_capacity());
+        let freed = before.as_ref().is_some_and(|b| b.counts_against_capacity() && !after.counts_against_capacity());
         if after.state.is_waiting() {
             tx.dirty.insert(after.service);
         }
@@ -1664,10 +1340,7 @@ enum RouteResult {
 
 /// When a conversation in service goes inactive (R10): chat-like channels only.
 pub fn inactivity_deadline(c: &ConversationFacts, s: &ServiceSettings) -> Option<DateTime<Utc>> {
-    if !c.channel.is_chat_like()
-        || c.state != ConversationState::InService
-        || c.sub_state != Some(SubState::Active)
-    {
+    if !c.channel.is_chat_like() || c.state != ConversationState::InService || c.sub_state != Some(SubState::Active) {
         return None;
     }
     let from = c.last_customer_message_at.max(c.assigned_at)?;
@@ -1687,12 +1360,7 @@ pub fn abandon_deadline(c: &ConversationFacts, s: &ServiceSettings) -> Option<Da
     Some(from + chrono::Duration::from_std(s.abandon).ok()?)
 }
 
-fn decision_record(
-    views: &[AgentView],
-    declined: &[AgentId],
-    chosen: &AgentView,
-    offer: bool,
-) -> DecisionRecord {
+fn decision_record(views: &[AgentView], declined: &[AgentId], chosen: &AgentView, offer: bool) -> DecisionRecord {
     let mut eligible: Vec<&AgentView> = Vec::new();
     let mut ineligible: Vec<(&'static str, u32)> = Vec::new();
     for v in views {
@@ -1713,11 +1381,7 @@ fn decision_record(
     }
     eligible.sort_by_key(|v| (v.active, v.idle_since, v.id));
     DecisionRecord {
-        mode: if offer {
-            DecisionMode::Offer
-        } else {
-            DecisionMode::Auto
-        },
+        mode: if offer { DecisionMode::Offer } else { DecisionMode::Auto },
         agent: Some(chosen.id),
         reason: format!(
             "fewest active conversations ({} of {}), then longest idle, among {n} eligible agents",
@@ -1725,12 +1389,7 @@ fn decision_record(
         ),
         candidates: eligible
             .into_iter()
-            .map(|v| CandidateView {
-                agent_id: v.id,
-                active: v.active,
-                capacity: v.capacity,
-                idle_since: v.idle_since,
-            })
+            .map(|v| CandidateView { agent_id: v.id, active: v.active, capacity: v.capacity, idle_since: v.idle_since })
             .collect(),
         ineligible,
     }

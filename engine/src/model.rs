@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use schema::{
-    AgentId, AssignmentVia, Channel, ClassificationId, ConversationId, ConversationState,
-    PauseReasonId, ServiceId, SubState,
+    AgentId, AssignmentVia, Channel, ClassificationId, ConversationId, ConversationState, PauseReasonId, ServiceId,
+    SubState,
 };
 use serde::{Deserialize, Serialize};
 
@@ -60,16 +60,12 @@ impl ServiceSettings {
             channel: s.channel,
             active: s.active,
             auto_distribution: s.auto_distribution,
-            offer_timeout: s
-                .offer_timeout_s
-                .map(|v| Duration::from_secs(u64::try_from(v.max(1)).unwrap_or(1))),
+            offer_timeout: s.offer_timeout_s.map(|v| Duration::from_secs(u64::try_from(v.max(1)).unwrap_or(1))),
             inactivity: minutes(s.inactivity_minutes),
             abandon: Duration::from_secs(u64::try_from(s.abandon_hours.max(0)).unwrap_or(0) * 3600),
             agent_alert: s.agent_alert_minutes.map(minutes),
             customer_reminder: s.customer_reminder_minutes.map(minutes),
-            disconnect_grace: Duration::from_secs(
-                u64::try_from(s.disconnect_grace_s.max(0)).unwrap_or(0),
-            ),
+            disconnect_grace: Duration::from_secs(u64::try_from(s.disconnect_grace_s.max(0)).unwrap_or(0)),
             allow_cancel: s.allow_cancel,
         }
     }
@@ -94,13 +90,7 @@ impl AgentProfile {
         for c in Channel::ALL {
             capacity[channel_index(*c)] = u32::try_from(c.default_capacity()).unwrap_or(0);
         }
-        Self {
-            id,
-            services,
-            capacity,
-            auto_distribution: None,
-            extension: None,
-        }
+        Self { id, services, capacity, auto_distribution: None, extension: None }
     }
 }
 
@@ -260,12 +250,6 @@ pub enum AssignmentChange {
 /// What became of an offer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OfferChange {
-    Made {
-        agent: AgentId,
-        expires_at: DateTime<Utc>,
-    },
-    Resolved {
-        agent: AgentId,
-        outcome: schema::OfferOutcome,
-    },
+    Made { agent: AgentId, expires_at: DateTime<Utc> },
+    Resolved { agent: AgentId, outcome: schema::OfferOutcome },
 }

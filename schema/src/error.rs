@@ -56,9 +56,7 @@ impl From<DieselError> for StoreError {
                         StoreError::Invalid { constraint }
                     }
                     DatabaseErrorKind::SerializationFailure => StoreError::Retry,
-                    DatabaseErrorKind::ClosedConnection => {
-                        StoreError::Unavailable(info.message().to_owned())
-                    }
+                    DatabaseErrorKind::ClosedConnection => StoreError::Unavailable(info.message().to_owned()),
                     other => StoreError::Database(DieselError::DatabaseError(other, info)),
                 }
             }

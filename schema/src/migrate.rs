@@ -11,29 +11,20 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 
 /// Applies the pending migrations and returns the versions it applied.
 pub fn run_pending(conn: &mut PgConnection) -> StoreResult<Vec<String>> {
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map_err(migration_error)?;
+    let applied = conn.run_pending_migrations(MIGRATIONS).map_err(migration_error)?;
     Ok(applied.into_iter().map(|v| v.to_string()).collect())
 }
 
 /// Reverts every applied migration (tests and developers only).
 pub fn revert_all(conn: &mut PgConnection) -> StoreResult<Vec<String>> {
-    let reverted = conn
-        .revert_all_migrations(MIGRATIONS)
-        .map_err(migration_error)?;
+    let reverted = conn.revert_all_migrations(MIGRATIONS).map_err(migration_error)?;
     Ok(reverted.into_iter().map(|v| v.to_string()).collect())
 }
 
 /// Versions not yet applied to this database.
 pub fn pending(conn: &mut PgConnection) -> StoreResult<Vec<String>> {
-    let pending = conn
-        .pending_migrations(MIGRATIONS)
-        .map_err(migration_error)?;
-    Ok(pending
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .collect())
+    let pending = conn.pending_migrations(MIGRATIONS).map_err(migration_error)?;
+    Ok(pending.iter().map(|m| m.name().version().to_string()).collect())
 }
 
 fn migration_error(e: Box<dyn std::error::Error + Send + Sync>) -> StoreError {

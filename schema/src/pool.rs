@@ -23,10 +23,7 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        Self {
-            max_size: 16,
-            connection_timeout: Duration::from_secs(5),
-        }
+        Self { max_size: 16, connection_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -43,8 +40,7 @@ pub fn build_pool(database_url: &str, options: &PoolOptions) -> PgPool {
 
 /// Opens one connection directly (start-up checks, migrations, tools).
 pub fn connect(database_url: &str) -> StoreResult<PgConnection> {
-    PgConnection::establish(database_url)
-        .map_err(|e| StoreError::Unavailable(first_line(&e.to_string())))
+    PgConnection::establish(database_url).map_err(|e| StoreError::Unavailable(first_line(&e.to_string())))
 }
 
 /// True when the database answers a trivial query.

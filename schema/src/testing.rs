@@ -36,11 +36,7 @@ impl TestDb {
             .execute(&mut admin)
             .expect("clone the template database");
         let url = database_url(&admin_url, &name);
-        Self {
-            name,
-            url,
-            admin_url,
-        }
+        Self { name, url, admin_url }
     }
 
     /// Creates an empty database with no migrations applied (to test the migrations).
@@ -48,15 +44,9 @@ impl TestDb {
         let admin_url = server_url();
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::establish(&admin_url).expect("connect to the test server");
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .expect("create database");
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create database");
         let url = database_url(&admin_url, &name);
-        Self {
-            name,
-            url,
-            admin_url,
-        }
+        Self { name, url, admin_url }
     }
 
     /// The URL of this database.
@@ -76,13 +66,7 @@ impl TestDb {
 
     /// A small pool on this database.
     pub fn pool(&self) -> PgPool {
-        build_pool(
-            &self.url,
-            &PoolOptions {
-                max_size: 8,
-                ..PoolOptions::default()
-            },
-        )
+        build_pool(&self.url, &PoolOptions { max_size: 8, ..PoolOptions::default() })
     }
 }
 
@@ -95,19 +79,15 @@ impl Default for TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut admin);
+            let _ =
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut admin);
         }
     }
 }
 
 fn server_url() -> String {
-    std::env::var("DATABASE_URL").expect(
-        "DATABASE_URL must point at a PostgreSQL server for the tests; `make test` starts one",
-    )
+    std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL must point at a PostgreSQL server for the tests; `make test` starts one")
 }
 
 /// The same server, another database: replaces the path of a `postgres://` URL.
@@ -136,9 +116,7 @@ fn template(admin_url: &str) -> &'static str {
         let name = format!("omniroute_tpl_{:016x}", migrations_fingerprint());
         let mut admin = PgConnection::establish(admin_url).expect("connect to the test server");
         // One process at a time decides whether the template exists and builds it.
-        diesel::sql_query("SELECT pg_advisory_lock(727274)")
-            .execute(&mut admin)
-            .expect("lock");
+        diesel::sql_query("SELECT pg_advisory_lock(727274)").execute(&mut admin).expect("lock");
         let exists = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
             .bind::<Text, _>(&name)
             .get_result::<Exists>(&mut admin)
@@ -150,12 +128,10 @@ fn template(admin_url: &str) -> &'static str {
             diesel::sql_query(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
                 .execute(&mut admin)
                 .expect("drop a half-built template");
-            diesel::sql_query(format!("CREATE DATABASE {building}"))
-                .execute(&mut admin)
-                .expect("create template");
+            diesel::sql_query(format!("CREATE DATABASE {building}")).execute(&mut admin).expect("create template");
             {
-                let mut conn = PgConnection::establish(&database_url(admin_url, &building))
-                    .expect("connect to the template");
+                let mut conn =
+                    PgConnection::establish(&database_url(admin_url, &building)).expect("connect to the template");
                 crate::migrate::run_pending(&mut conn).expect("migrate the template");
             }
             // Renamed only once complete, so a crash mid-way never leaves a broken template.
@@ -163,9 +139,7 @@ fn template(admin_url: &str) -> &'static str {
                 .execute(&mut admin)
                 .expect("publish the template");
         }
-        diesel::sql_query("SELECT pg_advisory_unlock(727274)")
-            .execute(&mut admin)
-            .expect("unlock");
+        diesel::sql_query("SELECT pg_advisory_unlock(727274)").execute(&mut admin).expect("unlock");
         name
     })
 }

@@ -150,10 +150,7 @@ impl ConversationState {
 
     /// True when the conversation waits in its service's queue.
     pub fn is_waiting(self) -> bool {
-        matches!(
-            self,
-            ConversationState::Queued | ConversationState::InactiveInQueue
-        )
+        matches!(self, ConversationState::Queued | ConversationState::InactiveInQueue)
     }
 }
 

@@ -9,16 +9,9 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name} is not set ({hint})")]
-    Missing {
-        name: &'static str,
-        hint: &'static str,
-    },
+    Missing { name: &'static str, hint: &'static str },
     #[error("{name}={value:?} is not valid: {reason}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        reason: String,
-    },
+    Invalid { name: &'static str, value: String, reason: String },
 }
 
 /// The first admin of a fresh install (`OMNIROUTE_BOOTSTRAP_ADMIN=login:password`).
@@ -30,10 +23,7 @@ pub struct BootstrapAdmin {
 
 impl std::fmt::Debug for BootstrapAdmin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BootstrapAdmin")
-            .field("login", &self.login)
-            .field("password", &"<hidden>")
-            .finish()
+        f.debug_struct("BootstrapAdmin").field("login", &self.login).field("password", &"<hidden>").finish()
     }
 }
 
@@ -66,87 +56,52 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let database_url = lookup("DATABASE_URL")
             .filter(|v| !v.trim().is_empty())
-            .ok_or(ConfigError::Missing {
-                name: "DATABASE_URL",
-                hint: "a postgres:// URL; `make run` sets it",
-            })?;
-        let workers_default = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+            .ok_or(ConfigError::Missing { name: "DATABASE_URL", hint: "a postgres:// URL; `make run` sets it" })?;
+        let workers_default = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Ok(Self {
             database_url,
-            bind: parse(
-                &lookup,
-                "OMNIROUTE_BIND",
-                "127.0.0.1:8080".parse().expect("valid default"),
-            )?,
+            bind: parse(&lookup, "OMNIROUTE_BIND", "127.0.0.1:8080".parse().expect("valid default"))?,
             db_pool_size: positive(&lookup, "OMNIROUTE_DB_POOL_SIZE", 16)?,
             db_timeout: Duration::from_millis(positive(&lookup, "OMNIROUTE_DB_TIMEOUT_MS", 5000)?),
             workers: positive(&lookup, "OMNIROUTE_WORKERS", workers_default)?,
-            shutdown_timeout: Duration::from_secs(parse(
-                &lookup,
-                "OMNIROUTE_SHUTDOWN_TIMEOUT_S",
-                30,
-            )?),
+            shutdown_timeout: Duration::from_secs(parse(&lookup, "OMNIROUTE_SHUTDOWN_TIMEOUT_S", 30)?),
             bootstrap_admin: bootstrap_admin(&lookup)?,
         })
     }
 }
 
-fn parse<T: FromStr>(
-    lookup: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: T,
-) -> Result<T, ConfigError>
+fn parse<T: FromStr>(lookup: &impl Fn(&str) -> Option<String>, name: &'static str, default: T) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
 {
     match lookup(name) {
         None => Ok(default),
-        Some(value) => value
-            .trim()
-            .parse()
-            .map_err(|e: T::Err| ConfigError::Invalid {
-                name,
-                value,
-                reason: e.to_string(),
-            }),
+        Some(value) => {
+            value.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { name, value, reason: e.to_string() })
+        }
     }
 }
 
-fn positive<T>(
-    lookup: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: T,
-) -> Result<T, ConfigError>
+fn positive<T>(lookup: &impl Fn(&str) -> Option<String>, name: &'static str, default: T) -> Result<T, ConfigError>
 where
     T: FromStr + PartialOrd + Default + std::fmt::Display,
     T::Err: std::fmt::Display,
 {
     let value = parse(lookup, name, default)?;
     if value <= T::default() {
-        return Err(ConfigError::Invalid {
-            name,
-            value: value.to_string(),
-            reason: "must be greater than 0".into(),
-        });
+        return Err(ConfigError::Invalid { name, value: value.to_string(), reason: "must be greater than 0".into() });
     }
     Ok(value)
 }
 
-fn bootstrap_admin(
-    lookup: &impl Fn(&str) -> Option<String>,
-) -> Result<Option<BootstrapAdmin>, ConfigError> {
+fn bootstrap_admin(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<BootstrapAdmin>, ConfigError> {
     const NAME: &str = "OMNIROUTE_BOOTSTRAP_ADMIN";
     let Some(value) = lookup(NAME).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     match value.split_once(':') {
         Some((login, password)) if !login.trim().is_empty() && password.len() >= 8 => {
-            Ok(Some(BootstrapAdmin {
-                login: login.trim().to_owned(),
-                password: password.to_owned(),
-            }))
+            Ok(Some(BootstrapAdmin { login: login.trim().to_owned(), password: password.to_owned() }))
         }
         _ => Err(ConfigError::Invalid {
             name: NAME,
@@ -162,10 +117,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -181,37 +133,20 @@ mod tests {
     fn errors_name_the_variable() {
         let e = config(&[]).unwrap_err().to_string();
         assert!(e.contains("DATABASE_URL"), "{e}");
-        let e = config(&[
-            ("DATABASE_URL", "postgres://x/y"),
-            ("OMNIROUTE_BIND", "nowhere"),
-        ])
-        .unwrap_err()
-        .to_string();
+        let e = config(&[("DATABASE_URL", "postgres://x/y"), ("OMNIROUTE_BIND", "nowhere")]).unwrap_err().to_string();
         assert!(e.contains("OMNIROUTE_BIND"), "{e}");
-        let e = config(&[
-            ("DATABASE_URL", "postgres://x/y"),
-            ("OMNIROUTE_DB_POOL_SIZE", "0"),
-        ])
-        .unwrap_err()
-        .to_string();
+        let e = config(&[("DATABASE_URL", "postgres://x/y"), ("OMNIROUTE_DB_POOL_SIZE", "0")]).unwrap_err().to_string();
         assert!(e.contains("OMNIROUTE_DB_POOL_SIZE"), "{e}");
     }
 
     #[test]
     fn bootstrap_admin_needs_a_real_password_and_hides_it() {
-        let c = config(&[
-            ("DATABASE_URL", "postgres://x/y"),
-            ("OMNIROUTE_BOOTSTRAP_ADMIN", "root:s3cret-pass"),
-        ])
-        .unwrap();
+        let c =
+            config(&[("DATABASE_URL", "postgres://x/y"), ("OMNIROUTE_BOOTSTRAP_ADMIN", "root:s3cret-pass")]).unwrap();
         let admin = c.bootstrap_admin.unwrap();
         assert_eq!(admin.login, "root");
         assert!(!format!("{admin:?}").contains("s3cret"));
-        let e = config(&[
-            ("DATABASE_URL", "postgres://x/y"),
-            ("OMNIROUTE_BOOTSTRAP_ADMIN", "root:short"),
-        ])
-        .unwrap_err();
+        let e = config(&[("DATABASE_URL", "postgres://x/y"), ("OMNIROUTE_BOOTSTRAP_ADMIN", "root:short")]).unwrap_err();
         assert!(!e.to_string().contains("short"), "{e}");
     }
 }

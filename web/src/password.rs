@@ -13,18 +13,13 @@ fn hasher() -> Argon2<'static> {
 /// The PHC string of a new hash of `password` with a random salt.
 pub fn hash(password: &str) -> String {
     // A random salt from the OS; hashing only fails on absurd parameters, fixed above.
-    hasher()
-        .hash_password(password.as_bytes())
-        .expect("argon2 hashing")
-        .to_string()
+    hasher().hash_password(password.as_bytes()).expect("argon2 hashing").to_string()
 }
 
 /// Whether `password` matches the stored PHC string (false for a malformed one).
 pub fn verify(password: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(parsed) => hasher()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => hasher().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
 }

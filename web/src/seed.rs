@@ -5,8 +5,7 @@ use anyhow::Context;
 use chrono::Utc;
 use schema::models::{Agent, CannedMessage, Classification, PauseReason, Service};
 use schema::{
-    AgentId, CannedMessageId, Channel, ClassificationId, Connection, PauseReasonId, PgConnection,
-    Role, store,
+    AgentId, CannedMessageId, Channel, ClassificationId, Connection, PauseReasonId, PgConnection, Role, store,
 };
 use serde_json::json;
 
@@ -21,39 +20,16 @@ const PEOPLE: &[(&str, &str, Role, Option<&str>)] = &[
     ("admin", "Administrador", Role::Admin, None),
 ];
 
-const PAUSE_REASONS: &[&str] = &[
-    "Almoço",
-    "Café",
-    "Treinamento",
-    "Feedback com supervisor",
-    "Pausa pessoal",
-];
+const PAUSE_REASONS: &[&str] = &["Almoço", "Café", "Treinamento", "Feedback com supervisor", "Pausa pessoal"];
 
-const CLASSIFICATIONS: &[&str] = &[
-    "Dúvida resolvida",
-    "Reclamação",
-    "Venda realizada",
-    "Suporte técnico",
-    "Cliente não respondeu",
-];
+const CLASSIFICATIONS: &[&str] =
+    &["Dúvida resolvida", "Reclamação", "Venda realizada", "Suporte técnico", "Cliente não respondeu"];
 
 const CANNED: &[(&str, &str)] = &[
-    (
-        "Saudação",
-        "Olá! Obrigado por entrar em contato. Como posso ajudar?",
-    ),
-    (
-        "Aguarde",
-        "Um momento, por favor, estou verificando para você.",
-    ),
-    (
-        "Protocolo",
-        "Seu atendimento foi registrado. Guarde este protocolo para futuras consultas.",
-    ),
-    (
-        "Encerramento",
-        "Posso ajudar em algo mais? Obrigado pelo contato e tenha um ótimo dia!",
-    ),
+    ("Saudação", "Olá! Obrigado por entrar em contato. Como posso ajudar?"),
+    ("Aguarde", "Um momento, por favor, estou verificando para você."),
+    ("Protocolo", "Seu atendimento foi registrado. Guarde este protocolo para futuras consultas."),
+    ("Encerramento", "Posso ajudar em algo mais? Obrigado pelo contato e tenha um ótimo dia!"),
 ];
 
 /// The demo password of a seeded login.
@@ -68,10 +44,7 @@ pub fn seed_demo(config: &Config) -> anyhow::Result<()> {
     conn.transaction(seed).context("seeding the demo")?;
     println!("Demo contact center ready. Sign in with (login / password):");
     for (login, name, role, _) in PEOPLE {
-        println!(
-            "  {login:<6} / {:<12} {name} ({role})",
-            demo_password(login)
-        );
+        println!("  {login:<6} / {:<12} {name} ({role})", demo_password(login));
     }
     Ok(())
 }
@@ -79,10 +52,7 @@ pub fn seed_demo(config: &Config) -> anyhow::Result<()> {
 /// Writes the demo rows that are missing.
 pub fn seed(conn: &mut PgConnection) -> Result<(), schema::StoreError> {
     let now = Utc::now();
-    let existing: Vec<String> = store::list_services(conn)?
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
+    let existing: Vec<String> = store::list_services(conn)?.into_iter().map(|s| s.name).collect();
     for channel in Channel::ALL {
         let name = service_name(*channel);
         if existing.iter().any(|n| n == name) {
@@ -119,30 +89,13 @@ pub fn seed(conn: &mut PgConnection) -> Result<(), schema::StoreError> {
         }
     }
 
-    let reasons: Vec<String> = store::list_pause_reasons(conn)?
-        .into_iter()
-        .map(|r| r.name)
-        .collect();
-    for name in PAUSE_REASONS
-        .iter()
-        .filter(|n| !reasons.iter().any(|r| r == *n))
-    {
-        PauseReason {
-            id: PauseReasonId::new(),
-            name: (*name).to_owned(),
-            active: true,
-            created_at: now,
-        }
-        .insert(conn)?;
+    let reasons: Vec<String> = store::list_pause_reasons(conn)?.into_iter().map(|r| r.name).collect();
+    for name in PAUSE_REASONS.iter().filter(|n| !reasons.iter().any(|r| r == *n)) {
+        PauseReason { id: PauseReasonId::new(), name: (*name).to_owned(), active: true, created_at: now }
+            .insert(conn)?;
     }
-    let classes: Vec<String> = store::classifications_for(conn, None)?
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
-    for name in CLASSIFICATIONS
-        .iter()
-        .filter(|n| !classes.iter().any(|c| c == *n))
-    {
+    let classes: Vec<String> = store::classifications_for(conn, None)?.into_iter().map(|c| c.name).collect();
+    for name in CLASSIFICATIONS.iter().filter(|n| !classes.iter().any(|c| c == *n)) {
         Classification {
             id: ClassificationId::new(),
             name: (*name).to_owned(),
@@ -152,14 +105,8 @@ pub fn seed(conn: &mut PgConnection) -> Result<(), schema::StoreError> {
         }
         .insert(conn)?;
     }
-    let canned: Vec<String> = store::canned_messages_for(conn, None)?
-        .into_iter()
-        .map(|c| c.title)
-        .collect();
-    for (title, text) in CANNED
-        .iter()
-        .filter(|(t, _)| !canned.iter().any(|c| c == t))
-    {
+    let canned: Vec<String> = store::canned_messages_for(conn, None)?.into_iter().map(|c| c.title).collect();
+    for (title, text) in CANNED.iter().filter(|(t, _)| !canned.iter().any(|c| c == t)) {
         CannedMessage {
             id: CannedMessageId::new(),
             title: (*title).to_owned(),
@@ -223,10 +170,7 @@ fn demo_provider(channel: Channel) -> (serde_json::Value, Option<String>) {
                    "webhook_secret": "demo-email-secret"}),
             Some("atendimento@omniroute.example".into()),
         ),
-        Channel::Webchat => (
-            json!({"allowed_origins": ["http://127.0.0.1:8080", "http://localhost:8080"]}),
-            None,
-        ),
+        Channel::Webchat => (json!({"allowed_origins": ["http://127.0.0.1:8080", "http://localhost:8080"]}), None),
         Channel::Voice => (json!({"cti_token": "demo-cti-token"}), None),
     }
 }

@@ -23,15 +23,9 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
 
     let pool = schema::build_pool(
         &config.database_url,
-        &PoolOptions {
-            max_size: config.db_pool_size,
-            connection_timeout: config.db_timeout,
-        },
+        &PoolOptions { max_size: config.db_pool_size, connection_timeout: config.db_timeout },
     );
-    let state = AppState {
-        pool,
-        health_timeout: std::time::Duration::from_secs(1),
-    };
+    let state = AppState { pool, health_timeout: std::time::Duration::from_secs(1) };
     actix_web::rt::System::new().block_on(run(config, state))
 }
 
@@ -64,12 +58,8 @@ pub fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
 
 /// One direct connection, with an error that names the database without its password.
 pub fn connect(config: &Config) -> anyhow::Result<PgConnection> {
-    schema::connect(&config.database_url).map_err(|e| {
-        anyhow!(
-            "cannot reach the database at {}: {e}",
-            redact(&config.database_url)
-        )
-    })
+    schema::connect(&config.database_url)
+        .map_err(|e| anyhow!("cannot reach the database at {}: {e}", redact(&config.database_url)))
 }
 
 /// Creates the first admin from `OMNIROUTE_BOOTSTRAP_ADMIN` when the database has none.
@@ -109,12 +99,7 @@ pub fn redact(url: &str) -> String {
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
         Some(at) => match rest[..at].find(':') {
-            Some(colon) => format!(
-                "{}{}:***{}",
-                &url[..scheme_end],
-                &rest[..colon],
-                &rest[at..]
-            ),
+            Some(colon) => format!("{}{}:***{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
             None => url.to_owned(),
         },
         None => url.to_owned(),
@@ -127,14 +112,8 @@ mod tests {
 
     #[test]
     fn redact_hides_only_the_password() {
-        assert_eq!(
-            redact("postgres://u:secret@db:5432/x"),
-            "postgres://u:***@db:5432/x"
-        );
-        assert_eq!(
-            redact("postgres://u@localhost/x?host=/tmp"),
-            "postgres://u@localhost/x?host=/tmp"
-        );
+        assert_eq!(redact("postgres://u:secret@db:5432/x"), "postgres://u:***@db:5432/x");
+        assert_eq!(redact("postgres://u@localhost/x?host=/tmp"), "postgres://u@localhost/x?host=/tmp");
         assert_eq!(redact("postgres://db/x"), "postgres://db/x");
     }
 }

@@ -3,12 +3,10 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use crate::ids::{
-    AgentId, CannedMessageId, ConversationId, EmailTemplateId, FormAnswerId, FormFieldId,
-    ServiceId, ServiceTypeId, WhatsappTemplateId,
+    AgentId, CannedMessageId, ConversationId, EmailTemplateId, FormAnswerId, FormFieldId, ServiceId, ServiceTypeId,
+    WhatsappTemplateId,
 };
-use crate::schema::{
-    canned_messages, email_templates, form_answers, form_fields, whatsapp_templates,
-};
+use crate::schema::{canned_messages, email_templates, form_answers, form_fields, whatsapp_templates};
 use crate::types::{FieldType, TemplateCategory, TemplateStatus};
 
 /// A saved reply ("msg. padrão").

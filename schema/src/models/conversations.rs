@@ -3,16 +3,15 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use crate::ids::{
-    AgentId, AttachmentId, CaseId, ClassificationId, ConversationId, CustomerId, MessageId,
-    ServiceId, ServiceTypeId,
+    AgentId, AttachmentId, CaseId, ClassificationId, ConversationId, CustomerId, MessageId, ServiceId, ServiceTypeId,
 };
 use crate::schema::{
-    assignments, attachment_contents, attachments, cases, classifications, conversation_events,
-    conversations, messages, offers, routing_decisions, service_types,
+    assignments, attachment_contents, attachments, cases, classifications, conversation_events, conversations,
+    messages, offers, routing_decisions, service_types,
 };
 use crate::types::{
-    Actor, AssignmentVia, CaseStatus, Channel, ConversationState, DecisionMode, Direction,
-    HoldReason, MessageDirection, MessageKind, MessageStatus, OfferOutcome, SubState,
+    Actor, AssignmentVia, CaseStatus, Channel, ConversationState, DecisionMode, Direction, HoldReason,
+    MessageDirection, MessageKind, MessageStatus, OfferOutcome, SubState,
 };
 
 /// A label on a finished conversation.

@@ -3,9 +3,7 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use crate::ids::{AgentId, PauseReasonId, ServiceId, SessionId};
-use crate::schema::{
-    agent_capacities, agents, memberships, pause_reasons, presence_history, services, sessions,
-};
+use crate::schema::{agent_capacities, agents, memberships, pause_reasons, presence_history, services, sessions};
 use crate::types::{Channel, PresenceStatus, Role};
 
 /// A person who signs in: agent, supervisor or admin.

@@ -5,8 +5,8 @@ use serde_json::Value;
 use crate::StoreResult;
 use crate::ids::{AgentId, ConversationId, MessageId, ServiceId};
 use crate::models::{
-    Assignment, Attachment, Conversation, ConversationChangeset, ConversationEvent, Message,
-    MessageChangeset, NewConversationEvent,
+    Assignment, Attachment, Conversation, ConversationChangeset, ConversationEvent, Message, MessageChangeset,
+    NewConversationEvent,
 };
 use crate::schema::{assignments, attachments, conversation_events, conversations, messages};
 use crate::types::{Actor, ConversationState, MessageStatus};
@@ -30,10 +30,7 @@ pub fn open_conversation_for(
 pub fn open_conversations(conn: &mut PgConnection) -> StoreResult<Vec<Conversation>> {
     Ok(conversations::table
         .filter(conversations::state.eq_any(ConversationState::OPEN))
-        .order((
-            conversations::priority.desc(),
-            conversations::arrived_at.asc(),
-        ))
+        .order((conversations::priority.desc(), conversations::arrived_at.asc()))
         .select(Conversation::as_select())
         .load(conn)?)
 }
@@ -72,10 +69,7 @@ pub fn append_event(
     event: EventRecord,
 ) -> StoreResult<ConversationEvent> {
     let seq: i64 = diesel::update(conversations::table.find(conversation))
-        .set((
-            conversations::last_seq.eq(conversations::last_seq + 1),
-            conversations::updated_at.eq(at),
-        ))
+        .set((conversations::last_seq.eq(conversations::last_seq + 1), conversations::updated_at.eq(at)))
         .returning(conversations::last_seq)
         .get_result(conn)?;
     NewConversationEvent {
@@ -109,10 +103,7 @@ pub fn events_after(
 }
 
 /// The open assignment of a conversation, if any.
-pub fn open_assignment(
-    conn: &mut PgConnection,
-    conversation: ConversationId,
-) -> StoreResult<Option<Assignment>> {
+pub fn open_assignment(conn: &mut PgConnection, conversation: ConversationId) -> StoreResult<Option<Assignment>> {
     Ok(assignments::table
         .filter(assignments::conversation_id.eq(conversation))
         .filter(assignments::ended_at.is_null())
@@ -123,10 +114,7 @@ pub fn open_assignment(
 
 /// Every open assignment (engine start-up).
 pub fn open_assignments(conn: &mut PgConnection) -> StoreResult<Vec<Assignment>> {
-    Ok(assignments::table
-        .filter(assignments::ended_at.is_null())
-        .select(Assignment::as_select())
-        .load(conn)?)
+    Ok(assignments::table.filter(assignments::ended_at.is_null()).select(Assignment::as_select()).load(conn)?)
 }
 
 /// Ends the open assignment of a conversation; returns whether one was open.
@@ -141,20 +129,14 @@ pub fn end_assignment(
             .filter(assignments::conversation_id.eq(conversation))
             .filter(assignments::ended_at.is_null()),
     )
-    .set((
-        assignments::ended_at.eq(at),
-        assignments::end_reason.eq(reason),
-    ))
+    .set((assignments::ended_at.eq(at), assignments::end_reason.eq(reason)))
     .execute(conn)?;
     Ok(n > 0)
 }
 
 /// Stores an inbound message unless the provider already delivered it (C3): returns `None` for
 /// a replay of the same provider message id in the same service.
-pub fn insert_message_once(
-    conn: &mut PgConnection,
-    message: &Message,
-) -> StoreResult<Option<Message>> {
+pub fn insert_message_once(conn: &mut PgConnection, message: &Message) -> StoreResult<Option<Message>> {
     use diesel::upsert::DecoratableTarget;
     Ok(diesel::insert_into(messages::table)
         .values(message)
@@ -181,10 +163,7 @@ pub fn message_by_provider_id(
 }
 
 /// A conversation's messages, oldest first.
-pub fn messages_of(
-    conn: &mut PgConnection,
-    conversation: ConversationId,
-) -> StoreResult<Vec<Message>> {
+pub fn messages_of(conn: &mut PgConnection, conversation: ConversationId) -> StoreResult<Vec<Message>> {
     Ok(messages::table
         .filter(messages::conversation_id.eq(conversation))
         .order((messages::created_at.asc(), messages::id.asc()))
@@ -193,15 +172,8 @@ pub fn messages_of(
 }
 
 /// Applies delivery changes to a message and returns it.
-pub fn update_message(
-    conn: &mut PgConnection,
-    id: MessageId,
-    changes: &MessageChangeset,
-) -> StoreResult<Message> {
-    Ok(diesel::update(messages::table.find(id))
-        .set(changes)
-        .returning(Message::as_returning())
-        .get_result(conn)?)
+pub fn update_message(conn: &mut PgConnection, id: MessageId, changes: &MessageChangeset) -> StoreResult<Message> {
+    Ok(diesel::update(messages::table.find(id)).set(changes).returning(Message::as_returning()).get_result(conn)?)
 }
 
 /// Moves a message's status forward only (statuses arrive out of order and concurrently):
@@ -217,10 +189,7 @@ pub fn advance_message_status(
 ) -> StoreResult<Option<Message>> {
     use diesel::dsl::sql;
     use diesel::sql_types::Integer;
-    let mut changes = MessageChangeset {
-        status: Some(status),
-        ..Default::default()
-    };
+    let mut changes = MessageChangeset { status: Some(status), ..Default::default() };
     // The highest current rank from which this status is still progress.
     let below = match status {
         MessageStatus::Received | MessageStatus::Pending => return Ok(None),

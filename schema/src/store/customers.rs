@@ -7,11 +7,7 @@ use crate::schema::{channel_identities, customers, whatsapp_contacts};
 use crate::types::Channel;
 
 /// The customer recognised by this channel address (K2), if linked.
-pub fn customer_by_identity(
-    conn: &mut PgConnection,
-    channel: Channel,
-    address: &str,
-) -> StoreResult<Option<Customer>> {
+pub fn customer_by_identity(conn: &mut PgConnection, channel: Channel, address: &str) -> StoreResult<Option<Customer>> {
     Ok(channel_identities::table
         .inner_join(customers::table)
         .filter(channel_identities::channel.eq(channel))
@@ -38,22 +34,12 @@ pub fn customers_by_phone(conn: &mut PgConnection, phone: &str) -> StoreResult<V
 }
 
 /// Applies changes to a customer and returns it.
-pub fn update_customer(
-    conn: &mut PgConnection,
-    id: CustomerId,
-    changes: &CustomerChangeset,
-) -> StoreResult<Customer> {
-    Ok(diesel::update(customers::table.find(id))
-        .set(changes)
-        .returning(Customer::as_returning())
-        .get_result(conn)?)
+pub fn update_customer(conn: &mut PgConnection, id: CustomerId, changes: &CustomerChangeset) -> StoreResult<Customer> {
+    Ok(diesel::update(customers::table.find(id)).set(changes).returning(Customer::as_returning()).get_result(conn)?)
 }
 
 /// Links a channel address to a customer, or returns the existing link (same address, any customer).
-pub fn link_identity(
-    conn: &mut PgConnection,
-    identity: &ChannelIdentity,
-) -> StoreResult<ChannelIdentity> {
+pub fn link_identity(conn: &mut PgConnection, identity: &ChannelIdentity) -> StoreResult<ChannelIdentity> {
     let inserted = diesel::insert_into(channel_identities::table)
         .values(identity)
         .on_conflict_do_nothing()
@@ -71,16 +57,9 @@ pub fn link_identity(
 }
 
 /// The WhatsApp contact with this E.164 phone or wa_id.
-pub fn whatsapp_contact_by_number(
-    conn: &mut PgConnection,
-    number: &str,
-) -> StoreResult<Option<WhatsappContact>> {
+pub fn whatsapp_contact_by_number(conn: &mut PgConnection, number: &str) -> StoreResult<Option<WhatsappContact>> {
     Ok(whatsapp_contacts::table
-        .filter(
-            whatsapp_contacts::phone
-                .eq(number)
-                .or(whatsapp_contacts::wa_id.eq(number)),
-        )
+        .filter(whatsapp_contacts::phone.eq(number).or(whatsapp_contacts::wa_id.eq(number)))
         .select(WhatsappContact::as_select())
         .first(conn)
         .optional()?)

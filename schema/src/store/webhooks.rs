@@ -14,12 +14,7 @@ pub fn advance_mailbox_cursor(
     last_uid: i64,
     now: DateTime<Utc>,
 ) -> StoreResult<MailboxCursor> {
-    let row = MailboxCursor {
-        service_id: service,
-        uid_validity,
-        last_uid,
-        updated_at: now,
-    };
+    let row = MailboxCursor { service_id: service, uid_validity, last_uid, updated_at: now };
     Ok(diesel::insert_into(mailbox_cursors::table)
         .values(&row)
         .on_conflict(mailbox_cursors::service_id)

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use schema::models::{Agent, Conversation, Customer, Message, Service, Session};
 use schema::{
-    AgentId, Channel, ConversationId, ConversationState, CustomerId, Direction, MessageDirection,
-    MessageKind, MessageStatus, PgConnection, Role, ServiceId, SessionId, StoreError, SubState,
+    AgentId, Channel, ConversationId, ConversationState, CustomerId, Direction, MessageDirection, MessageKind,
+    MessageStatus, PgConnection, Role, ServiceId, SessionId, StoreError, SubState,
 };
 
 /// Every table of the data model (the migrations must create exactly these).
@@ -225,9 +225,7 @@ pub fn insert_customer(conn: &mut PgConnection) -> Customer {
 
 /// Stores a queued conversation from `address` in `service`.
 pub fn insert_queued(conn: &mut PgConnection, service: &Service, address: &str) -> Conversation {
-    queued_conversation(service, address)
-        .insert(conn)
-        .expect("insert a queued conversation")
+    queued_conversation(service, address).insert(conn).expect("insert a queued conversation")
 }
 
 /// How many messages of `service` carry this provider message id.

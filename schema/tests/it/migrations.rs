@@ -34,66 +34,30 @@ fn migrations_run_up_down_and_up_again() {
     let db = TestDb::unmigrated();
     let mut conn = db.conn();
     let all: Vec<String> = TABLES.iter().map(|t| (*t).to_owned()).collect();
-    assert!(
-        app_tables(&mut conn).is_empty(),
-        "a new database has no tables"
-    );
+    assert!(app_tables(&mut conn).is_empty(), "a new database has no tables");
     let versions = migrate::pending(&mut conn).expect("list pending migrations");
-    assert_eq!(
-        versions.len(),
-        5,
-        "every migration is pending at first: {versions:?}"
-    );
+    assert_eq!(versions.len(), 5, "every migration is pending at first: {versions:?}");
 
     let applied = migrate::run_pending(&mut conn).expect("migrate up");
-    assert_eq!(
-        applied, versions,
-        "up applies every pending migration, in order"
-    );
-    assert_eq!(
-        app_tables(&mut conn),
-        all,
-        "up creates every table of the model"
-    );
-    assert_eq!(
-        migrate::pending(&mut conn).expect("pending after up"),
-        Vec::<String>::new()
-    );
+    assert_eq!(applied, versions, "up applies every pending migration, in order");
+    assert_eq!(app_tables(&mut conn), all, "up creates every table of the model");
+    assert_eq!(migrate::pending(&mut conn).expect("pending after up"), Vec::<String>::new());
 
     let mut reverted = migrate::revert_all(&mut conn).expect("migrate down");
     reverted.reverse();
-    assert_eq!(
-        reverted, versions,
-        "down reverts every migration, newest first"
-    );
-    assert_eq!(
-        app_tables(&mut conn),
-        Vec::<String>::new(),
-        "down leaves no application table"
-    );
-    assert_eq!(
-        migrate::pending(&mut conn).expect("pending after down"),
-        versions
-    );
+    assert_eq!(reverted, versions, "down reverts every migration, newest first");
+    assert_eq!(app_tables(&mut conn), Vec::<String>::new(), "down leaves no application table");
+    assert_eq!(migrate::pending(&mut conn).expect("pending after down"), versions);
 
     let reapplied = migrate::run_pending(&mut conn).expect("migrate up again");
     assert_eq!(reapplied, versions);
     assert_eq!(app_tables(&mut conn), all, "up again recreates every table");
-    assert_eq!(
-        migrate::pending(&mut conn).expect("pending after up again"),
-        Vec::<String>::new()
-    );
+    assert_eq!(migrate::pending(&mut conn).expect("pending after up again"), Vec::<String>::new());
 
     // The recreated schema works, constraints included.
     let agent = fixtures::insert_agent(&mut conn);
-    assert_eq!(
-        schema::models::Agent::find(&mut conn, agent.id).expect("find the agent"),
-        agent
-    );
-    let twin = schema::models::Agent {
-        id: schema::AgentId::new(),
-        ..agent.clone()
-    };
+    assert_eq!(schema::models::Agent::find(&mut conn, agent.id).expect("find the agent"), agent);
+    let twin = schema::models::Agent { id: schema::AgentId::new(), ..agent.clone() };
     fixtures::assert_conflict(twin.insert(&mut conn), "agents_login_key");
 }
 
@@ -101,13 +65,7 @@ fn migrations_run_up_down_and_up_again() {
 fn running_pending_on_a_migrated_database_applies_nothing() {
     let db = TestDb::new();
     let mut conn = db.conn();
-    assert_eq!(
-        migrate::pending(&mut conn).expect("pending"),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        migrate::run_pending(&mut conn).expect("migrate up"),
-        Vec::<String>::new()
-    );
+    assert_eq!(migrate::pending(&mut conn).expect("pending"), Vec::<String>::new());
+    assert_eq!(migrate::run_pending(&mut conn).expect("migrate up"), Vec::<String>::new());
     assert_eq!(app_tables(&mut conn).len(), TABLES.len());
 }

@@ -6,12 +6,11 @@ use diesel::prelude::*;
 use schema::models::*;
 use schema::testing::TestDb;
 use schema::{
-    Actor, AgentId, AssignmentVia, AttachmentId, CannedMessageId, CaseId, CaseStatus, Channel,
-    ChannelIdentityId, ClassificationId, ConversationId, ConversationState, DecisionMode,
-    Direction, EmailTemplateId, FieldType, FormAnswerId, FormFieldId, HoldReason, MessageDirection,
-    MessageId, MessageKind, MessageStatus, OfferOutcome, PauseReasonId, PgConnection,
-    PresenceStatus, Role, ServiceTypeId, StoreError, SubState, TemplateCategory, TemplateStatus,
-    WebhookOutcome, WhatsappContactId, WhatsappTemplateId, store,
+    Actor, AgentId, AssignmentVia, AttachmentId, CannedMessageId, CaseId, CaseStatus, Channel, ChannelIdentityId,
+    ClassificationId, ConversationId, ConversationState, DecisionMode, Direction, EmailTemplateId, FieldType,
+    FormAnswerId, FormFieldId, HoldReason, MessageDirection, MessageId, MessageKind, MessageStatus, OfferOutcome,
+    PauseReasonId, PgConnection, PresenceStatus, Role, ServiceTypeId, StoreError, SubState, TemplateCategory,
+    TemplateStatus, WebhookOutcome, WhatsappContactId, WhatsappTemplateId, store,
 };
 use serde_json::json;
 
@@ -39,12 +38,7 @@ fn agents_round_trip() {
 fn agents_update_changes_only_what_the_changeset_names() {
     let db = TestDb::new();
     let mut conn = db.conn();
-    let agent = Agent {
-        extension: Some("2041".to_owned()),
-        ..fixtures::agent()
-    }
-    .insert(&mut conn)
-    .expect("insert");
+    let agent = Agent { extension: Some("2041".to_owned()), ..fixtures::agent() }.insert(&mut conn).expect("insert");
     let changes = AgentChangeset {
         name: Some("Ana Lima".to_owned()),
         role: Some(Role::Admin),
@@ -64,30 +58,15 @@ fn agents_update_changes_only_what_the_changeset_names() {
         updated_at: at(60),
         ..agent.clone()
     };
-    assert_eq!(
-        store::update_agent(&mut conn, agent.id, &changes).expect("update"),
-        expected
-    );
+    assert_eq!(store::update_agent(&mut conn, agent.id, &changes).expect("update"), expected);
     assert_eq!(Agent::find(&mut conn, agent.id).expect("find"), expected);
 
     // An empty-but-for-one-field changeset leaves the rest alone.
-    let rename = AgentChangeset {
-        name: Some("Ana L.".to_owned()),
-        ..Default::default()
-    };
+    let rename = AgentChangeset { name: Some("Ana L.".to_owned()), ..Default::default() };
     let renamed = store::update_agent(&mut conn, agent.id, &rename).expect("rename");
-    assert_eq!(
-        renamed,
-        Agent {
-            name: "Ana L.".to_owned(),
-            ..expected
-        }
-    );
+    assert_eq!(renamed, Agent { name: "Ana L.".to_owned(), ..expected });
 
-    assert!(matches!(
-        store::update_agent(&mut conn, AgentId::new(), &rename),
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(store::update_agent(&mut conn, AgentId::new(), &rename), Err(StoreError::NotFound)));
 }
 
 #[test]
@@ -199,24 +178,13 @@ fn services_update_changes_only_what_the_changeset_names() {
         updated_at: at(90),
         ..service.clone()
     };
+    assert_eq!(store::update_service(&mut conn, service.id, &changes).expect("update"), expected);
+    assert_eq!(Service::find(&mut conn, service.id).expect("find"), expected);
     assert_eq!(
-        store::update_service(&mut conn, service.id, &changes).expect("update"),
-        expected
-    );
-    assert_eq!(
-        Service::find(&mut conn, service.id).expect("find"),
-        expected
-    );
-    assert_eq!(
-        store::service_by_provider_key(&mut conn, Channel::Whatsapp, "555")
-            .expect("by provider key"),
+        store::service_by_provider_key(&mut conn, Channel::Whatsapp, "555").expect("by provider key"),
         Some(expected)
     );
-    assert_eq!(
-        store::service_by_provider_key(&mut conn, Channel::Whatsapp, "109876543210")
-            .expect("old key"),
-        None
-    );
+    assert_eq!(store::service_by_provider_key(&mut conn, Channel::Whatsapp, "109876543210").expect("old key"), None);
 }
 
 #[test]
@@ -226,23 +194,13 @@ fn memberships_round_trip() {
     let agent = fixtures::insert_agent(&mut conn);
     let service = fixtures::insert_service(&mut conn, Channel::Email);
     store::add_membership(&mut conn, agent.id, service.id, at(7)).expect("add");
-    let expected = vec![Membership {
-        agent_id: agent.id,
-        service_id: service.id,
-        created_at: at(7),
-    }];
+    let expected = vec![Membership { agent_id: agent.id, service_id: service.id, created_at: at(7) }];
     assert_eq!(store::list_memberships(&mut conn).expect("list"), expected);
-    assert_eq!(
-        store::services_of_agent(&mut conn, agent.id).expect("services of agent"),
-        vec![service.id]
-    );
+    assert_eq!(store::services_of_agent(&mut conn, agent.id).expect("services of agent"), vec![service.id]);
 
     // Adding again is a no-op: still one row, with its first date.
     store::add_membership(&mut conn, agent.id, service.id, at(99)).expect("add again");
-    assert_eq!(
-        store::list_memberships(&mut conn).expect("list again"),
-        expected
-    );
+    assert_eq!(store::list_memberships(&mut conn).expect("list again"), expected);
 }
 
 #[test]
@@ -253,22 +211,14 @@ fn agent_capacities_round_trip() {
     store::set_capacity(&mut conn, agent.id, Channel::Voice, 2).expect("set");
     assert_eq!(
         store::capacities_of_agent(&mut conn, agent.id).expect("read"),
-        vec![AgentCapacity {
-            agent_id: agent.id,
-            channel: Channel::Voice,
-            capacity: 2
-        }]
+        vec![AgentCapacity { agent_id: agent.id, channel: Channel::Voice, capacity: 2 }]
     );
 
     // Setting it again replaces the value instead of adding a row.
     store::set_capacity(&mut conn, agent.id, Channel::Voice, 0).expect("set again");
     assert_eq!(
         store::list_capacities(&mut conn).expect("list"),
-        vec![AgentCapacity {
-            agent_id: agent.id,
-            channel: Channel::Voice,
-            capacity: 0
-        }]
+        vec![AgentCapacity { agent_id: agent.id, channel: Channel::Voice, capacity: 0 }]
     );
 }
 
@@ -276,17 +226,9 @@ fn agent_capacities_round_trip() {
 fn pause_reasons_round_trip() {
     let db = TestDb::new();
     let mut conn = db.conn();
-    let reason = PauseReason {
-        id: PauseReasonId::new(),
-        name: "Almoço".to_owned(),
-        active: false,
-        created_at: at(3),
-    };
+    let reason = PauseReason { id: PauseReasonId::new(), name: "Almoço".to_owned(), active: false, created_at: at(3) };
     assert_eq!(reason.insert(&mut conn).expect("insert"), reason);
-    assert_eq!(
-        PauseReason::find(&mut conn, reason.id).expect("find"),
-        reason
-    );
+    assert_eq!(PauseReason::find(&mut conn, reason.id).expect("find"), reason);
 }
 
 #[test]
@@ -294,14 +236,9 @@ fn presence_history_round_trip() {
     let db = TestDb::new();
     let mut conn = db.conn();
     let agent = fixtures::insert_agent(&mut conn);
-    let reason = PauseReason {
-        id: PauseReasonId::new(),
-        name: "Pausa".to_owned(),
-        active: true,
-        created_at: at(0),
-    }
-    .insert(&mut conn)
-    .expect("insert a pause reason");
+    let reason = PauseReason { id: PauseReasonId::new(), name: "Pausa".to_owned(), active: true, created_at: at(0) }
+        .insert(&mut conn)
+        .expect("insert a pause reason");
     let new = NewPresence {
         agent_id: agent.id,
         status: PresenceStatus::Paused,
@@ -318,21 +255,12 @@ fn presence_history_round_trip() {
         ended_at: None,
     };
     assert_eq!(stored, open);
-    assert_eq!(
-        store::open_presence(&mut conn, agent.id).expect("open presence"),
-        Some(open.clone())
-    );
+    assert_eq!(store::open_presence(&mut conn, agent.id).expect("open presence"), Some(open.clone()));
 
     store::close_presence(&mut conn, agent.id, at(70)).expect("close");
-    let closed = Presence {
-        ended_at: Some(at(70)),
-        ..open
-    };
+    let closed = Presence { ended_at: Some(at(70)), ..open };
     assert_eq!(Presence::find(&mut conn, stored.id).expect("find"), closed);
-    assert_eq!(
-        store::open_presence(&mut conn, agent.id).expect("open presence after close"),
-        None
-    );
+    assert_eq!(store::open_presence(&mut conn, agent.id).expect("open presence after close"), None);
 }
 
 fn full_customer(portfolio_agent: AgentId) -> Customer {
@@ -340,10 +268,7 @@ fn full_customer(portfolio_agent: AgentId) -> Customer {
         trade_name: Some("Padaria Oliveira".to_owned()),
         cpf: Some("52998224725".to_owned()),
         cnpj: Some("12ABC34501DE35".to_owned()),
-        emails: vec![
-            "maria@example.test".to_owned(),
-            "compras@padaria.example.test".to_owned(),
-        ],
+        emails: vec!["maria@example.test".to_owned(), "compras@padaria.example.test".to_owned()],
         phones: vec!["+5511987654321".to_owned(), "+551133334444".to_owned()],
         notes: Some("Prefere contato à tarde".to_owned()),
         portfolio_agent_id: Some(portfolio_agent),
@@ -360,18 +285,12 @@ fn customers_round_trip() {
     let agent = fixtures::insert_agent(&mut conn);
     let customer = full_customer(agent.id);
     assert_eq!(customer.insert(&mut conn).expect("insert"), customer);
-    assert_eq!(
-        Customer::find(&mut conn, customer.id).expect("find"),
-        customer
-    );
+    assert_eq!(Customer::find(&mut conn, customer.id).expect("find"), customer);
     assert_eq!(
         store::customers_by_email(&mut conn, "compras@padaria.example.test").expect("by email"),
         vec![customer.clone()]
     );
-    assert_eq!(
-        store::customers_by_phone(&mut conn, "+551133334444").expect("by phone"),
-        vec![customer]
-    );
+    assert_eq!(store::customers_by_phone(&mut conn, "+551133334444").expect("by phone"), vec![customer]);
 }
 
 #[test]
@@ -403,18 +322,9 @@ fn customers_update_changes_only_what_the_changeset_names() {
         updated_at: at(120),
         ..customer.clone()
     };
-    assert_eq!(
-        store::update_customer(&mut conn, customer.id, &changes).expect("update"),
-        expected
-    );
-    assert_eq!(
-        Customer::find(&mut conn, customer.id).expect("find"),
-        expected
-    );
-    assert_eq!(
-        store::customers_by_email(&mut conn, "maria@example.test").expect("old email"),
-        Vec::new()
-    );
+    assert_eq!(store::update_customer(&mut conn, customer.id, &changes).expect("update"), expected);
+    assert_eq!(Customer::find(&mut conn, customer.id).expect("find"), expected);
+    assert_eq!(store::customers_by_email(&mut conn, "maria@example.test").expect("old email"), Vec::new());
 }
 
 #[test]
@@ -431,13 +341,9 @@ fn channel_identities_round_trip() {
         created_at: at(4),
     };
     assert_eq!(identity.insert(&mut conn).expect("insert"), identity);
+    assert_eq!(ChannelIdentity::find(&mut conn, identity.id).expect("find"), identity);
     assert_eq!(
-        ChannelIdentity::find(&mut conn, identity.id).expect("find"),
-        identity
-    );
-    assert_eq!(
-        store::customer_by_identity(&mut conn, Channel::Telegram, "918273645")
-            .expect("by identity"),
+        store::customer_by_identity(&mut conn, Channel::Telegram, "918273645").expect("by identity"),
         Some(customer)
     );
 }
@@ -460,19 +366,10 @@ fn whatsapp_contacts_round_trip() {
         updated_at: at(5),
     };
     assert_eq!(contact.insert(&mut conn).expect("insert"), contact);
-    assert_eq!(
-        WhatsappContact::find(&mut conn, contact.id).expect("find"),
-        contact
-    );
+    assert_eq!(WhatsappContact::find(&mut conn, contact.id).expect("find"), contact);
     // Found by either number (Brazil's wa_id may lack the ninth digit).
-    assert_eq!(
-        store::whatsapp_contact_by_number(&mut conn, "551187654321").expect("by wa_id"),
-        Some(contact.clone())
-    );
-    assert_eq!(
-        store::whatsapp_contact_by_number(&mut conn, "+5511987654321").expect("by phone"),
-        Some(contact)
-    );
+    assert_eq!(store::whatsapp_contact_by_number(&mut conn, "551187654321").expect("by wa_id"), Some(contact.clone()));
+    assert_eq!(store::whatsapp_contact_by_number(&mut conn, "+5511987654321").expect("by phone"), Some(contact));
 }
 
 #[test]
@@ -487,14 +384,8 @@ fn classifications_round_trip() {
         active: false,
         created_at: at(6),
     };
-    assert_eq!(
-        classification.insert(&mut conn).expect("insert"),
-        classification
-    );
-    assert_eq!(
-        Classification::find(&mut conn, classification.id).expect("find"),
-        classification
-    );
+    assert_eq!(classification.insert(&mut conn).expect("insert"), classification);
+    assert_eq!(Classification::find(&mut conn, classification.id).expect("find"), classification);
 }
 
 #[test]
@@ -509,14 +400,8 @@ fn service_types_round_trip() {
         active: false,
         created_at: at(6),
     };
-    assert_eq!(
-        service_type.insert(&mut conn).expect("insert"),
-        service_type
-    );
-    assert_eq!(
-        ServiceType::find(&mut conn, service_type.id).expect("find"),
-        service_type
-    );
+    assert_eq!(service_type.insert(&mut conn).expect("insert"), service_type);
+    assert_eq!(ServiceType::find(&mut conn, service_type.id).expect("find"), service_type);
 }
 
 /// A stored service type (a form) to point at.
@@ -569,12 +454,7 @@ struct ConversationWorld {
 impl ConversationWorld {
     fn insert(conn: &mut PgConnection) -> Self {
         let agent = fixtures::insert_agent(conn);
-        let supervisor = Agent {
-            role: Role::Supervisor,
-            ..fixtures::agent()
-        }
-        .insert(conn)
-        .expect("insert supervisor");
+        let supervisor = Agent { role: Role::Supervisor, ..fixtures::agent() }.insert(conn).expect("insert supervisor");
         let service = fixtures::insert_service(conn, Channel::Whatsapp);
         let customer = fixtures::insert_customer(conn);
         let classification = Classification {
@@ -601,15 +481,7 @@ impl ConversationWorld {
         }
         .insert(conn)
         .expect("insert a case");
-        Self {
-            agent,
-            supervisor,
-            service,
-            customer,
-            classification,
-            service_type,
-            case,
-        }
+        Self { agent, supervisor, service, customer, classification, service_type, case }
     }
 
     /// A conversation in service with every column set that an open conversation may have
@@ -655,23 +527,13 @@ fn conversations_round_trip() {
     let mut conn = db.conn();
     let world = ConversationWorld::insert(&mut conn);
     let conversation = world.full_conversation();
+    assert_eq!(conversation.insert(&mut conn).expect("insert"), conversation);
+    assert_eq!(Conversation::find(&mut conn, conversation.id).expect("find"), conversation);
     assert_eq!(
-        conversation.insert(&mut conn).expect("insert"),
-        conversation
-    );
-    assert_eq!(
-        Conversation::find(&mut conn, conversation.id).expect("find"),
-        conversation
-    );
-    assert_eq!(
-        store::open_conversation_for(&mut conn, world.service.id, "5511987654321")
-            .expect("open for address"),
+        store::open_conversation_for(&mut conn, world.service.id, "5511987654321").expect("open for address"),
         Some(conversation.clone())
     );
-    assert_eq!(
-        store::open_conversations(&mut conn).expect("open conversations"),
-        vec![conversation]
-    );
+    assert_eq!(store::open_conversations(&mut conn).expect("open conversations"), vec![conversation]);
 }
 
 #[test]
@@ -731,18 +593,9 @@ fn conversations_update_concludes_and_sets_every_changed_column() {
         updated_at: at(300),
         ..conversation.clone()
     };
-    assert_eq!(
-        store::update_conversation(&mut conn, conversation.id, &changes).expect("update"),
-        expected
-    );
-    assert_eq!(
-        Conversation::find(&mut conn, conversation.id).expect("find"),
-        expected
-    );
-    assert_eq!(
-        store::open_conversations(&mut conn).expect("open conversations"),
-        Vec::new()
-    );
+    assert_eq!(store::update_conversation(&mut conn, conversation.id, &changes).expect("update"), expected);
+    assert_eq!(Conversation::find(&mut conn, conversation.id).expect("find"), expected);
+    assert_eq!(store::open_conversations(&mut conn).expect("open conversations"), Vec::new());
 }
 
 #[test]
@@ -782,10 +635,7 @@ fn conversation_events_round_trip() {
         data: new.data.clone(),
     };
     assert_eq!(stored, expected);
-    assert_eq!(
-        ConversationEvent::find(&mut conn, stored.id).expect("find"),
-        expected
-    );
+    assert_eq!(ConversationEvent::find(&mut conn, stored.id).expect("find"), expected);
 }
 
 #[test]
@@ -794,10 +644,9 @@ fn assignments_round_trip() {
     let mut conn = db.conn();
     let agent = fixtures::insert_agent(&mut conn);
     let service = fixtures::insert_service(&mut conn, Channel::Instagram);
-    let conversation =
-        fixtures::in_service(fixtures::queued_conversation(&service, "ig-77"), agent.id)
-            .insert(&mut conn)
-            .expect("insert a conversation");
+    let conversation = fixtures::in_service(fixtures::queued_conversation(&service, "ig-77"), agent.id)
+        .insert(&mut conn)
+        .expect("insert a conversation");
     let new = NewAssignment {
         conversation_id: conversation.id,
         agent_id: agent.id,
@@ -817,23 +666,13 @@ fn assignments_round_trip() {
         end_reason: None,
     };
     assert_eq!(stored, open);
-    assert_eq!(
-        store::open_assignment(&mut conn, conversation.id).expect("open assignment"),
-        Some(open.clone())
-    );
+    assert_eq!(store::open_assignment(&mut conn, conversation.id).expect("open assignment"), Some(open.clone()));
 
     // The end columns are written by `end_assignment`.
     assert!(store::end_assignment(&mut conn, conversation.id, at(90), "concluded").expect("end"));
-    let ended = Assignment {
-        ended_at: Some(at(90)),
-        end_reason: Some("concluded".to_owned()),
-        ..open
-    };
+    let ended = Assignment { ended_at: Some(at(90)), end_reason: Some("concluded".to_owned()), ..open };
     assert_eq!(Assignment::find(&mut conn, stored.id).expect("find"), ended);
-    assert_eq!(
-        store::open_assignments(&mut conn).expect("open assignments"),
-        Vec::new()
-    );
+    assert_eq!(store::open_assignments(&mut conn).expect("open assignments"), Vec::new());
 }
 
 #[test]
@@ -844,18 +683,11 @@ fn offers_round_trip() {
     let mut conn = db.conn();
     let agent = fixtures::insert_agent(&mut conn);
     let service = fixtures::insert_service(&mut conn, Channel::Messenger);
-    let conversation = Conversation {
-        state: ConversationState::Offered,
-        ..fixtures::queued_conversation(&service, "psid-1")
-    }
-    .insert(&mut conn)
-    .expect("insert a conversation");
-    let new = NewOffer {
-        conversation_id: conversation.id,
-        agent_id: agent.id,
-        offered_at: at(50),
-        expires_at: at(70),
-    };
+    let conversation =
+        Conversation { state: ConversationState::Offered, ..fixtures::queued_conversation(&service, "psid-1") }
+            .insert(&mut conn)
+            .expect("insert a conversation");
+    let new = NewOffer { conversation_id: conversation.id, agent_id: agent.id, offered_at: at(50), expires_at: at(70) };
     let stored = new.insert(&mut conn).expect("insert");
     let pending = Offer {
         id: stored.id,
@@ -870,17 +702,10 @@ fn offers_round_trip() {
 
     // The store has no function that resolves an offer; write the two columns directly.
     diesel::update(offers::table.find(stored.id))
-        .set((
-            offers::resolved_at.eq(at(65)),
-            offers::outcome.eq(OfferOutcome::Rejected),
-        ))
+        .set((offers::resolved_at.eq(at(65)), offers::outcome.eq(OfferOutcome::Rejected)))
         .execute(&mut conn)
         .expect("resolve the offer");
-    let resolved = Offer {
-        resolved_at: Some(at(65)),
-        outcome: Some(OfferOutcome::Rejected),
-        ..pending
-    };
+    let resolved = Offer { resolved_at: Some(at(65)), outcome: Some(OfferOutcome::Rejected), ..pending };
     assert_eq!(Offer::find(&mut conn, stored.id).expect("find"), resolved);
 }
 
@@ -910,10 +735,7 @@ fn routing_decisions_round_trip() {
         candidates: new.candidates.clone(),
     };
     assert_eq!(stored, expected);
-    assert_eq!(
-        RoutingDecision::find(&mut conn, stored.id).expect("find"),
-        expected
-    );
+    assert_eq!(RoutingDecision::find(&mut conn, stored.id).expect("find"), expected);
 }
 
 /// A failed outbound email with every column set (`failed_at` goes with status `failed`).
@@ -929,10 +751,7 @@ fn full_message(conversation: &Conversation, sender: AgentId) -> Message {
         sender_agent_id: Some(sender),
         email_from: Some("atendimento@example.test".to_owned()),
         email_to: vec!["maria@example.test".to_owned()],
-        email_cc: vec![
-            "financeiro@example.test".to_owned(),
-            "gerente@example.test".to_owned(),
-        ],
+        email_cc: vec!["financeiro@example.test".to_owned(), "gerente@example.test".to_owned()],
         email_subject: Some("Re: Boleto".to_owned()),
         email_message_id: Some("<abc123@example.test>".to_owned()),
         email_in_reply_to: Some("<xyz789@mail.example.test>".to_owned()),
@@ -963,13 +782,9 @@ fn messages_round_trip() {
     let message = full_message(&conversation, agent.id);
     assert_eq!(message.insert(&mut conn).expect("insert"), message);
     assert_eq!(Message::find(&mut conn, message.id).expect("find"), message);
+    assert_eq!(store::messages_of(&mut conn, conversation.id).expect("messages of"), vec![message.clone()]);
     assert_eq!(
-        store::messages_of(&mut conn, conversation.id).expect("messages of"),
-        vec![message.clone()]
-    );
-    assert_eq!(
-        store::message_by_provider_id(&mut conn, service.id, "smtp-250-2.0.0-ok")
-            .expect("by provider id"),
+        store::message_by_provider_id(&mut conn, service.id, "smtp-250-2.0.0-ok").expect("by provider id"),
         Some(message)
     );
 }
@@ -1012,14 +827,8 @@ fn messages_update_changes_only_what_the_changeset_names() {
         delivered_at: Some(at(27)),
         ..message.clone()
     };
-    assert_eq!(
-        store::update_message(&mut conn, message.id, &changes).expect("update"),
-        expected
-    );
-    assert_eq!(
-        Message::find(&mut conn, message.id).expect("find"),
-        expected
-    );
+    assert_eq!(store::update_message(&mut conn, message.id, &changes).expect("update"), expected);
+    assert_eq!(Message::find(&mut conn, message.id).expect("find"), expected);
 }
 
 #[test]
@@ -1029,9 +838,7 @@ fn attachments_round_trip() {
     let agent = fixtures::insert_agent(&mut conn);
     let service = fixtures::insert_service(&mut conn, Channel::Whatsapp);
     let conversation = fixtures::insert_queued(&mut conn, &service, "5511987654321");
-    let message = fixtures::outbound_message(&conversation)
-        .insert(&mut conn)
-        .expect("insert a message");
+    let message = fixtures::outbound_message(&conversation).insert(&mut conn).expect("insert a message");
     let attachment = Attachment {
         id: AttachmentId::new(),
         message_id: Some(message.id),
@@ -1045,14 +852,8 @@ fn attachments_round_trip() {
         created_at: at(21),
     };
     assert_eq!(attachment.insert(&mut conn).expect("insert"), attachment);
-    assert_eq!(
-        Attachment::find(&mut conn, attachment.id).expect("find"),
-        attachment
-    );
-    assert_eq!(
-        store::attachments_of(&mut conn, message.id).expect("attachments of"),
-        vec![attachment]
-    );
+    assert_eq!(Attachment::find(&mut conn, attachment.id).expect("find"), attachment);
+    assert_eq!(store::attachments_of(&mut conn, message.id).expect("attachments of"), vec![attachment]);
 }
 
 #[test]
@@ -1074,15 +875,9 @@ fn attachment_contents_round_trip() {
     .insert(&mut conn)
     .expect("insert an attachment");
     // Every byte value survives, NUL and high bytes included.
-    let content = AttachmentContent {
-        attachment_id: attachment.id,
-        data: vec![0xff, 0xd8, 0x00, 0x0a, 0x5c, 0xd9],
-    };
+    let content = AttachmentContent { attachment_id: attachment.id, data: vec![0xff, 0xd8, 0x00, 0x0a, 0x5c, 0xd9] };
     assert_eq!(content.insert(&mut conn).expect("insert"), content);
-    assert_eq!(
-        AttachmentContent::find(&mut conn, attachment.id).expect("find"),
-        content
-    );
+    assert_eq!(AttachmentContent::find(&mut conn, attachment.id).expect("find"), content);
 }
 
 #[test]
@@ -1098,14 +893,8 @@ fn canned_messages_round_trip() {
         created_at: at(2),
     };
     assert_eq!(canned.insert(&mut conn).expect("insert"), canned);
-    assert_eq!(
-        CannedMessage::find(&mut conn, canned.id).expect("find"),
-        canned
-    );
-    assert_eq!(
-        store::canned_messages_for(&mut conn, Some(service.id)).expect("for service"),
-        vec![canned]
-    );
+    assert_eq!(CannedMessage::find(&mut conn, canned.id).expect("find"), canned);
+    assert_eq!(store::canned_messages_for(&mut conn, Some(service.id)).expect("for service"), vec![canned]);
 }
 
 #[test]
@@ -1123,10 +912,7 @@ fn email_templates_round_trip() {
         created_at: at(2),
     };
     assert_eq!(template.insert(&mut conn).expect("insert"), template);
-    assert_eq!(
-        EmailTemplate::find(&mut conn, template.id).expect("find"),
-        template
-    );
+    assert_eq!(EmailTemplate::find(&mut conn, template.id).expect("find"), template);
 }
 
 #[test]
@@ -1146,14 +932,8 @@ fn whatsapp_templates_round_trip() {
         created_at: at(2),
     };
     assert_eq!(template.insert(&mut conn).expect("insert"), template);
-    assert_eq!(
-        WhatsappTemplate::find(&mut conn, template.id).expect("find"),
-        template
-    );
-    assert_eq!(
-        store::whatsapp_templates_for(&mut conn, service.id).expect("for service"),
-        vec![template]
-    );
+    assert_eq!(WhatsappTemplate::find(&mut conn, template.id).expect("find"), template);
+    assert_eq!(store::whatsapp_templates_for(&mut conn, service.id).expect("for service"), vec![template]);
 }
 
 /// A stored select field of a fresh service type.
@@ -1189,10 +969,7 @@ fn form_fields_round_trip() {
     };
     assert_eq!(field.insert(&mut conn).expect("insert"), field);
     assert_eq!(FormField::find(&mut conn, field.id).expect("find"), field);
-    assert_eq!(
-        store::form_of(&mut conn, service_type.id).expect("form of"),
-        vec![field]
-    );
+    assert_eq!(store::form_of(&mut conn, service_type.id).expect("form of"), vec![field]);
 }
 
 #[test]
@@ -1212,29 +989,15 @@ fn form_answers_round_trip() {
         updated_at: at(33),
     };
     assert_eq!(answer.insert(&mut conn).expect("insert"), answer);
-    assert_eq!(
-        FormAnswer::find(&mut conn, answer.id).expect("find"),
-        answer
-    );
+    assert_eq!(FormAnswer::find(&mut conn, answer.id).expect("find"), answer);
 
     // Saving again replaces the value of the same field (K5: editable), keeping one row.
-    let edited = FormAnswer {
-        id: FormAnswerId::new(),
-        value: json!("devolução"),
-        updated_at: at(44),
-        ..answer.clone()
-    };
+    let edited =
+        FormAnswer { id: FormAnswerId::new(), value: json!("devolução"), updated_at: at(44), ..answer.clone() };
     let saved = store::save_form_answer(&mut conn, &edited).expect("save again");
-    let expected = FormAnswer {
-        value: json!("devolução"),
-        updated_at: at(44),
-        ..answer
-    };
+    let expected = FormAnswer { value: json!("devolução"), updated_at: at(44), ..answer };
     assert_eq!(saved, expected);
-    assert_eq!(
-        store::form_answers_of(&mut conn, conversation.id).expect("answers of"),
-        vec![expected]
-    );
+    assert_eq!(store::form_answers_of(&mut conn, conversation.id).expect("answers of"), vec![expected]);
 }
 
 #[test]
@@ -1265,10 +1028,7 @@ fn webhook_receipts_round_trip() {
         detail: new.detail.clone(),
     };
     assert_eq!(stored, expected);
-    assert_eq!(
-        WebhookReceipt::find(&mut conn, stored.id).expect("find"),
-        expected
-    );
+    assert_eq!(WebhookReceipt::find(&mut conn, stored.id).expect("find"), expected);
 }
 
 #[test]
@@ -1276,15 +1036,8 @@ fn mailbox_cursors_round_trip() {
     let db = TestDb::new();
     let mut conn = db.conn();
     let service = fixtures::insert_service(&mut conn, Channel::Email);
-    let cursor = MailboxCursor {
-        service_id: service.id,
-        uid_validity: 1_700_000_001,
-        last_uid: 4_242,
-        updated_at: at(88),
-    };
+    let cursor =
+        MailboxCursor { service_id: service.id, uid_validity: 1_700_000_001, last_uid: 4_242, updated_at: at(88) };
     assert_eq!(cursor.insert(&mut conn).expect("insert"), cursor);
-    assert_eq!(
-        MailboxCursor::find(&mut conn, service.id).expect("find"),
-        cursor
-    );
+    assert_eq!(MailboxCursor::find(&mut conn, service.id).expect("find"), cursor);
 }

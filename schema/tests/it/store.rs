@@ -9,8 +9,7 @@ use schema::models::{Agent, ChannelIdentity, Conversation, MailboxCursor, Messag
 use schema::store::{self, EventRecord};
 use schema::testing::TestDb;
 use schema::{
-    Actor, Channel, ChannelIdentityId, Connection, ConversationState, MessageStatus, PgConnection,
-    StoreError,
+    Actor, Channel, ChannelIdentityId, Connection, ConversationState, MessageStatus, PgConnection, StoreError,
 };
 use serde_json::json;
 
@@ -43,51 +42,25 @@ fn append_event_numbers_events_and_bumps_last_seq() {
         ("concluded", ConversationState::Concluded),
     ];
     for (n, (kind, state)) in (1..).zip(steps) {
-        let stored = store::append_event(&mut conn, conversation.id, at(n), event(kind, state))
-            .expect("append");
-        assert_eq!(
-            (stored.seq, stored.kind.as_str(), stored.to_state),
-            (n, kind, Some(state))
-        );
+        let stored = store::append_event(&mut conn, conversation.id, at(n), event(kind, state)).expect("append");
+        assert_eq!((stored.seq, stored.kind.as_str(), stored.to_state), (n, kind, Some(state)));
     }
     let after = Conversation::find(&mut conn, conversation.id).expect("find the conversation");
     assert_eq!(after.last_seq, 3);
-    assert_eq!(
-        after.updated_at,
-        at(3),
-        "appending an event touches the conversation"
-    );
+    assert_eq!(after.updated_at, at(3), "appending an event touches the conversation");
 
     let resumed = store::events_after(&mut conn, conversation.id, 1).expect("events after 1");
     let seen: Vec<(i64, &str)> = resumed.iter().map(|e| (e.seq, e.kind.as_str())).collect();
     assert_eq!(seen, vec![(2, "accepted"), (3, "concluded")]);
     assert_eq!(resumed[1].data, json!({"kind": "concluded"}));
-    assert_eq!(
-        store::events_after(&mut conn, conversation.id, 3).expect("events after 3"),
-        Vec::new()
-    );
+    assert_eq!(store::events_after(&mut conn, conversation.id, 3).expect("events after 3"), Vec::new());
 
     // Sequences are per conversation.
-    let first_of_other = store::append_event(
-        &mut conn,
-        other.id,
-        at(4),
-        event("offered", ConversationState::Offered),
-    )
-    .expect("append to the other conversation");
+    let first_of_other = store::append_event(&mut conn, other.id, at(4), event("offered", ConversationState::Offered))
+        .expect("append to the other conversation");
     assert_eq!(first_of_other.seq, 1);
-    assert_eq!(
-        Conversation::find(&mut conn, other.id)
-            .expect("find the other")
-            .last_seq,
-        1
-    );
-    assert_eq!(
-        Conversation::find(&mut conn, conversation.id)
-            .expect("find again")
-            .last_seq,
-        3
-    );
+    assert_eq!(Conversation::find(&mut conn, other.id).expect("find the other").last_seq, 1);
+    assert_eq!(Conversation::find(&mut conn, conversation.id).expect("find again").last_seq, 3);
 
     let missing = store::append_event(
         &mut conn,
@@ -95,10 +68,7 @@ fn append_event_numbers_events_and_bumps_last_seq() {
         at(5),
         event("offered", ConversationState::Offered),
     );
-    assert!(
-        matches!(missing, Err(StoreError::NotFound)),
-        "got {missing:?}"
-    );
+    assert!(matches!(missing, Err(StoreError::NotFound)), "got {missing:?}");
 }
 
 #[test]
@@ -107,41 +77,24 @@ fn message_status_never_moves_backwards() {
     let mut conn = db.conn();
     let service = fixtures::insert_service(&mut conn, Channel::Whatsapp);
     let conversation = fixtures::insert_queued(&mut conn, &service, "5511987654321");
-    let message = fixtures::outbound_message(&conversation)
-        .insert(&mut conn)
-        .expect("insert");
+    let message = fixtures::outbound_message(&conversation).insert(&mut conn).expect("insert");
 
-    let sent =
-        store::advance_message_status(&mut conn, message.id, MessageStatus::Sent, at(30), None)
-            .expect("sent")
-            .expect("pending -> sent changes the message");
-    assert_eq!(
-        (sent.status, sent.sent_at),
-        (MessageStatus::Sent, Some(at(30)))
-    );
+    let sent = store::advance_message_status(&mut conn, message.id, MessageStatus::Sent, at(30), None)
+        .expect("sent")
+        .expect("pending -> sent changes the message");
+    assert_eq!((sent.status, sent.sent_at), (MessageStatus::Sent, Some(at(30))));
 
-    let read =
-        store::advance_message_status(&mut conn, message.id, MessageStatus::Read, at(32), None)
-            .expect("read")
-            .expect("sent -> read changes the message");
-    assert_eq!(
-        (read.status, read.read_at),
-        (MessageStatus::Read, Some(at(32)))
-    );
+    let read = store::advance_message_status(&mut conn, message.id, MessageStatus::Read, at(32), None)
+        .expect("read")
+        .expect("sent -> read changes the message");
+    assert_eq!((read.status, read.read_at), (MessageStatus::Read, Some(at(32))));
 
     // The "delivered" status arrives late: ignored.
-    let late = store::advance_message_status(
-        &mut conn,
-        message.id,
-        MessageStatus::Delivered,
-        at(31),
-        None,
-    )
-    .expect("late delivered");
+    let late = store::advance_message_status(&mut conn, message.id, MessageStatus::Delivered, at(31), None)
+        .expect("late delivered");
     assert_eq!(late, None);
     let late_sent =
-        store::advance_message_status(&mut conn, message.id, MessageStatus::Sent, at(33), None)
-            .expect("late sent");
+        store::advance_message_status(&mut conn, message.id, MessageStatus::Sent, at(33), None).expect("late sent");
     assert_eq!(late_sent, None);
     let stored = Message::find(&mut conn, message.id).expect("find");
     assert_eq!(stored, read, "read stays read");
@@ -169,10 +122,7 @@ fn wait_for_a_lock_waiter(conn: &mut PgConnection) {
         if waiting > 0 {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the second update never waited for the first"
-        );
+        assert!(Instant::now() < deadline, "the second update never waited for the first");
         std::thread::yield_now();
     }
 }
@@ -188,11 +138,8 @@ fn concurrent_status_updates_never_move_backwards() {
     let mut conn = db.conn();
     let service = fixtures::insert_service(&mut conn, Channel::Whatsapp);
     let conversation = fixtures::insert_queued(&mut conn, &service, "5511987654321");
-    let message = fixtures::outbound_message(&conversation)
-        .insert(&mut conn)
-        .expect("insert");
-    store::advance_message_status(&mut conn, message.id, MessageStatus::Sent, at(30), None)
-        .expect("sent");
+    let message = fixtures::outbound_message(&conversation).insert(&mut conn).expect("insert");
+    store::advance_message_status(&mut conn, message.id, MessageStatus::Sent, at(30), None).expect("sent");
 
     let mut first = db.conn();
     let url = db.url().to_owned();
@@ -203,30 +150,16 @@ fn concurrent_status_updates_never_move_backwards() {
             // Before "read" commits, another worker handles the late "delivered".
             let second = std::thread::spawn(move || {
                 let mut second = PgConnection::establish(&url).expect("connect");
-                store::advance_message_status(
-                    &mut second,
-                    id,
-                    MessageStatus::Delivered,
-                    at(31),
-                    None,
-                )
+                store::advance_message_status(&mut second, id, MessageStatus::Delivered, at(31), None)
             });
             wait_for_a_lock_waiter(&mut conn);
             Ok(second)
         })
         .expect("the read update commits");
-    second
-        .join()
-        .expect("the delivered update does not panic")
-        .expect("the delivered update");
+    second.join().expect("the delivered update does not panic").expect("the delivered update");
 
     let stored = Message::find(&mut conn, id).expect("find");
-    assert_eq!(
-        stored.status,
-        MessageStatus::Read,
-        "delivered_at {:?}",
-        stored.delivered_at
-    );
+    assert_eq!(stored.status, MessageStatus::Read, "delivered_at {:?}", stored.delivered_at);
 }
 
 #[test]
@@ -235,15 +168,12 @@ fn a_failed_message_stays_failed_with_its_error() {
     let mut conn = db.conn();
     let service = fixtures::insert_service(&mut conn, Channel::Whatsapp);
     let conversation = fixtures::insert_queued(&mut conn, &service, "5511987654321");
-    let message = fixtures::outbound_message(&conversation)
-        .insert(&mut conn)
-        .expect("insert");
+    let message = fixtures::outbound_message(&conversation).insert(&mut conn).expect("insert");
 
     let error = Some(("131026".to_owned(), "Message undeliverable".to_owned()));
-    let failed =
-        store::advance_message_status(&mut conn, message.id, MessageStatus::Failed, at(40), error)
-            .expect("failed")
-            .expect("pending -> failed changes the message");
+    let failed = store::advance_message_status(&mut conn, message.id, MessageStatus::Failed, at(40), error)
+        .expect("failed")
+        .expect("pending -> failed changes the message");
     let expected = Message {
         status: MessageStatus::Failed,
         failed_at: Some(at(40)),
@@ -253,24 +183,15 @@ fn a_failed_message_stays_failed_with_its_error() {
     };
     assert_eq!(failed, expected);
 
-    for (status, seconds) in [
-        (MessageStatus::Sent, 41),
-        (MessageStatus::Delivered, 42),
-        (MessageStatus::Read, 43),
-    ] {
-        let after = store::advance_message_status(&mut conn, message.id, status, at(seconds), None)
-            .expect("advance");
+    for (status, seconds) in [(MessageStatus::Sent, 41), (MessageStatus::Delivered, 42), (MessageStatus::Read, 43)] {
+        let after = store::advance_message_status(&mut conn, message.id, status, at(seconds), None).expect("advance");
         assert_eq!(after, None, "{status} after failed is ignored");
     }
     let again = Some(("0".to_owned(), "another error".to_owned()));
     let refail =
-        store::advance_message_status(&mut conn, message.id, MessageStatus::Failed, at(44), again)
-            .expect("fail again");
+        store::advance_message_status(&mut conn, message.id, MessageStatus::Failed, at(44), again).expect("fail again");
     assert_eq!(refail, None, "a second failure does not replace the first");
-    assert_eq!(
-        Message::find(&mut conn, message.id).expect("find"),
-        expected
-    );
+    assert_eq!(Message::find(&mut conn, message.id).expect("find"), expected);
 }
 
 #[test]
@@ -278,69 +199,29 @@ fn live_session_ignores_revoked_expired_and_inactive() {
     let db = TestDb::new();
     let mut conn = db.conn();
     let agent = fixtures::insert_agent(&mut conn);
-    let inactive = Agent {
-        active: false,
-        ..fixtures::agent()
-    }
-    .insert(&mut conn)
-    .expect("inactive agent");
-    let live = fixtures::session(agent.id, b"live")
+    let inactive = Agent { active: false, ..fixtures::agent() }.insert(&mut conn).expect("inactive agent");
+    let live = fixtures::session(agent.id, b"live").insert(&mut conn).expect("live session");
+    Session { revoked_at: Some(at(10)), ..fixtures::session(agent.id, b"revoked") }
         .insert(&mut conn)
-        .expect("live session");
-    Session {
-        revoked_at: Some(at(10)),
-        ..fixtures::session(agent.id, b"revoked")
-    }
-    .insert(&mut conn)
-    .expect("revoked session");
-    let expiring = Session {
-        expires_at: at(100),
-        ..fixtures::session(agent.id, b"expired")
-    }
-    .insert(&mut conn)
-    .expect("expiring");
-    fixtures::session(inactive.id, b"inactive")
-        .insert(&mut conn)
-        .expect("session of an inactive agent");
+        .expect("revoked session");
+    let expiring =
+        Session { expires_at: at(100), ..fixtures::session(agent.id, b"expired") }.insert(&mut conn).expect("expiring");
+    fixtures::session(inactive.id, b"inactive").insert(&mut conn).expect("session of an inactive agent");
     let now = at(200);
 
-    assert_eq!(
-        store::live_session(&mut conn, b"live", now).expect("live"),
-        Some((live, agent.clone()))
-    );
-    assert_eq!(
-        store::live_session(&mut conn, b"revoked", now).expect("revoked"),
-        None
-    );
-    assert_eq!(
-        store::live_session(&mut conn, b"expired", now).expect("expired"),
-        None
-    );
-    assert_eq!(
-        store::live_session(&mut conn, b"inactive", now).expect("inactive"),
-        None
-    );
-    assert_eq!(
-        store::live_session(&mut conn, b"unknown", now).expect("unknown"),
-        None
-    );
+    assert_eq!(store::live_session(&mut conn, b"live", now).expect("live"), Some((live, agent.clone())));
+    assert_eq!(store::live_session(&mut conn, b"revoked", now).expect("revoked"), None);
+    assert_eq!(store::live_session(&mut conn, b"expired", now).expect("expired"), None);
+    assert_eq!(store::live_session(&mut conn, b"inactive", now).expect("inactive"), None);
+    assert_eq!(store::live_session(&mut conn, b"unknown", now).expect("unknown"), None);
 
     // Expiry is what hides the expired one: just before it, it was live; at it, it is not.
-    assert_eq!(
-        store::live_session(&mut conn, b"expired", at(99)).expect("before expiry"),
-        Some((expiring, agent))
-    );
-    assert_eq!(
-        store::live_session(&mut conn, b"expired", at(100)).expect("at expiry"),
-        None
-    );
+    assert_eq!(store::live_session(&mut conn, b"expired", at(99)).expect("before expiry"), Some((expiring, agent)));
+    assert_eq!(store::live_session(&mut conn, b"expired", at(100)).expect("at expiry"), None);
 
     // Logging out hides a live session, once.
     assert!(store::revoke_session(&mut conn, b"live", at(210)).expect("revoke"));
-    assert_eq!(
-        store::live_session(&mut conn, b"live", at(220)).expect("after revoke"),
-        None
-    );
+    assert_eq!(store::live_session(&mut conn, b"live", at(220)).expect("after revoke"), None);
     assert!(!store::revoke_session(&mut conn, b"live", at(230)).expect("revoke again"));
 }
 
@@ -350,32 +231,14 @@ fn revoking_an_agents_sessions_ends_them_all() {
     let mut conn = db.conn();
     let agent = fixtures::insert_agent(&mut conn);
     let other = fixtures::insert_agent(&mut conn);
-    fixtures::session(agent.id, b"a1")
-        .insert(&mut conn)
-        .expect("session 1");
-    fixtures::session(agent.id, b"a2")
-        .insert(&mut conn)
-        .expect("session 2");
-    let kept = fixtures::session(other.id, b"b1")
-        .insert(&mut conn)
-        .expect("other's session");
+    fixtures::session(agent.id, b"a1").insert(&mut conn).expect("session 1");
+    fixtures::session(agent.id, b"a2").insert(&mut conn).expect("session 2");
+    let kept = fixtures::session(other.id, b"b1").insert(&mut conn).expect("other's session");
 
-    assert_eq!(
-        store::revoke_sessions_of_agent(&mut conn, agent.id, at(50)).expect("revoke all"),
-        2
-    );
-    assert_eq!(
-        store::live_session(&mut conn, b"a1", at(60)).expect("a1"),
-        None
-    );
-    assert_eq!(
-        store::live_session(&mut conn, b"a2", at(60)).expect("a2"),
-        None
-    );
-    assert_eq!(
-        store::live_session(&mut conn, b"b1", at(60)).expect("b1"),
-        Some((kept, other))
-    );
+    assert_eq!(store::revoke_sessions_of_agent(&mut conn, agent.id, at(50)).expect("revoke all"), 2);
+    assert_eq!(store::live_session(&mut conn, b"a1", at(60)).expect("a1"), None);
+    assert_eq!(store::live_session(&mut conn, b"a2", at(60)).expect("a2"), None);
+    assert_eq!(store::live_session(&mut conn, b"b1", at(60)).expect("b1"), Some((kept, other)));
 }
 
 #[test]
@@ -390,30 +253,18 @@ fn mailbox_cursor_never_goes_backwards_within_one_uid_validity() {
         updated_at: at(seconds),
     };
     let mut advance = |uid_validity: i64, last_uid: i64, seconds: i64| {
-        store::advance_mailbox_cursor(&mut conn, service.id, uid_validity, last_uid, at(seconds))
-            .expect("advance")
+        store::advance_mailbox_cursor(&mut conn, service.id, uid_validity, last_uid, at(seconds)).expect("advance")
     };
 
-    assert_eq!(
-        advance(7, 100, 1),
-        cursor(7, 100, 1),
-        "the first position is stored"
-    );
-    assert_eq!(
-        advance(7, 50, 2),
-        cursor(7, 100, 2),
-        "an older uid does not move it back"
-    );
+    assert_eq!(advance(7, 100, 1), cursor(7, 100, 1), "the first position is stored");
+    assert_eq!(advance(7, 50, 2), cursor(7, 100, 2), "an older uid does not move it back");
     assert_eq!(advance(7, 150, 3), cursor(7, 150, 3));
     // A new UIDVALIDITY means the mailbox was renumbered: start over from what was given.
     assert_eq!(advance(8, 3, 4), cursor(8, 3, 4));
     assert_eq!(advance(8, 2, 5), cursor(8, 3, 5));
     // Even a smaller UIDVALIDITY is a different numbering, not an older position.
     assert_eq!(advance(6, 1, 6), cursor(6, 1, 6));
-    assert_eq!(
-        MailboxCursor::find(&mut conn, service.id).expect("find"),
-        cursor(6, 1, 6)
-    );
+    assert_eq!(MailboxCursor::find(&mut conn, service.id).expect("find"), cursor(6, 1, 6));
 }
 
 #[test]
@@ -432,14 +283,8 @@ fn link_identity_is_idempotent() {
         display_name: Some("Maria".to_owned()),
         created_at: at(1),
     };
-    assert_eq!(
-        store::link_identity(&mut conn, &identity).expect("link"),
-        identity
-    );
-    assert_eq!(
-        store::link_identity(&mut conn, &identity).expect("link again"),
-        identity
-    );
+    assert_eq!(store::link_identity(&mut conn, &identity).expect("link"), identity);
+    assert_eq!(store::link_identity(&mut conn, &identity).expect("link again"), identity);
 
     // The same address again, even claimed for another customer, returns the existing link.
     let claim = ChannelIdentity {
@@ -449,67 +294,30 @@ fn link_identity_is_idempotent() {
         created_at: at(2),
         ..identity.clone()
     };
-    assert_eq!(
-        store::link_identity(&mut conn, &claim).expect("link a claim"),
-        identity
-    );
-    let rows: i64 = channel_identities::table
-        .count()
-        .get_result(&mut conn)
-        .expect("count identities");
+    assert_eq!(store::link_identity(&mut conn, &claim).expect("link a claim"), identity);
+    let rows: i64 = channel_identities::table.count().get_result(&mut conn).expect("count identities");
     assert_eq!(rows, 1);
     assert_eq!(
-        store::customer_by_identity(&mut conn, Channel::Whatsapp, "5511987654321")
-            .expect("by identity"),
+        store::customer_by_identity(&mut conn, Channel::Whatsapp, "5511987654321").expect("by identity"),
         Some(customer.clone())
     );
 
     // The same address on another channel is another identity.
-    let sms = ChannelIdentity {
-        id: ChannelIdentityId::new(),
-        channel: Channel::Sms,
-        ..identity.clone()
-    };
-    assert_eq!(
-        store::link_identity(&mut conn, &sms).expect("link on sms"),
-        sms
-    );
+    let sms = ChannelIdentity { id: ChannelIdentityId::new(), channel: Channel::Sms, ..identity.clone() };
+    assert_eq!(store::link_identity(&mut conn, &sms).expect("link on sms"), sms);
 }
 
 #[test]
 fn agent_by_login_ignores_case() {
     let db = TestDb::new();
     let mut conn = db.conn();
-    let agent = Agent {
-        login: "Ana.Souza".to_owned(),
-        ..fixtures::agent()
-    }
-    .insert(&mut conn)
-    .expect("insert");
-    let other = Agent {
-        login: "bruno".to_owned(),
-        ..fixtures::agent()
-    }
-    .insert(&mut conn)
-    .expect("insert other");
+    let agent = Agent { login: "Ana.Souza".to_owned(), ..fixtures::agent() }.insert(&mut conn).expect("insert");
+    let other = Agent { login: "bruno".to_owned(), ..fixtures::agent() }.insert(&mut conn).expect("insert other");
 
     for login in ["Ana.Souza", "ana.souza", "ANA.SOUZA", "aNa.sOuZa"] {
-        assert_eq!(
-            store::agent_by_login(&mut conn, login).expect("lookup"),
-            Some(agent.clone()),
-            "login {login}"
-        );
+        assert_eq!(store::agent_by_login(&mut conn, login).expect("lookup"), Some(agent.clone()), "login {login}");
     }
-    assert_eq!(
-        store::agent_by_login(&mut conn, "BRUNO").expect("lookup"),
-        Some(other)
-    );
-    assert_eq!(
-        store::agent_by_login(&mut conn, "ana").expect("lookup"),
-        None
-    );
-    assert_eq!(
-        store::agent_by_login(&mut conn, "ana.souza ").expect("lookup"),
-        None
-    );
+    assert_eq!(store::agent_by_login(&mut conn, "BRUNO").expect("lookup"), Some(other));
+    assert_eq!(store::agent_by_login(&mut conn, "ana").expect("lookup"), None);
+    assert_eq!(store::agent_by_login(&mut conn, "ana.souza ").expect("lookup"), None);
 }

@@ -19,8 +19,7 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     if ok {
         HttpResponse::Ok().json(json!({"status": "ok", "database": "up"}))
     } else {
-        HttpResponse::ServiceUnavailable().json(
-            json!({"error": "database_unavailable", "message": "the database does not answer"}),
-        )
+        HttpResponse::ServiceUnavailable()
+            .json(json!({"error": "database_unavailable", "message": "the database does not answer"}))
     }
 }
