@@ -4,11 +4,27 @@
 //!
 //! The rules live in [`book::RoutingBook`], a deterministic state machine over plain data; the
 //! choice of agent is the pure function [`policy::choose_agent`]. The actors are the concurrency
-//! shell around them.
+//! shell around them: [`distributor`] owns the book, [`journal`] commits its events, [`agent`],
+//! [`conversation`] and [`queue`] are the per-entity actors, [`timers`] the deadlines.
 
+pub mod agent;
 pub mod book;
+pub mod clock;
+pub mod conversation;
+pub mod distributor;
+pub mod engine;
 pub mod error;
+pub mod feed;
+pub mod journal;
 pub mod model;
 pub mod policy;
+pub mod queue;
+pub mod restore;
+pub mod timers;
 
+pub use book::{By, Command, LogoffReason, PresenceRequest, Reply};
+pub use clock::Clock;
+pub use engine::{Engine, NewConversation};
 pub use error::EngineError;
+pub use feed::EngineEvent;
+pub use model::{AgentProfile, ConversationFacts, Presence, ServiceSettings, TransferTarget};

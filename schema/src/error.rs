@@ -65,6 +65,15 @@ impl From<DieselError> for StoreError {
     }
 }
 
+/// True for a database error that retrying on a fresh connection may cure.
+pub fn is_transient(e: &DieselError) -> bool {
+    matches!(
+        e,
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _)
+            | DieselError::BrokenTransactionManager
+    )
+}
+
 impl From<diesel::r2d2::PoolError> for StoreError {
     fn from(e: diesel::r2d2::PoolError) -> Self {
         StoreError::Unavailable(e.to_string())

@@ -181,3 +181,8 @@ pub fn close_presence(conn: &mut PgConnection, agent: AgentId, now: DateTime<Utc
     .execute(conn)?;
     Ok(())
 }
+
+/// Every open presence interval (engine start-up).
+pub fn open_presences(conn: &mut PgConnection) -> StoreResult<Vec<Presence>> {
+    Ok(presence_history::table.filter(presence_history::ended_at.is_null()).select(Presence::as_select()).load(conn)?)
+}

@@ -234,3 +234,31 @@ pub fn attachments_of(conn: &mut PgConnection, message: MessageId) -> StoreResul
         .select(Attachment::as_select())
         .load(conn)?)
 }
+
+#[derive(QueryableByName)]
+struct Seqs {
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::BigInt>)]
+    seqs: Vec<i64>,
+}
+
+/// Applies a batch of routing events in one round trip (the `engine_apply_batch` function of the
+/// migrations) and returns the sequence number of each element (0 for presence changes).
+/// Call inside a transaction: the batch is all or nothing.
+pub fn apply_engine_batch(conn: &mut PgConnection, batch: &Value) -> StoreResult<Vec<i64>> {
+    Ok(diesel::sql_query("SELECT engine_apply_batch($1) AS seqs")
+        .bind::<diesel::sql_types::Jsonb, _>(batch)
+        .get_result::<Seqs>(conn)?
+        .seqs)
+}
+
+/// Every offer of every open conversation, oldest first (engine start-up: pending offers and
+/// the agents who must not be offered a conversation again).
+pub fn offers_of_open_conversations(conn: &mut PgConnection) -> StoreResult<Vec<crate::models::Offer>> {
+    use crate::schema::offers;
+    Ok(offers::table
+        .inner_join(conversations::table)
+        .filter(conversations::state.eq_any(ConversationState::OPEN))
+        .order(offers::offered_at.asc())
+        .select(crate::models::Offer::as_select())
+        .load(conn)?)
+}

@@ -10,6 +10,7 @@ mod conversations;
 mod customers;
 mod webhooks;
 
+pub use crate::error::is_transient;
 pub use agents::*;
 pub use content::*;
 pub use conversations::*;

@@ -1,0 +1,584 @@
+//! The distributor: the one actor that owns the routing book. Every command that can change who
+//! has what passes through its mailbox, one at a time, so assignment needs no locks and no race
+//! can break R3/R4. It applies the command to the book (microseconds), hands the resulting events
+//! to the journal, and only when the journal reports them committed does it answer the caller and
+//! tell desks, queues and subscribers (the persistence rule). Meanwhile it keeps serving commands:
+//! the book is always the newest state, the database follows it in order.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use schema::{AgentId, ConversationId, ConversationState, PgPool, ServiceId, StoreError};
+use tokio::sync::oneshot;
+use tracing::{error, info};
+
+use crate::agent::{AgentActor, Connect, Deliver, Disconnect, StartGrace};
+use crate::book::{BookEvent, Command, Outcome, Reply, RoutingBook};
+use crate::clock::Clock;
+use crate::conversation::{Close, ConversationActor, deadlines};
+use crate::error::EngineError;
+use crate::feed::{Alert, AlertKind, EngineEvent, QueueCounts};
+use crate::journal::{Committed, Journal, Unit};
+use crate::model::{AgentProfile, ConversationFacts, Presence};
+use crate::queue::{QueueActor, UpdateCounts, Watch};
+use crate::timers::{SetTimer, TimerKey, Timers};
+
+/// Runs one command of the routing book; answers after its events are committed.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Reply, EngineError>")]
+pub struct Execute(pub Command);
+
+/// A desk connected for an agent; returns the connection id.
+#[derive(Message)]
+#[rtype(result = "Result<u64, EngineError>")]
+pub struct ConnectAgent {
+    pub agent: AgentId,
+    pub desk: Recipient<EngineEvent>,
+}
+
+/// A desk connection closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DisconnectAgent {
+    pub agent: AgentId,
+    pub connection: u64,
+}
+
+/// Receive every committed event.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe(pub Recipient<EngineEvent>);
+
+/// Watch a service's queue counts.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchQueue {
+    pub service: ServiceId,
+    pub watcher: Recipient<EngineEvent>,
+}
+
+/// Resolves once everything submitted before it is committed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+/// A timer alert for a conversation (R10).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RaiseAlert {
+    pub conversation: ConversationId,
+    pub kind: AlertKind,
+}
+
+/// An open conversation as the engine holds it.
+#[derive(Message)]
+#[rtype(result = "Option<ConversationFacts>")]
+pub struct GetConversation(pub ConversationId);
+
+/// An agent as the engine holds it.
+#[derive(Message)]
+#[rtype(result = "Option<AgentSnapshot>")]
+pub struct GetAgent(pub AgentId);
+
+/// Every queue's counts.
+#[derive(Message)]
+#[rtype(result = "Vec<QueueCounts>")]
+pub struct GetQueues;
+
+/// A service's waiting conversations in queue order.
+#[derive(Message)]
+#[rtype(result = "Vec<ConversationFacts>")]
+pub struct GetWaiting(pub ServiceId);
+
+/// What the engine knows of an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSnapshot {
+    pub profile: AgentProfile,
+    pub presence: Presence,
+    pub presence_since: chrono::DateTime<chrono::Utc>,
+    /// Open conversations it owns (active and inactive).
+    pub conversations: Vec<ConversationFacts>,
+    /// Conversations offered to it.
+    pub offers: Vec<ConversationFacts>,
+    /// Desk connections open now.
+    pub connections: usize,
+}
+
+struct Pending {
+    reply: Option<oneshot::Sender<Result<Reply, EngineError>>>,
+    value: Reply,
+    events: Vec<BookEvent>,
+}
+
+/// See the module documentation.
+pub struct Distributor {
+    book: RoutingBook,
+    clock: Clock,
+    pool: PgPool,
+    journal: Option<Journal>,
+    timers: Addr<Timers>,
+    next_token: u64,
+    pending: BTreeMap<u64, Pending>,
+    flushes: Vec<(u64, oneshot::Sender<()>)>,
+    conversations: HashMap<ConversationId, Addr<ConversationActor>>,
+    agents: HashMap<AgentId, Addr<AgentActor>>,
+    connections: HashMap<AgentId, usize>,
+    queues: HashMap<ServiceId, Addr<QueueActor>>,
+    subscribers: Vec<Recipient<EngineEvent>>,
+    /// Agents logged in when the engine started (R15): their grace starts now.
+    restored_logged_in: Vec<AgentId>,
+    /// Set when the database refused a write for good: commands wait until the book is rebuilt.
+    resyncing: bool,
+}
+
+impl Distributor {
+    /// A distributor over a restored book.
+    pub fn new(book: RoutingBook, clock: Clock, pool: PgPool, timers: Addr<Timers>, logged_in: Vec<AgentId>) -> Self {
+        Self {
+            book,
+            clock,
+            pool,
+            journal: None,
+            timers,
+            next_token: 1,
+            pending: BTreeMap::new(),
+            flushes: Vec::new(),
+            conversations: HashMap::new(),
+            agents: HashMap::new(),
+            connections: HashMap::new(),
+            queues: HashMap::new(),
+            subscribers: Vec::new(),
+            restored_logged_in: logged_in,
+            resyncing: false,
+        }
+    }
+
+    fn grace_of(&self, agent: AgentId) -> Duration {
+        self.book
+            .agent(agent)
+            .map(|a| a.profile.services.iter().filter_map(|s| self.book.service(*s)).map(|s| s.disconnect_grace).max())
+            .and_then(|g| g)
+            .unwrap_or(Duration::from_secs(60))
+    }
+
+    fn agent_actor(&mut self, agent: AgentId, ctx: &mut Context<Self>) -> Addr<AgentActor> {
+        if let Some(addr) = self.agents.get(&agent) {
+            return addr.clone();
+        }
+        let actor =
+            AgentActor::new(agent, ctx.address(), self.timers.clone(), self.clock.clone(), self.grace_of(agent));
+        let addr = actor.start();
+        self.agents.insert(agent, addr.clone());
+        addr
+    }
+
+    fn queue_counts(&self, service: ServiceId) -> Option<QueueCounts> {
+        let settings = self.book.service(service)?;
+        let now = self.clock.now();
+        let mut inactive = 0;
+        let mut oldest: Option<chrono::DateTime<chrono::Utc>> = None;
+        for c in self.book.waiting(service) {
+            if c.state == ConversationState::InactiveInQueue {
+                inactive += 1;
+            }
+            let since = c.enqueued_at.unwrap_or(c.arrived_at);
+            oldest = Some(oldest.map_or(since, |o| o.min(since)));
+        }
+        Some(QueueCounts {
+            service_id: service,
+            channel: settings.channel,
+            waiting: self.book.waiting_count(service),
+            inactive,
+            oldest_wait_s: oldest.map_or(0, |o| (now - o).num_seconds().max(0)),
+        })
+    }
+
+    fn queue_actor(&mut self, service: ServiceId) -> Option<Addr<QueueActor>> {
+        if let Some(addr) = self.queues.get(&service) {
+            return Some(addr.clone());
+        }
+        let counts = self.queue_counts(service)?;
+        let addr = QueueActor::new(counts).start();
+        self.queues.insert(service, addr.clone());
+        Some(addr)
+    }
+
+    /// Brings actors and timers in step with the book after a command (before the commit: the
+    /// timers follow the newest state, and the book re-checks every deadline when one fires).
+    fn sync_conversation(&mut self, id: ConversationId, ctx: &mut Context<Self>) {
+        let Some(facts) = self.book.conversation(id).cloned() else {
+            if let Some(addr) = self.conversations.remove(&id) {
+                for key in [
+                    TimerKey::Offer(id),
+                    TimerKey::Inactivity(id),
+                    TimerKey::Abandon(id),
+                    TimerKey::AgentAlert(id),
+                    TimerKey::CustomerReminder(id),
+                ] {
+                    self.timers.do_send(SetTimer { key, at: None, target: addr.clone().recipient() });
+                }
+                addr.do_send(Close);
+            }
+            return;
+        };
+        let Some(settings) = self.book.service(facts.service).cloned() else { return };
+        let distributor = ctx.address();
+        let addr =
+            self.conversations.entry(id).or_insert_with(|| ConversationActor { id, distributor }.start()).clone();
+        for (key, at) in deadlines(&facts, &settings) {
+            self.timers.do_send(SetTimer { key, at, target: addr.clone().recipient() });
+        }
+    }
+
+    fn after_apply(
+        &mut self,
+        command_conversation: Option<ConversationId>,
+        outcome: &Outcome,
+        ctx: &mut Context<Self>,
+    ) {
+        let mut touched: BTreeSet<ConversationId> = command_conversation.into_iter().collect();
+        for e in &outcome.events {
+            if let BookEvent::Conversation(c) = e {
+                touched.insert(c.facts.id);
+            }
+        }
+        for id in touched {
+            self.sync_conversation(id, ctx);
+        }
+    }
+
+    fn submit(&mut self, outcome: Outcome, reply: Option<oneshot::Sender<Result<Reply, EngineError>>>) {
+        if outcome.events.is_empty() {
+            if let Some(r) = reply {
+                let _ = r.send(Ok(outcome.reply));
+            }
+            return;
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        let submitted = self.journal.as_ref().is_some_and(|j| j.submit(Unit { token, events: outcome.events.clone() }));
+        if !submitted {
+            if let Some(r) = reply {
+                let _ = r.send(Err(EngineError::Stopped));
+            }
+            return;
+        }
+        self.pending.insert(token, Pending { reply, value: outcome.reply, events: outcome.events });
+    }
+
+    fn publish(&mut self, events: Vec<BookEvent>, seqs: Vec<i64>) {
+        let mut services: BTreeSet<ServiceId> = BTreeSet::new();
+        for (event, seq) in events.into_iter().zip(seqs) {
+            match event {
+                BookEvent::Conversation(e) => {
+                    services.insert(e.facts.service);
+                    let mut involved: Vec<AgentId> = Vec::with_capacity(3);
+                    involved.extend(e.facts.owner);
+                    involved.extend(e.agent);
+                    involved.extend(e.actor_agent);
+                    involved.extend(e.facts.offer.map(|(a, _)| a));
+                    if let Some(crate::model::AssignmentChange::Closed { agent, .. }) = &e.assignment {
+                        involved.push(*agent);
+                    }
+                    if let Some(crate::model::AssignmentChange::Moved { from, .. }) = &e.assignment {
+                        involved.push(*from);
+                    }
+                    involved.sort();
+                    involved.dedup();
+                    let event = EngineEvent::Conversation { seq, event: Arc::new(*e) };
+                    for agent in involved {
+                        if let Some(addr) = self.agents.get(&agent) {
+                            addr.do_send(Deliver(event.clone()));
+                        }
+                    }
+                    self.broadcast(&event);
+                }
+                BookEvent::Presence(p) => {
+                    let event = EngineEvent::Presence { agent: p.agent, presence: p.presence, at: p.at };
+                    if let Some(addr) = self.agents.get(&p.agent) {
+                        addr.do_send(Deliver(event.clone()));
+                    }
+                    self.broadcast(&event);
+                    if p.presence == Presence::Offline && self.connections.get(&p.agent).copied().unwrap_or(0) == 0 {
+                        // Nobody left to tell: the agent's actor ends with its session.
+                        self.agents.remove(&p.agent);
+                    }
+                }
+            }
+        }
+        for service in services {
+            if let (Some(counts), Some(addr)) = (self.queue_counts(service), self.queue_actor(service)) {
+                addr.do_send(UpdateCounts(counts.clone()));
+                self.broadcast(&EngineEvent::Queue(counts));
+            }
+        }
+    }
+
+    fn broadcast(&mut self, event: &EngineEvent) {
+        self.subscribers.retain(|s| s.connected());
+        for s in &self.subscribers {
+            s.do_send(event.clone());
+        }
+    }
+
+    fn resolve_flushes(&mut self) {
+        let done_below = self.pending.keys().next().copied().unwrap_or(self.next_token);
+        let (ready, waiting): (Vec<_>, Vec<_>) = self.flushes.drain(..).partition(|(t, _)| *t <= done_below);
+        self.flushes = waiting;
+        for (_, tx) in ready {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Rebuilds the book from the database after a refused write (the same path as a restart).
+    fn resync(&mut self, ctx: &mut Context<Self>) {
+        let pool = self.pool.clone();
+        let now = self.clock.now();
+        let load = async move {
+            tokio::task::spawn_blocking(move || crate::restore::load(&pool, now))
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        };
+        ctx.wait(actix::fut::wrap_future::<_, Self>(load).map(|result, this, ctx| match result {
+            Ok(restored) => {
+                info!("routing book rebuilt from the database");
+                this.book = restored.book;
+                this.resyncing = false;
+                let ids: Vec<_> = this.book.conversations().map(|c| c.id).collect();
+                for id in ids {
+                    this.sync_conversation(id, ctx);
+                }
+                let now = this.clock.now();
+                let events = this.book.distribute_all(now);
+                this.submit(Outcome { reply: Reply::Done, events }, None);
+            }
+            Err(e) => {
+                error!(error = %e, "rebuilding the routing book failed; retrying");
+                ctx.run_later(Duration::from_secs(1), |this, ctx| this.resync(ctx));
+            }
+        }));
+    }
+}
+
+impl Actor for Distributor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Commands arrive faster than one at a time under load; a larger mailbox avoids
+        // back-pressuring senders on bursts (senders still wait for their answer).
+        ctx.set_mailbox_capacity(4096);
+        self.journal = Some(Journal::spawn(self.pool.clone(), ctx.address().recipient()));
+        let ids: Vec<_> = self.book.conversations().map(|c| c.id).collect();
+        for id in ids {
+            self.sync_conversation(id, ctx);
+        }
+        for agent in std::mem::take(&mut self.restored_logged_in) {
+            let addr = self.agent_actor(agent, ctx);
+            addr.do_send(StartGrace);
+        }
+        let services: Vec<_> = self.book.services().map(|s| s.id).collect();
+        for s in services {
+            self.queue_actor(s);
+        }
+        let now = self.clock.now();
+        let events = self.book.distribute_all(now);
+        let ids: Vec<ConversationId> = events
+            .iter()
+            .filter_map(|e| match e {
+                BookEvent::Conversation(c) => Some(c.facts.id),
+                _ => None,
+            })
+            .collect();
+        for id in ids {
+            self.sync_conversation(id, ctx);
+        }
+        self.submit(Outcome { reply: Reply::Done, events }, None);
+    }
+}
+
+impl Handler<Execute> for Distributor {
+    type Result = ResponseFuture<Result<Reply, EngineError>>;
+
+    fn handle(&mut self, Execute(command): Execute, ctx: &mut Context<Self>) -> Self::Result {
+        if self.resyncing {
+            return Box::pin(async { Err(EngineError::Unavailable("the engine is rebuilding its state".into())) });
+        }
+        let conversation = command_conversation(&command);
+        let upserted_service = match &command {
+            Command::UpsertService(s) => Some(s.id),
+            _ => None,
+        };
+        let now = self.clock.now();
+        let outcome = match self.book.apply(now, command) {
+            Ok(outcome) => outcome,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        if let Some(s) = upserted_service {
+            self.queue_actor(s);
+            // New timeouts apply to the service's open conversations at once.
+            let ids: Vec<_> = self.book.conversations().filter(|c| c.service == s).map(|c| c.id).collect();
+            for id in ids {
+                self.sync_conversation(id, ctx);
+            }
+        }
+        self.after_apply(conversation, &outcome, ctx);
+        let (tx, rx) = oneshot::channel();
+        self.submit(outcome, Some(tx));
+        Box::pin(async move { rx.await.unwrap_or(Err(EngineError::Stopped)) })
+    }
+}
+
+impl Handler<Committed> for Distributor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Committed, ctx: &mut Context<Self>) {
+        for (token, result) in msg.results {
+            let Some(pending) = self.pending.remove(&token) else { continue };
+            match result {
+                Ok(seqs) => {
+                    self.publish(pending.events, seqs);
+                    if let Some(r) = pending.reply {
+                        let _ = r.send(Ok(pending.value));
+                    }
+                }
+                Err(e) => {
+                    error!(error = %e, "the database refused routing events; rebuilding from the database");
+                    self.resyncing = true;
+                    if let Some(r) = pending.reply {
+                        let _ = r.send(Err(EngineError::Storage(e)));
+                    }
+                }
+            }
+        }
+        self.resolve_flushes();
+        if self.resyncing && self.pending.is_empty() {
+            self.resync(ctx);
+        }
+    }
+}
+
+impl Handler<ConnectAgent> for Distributor {
+    type Result = ResponseFuture<Result<u64, EngineError>>;
+
+    fn handle(&mut self, msg: ConnectAgent, ctx: &mut Context<Self>) -> Self::Result {
+        if self.book.agent(msg.agent).is_none() {
+            return Box::pin(async { Err(EngineError::AgentNotFound) });
+        }
+        *self.connections.entry(msg.agent).or_default() += 1;
+        let addr = self.agent_actor(msg.agent, ctx);
+        Box::pin(async move { addr.send(Connect(msg.desk)).await.map_err(|_| EngineError::Stopped) })
+    }
+}
+
+impl Handler<DisconnectAgent> for Distributor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DisconnectAgent, _: &mut Context<Self>) {
+        if let Some(n) = self.connections.get_mut(&msg.agent) {
+            *n = n.saturating_sub(1);
+        }
+        if let Some(addr) = self.agents.get(&msg.agent) {
+            addr.do_send(Disconnect(msg.connection));
+        }
+    }
+}
+
+impl Handler<Subscribe> for Distributor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        self.subscribers.push(msg.0);
+    }
+}
+
+impl Handler<WatchQueue> for Distributor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WatchQueue, _: &mut Context<Self>) {
+        if let Some(addr) = self.queue_actor(msg.service) {
+            addr.do_send(Watch(msg.watcher));
+        }
+    }
+}
+
+impl Handler<Flush> for Distributor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.flushes.push((self.next_token, tx));
+        self.resolve_flushes();
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+impl Handler<RaiseAlert> for Distributor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RaiseAlert, _: &mut Context<Self>) {
+        let Some(c) = self.book.conversation(msg.conversation) else { return };
+        let alert = Alert { conversation_id: c.id, agent_id: c.owner, kind: msg.kind, at: self.clock.now() };
+        let event = EngineEvent::Alert(alert);
+        if let Some(addr) = c.owner.and_then(|a| self.agents.get(&a)) {
+            addr.do_send(Deliver(event.clone()));
+        }
+        self.broadcast(&event);
+    }
+}
+
+impl Handler<GetConversation> for Distributor {
+    type Result = Option<ConversationFacts>;
+
+    fn handle(&mut self, msg: GetConversation, _: &mut Context<Self>) -> Self::Result {
+        self.book.conversation(msg.0).cloned()
+    }
+}
+
+impl Handler<GetAgent> for Distributor {
+    type Result = Option<AgentSnapshot>;
+
+    fn handle(&mut self, msg: GetAgent, _: &mut Context<Self>) -> Self::Result {
+        let a = self.book.agent(msg.0)?;
+        Some(AgentSnapshot {
+            profile: a.profile.clone(),
+            presence: a.presence,
+            presence_since: a.presence_since,
+            conversations: a.owned.iter().filter_map(|c| self.book.conversation(*c).cloned()).collect(),
+            offers: a.offers.iter().filter_map(|c| self.book.conversation(*c).cloned()).collect(),
+            connections: self.connections.get(&msg.0).copied().unwrap_or(0),
+        })
+    }
+}
+
+impl Handler<GetQueues> for Distributor {
+    type Result = Vec<QueueCounts>;
+
+    fn handle(&mut self, _: GetQueues, _: &mut Context<Self>) -> Self::Result {
+        let ids: Vec<_> = self.book.services().map(|s| s.id).collect();
+        ids.into_iter().filter_map(|s| self.queue_counts(s)).collect()
+    }
+}
+
+impl Handler<GetWaiting> for Distributor {
+    type Result = Vec<ConversationFacts>;
+
+    fn handle(&mut self, msg: GetWaiting, _: &mut Context<Self>) -> Self::Result {
+        self.book.waiting(msg.0).cloned().collect()
+    }
+}
+
+/// The conversation a command is about, for re-arming its timers even when nothing was stored
+/// (a customer message that only moved the clock).
+fn command_conversation(command: &Command) -> Option<ConversationId> {
+    match command {
+        Command::CustomerMessage { conversation, .. }
+        | Command::InactivityElapsed { conversation }
+        | Command::AbandonElapsed { conversation }
+        | Command::OfferExpired { conversation } => Some(*conversation),
+        _ => None,
+    }
+}

@@ -1,0 +1,364 @@
+//! `Engine`: the facade the web crate and tests call. Cheap to clone; every method is a message
+//! to the distributor (or a store call off the actor threads) and answers after commit.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use schema::models::Conversation;
+use schema::{
+    AgentId, Channel, ClassificationId, ConversationId, ConversationState, CustomerId, Direction, PgPool, ServiceId,
+    StoreError,
+};
+
+use crate::book::{By, Command, LogoffReason, PresenceRequest, Reply};
+use crate::clock::Clock;
+use crate::distributor::{
+    AgentSnapshot, ConnectAgent, DisconnectAgent, Distributor, Execute, Flush, GetAgent, GetConversation, GetQueues,
+    GetWaiting, Subscribe, WatchQueue,
+};
+use crate::error::EngineError;
+use crate::feed::{EngineEvent, QueueCounts};
+use crate::model::{AgentProfile, ConversationFacts, Presence, ServiceSettings, TransferTarget};
+use crate::timers::{CountTimers, Tick, Timers};
+
+/// A handle on a running engine.
+#[derive(Clone)]
+pub struct Engine {
+    distributor: Addr<Distributor>,
+    timers: Addr<Timers>,
+    clock: Clock,
+    pool: PgPool,
+    arbiter: ArbiterHandle,
+}
+
+/// A new conversation to open (ingest, phone calls, tests).
+#[derive(Debug, Clone)]
+pub struct NewConversation {
+    pub service: ServiceId,
+    pub channel: Channel,
+    pub customer_address: String,
+    pub customer_name: Option<String>,
+    pub customer_id: Option<CustomerId>,
+    pub subject: Option<String>,
+    pub priority: i32,
+    /// Held in `pre_opening` (approval, out of hours) instead of queued.
+    pub held: Option<schema::HoldReason>,
+    pub out_of_hours: bool,
+}
+
+impl NewConversation {
+    /// A queued inbound conversation with defaults.
+    pub fn new(service: ServiceId, channel: Channel, customer_address: impl Into<String>) -> Self {
+        Self {
+            service,
+            channel,
+            customer_address: customer_address.into(),
+            customer_name: None,
+            customer_id: None,
+            subject: None,
+            priority: 0,
+            held: None,
+            out_of_hours: false,
+        }
+    }
+}
+
+impl Engine {
+    /// Rebuilds the routing state from the database (R15) and starts the engine's actors on a
+    /// thread of their own. Call from within an actix system.
+    pub async fn start(pool: PgPool, clock: Clock) -> Result<Engine, EngineError> {
+        let now = clock.now();
+        let load_pool = pool.clone();
+        let restored = tokio::task::spawn_blocking(move || crate::restore::load(&load_pool, now))
+            .await
+            .map_err(|e| EngineError::Unavailable(e.to_string()))??;
+        let arbiter = Arbiter::new().handle();
+        let timers_clock = clock.clone();
+        let timers = Timers::start_in_arbiter(&arbiter, move |_| Timers::new(timers_clock));
+        let (d_clock, d_pool, d_timers) = (clock.clone(), pool.clone(), timers.clone());
+        let distributor = Distributor::start_in_arbiter(&arbiter, move |_| {
+            Distributor::new(restored.book, d_clock, d_pool, d_timers, restored.logged_in)
+        });
+        let engine = Engine { distributor, timers, clock, pool, arbiter };
+        engine.flush().await;
+        Ok(engine)
+    }
+
+    /// Stops the engine's actors (what is committed stays committed).
+    pub fn stop(&self) {
+        self.arbiter.stop();
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Runs a command; answers after its events are committed.
+    pub async fn execute(&self, command: Command) -> Result<Reply, EngineError> {
+        self.distributor.send(Execute(command)).await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// Waits until everything submitted so far is committed.
+    pub async fn flush(&self) {
+        let _ = self.distributor.send(Flush).await;
+    }
+
+    /// Moves a manual clock forward, fires what became due and waits for its effects (tests).
+    pub async fn advance_clock(&self, by: Duration) {
+        self.clock.advance(by);
+        let _ = self.timers.send(Tick).await;
+        self.flush().await;
+    }
+
+    /// How many timers are armed.
+    pub async fn armed_timers(&self) -> usize {
+        self.timers.send(CountTimers).await.unwrap_or(0)
+    }
+
+    /// Opens a conversation: stores its row, then queues it (or holds it) in the engine.
+    pub async fn open_conversation(&self, new: NewConversation) -> Result<ConversationId, EngineError> {
+        let now = self.clock.now();
+        let row = conversation_row(&new, now);
+        let id = row.id;
+        self.store_row(row).await?;
+        let mut facts = ConversationFacts::arriving(id, new.service, new.channel, new.priority, now);
+        if new.held.is_some() {
+            facts.state = ConversationState::PreOpening;
+        }
+        self.execute(Command::Arrive { conversation: facts }).await?;
+        Ok(id)
+    }
+
+    /// A call the phone system delivered to an agent (R13): opens a voice conversation assigned
+    /// to that agent.
+    pub async fn voice_call(&self, new: NewConversation, agent: AgentId) -> Result<ConversationId, EngineError> {
+        let now = self.clock.now();
+        let row = conversation_row(&NewConversation { channel: Channel::Voice, ..new.clone() }, now);
+        let id = row.id;
+        self.store_row(row).await?;
+        let facts = ConversationFacts::arriving(id, new.service, Channel::Voice, new.priority, now);
+        if let Err(e) = self.execute(Command::VoiceCall { conversation: facts, agent }).await {
+            // The call was refused: its row must not stay open.
+            let pool = self.pool.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut conn = pool.get()?;
+                schema::store::update_conversation(
+                    &mut conn,
+                    id,
+                    &schema::models::ConversationChangeset {
+                        state: Some(ConversationState::Cancelled),
+                        ended_at: Some(Some(now)),
+                        ..Default::default()
+                    },
+                )
+            })
+            .await;
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    async fn store_row(&self, row: Conversation) -> Result<(), EngineError> {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            let mut conn = pool.get()?;
+            row.insert(&mut conn)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| EngineError::Unavailable(e.to_string()))??;
+        Ok(())
+    }
+
+    /// Adds or updates a service.
+    pub async fn upsert_service(&self, settings: ServiceSettings) -> Result<(), EngineError> {
+        self.execute(Command::UpsertService(settings)).await.map(|_| ())
+    }
+
+    /// Adds or updates an agent's teams and capacities.
+    pub async fn upsert_agent(&self, profile: AgentProfile) -> Result<(), EngineError> {
+        self.execute(Command::UpsertAgent(profile)).await.map(|_| ())
+    }
+
+    /// Sets an agent's presence (R8, R9); returns the presence it ended in.
+    pub async fn set_presence(&self, agent: AgentId, presence: PresenceRequest) -> Result<Presence, EngineError> {
+        match self.execute(Command::SetPresence { agent, presence }).await? {
+            Reply::Presence(p) => Ok(p),
+            _ => Err(EngineError::InvalidState("unexpected reply")),
+        }
+    }
+
+    /// Logs an agent off at once (R9).
+    pub async fn logoff(&self, agent: AgentId) -> Result<(), EngineError> {
+        self.execute(Command::Logoff { agent, reason: LogoffReason::LoggedOff }).await.map(|_| ())
+    }
+
+    /// The next conversation of a channel for this agent (R5); `None` when nothing waits.
+    pub async fn pull_next(&self, agent: AgentId, channel: Channel) -> Result<Option<ConversationId>, EngineError> {
+        pulled(self.execute(Command::PullNext { agent, channel }).await?)
+    }
+
+    /// One chosen waiting conversation (R5).
+    pub async fn pull_chosen(&self, agent: AgentId, conversation: ConversationId) -> Result<(), EngineError> {
+        self.execute(Command::PullChosen { agent, conversation }).await.map(|_| ())
+    }
+
+    /// Accepts an offer (R7).
+    pub async fn accept(&self, agent: AgentId, conversation: ConversationId) -> Result<(), EngineError> {
+        self.execute(Command::Accept { agent, conversation }).await.map(|_| ())
+    }
+
+    /// Declines an offer (R7).
+    pub async fn decline(&self, agent: AgentId, conversation: ConversationId) -> Result<(), EngineError> {
+        self.execute(Command::Decline { agent, conversation }).await.map(|_| ())
+    }
+
+    /// Transfers a conversation (R11).
+    pub async fn transfer(
+        &self,
+        by: By,
+        conversation: ConversationId,
+        target: TransferTarget,
+    ) -> Result<(), EngineError> {
+        self.execute(Command::Transfer { by, conversation, target }).await.map(|_| ())
+    }
+
+    /// Puts a conversation back in its queue, keeping its age (R12).
+    pub async fn return_to_queue(&self, by: By, conversation: ConversationId) -> Result<(), EngineError> {
+        self.execute(Command::Return { by, conversation }).await.map(|_| ())
+    }
+
+    /// Concludes a conversation (R12).
+    pub async fn conclude(
+        &self,
+        by: By,
+        conversation: ConversationId,
+        classification: Option<ClassificationId>,
+    ) -> Result<(), EngineError> {
+        self.execute(Command::Conclude { by, conversation, classification }).await.map(|_| ())
+    }
+
+    /// Cancels a conversation where the service allows it (R12).
+    pub async fn cancel(&self, by: By, conversation: ConversationId) -> Result<(), EngineError> {
+        self.execute(Command::Cancel { by, conversation }).await.map(|_| ())
+    }
+
+    /// Classifies a conversation (R12).
+    pub async fn classify(
+        &self,
+        by: By,
+        conversation: ConversationId,
+        classification: Option<ClassificationId>,
+    ) -> Result<(), EngineError> {
+        self.execute(Command::Classify { by, conversation, classification }).await.map(|_| ())
+    }
+
+    /// Sets a conversation's due date (R12).
+    pub async fn set_due_date(
+        &self,
+        by: By,
+        conversation: ConversationId,
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<(), EngineError> {
+        self.execute(Command::SetDueDate { by, conversation, due_at }).await.map(|_| ())
+    }
+
+    /// The customer wrote in this conversation (R10).
+    pub async fn customer_message(&self, conversation: ConversationId) -> Result<(), EngineError> {
+        let at = self.clock.now();
+        self.execute(Command::CustomerMessage { conversation, at }).await.map(|_| ())
+    }
+
+    /// Approves a held conversation (C6).
+    pub async fn approve(&self, by: By, conversation: ConversationId) -> Result<(), EngineError> {
+        self.execute(Command::Approve { conversation, by }).await.map(|_| ())
+    }
+
+    /// Rejects a held conversation (C6).
+    pub async fn reject(&self, by: By, conversation: ConversationId) -> Result<(), EngineError> {
+        self.execute(Command::Reject { conversation, by }).await.map(|_| ())
+    }
+
+    /// A desk connected: its events go to `desk` from now on.
+    pub async fn connect(&self, agent: AgentId, desk: Recipient<EngineEvent>) -> Result<u64, EngineError> {
+        self.distributor.send(ConnectAgent { agent, desk }).await.map_err(|_| EngineError::Stopped)?
+    }
+
+    /// A desk disconnected (the grace period starts with the last one, R9).
+    pub async fn disconnect(&self, agent: AgentId, connection: u64) {
+        let _ = self.distributor.send(DisconnectAgent { agent, connection }).await;
+    }
+
+    /// Every committed event goes to `subscriber` from now on.
+    pub async fn subscribe(&self, subscriber: Recipient<EngineEvent>) {
+        let _ = self.distributor.send(Subscribe(subscriber)).await;
+    }
+
+    /// A service's queue counts go to `watcher` when they change.
+    pub async fn watch_queue(&self, service: ServiceId, watcher: Recipient<EngineEvent>) {
+        let _ = self.distributor.send(WatchQueue { service, watcher }).await;
+    }
+
+    /// An open conversation as the engine holds it.
+    pub async fn conversation(&self, id: ConversationId) -> Option<ConversationFacts> {
+        self.distributor.send(GetConversation(id)).await.ok().flatten()
+    }
+
+    /// An agent as the engine holds it.
+    pub async fn agent(&self, id: AgentId) -> Option<AgentSnapshot> {
+        self.distributor.send(GetAgent(id)).await.ok().flatten()
+    }
+
+    /// Every queue's counts.
+    pub async fn queues(&self) -> Vec<QueueCounts> {
+        self.distributor.send(GetQueues).await.unwrap_or_default()
+    }
+
+    /// A service's waiting conversations in queue order.
+    pub async fn waiting(&self, service: ServiceId) -> Vec<ConversationFacts> {
+        self.distributor.send(GetWaiting(service)).await.unwrap_or_default()
+    }
+}
+
+fn pulled(reply: Reply) -> Result<Option<ConversationId>, EngineError> {
+    match reply {
+        Reply::Pulled(c) => Ok(c),
+        _ => Err(EngineError::InvalidState("unexpected reply")),
+    }
+}
+
+fn conversation_row(new: &NewConversation, now: DateTime<Utc>) -> Conversation {
+    Conversation {
+        id: ConversationId::new(),
+        service_id: new.service,
+        channel: new.channel,
+        direction: Direction::Inbound,
+        customer_id: new.customer_id,
+        customer_address: new.customer_address.clone(),
+        customer_name: new.customer_name.clone(),
+        subject: new.subject.clone(),
+        state: if new.held.is_some() { ConversationState::PreOpening } else { ConversationState::Queued },
+        sub_state: None,
+        hold_reason: new.held,
+        priority: new.priority,
+        arrived_at: now,
+        enqueued_at: new.held.is_none().then_some(now),
+        first_agent_id: None,
+        current_agent_id: None,
+        concluded_by_id: None,
+        classification_id: None,
+        service_type_id: None,
+        case_id: None,
+        due_at: None,
+        out_of_hours: new.out_of_hours,
+        last_customer_message_at: Some(now),
+        last_agent_message_at: None,
+        assigned_at: None,
+        ended_at: None,
+        last_seq: 0,
+        created_at: now,
+        updated_at: now,
+    }
+}

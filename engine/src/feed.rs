@@ -1,0 +1,57 @@
+//! The event feed: what the engine tells the world after each commit. The web layer (desk and
+//! monitor WebSocket sessions) and tests subscribe with a `Recipient<EngineEvent>`.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use schema::{AgentId, Channel, ConversationId, ServiceId};
+
+use crate::book::ConversationEvent;
+use crate::model::Presence;
+
+/// One committed happening.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum EngineEvent {
+    /// A conversation changed; `seq` is its event sequence number (desks resume from it).
+    Conversation { seq: i64, event: Arc<ConversationEvent> },
+    /// An agent's presence changed.
+    Presence { agent: AgentId, presence: Presence, at: DateTime<Utc> },
+    /// A queue's counts changed (D3 live counts, S1).
+    Queue(QueueCounts),
+    /// A timer-driven alert (R10).
+    Alert(Alert),
+}
+
+/// The live counts of one service's queue.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct QueueCounts {
+    pub service_id: ServiceId,
+    pub channel: Channel,
+    /// Conversations waiting (queued or inactive_in_queue).
+    pub waiting: usize,
+    /// Of those, the ones whose agent left (inactive_in_queue).
+    pub inactive: usize,
+    /// How long the oldest one has waited, in seconds.
+    pub oldest_wait_s: i64,
+}
+
+/// An alert about a conversation (R10).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Alert {
+    pub conversation_id: ConversationId,
+    pub agent_id: Option<AgentId>,
+    pub kind: AlertKind,
+    pub at: DateTime<Utc>,
+}
+
+/// Which alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// Warn the agent: the customer has not written for the service's alert time.
+    CustomerSilent,
+    /// Remind the customer (the channel adapter sends the service's reminder text).
+    CustomerReminder,
+}

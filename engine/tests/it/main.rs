@@ -1,0 +1,7 @@
+//! The engine through its actors against a real PostgreSQL, with a controllable clock.
+
+mod flows;
+mod race;
+mod restart;
+mod support;
+mod timers;

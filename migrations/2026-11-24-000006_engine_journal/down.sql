@@ -1,0 +1,1 @@
+DROP FUNCTION engine_apply_batch(jsonb);
