@@ -25,11 +25,16 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         &config.database_url,
         &PoolOptions { max_size: config.db_pool_size, connection_timeout: config.db_timeout },
     );
-    let state = AppState { pool, health_timeout: std::time::Duration::from_secs(1) };
-    actix_web::rt::System::new().block_on(run(config, state))
+    actix_web::rt::System::new().block_on(run(config, pool))
 }
 
-async fn run(config: Config, state: AppState) -> anyhow::Result<()> {
+async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
+    // R15: every open conversation, queue, presence and timer is rebuilt before serving.
+    let started = std::time::Instant::now();
+    let engine =
+        engine::Engine::start(pool.clone(), engine::Clock::System).await.context("starting the routing engine")?;
+    info!(elapsed_ms = started.elapsed().as_millis() as u64, "routing engine ready");
+    let state = AppState { pool, health_timeout: std::time::Duration::from_secs(1), engine: engine.clone() };
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -46,6 +51,9 @@ async fn run(config: Config, state: AppState) -> anyhow::Result<()> {
         println!("Omniroute is serving at http://{addr}/");
     }
     server.run().await.context("HTTP server")?;
+    // Whatever the engine was still writing is committed before the process ends.
+    engine.flush().await;
+    engine.stop();
     info!("stopped");
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use engine::Engine;
 use schema::PgPool;
 
 /// Shared application state (cheap to clone: the pool is reference-counted).
@@ -11,4 +12,6 @@ pub struct AppState {
     pub pool: PgPool,
     /// How long a health check waits for a connection before calling the database down.
     pub health_timeout: Duration,
+    /// The routing engine.
+    pub engine: Engine,
 }
