@@ -595,6 +595,7 @@ impl RoutingBook {
         let kind = match c.state {
             ConversationState::PreOpening => EventKind::Held,
             _ => {
+                c.hold = None;
                 c.state = ConversationState::Queued;
                 c.enqueued_at = Some(tx.now);
                 EventKind::Arrived
@@ -613,6 +614,7 @@ impl RoutingBook {
             return Err(EngineError::InvalidState("only a held conversation can be approved"));
         }
         c.state = ConversationState::Queued;
+        c.hold = None;
         c.enqueued_at = Some(tx.now);
         self.record(tx, EventKind::Approved, c, by, None, None, None);
         Ok(Reply::Done)

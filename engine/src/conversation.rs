@@ -53,6 +53,7 @@ impl Handler<TimerFired> for ConversationActor {
                     let _ = distributor.send(RaiseAlert { conversation, kind: AlertKind::CustomerReminder }).await;
                     return;
                 }
+                TimerKey::Opening(_) => Command::Approve { conversation, by: crate::book::By::System },
                 TimerKey::Grace(_) => return,
             };
             // The book re-checks every deadline against its own state: a stale timer is a no-op.
@@ -63,7 +64,7 @@ impl Handler<TimerFired> for ConversationActor {
 
 /// Every timer of a conversation with its deadline (`None`: not armed), from its stored facts,
 /// so a restart re-arms them at their original deadlines (R15).
-pub fn deadlines(c: &ConversationFacts, s: &ServiceSettings) -> [(TimerKey, Option<DateTime<Utc>>); 5] {
+pub fn deadlines(c: &ConversationFacts, s: &ServiceSettings) -> [(TimerKey, Option<DateTime<Utc>>); 6] {
     let id = c.id;
     let silent_for = |d: Option<std::time::Duration>| {
         let active_chat = c.channel.is_chat_like()
@@ -81,5 +82,14 @@ pub fn deadlines(c: &ConversationFacts, s: &ServiceSettings) -> [(TimerKey, Opti
         (TimerKey::Abandon(id), abandon_deadline(c, s)),
         (TimerKey::AgentAlert(id), silent_for(s.agent_alert)),
         (TimerKey::CustomerReminder(id), silent_for(s.customer_reminder)),
+        (TimerKey::Opening(id), opening(c, s)),
     ]
+}
+
+/// When a conversation held out of hours is let into its queue (R14).
+fn opening(c: &ConversationFacts, s: &ServiceSettings) -> Option<DateTime<Utc>> {
+    if c.state != ConversationState::PreOpening || c.hold != Some(schema::HoldReason::OutOfHours) {
+        return None;
+    }
+    s.hours.as_ref()?.next_opening(c.arrived_at)
 }

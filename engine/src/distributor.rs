@@ -82,6 +82,11 @@ pub struct GetConversation(pub ConversationId);
 #[rtype(result = "Option<AgentSnapshot>")]
 pub struct GetAgent(pub AgentId);
 
+/// A service's settings.
+#[derive(Message)]
+#[rtype(result = "Option<crate::model::ServiceSettings>")]
+pub struct GetService(pub ServiceId);
+
 /// Every queue's counts.
 #[derive(Message)]
 #[rtype(result = "Vec<QueueCounts>")]
@@ -216,6 +221,7 @@ impl Distributor {
                     TimerKey::Abandon(id),
                     TimerKey::AgentAlert(id),
                     TimerKey::CustomerReminder(id),
+                    TimerKey::Opening(id),
                 ] {
                     self.timers.do_send(SetTimer { key, at: None, target: addr.clone().recipient() });
                 }
@@ -551,6 +557,14 @@ impl Handler<GetAgent> for Distributor {
             offers: a.offers.iter().filter_map(|c| self.book.conversation(*c).cloned()).collect(),
             connections: self.connections.get(&msg.0).copied().unwrap_or(0),
         })
+    }
+}
+
+impl Handler<GetService> for Distributor {
+    type Result = Option<crate::model::ServiceSettings>;
+
+    fn handle(&mut self, msg: GetService, _: &mut Context<Self>) -> Self::Result {
+        self.book.service(msg.0).cloned()
     }
 }
 

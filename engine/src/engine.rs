@@ -15,7 +15,7 @@ use crate::book::{By, Command, LogoffReason, PresenceRequest, Reply};
 use crate::clock::Clock;
 use crate::distributor::{
     AgentSnapshot, ConnectAgent, DisconnectAgent, Distributor, Execute, Flush, GetAgent, GetConversation, GetQueues,
-    GetWaiting, Subscribe, WatchQueue,
+    GetService, GetWaiting, Subscribe, WatchQueue,
 };
 use crate::error::EngineError;
 use crate::feed::{EngineEvent, QueueCounts};
@@ -118,14 +118,24 @@ impl Engine {
     }
 
     /// Opens a conversation: stores its row, then queues it (or holds it) in the engine.
-    pub async fn open_conversation(&self, new: NewConversation) -> Result<ConversationId, EngineError> {
+    pub async fn open_conversation(&self, mut new: NewConversation) -> Result<ConversationId, EngineError> {
         let now = self.clock.now();
+        // R14: flagged when it arrives out of hours; held until the next opening if the service says so.
+        let settings = self.distributor.send(GetService(new.service)).await.map_err(|_| EngineError::Stopped)?;
+        let settings = settings.ok_or(EngineError::ServiceNotFound)?;
+        if settings.hours.as_ref().is_some_and(|h| !h.is_open(now)) {
+            new.out_of_hours = true;
+            if settings.out_of_hours_hold && new.held.is_none() {
+                new.held = Some(schema::HoldReason::OutOfHours);
+            }
+        }
         let row = conversation_row(&new, now);
         let id = row.id;
         self.store_row(row).await?;
         let mut facts = ConversationFacts::arriving(id, new.service, new.channel, new.priority, now);
         if new.held.is_some() {
             facts.state = ConversationState::PreOpening;
+            facts.hold = new.held;
         }
         self.execute(Command::Arrive { conversation: facts }).await?;
         Ok(id)

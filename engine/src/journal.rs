@@ -146,6 +146,7 @@ fn encode_conversation(e: &ConversationEvent) -> Value {
         "from": e.from_state,
         "to": f.state,
         "sub": f.sub_state,
+        "hold": f.hold,
         "service": f.service,
         "priority": f.priority,
         "owner": f.owner,

@@ -15,6 +15,7 @@ pub mod distributor;
 pub mod engine;
 pub mod error;
 pub mod feed;
+pub mod hours;
 pub mod journal;
 pub mod model;
 pub mod policy;

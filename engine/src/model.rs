@@ -49,9 +49,33 @@ pub struct ServiceSettings {
     pub disconnect_grace: Duration,
     /// R12: cancel may be disabled.
     pub allow_cancel: bool,
+    /// R14: opening hours; `None` is always open.
+    pub hours: Option<crate::hours::BusinessHours>,
+    /// R14: hold conversations that arrive out of hours in `pre_opening` until the next opening.
+    pub out_of_hours_hold: bool,
 }
 
 impl ServiceSettings {
+    /// A service with the defaults of SPEC.md: automatic distribution, no offers, 30 min
+    /// inactivity, 48 h abandonment, 60 s disconnect grace, cancel allowed, always open.
+    pub fn new(id: ServiceId, channel: Channel) -> Self {
+        Self {
+            id,
+            channel,
+            active: true,
+            auto_distribution: true,
+            offer_timeout: None,
+            inactivity: Duration::from_secs(30 * 60),
+            abandon: Duration::from_secs(48 * 3600),
+            agent_alert: None,
+            customer_reminder: None,
+            disconnect_grace: Duration::from_secs(60),
+            allow_cancel: true,
+            hours: None,
+            out_of_hours_hold: false,
+        }
+    }
+
     /// Reads the settings out of a stored service.
     pub fn from_row(s: &schema::models::Service) -> Self {
         let minutes = |m: i32| Duration::from_secs(u64::try_from(m.max(0)).unwrap_or(0) * 60);
@@ -67,6 +91,9 @@ impl ServiceSettings {
             customer_reminder: s.customer_reminder_minutes.map(minutes),
             disconnect_grace: Duration::from_secs(u64::try_from(s.disconnect_grace_s.max(0)).unwrap_or(0)),
             allow_cancel: s.allow_cancel,
+            // Hours are validated when an admin sets them; unreadable ones count as always open.
+            hours: s.business_hours.as_ref().and_then(|h| crate::hours::BusinessHours::parse(h, &s.time_zone).ok()),
+            out_of_hours_hold: s.out_of_hours_hold,
         }
     }
 }
@@ -147,6 +174,8 @@ pub struct ConversationFacts {
     pub channel: Channel,
     pub state: ConversationState,
     pub sub_state: Option<SubState>,
+    /// Why it is held in `pre_opening`.
+    pub hold: Option<schema::HoldReason>,
     pub priority: i32,
     /// Original arrival: queue order, kept when put back (R1).
     pub arrived_at: DateTime<Utc>,
@@ -181,6 +210,7 @@ impl ConversationFacts {
             channel,
             state: ConversationState::Queued,
             sub_state: None,
+            hold: None,
             priority,
             arrived_at: at,
             enqueued_at: Some(at),

@@ -68,6 +68,7 @@ pub fn load(pool: &PgPool, now: DateTime<Utc>) -> StoreResult<Restored> {
                 ConversationFacts::arriving(row.id, row.service_id, row.channel, row.priority, row.arrived_at);
             facts.state = row.state;
             facts.sub_state = row.sub_state;
+            facts.hold = row.hold_reason;
             facts.enqueued_at = row.enqueued_at;
             facts.owner = row.current_agent_id;
             facts.first_agent = row.first_agent_id;

@@ -26,6 +26,8 @@ pub enum TimerKey {
     CustomerReminder(ConversationId),
     /// An agent's disconnect grace (R9).
     Grace(AgentId),
+    /// The next opening of the service of a conversation held out of hours (R14).
+    Opening(ConversationId),
 }
 
 /// A deadline passed.

@@ -37,6 +37,7 @@ BEGIN
         UPDATE conversations SET
             state = e->>'to',
             sub_state = e->>'sub',
+            hold_reason = e->>'hold',
             service_id = (e->>'service')::uuid,
             priority = (e->>'priority')::int,
             current_agent_id = (e->>'owner')::uuid,

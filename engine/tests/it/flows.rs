@@ -36,3 +36,88 @@ async fn a_new_conversation_goes_to_the_free_agent_and_is_stored() {
     assert!(schema::store::open_assignment(&mut conn, c).unwrap().is_none());
     engine.stop();
 }
+
+#[actix_rt::test]
+async fn a_call_goes_straight_to_the_agent_at_the_extension_and_can_leave_to_an_external_one() {
+    let w = World::new();
+    let voice = w.service("Central", Channel::Voice, |_| {});
+    let ana = w.agent("ana", &[voice], None);
+    let engine = w.engine().await;
+    let new = || engine::NewConversation::new(voice, Channel::Voice, "+5511912345678");
+    // Not logged in: the phone system is told no.
+    assert!(matches!(engine.voice_call(new(), ana).await, Err(engine::EngineError::NotAvailable)));
+    engine.set_presence(ana, PresenceRequest::Available).await.unwrap();
+    let call = engine.voice_call(new(), ana).await.unwrap();
+    let facts = engine.conversation(call).await.unwrap();
+    assert_eq!((facts.state, facts.owner), (ConversationState::InService, Some(ana)));
+    // Voice capacity is 1 (R4): a second call at the same time is refused, and leaves nothing open.
+    let second = engine.voice_call(engine::NewConversation::new(voice, Channel::Voice, "+5511900000001"), ana).await;
+    assert!(matches!(second, Err(engine::EngineError::AtCapacity)));
+    let mut conn = w.db.conn();
+    let open = schema::store::open_conversations(&mut conn).unwrap();
+    assert_eq!(open.len(), 1);
+
+    engine.transfer(By::Agent(ana), call, engine::TransferTarget::Extension("4002".into())).await.unwrap();
+    let row = schema::models::Conversation::find(&mut conn, call).unwrap();
+    assert_eq!((row.state, row.concluded_by_id), (ConversationState::Concluded, Some(ana)));
+    let events = schema::store::events_after(&mut conn, call, 0).unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, "transferred_out");
+    assert_eq!(last.data["extension"], "4002");
+    engine.stop();
+}
+
+#[actix_rt::test]
+async fn transfer_to_an_agent_keeps_who_started_and_records_who_concluded() {
+    let w = World::new();
+    let s = w.service("WhatsApp", Channel::Whatsapp, |_| {});
+    let other = w.service("WhatsApp Vendas", Channel::Whatsapp, |_| {});
+    let ana = w.agent("ana", &[s, other], None);
+    let bruno = w.agent("bruno", &[s], None);
+    let engine = w.engine().await;
+    engine.set_presence(ana, PresenceRequest::Available).await.unwrap();
+    let c = engine.open_conversation(engine::NewConversation::new(s, Channel::Whatsapp, "5511")).await.unwrap();
+    assert_eq!(engine.conversation(c).await.unwrap().owner, Some(ana));
+    // Bruno is not logged in: refused.
+    let refused = engine.transfer(By::Agent(ana), c, engine::TransferTarget::Agent(bruno)).await;
+    assert!(matches!(refused, Err(engine::EngineError::NotAvailable)));
+    engine.set_presence(bruno, PresenceRequest::Available).await.unwrap();
+    // Bruno may not act on Ana's conversation (N3).
+    assert!(matches!(engine.conclude(By::Agent(bruno), c, None).await, Err(engine::EngineError::NotOwner)));
+    engine.transfer(By::Agent(ana), c, engine::TransferTarget::Agent(bruno)).await.unwrap();
+    engine.conclude(By::Agent(bruno), c, None).await.unwrap();
+    let mut conn = w.db.conn();
+    let row = schema::models::Conversation::find(&mut conn, c).unwrap();
+    assert_eq!((row.first_agent_id, row.concluded_by_id), (Some(ana), Some(bruno)));
+    use diesel::prelude::*;
+    let owners: Vec<(schema::AgentId, String)> = schema::schema::assignments::table
+        .filter(schema::schema::assignments::conversation_id.eq(c))
+        .order(schema::schema::assignments::id.asc())
+        .select((schema::schema::assignments::agent_id, schema::schema::assignments::via))
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(owners, [(ana, "auto".to_owned()), (bruno, "transfer".to_owned())]);
+    // Why did Bruno get it? The decisions say so (R16).
+    let reasons: Vec<(String, Option<schema::AgentId>)> = schema::schema::routing_decisions::table
+        .filter(schema::schema::routing_decisions::conversation_id.eq(c))
+        .order(schema::schema::routing_decisions::id.asc())
+        .select((schema::schema::routing_decisions::mode, schema::schema::routing_decisions::agent_id))
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(reasons, [("auto".to_owned(), Some(ana)), ("transfer".to_owned(), Some(bruno))]);
+
+    // Transfer to another service's queue keeps the original arrival (R1, R11).
+    let c2 = engine.open_conversation(engine::NewConversation::new(s, Channel::Whatsapp, "5512")).await.unwrap();
+    let owner = engine.conversation(c2).await.unwrap().owner.unwrap();
+    let arrived = engine.conversation(c2).await.unwrap().arrived_at;
+    engine.set_presence(ana, PresenceRequest::Offline).await.unwrap();
+    engine.set_presence(bruno, PresenceRequest::Offline).await.unwrap();
+    let waiting = engine.conversation(c2).await.unwrap();
+    assert_eq!(waiting.state, ConversationState::InactiveInQueue, "its agent {owner} left");
+    engine.set_presence(ana, PresenceRequest::Available).await.unwrap();
+    engine.transfer(By::Agent(ana), c2, engine::TransferTarget::Service(other)).await.unwrap_or_else(|e| panic!("{e}"));
+    let moved = engine.conversation(c2).await.unwrap();
+    assert_eq!(moved.service, other);
+    assert_eq!(moved.arrived_at, arrived);
+    engine.stop();
+}

@@ -241,3 +241,37 @@ async fn a_pause_asked_with_open_chats_waits_for_the_last_one() {
     assert_eq!(engine.conversation(other).await.unwrap().owner, Some(ana));
     engine.stop();
 }
+
+#[actix_rt::test]
+async fn out_of_hours_arrivals_are_flagged_and_held_until_the_opening() {
+    let w = World::new();
+    // Open 08:00-18:00 São Paulo time (11:00-21:00 UTC); t0 is 06:00 there.
+    let hours = serde_json::json!({"mon": [["08:00", "18:00"]], "tue": [["08:00", "18:00"]]});
+    let held = w.service("WhatsApp", Channel::Whatsapp, |s| {
+        s.business_hours = Some(hours.clone());
+        s.out_of_hours_hold = true;
+    });
+    let flagged = w.service("Chat", Channel::Webchat, |s| s.business_hours = Some(hours.clone()));
+    let ana = w.agent("ana", &[held, flagged], None);
+    let engine = w.engine().await;
+    engine.set_presence(ana, PresenceRequest::Available).await.unwrap();
+
+    let c1 = engine.open_conversation(NewConversation::new(held, Channel::Whatsapp, "5511")).await.unwrap();
+    let c2 = engine.open_conversation(NewConversation::new(flagged, Channel::Webchat, "visitor")).await.unwrap();
+    let mut conn = w.db.conn();
+    let row1 = schema::models::Conversation::find(&mut conn, c1).unwrap();
+    assert!(row1.out_of_hours);
+    assert_eq!((row1.state, row1.hold_reason), (ConversationState::PreOpening, Some(schema::HoldReason::OutOfHours)));
+    let row2 = schema::models::Conversation::find(&mut conn, c2).unwrap();
+    assert!(row2.out_of_hours, "flagged even when not held");
+    assert_eq!(engine.conversation(c2).await.unwrap().owner, Some(ana));
+
+    engine.advance_clock(HOUR + 59 * MINUTE).await;
+    assert_eq!(engine.conversation(c1).await.unwrap().state, ConversationState::PreOpening);
+    engine.advance_clock(2 * MINUTE).await;
+    let c = engine.conversation(c1).await.unwrap();
+    assert_eq!((c.state, c.owner), (ConversationState::InService, Some(ana)), "released at 08:00 and routed");
+    let row1 = schema::models::Conversation::find(&mut conn, c1).unwrap();
+    assert_eq!(row1.hold_reason, None);
+    engine.stop();
+}
