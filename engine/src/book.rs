@@ -1258,18 +1258,16 @@ impl RoutingBook {
             }
             self.conversations.insert(after.id, after.clone());
         }
-        // Whatever freed capacity or filled a queue may make an assignment possible (R6).
-        let freed = before.as_ref().is_some_and(|b| b.counts_against_capacity() && !after.counts_against_capacity());
+        // Whatever freed capacity or filled a queue may make an assignment possible (R6): capacity
+        // is freed when it stops counting, or when it moves to another agent (a transfer).
+        let freed = before.as_ref().is_some_and(|b| {
+            b.counts_against_capacity() && (!after.counts_against_capacity() || holder(b) != holder(after))
+        });
         if after.state.is_waiting() {
             tx.dirty.insert(after.service);
         }
         if let Some(b) = &before {
-            let agent = match b.state {
-                ConversationState::InService => b.owner,
-                ConversationState::Offered => b.offer.map(|(a, _)| a),
-                _ => None,
-            };
-            if let Some(agent) = agent
+            if let Some(agent) = holder(b)
                 && let Some(entry) = self.agents.get(&agent)
             {
                 if freed || entry.owned.is_empty() {
@@ -1329,6 +1327,15 @@ impl RoutingBook {
             }
             _ => {}
         }
+    }
+}
+
+/// The agent a conversation counts against: its owner in service, its offeree when offered.
+fn holder(c: &ConversationFacts) -> Option<AgentId> {
+    match c.state {
+        ConversationState::InService => c.owner,
+        ConversationState::Offered => c.offer.map(|(a, _)| a),
+        _ => None,
     }
 }
 

@@ -63,6 +63,10 @@ pub fn load(pool: &PgPool, now: DateTime<Utc>) -> StoreResult<Restored> {
         for o in store::offers_of_open_conversations(conn)? {
             offers.entry(o.conversation_id).or_default().push(o);
         }
+        let mut declined: HashMap<schema::ConversationId, Vec<AgentId>> = HashMap::new();
+        for (conversation, agent) in store::declined_agents_of_open_conversations(conn)? {
+            declined.entry(conversation).or_default().push(agent);
+        }
         for row in store::open_conversations(conn)? {
             let mut facts =
                 ConversationFacts::arriving(row.id, row.service_id, row.channel, row.priority, row.arrived_at);
@@ -77,17 +81,11 @@ pub fn load(pool: &PgPool, now: DateTime<Utc>) -> StoreResult<Restored> {
             facts.classification = row.classification_id;
             facts.due_at = row.due_at;
             facts.concluded_by = row.concluded_by_id;
-            for o in offers.remove(&row.id).unwrap_or_default() {
-                match o.outcome {
-                    None => facts.offer = Some((o.agent_id, o.expires_at)),
-                    Some(schema::OfferOutcome::Lapsed | schema::OfferOutcome::Rejected) => {
-                        if !facts.declined_by.contains(&o.agent_id) {
-                            facts.declined_by.push(o.agent_id);
-                        }
-                    }
-                    Some(_) => {}
-                }
+            if let Some(pending) = offers.remove(&row.id).unwrap_or_default().into_iter().find(|o| o.outcome.is_none())
+            {
+                facts.offer = Some((pending.agent_id, pending.expires_at));
             }
+            facts.declined_by = declined.remove(&row.id).unwrap_or_default();
             book.restore_conversation(facts);
         }
         Ok(Restored { book, logged_in })

@@ -262,3 +262,101 @@ pub fn offers_of_open_conversations(conn: &mut PgConnection) -> StoreResult<Vec<
         .select(crate::models::Offer::as_select())
         .load(conn)?)
 }
+
+/// Filters of a queue list (D4) and of the conversations menu (S2).
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    /// Only these services (the caller's, N3); `None` = all.
+    pub services: Option<Vec<ServiceId>>,
+    pub channel: Option<crate::types::Channel>,
+    pub states: Vec<ConversationState>,
+    pub service: Option<ServiceId>,
+    /// Owned by this agent now.
+    pub agent: Option<AgentId>,
+    pub subject: Option<String>,
+    /// Part of the customer's address (email, phone, id).
+    pub address: Option<String>,
+    pub name: Option<String>,
+    /// A message of the conversation contains this text.
+    pub content: Option<String>,
+    pub arrived_from: Option<DateTime<Utc>>,
+    pub arrived_to: Option<DateTime<Utc>>,
+    pub newest_first: bool,
+    pub limit: i64,
+}
+
+fn like(s: &str) -> String {
+    let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// Conversations matching a filter, by arrival.
+pub fn find_conversations(conn: &mut PgConnection, f: &ConversationFilter) -> StoreResult<Vec<Conversation>> {
+    let mut q = conversations::table.into_boxed();
+    if let Some(services) = &f.services {
+        q = q.filter(conversations::service_id.eq_any(services.clone()));
+    }
+    if let Some(c) = f.channel {
+        q = q.filter(conversations::channel.eq(c));
+    }
+    if !f.states.is_empty() {
+        q = q.filter(conversations::state.eq_any(f.states.clone()));
+    }
+    if let Some(s) = f.service {
+        q = q.filter(conversations::service_id.eq(s));
+    }
+    if let Some(a) = f.agent {
+        q = q.filter(conversations::current_agent_id.eq(a));
+    }
+    if let Some(s) = &f.subject {
+        q = q.filter(conversations::subject.ilike(like(s)));
+    }
+    if let Some(s) = &f.address {
+        q = q.filter(conversations::customer_address.ilike(like(s)));
+    }
+    if let Some(s) = &f.name {
+        q = q.filter(conversations::customer_name.ilike(like(s)));
+    }
+    if let Some(s) = &f.content {
+        let matching = messages::table.filter(messages::body.ilike(like(s))).select(messages::conversation_id);
+        q = q.filter(conversations::id.eq_any(matching));
+    }
+    if let Some(t) = f.arrived_from {
+        q = q.filter(conversations::arrived_at.ge(t));
+    }
+    if let Some(t) = f.arrived_to {
+        q = q.filter(conversations::arrived_at.le(t));
+    }
+    q = if f.newest_first {
+        q.order((conversations::arrived_at.desc(), conversations::id.desc()))
+    } else {
+        q.order((conversations::priority.desc(), conversations::arrived_at.asc(), conversations::id.asc()))
+    };
+    Ok(q.limit(f.limit.clamp(1, 1000)).select(Conversation::as_select()).load(conn)?)
+}
+
+#[derive(QueryableByName)]
+struct DeclinedRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    conversation_id: ConversationId,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    agent_id: AgentId,
+}
+
+/// For every open conversation, the agents it must not be offered to again (R7): those who
+/// declined an offer of it, let one lapse, or returned it — since it last moved to another service.
+pub fn declined_agents_of_open_conversations(conn: &mut PgConnection) -> StoreResult<Vec<(ConversationId, AgentId)>> {
+    let rows = diesel::sql_query(
+        "SELECT DISTINCT e.conversation_id, e.agent_id
+           FROM conversation_events e
+           JOIN conversations c ON c.id = e.conversation_id
+          WHERE c.state IN ('pre_opening', 'queued', 'offered', 'in_service', 'inactive_in_queue')
+            AND e.kind IN ('offer_declined', 'offer_lapsed', 'returned')
+            AND e.agent_id IS NOT NULL
+            AND e.seq > coalesce((SELECT max(t.seq) FROM conversation_events t
+                                   WHERE t.conversation_id = e.conversation_id
+                                     AND t.kind = 'transferred_to_service'), 0)",
+    )
+    .load::<DeclinedRow>(conn)?;
+    Ok(rows.into_iter().map(|r| (r.conversation_id, r.agent_id)).collect())
+}
