@@ -1,5 +1,6 @@
 //! Omniroute's web layer: the HTTP server, its routes, and the `omniroute` commands.
 
+pub mod api;
 pub mod config;
 pub mod password;
 pub mod routes;

@@ -34,7 +34,7 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
     let engine =
         engine::Engine::start(pool.clone(), engine::Clock::System).await.context("starting the routing engine")?;
     info!(elapsed_ms = started.elapsed().as_millis() as u64, "routing engine ready");
-    let state = AppState { pool, health_timeout: std::time::Duration::from_secs(1), engine: engine.clone() };
+    let state = AppState::new(pool, engine.clone());
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()

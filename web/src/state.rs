@@ -1,11 +1,14 @@
 //! What every request handler can reach.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use engine::Engine;
 use schema::PgPool;
 
-/// Shared application state (cheap to clone: the pool is reference-counted).
+use crate::api::auth::{HashingPool, LoginThrottle};
+
+/// Shared application state (cheap to clone).
 #[derive(Clone)]
 pub struct AppState {
     /// The database.
@@ -14,4 +17,23 @@ pub struct AppState {
     pub health_timeout: Duration,
     /// The routing engine.
     pub engine: Engine,
+    /// Failed sign-ins per login (429 after too many).
+    pub login_throttle: Arc<LoginThrottle>,
+    /// Bounded password hashing off the request threads.
+    pub hashing: Arc<HashingPool>,
+}
+
+impl AppState {
+    /// State over a pool and a running engine, with the default sign-in limits: 5 failures per
+    /// login in 15 minutes; as many concurrent hashes as CPUs.
+    pub fn new(pool: PgPool, engine: Engine) -> Self {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Self {
+            pool,
+            health_timeout: Duration::from_secs(1),
+            engine,
+            login_throttle: Arc::new(LoginThrottle::new(5, Duration::from_secs(15 * 60))),
+            hashing: Arc::new(HashingPool::new(cpus)),
+        }
+    }
 }

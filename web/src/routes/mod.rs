@@ -7,4 +7,5 @@ pub mod health;
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz);
+    crate::api::configure(cfg);
 }

@@ -1,0 +1,490 @@
+//! What an agent does from the desk or an integration: presence, queues, pulls, conversation
+//! actions (SPEC.md A "Agent"). Authorisation (N3): an agent sees conversations of its services
+//! and acts only on its own (the engine answers `not_owner`); supervisors act on conversations of
+//! their services, admins on all.
+
+use actix_web::{HttpResponse, get, post, put, web};
+use chrono::{DateTime, Utc};
+use engine::{By, Presence, PresenceRequest, TransferTarget};
+use schema::models::{Conversation, PauseReason};
+use schema::store::{self, ConversationFilter};
+use schema::{AgentId, Channel, ClassificationId, ConversationId, ConversationState, PauseReasonId, Role, ServiceId};
+use serde::{Deserialize, Serialize};
+
+use crate::api::auth::CurrentAgent;
+use crate::api::dto::{ConversationDto, MessageDto};
+use crate::api::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// Runs a store function on the blocking pool with a pooled connection.
+pub async fn db<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&mut schema::PgConnection) -> Result<T, schema::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let pool = state.pool.clone();
+    Ok(web::block(move || -> Result<T, schema::StoreError> { f(&mut *pool.get()?) }).await??)
+}
+
+/// Parses an id from a path or body.
+pub fn parse_id<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, ApiError> {
+    s.trim().parse().map_err(|_| ApiError::bad_request("invalid_id", format!("{what} is not a valid id")))
+}
+
+fn parse_channel(s: &str) -> Result<Channel, ApiError> {
+    s.parse().map_err(|_| ApiError::bad_request("invalid_channel", format!("unknown channel {s:?}")))
+}
+
+/// How the caller acts on a conversation: as its agent, or as a supervisor/admin.
+fn by(me: &CurrentAgent) -> By {
+    match me.agent.role {
+        Role::Agent => By::Agent(me.agent.id),
+        Role::Supervisor | Role::Admin => By::Supervisor(me.agent.id),
+    }
+}
+
+/// A conversation the caller may see (404 when it does not exist, 403 when not theirs to see).
+async fn visible_conversation(
+    state: &AppState,
+    me: &CurrentAgent,
+    id: ConversationId,
+) -> Result<Conversation, ApiError> {
+    let c = db(state, move |c| Conversation::find(c, id)).await.map_err(|e| {
+        if e.status == actix_web::http::StatusCode::NOT_FOUND { ApiError::not_found("conversation") } else { e }
+    })?;
+    if !me.sees_service(c.service_id) {
+        return Err(ApiError::forbidden("this conversation belongs to a service you are not in"));
+    }
+    Ok(c)
+}
+
+// ----- presence -----
+
+/// A presence change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct PresenceBody {
+    /// available | paused | offline
+    pub status: String,
+    pub pause_reason_id: Option<String>,
+}
+
+/// The agent's presence after a change.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PresenceDto {
+    /// available | pause_pending | paused | offline
+    pub status: String,
+    pub pause_reason_id: Option<String>,
+    pub since: DateTime<Utc>,
+}
+
+impl PresenceDto {
+    pub fn new(p: Presence, since: DateTime<Utc>) -> Self {
+        Self { status: p.status().to_string(), pause_reason_id: p.reason().map(|r| r.to_string()), since }
+    }
+}
+
+/// Sets my presence (R8, R9): a pause with conversations open becomes `pause_pending`.
+#[utoipa::path(put, path = "/api/v1/me/presence", tag = "agent", request_body = PresenceBody,
+    responses((status = 200, body = PresenceDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 422, description = "unknown or inactive pause reason", body = ErrorBody)))]
+#[put("/me/presence")]
+pub async fn put_presence(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    body: web::Json<PresenceBody>,
+) -> Result<HttpResponse, ApiError> {
+    let request = match body.status.as_str() {
+        "available" => PresenceRequest::Available,
+        "offline" => PresenceRequest::Offline,
+        "paused" => {
+            let raw = body
+                .pause_reason_id
+                .as_deref()
+                .ok_or_else(|| ApiError::bad_request("pause_reason_required", "a pause needs pause_reason_id"))?;
+            let reason: PauseReasonId = parse_id(raw, "pause_reason_id")?;
+            let found = db(&state, move |c| PauseReason::find(c, reason)).await;
+            match found {
+                Ok(r) if r.active => PresenceRequest::Paused(reason),
+                Ok(_) | Err(_) => {
+                    return Err(ApiError::unprocessable("invalid_pause_reason", "no active pause reason with that id"));
+                }
+            }
+        }
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_status",
+                format!("status must be available, paused or offline, not {other:?}"),
+            ));
+        }
+    };
+    let presence = state.engine.set_presence(me.agent.id, request).await?;
+    let since = state.engine.agent(me.agent.id).await.map_or_else(Utc::now, |a| a.presence_since);
+    Ok(HttpResponse::Ok().json(PresenceDto::new(presence, since)))
+}
+
+// ----- queues -----
+
+/// One queue's counts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueueDto {
+    pub channel: String,
+    pub service_id: String,
+    pub waiting: usize,
+    pub inactive: usize,
+    pub oldest_wait_s: i64,
+}
+
+/// The queues of my services with their live counts (D3).
+#[utoipa::path(get, path = "/api/v1/queues", tag = "agent",
+    responses((status = 200, body = [QueueDto]), (status = 401, body = ErrorBody)))]
+#[get("/queues")]
+pub async fn get_queues(state: web::Data<AppState>, me: CurrentAgent) -> Result<HttpResponse, ApiError> {
+    let mut queues: Vec<QueueDto> = state
+        .engine
+        .queues()
+        .await
+        .into_iter()
+        .filter(|q| me.sees_service(q.service_id))
+        .map(|q| QueueDto {
+            channel: q.channel.to_string(),
+            service_id: q.service_id.to_string(),
+            waiting: q.waiting,
+            inactive: q.inactive,
+            oldest_wait_s: q.oldest_wait_s,
+        })
+        .collect();
+    queues.sort_by(|a, b| (&a.channel, &a.service_id).cmp(&(&b.channel, &b.service_id)));
+    Ok(HttpResponse::Ok().json(queues))
+}
+
+/// Filters of a queue list (D4).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct QueueItemsQuery {
+    /// Rows to show (default 50, at most 500).
+    pub limit: Option<i64>,
+    /// oldest (default) | newest
+    pub order: Option<String>,
+    pub service_id: Option<String>,
+    pub subject: Option<String>,
+    pub sender: Option<String>,
+    pub content: Option<String>,
+    pub phone: Option<String>,
+    pub name: Option<String>,
+    /// Queued from (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Queued until (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// One waiting customer in a queue list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueueItemDto {
+    /// Place in the queue (1 = next), across the listed services.
+    pub position: usize,
+    #[serde(flatten)]
+    pub conversation: ConversationDto,
+    pub wait_s: i64,
+}
+
+/// The waiting customers of a channel in my services, with the filters of D4.
+#[utoipa::path(get, path = "/api/v1/queues/{channel}/items", tag = "agent", params(QueueItemsQuery),
+    responses((status = 200, body = [QueueItemDto]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[get("/queues/{channel}/items")]
+pub async fn get_queue_items(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    channel: web::Path<String>,
+    query: web::Query<QueueItemsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let channel = parse_channel(&channel)?;
+    let q = query.into_inner();
+    let newest_first = match q.order.as_deref() {
+        None | Some("oldest") => false,
+        Some("newest") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request("invalid_order", format!("order is oldest or newest, not {other:?}")));
+        }
+    };
+    let service: Option<ServiceId> = q.service_id.as_deref().map(|s| parse_id(s, "service_id")).transpose()?;
+    if let Some(s) = service
+        && !me.sees_service(s)
+    {
+        return Err(ApiError::forbidden("you are not in that service"));
+    }
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_limit", "limit is between 1 and 500"));
+    }
+    let filter = ConversationFilter {
+        services: (me.agent.role != Role::Admin).then(|| me.services.clone()),
+        channel: Some(channel),
+        states: vec![ConversationState::Queued, ConversationState::InactiveInQueue],
+        service,
+        address: q.sender.or(q.phone),
+        subject: q.subject,
+        name: q.name,
+        content: q.content,
+        arrived_from: q.from,
+        arrived_to: q.to,
+        newest_first,
+        limit,
+        ..Default::default()
+    };
+    let rows = db(&state, move |c| store::find_conversations(c, &filter)).await?;
+    // Positions follow the queue order of R1 (priority, then original arrival).
+    let mut ordered: Vec<&Conversation> = rows.iter().collect();
+    ordered.sort_by(|a, b| {
+        (std::cmp::Reverse(a.priority), a.arrived_at, a.id).cmp(&(std::cmp::Reverse(b.priority), b.arrived_at, b.id))
+    });
+    let now = Utc::now();
+    let items: Vec<QueueItemDto> = rows
+        .iter()
+        .map(|c| QueueItemDto {
+            position: ordered.iter().position(|o| o.id == c.id).unwrap_or(0) + 1,
+            conversation: ConversationDto::from_row(c),
+            wait_s: (now - c.enqueued_at.unwrap_or(c.arrived_at)).num_seconds().max(0),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(items))
+}
+
+/// Takes the next waiting conversation of a channel (R5): 200 with it, 204 when nothing waits.
+#[utoipa::path(post, path = "/api/v1/queues/{channel}/pull", tag = "agent",
+    responses((status = 200, body = ConversationDto), (status = 204, description = "nothing waiting"),
+              (status = 409, description = "at_capacity | not_available", body = ErrorBody)))]
+#[post("/queues/{channel}/pull")]
+pub async fn pull_next(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    channel: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let channel = parse_channel(&channel)?;
+    match state.engine.pull_next(me.agent.id, channel).await? {
+        None => Ok(HttpResponse::NoContent().finish()),
+        Some(id) => {
+            let c = db(&state, move |c| Conversation::find(c, id)).await?;
+            Ok(HttpResponse::Ok().json(ConversationDto::from_row(&c)))
+        }
+    }
+}
+
+/// Takes one chosen waiting conversation (R5), e.g. an email after its preview.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/pull", tag = "agent",
+    responses((status = 200, body = ConversationDto), (status = 409, description = "already_taken", body = ErrorBody)))]
+#[post("/conversations/{id}/pull")]
+pub async fn pull_chosen(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: ConversationId = parse_id(&id, "conversation id")?;
+    visible_conversation(&state, &me, id).await?;
+    state.engine.pull_chosen(me.agent.id, id).await?;
+    let c = db(&state, move |c| Conversation::find(c, id)).await?;
+    Ok(HttpResponse::Ok().json(ConversationDto::from_row(&c)))
+}
+
+// ----- conversations -----
+
+/// Filters of the conversation list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ConversationsQuery {
+    /// A state (e.g. in_service) or `open` for every open one.
+    pub state: Option<String>,
+    /// Only those I have now.
+    pub mine: Option<bool>,
+    pub limit: Option<i64>,
+}
+
+/// Conversations I may see.
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "agent", params(ConversationsQuery),
+    responses((status = 200, body = [ConversationDto]), (status = 400, body = ErrorBody)))]
+#[get("/conversations")]
+pub async fn list_conversations(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    query: web::Query<ConversationsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let states = match query.state.as_deref() {
+        None => Vec::new(),
+        Some("open") => ConversationState::OPEN.to_vec(),
+        Some(s) => {
+            vec![s.parse::<ConversationState>().map_err(|e| ApiError::bad_request("invalid_state", e.to_string()))?]
+        }
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_limit", "limit is between 1 and 1000"));
+    }
+    let filter = ConversationFilter {
+        services: (me.agent.role != Role::Admin).then(|| me.services.clone()),
+        states,
+        agent: query.mine.unwrap_or(false).then_some(me.agent.id),
+        newest_first: true,
+        limit,
+        ..Default::default()
+    };
+    let rows = db(&state, move |c| store::find_conversations(c, &filter)).await?;
+    Ok(HttpResponse::Ok().json(rows.iter().map(ConversationDto::from_row).collect::<Vec<_>>()))
+}
+
+/// A conversation with its messages.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "agent",
+    responses((status = 200, body = ConversationDto), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[get("/conversations/{id}")]
+pub async fn get_conversation(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: ConversationId = parse_id(&id, "conversation id")?;
+    let c = visible_conversation(&state, &me, id).await?;
+    let messages = db(&state, move |conn| store::messages_of(conn, id)).await?;
+    let mut dto = ConversationDto::from_row(&c);
+    dto.messages = Some(messages.iter().map(MessageDto::from_row).collect());
+    Ok(HttpResponse::Ok().json(dto))
+}
+
+/// Where to transfer: exactly one of the three.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct TransferBody {
+    pub agent_id: Option<String>,
+    pub service_id: Option<String>,
+    pub extension: Option<String>,
+}
+
+async fn after_action(state: &AppState, id: ConversationId) -> Result<HttpResponse, ApiError> {
+    let c = db(state, move |c| Conversation::find(c, id)).await?;
+    Ok(HttpResponse::Ok().json(ConversationDto::from_row(&c)))
+}
+
+/// Transfers to an agent, a service's queue, or (calls) an external extension (R11).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/transfer", tag = "agent", request_body = TransferBody,
+    responses((status = 200, body = ConversationDto), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[post("/conversations/{id}/transfer")]
+pub async fn transfer(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    id: web::Path<String>,
+    body: web::Json<TransferBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id: ConversationId = parse_id(&id, "conversation id")?;
+    let target = match (&body.agent_id, &body.service_id, &body.extension) {
+        (Some(a), None, None) => TransferTarget::Agent(parse_id::<AgentId>(a, "agent_id")?),
+        (None, Some(s), None) => TransferTarget::Service(parse_id::<ServiceId>(s, "service_id")?),
+        (None, None, Some(x)) if !x.trim().is_empty() && x.len() <= 64 => {
+            TransferTarget::Extension(x.trim().to_owned())
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_transfer",
+                "give exactly one of agent_id, service_id or extension",
+            ));
+        }
+    };
+    visible_conversation(&state, &me, id).await?;
+    state.engine.transfer(by(&me), id, target).await?;
+    after_action(&state, id).await
+}
+
+/// Puts the conversation back in its queue, keeping its age (R12).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/return", tag = "agent",
+    responses((status = 200, body = ConversationDto), (status = 403, body = ErrorBody)))]
+#[post("/conversations/{id}/return")]
+pub async fn return_to_queue(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: ConversationId = parse_id(&id, "conversation id")?;
+    visible_conversation(&state, &me, id).await?;
+    state.engine.return_to_queue(by(&me), id).await?;
+    after_action(&state, id).await
+}
+
+/// An optional classification.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct ConcludeBody {
+    pub classification_id: Option<String>,
+}
+
+async fn checked_classification(state: &AppState, raw: Option<&str>) -> Result<Option<ClassificationId>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let id: ClassificationId = parse_id(raw, "classification_id")?;
+    match db(state, move |c| schema::models::Classification::find(c, id)).await {
+        Ok(found) if found.active => Ok(Some(id)),
+        _ => Err(ApiError::unprocessable("invalid_classification", "no active classification with that id")),
+    }
+}
+
+/// Concludes the conversation (R12).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/conclude", tag = "agent", request_body(content = ConcludeBody, content_type = "application/json"),
+    responses((status = 200, body = ConversationDto), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[post("/conversations/{id}/conclude")]
+pub async fn conclude(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    id: web::Path<String>,
+    body: Option<web::Json<ConcludeBody>>,
+) -> Result<HttpResponse, ApiError> {
+    let id: ConversationId = parse_id(&id, "conversation id")?;
+    let body = body.map(|b| b.into_inner()).unwrap_or_default();
+    visible_conversation(&state, &me, id).await?;
+    let classification = checked_classification(&state, body.classification_id.as_deref()).await?;
+    state.engine.conclude(by(&me), id, classification).await?;
+    after_action(&state, id).await
+}
+
+/// Cancels the conversation where the service allows it (R12).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/cancel", tag = "agent",
+    responses((status = 200, body = ConversationDto), (status = 409, description = "cancel_not_allowed", body = ErrorBody)))]
+#[post("/conversations/{id}/cancel")]
+pub async fn cancel(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: ConversationId = parse_id(&id, "conversation id")?;
+    visible_conversation(&state, &me, id).await?;
+    state.engine.cancel(by(&me), id).await?;
+    after_action(&state, id).await
+}
+
+/// Sets or clears the classification (R12).
+#[utoipa::path(put, path = "/api/v1/conversations/{id}/classification", tag = "agent", request_body = ConcludeBody,
+    responses((status = 200, body = ConversationDto), (status = 422, body = ErrorBody)))]
+#[put("/conversations/{id}/classification")]
+pub async fn put_classification(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    id: web::Path<String>,
+    body: web::Json<ConcludeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id: ConversationId = parse_id(&id, "conversation id")?;
+    visible_conversation(&state, &me, id).await?;
+    let classification = checked_classification(&state, body.classification_id.as_deref()).await?;
+    state.engine.classify(by(&me), id, classification).await?;
+    after_action(&state, id).await
+}
+
+/// A due date, or null to clear it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct DueDateBody {
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+/// Sets or clears the due date (R12).
+#[utoipa::path(put, path = "/api/v1/conversations/{id}/due-date", tag = "agent", request_body = DueDateBody,
+    responses((status = 200, body = ConversationDto), (status = 400, body = ErrorBody)))]
+#[put("/conversations/{id}/due-date")]
+pub async fn put_due_date(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    id: web::Path<String>,
+    body: web::Json<DueDateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id: ConversationId = parse_id(&id, "conversation id")?;
+    visible_conversation(&state, &me, id).await?;
+    state.engine.set_due_date(by(&me), id, body.due_at).await?;
+    after_action(&state, id).await
+}

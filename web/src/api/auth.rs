@@ -1,0 +1,322 @@
+//! Sign-in (D1, N3): argon2id passwords, revocable server-side sessions (a cookie for the
+//! browser, a bearer token for API clients), a per-login throttle answering 429 after repeated
+//! failures, and password hashing off the request threads, bounded so a login storm can neither
+//! stall routing nor exhaust memory (each argon2id hash holds 19 MiB while it runs).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::{StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, post, web};
+use base64::Engine as _;
+use chrono::Utc;
+use rand::RngCore;
+use schema::models::{Agent, Session};
+use schema::{AgentId, Role, ServiceId, SessionId, store};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::api::error::ApiError;
+use crate::state::AppState;
+
+/// The session cookie of the desk.
+pub const SESSION_COOKIE: &str = "omniroute_session";
+/// How long a session lives.
+pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
+
+/// Failed sign-ins per login, in a sliding window.
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    max_failures: usize,
+    window: Duration,
+}
+
+impl LoginThrottle {
+    /// Allows `max_failures` failures per login within `window`, then answers 429 until the
+    /// oldest failure leaves the window.
+    pub fn new(max_failures: usize, window: Duration) -> Self {
+        Self { failures: Mutex::new(HashMap::new()), max_failures, window }
+    }
+
+    fn key(login: &str) -> String {
+        login.trim().to_lowercase()
+    }
+
+    /// `Err(retry_after)` when the login is locked out.
+    pub fn check(&self, login: &str) -> Result<(), Duration> {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let Some(times) = map.get_mut(&Self::key(login)) else { return Ok(()) };
+        while times.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+            times.pop_front();
+        }
+        if times.len() >= self.max_failures {
+            let oldest = times.front().copied().unwrap_or(now);
+            return Err(self.window.saturating_sub(now.duration_since(oldest)));
+        }
+        Ok(())
+    }
+
+    /// Records a failure.
+    pub fn fail(&self, login: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            // Bounded memory under a spray of random logins: forget the lot (they re-accumulate).
+            map.clear();
+        }
+        map.entry(Self::key(login)).or_default().push_back(Instant::now());
+    }
+
+    /// A success clears the login's failures.
+    pub fn succeed(&self, login: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&Self::key(login));
+    }
+}
+
+/// Bounds how many password hashes run at once.
+pub struct HashingPool {
+    permits: Semaphore,
+}
+
+impl HashingPool {
+    /// At most `n` concurrent hashes.
+    pub fn new(n: usize) -> Self {
+        Self { permits: Semaphore::new(n.max(1)) }
+    }
+
+    /// Runs `f` (a hash or a verification) on the blocking pool once a permit is free.
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        let _permit = self.permits.acquire().await.map_err(|_| ApiError::unavailable("shutting down"))?;
+        Ok(web::block(f).await?)
+    }
+}
+
+/// The SHA-256 of a session token: what the database keeps.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A valid argon2id hash of a random password, verified against when the login is unknown so
+/// that a wrong login costs the same time as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| crate::password::hash(&new_token()))
+}
+
+/// What a sign-in sends.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct LoginRequest {
+    pub login: String,
+    pub password: String,
+}
+
+/// Who is signed in.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AgentInfo {
+    #[schema(value_type = String)]
+    pub id: AgentId,
+    pub login: String,
+    pub name: String,
+    #[schema(value_type = String, example = "agent")]
+    pub role: Role,
+}
+
+impl From<&Agent> for AgentInfo {
+    fn from(a: &Agent) -> Self {
+        Self { id: a.id, login: a.login.clone(), name: a.name.clone(), role: a.role }
+    }
+}
+
+/// A successful sign-in.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LoginResponse {
+    /// The bearer token (also set as the session cookie).
+    pub token: String,
+    pub agent: AgentInfo,
+}
+
+/// Signs in; answers the token and sets the session cookie.
+#[utoipa::path(
+    post, path = "/api/v1/auth/login", tag = "session",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = LoginResponse),
+        (status = 400, body = crate::api::error::ErrorBody),
+        (status = 401, description = "invalid_credentials", body = crate::api::error::ErrorBody),
+        (status = 429, description = "too many failures for this login", body = crate::api::error::ErrorBody),
+    )
+)]
+#[post("/auth/login")]
+pub async fn sign_in(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginRequest { login, password } = body.into_inner();
+    if login.trim().is_empty() || password.is_empty() {
+        return Err(ApiError::bad_request("missing_credentials", "login and password are required"));
+    }
+    if login.len() > 200 || password.len() > 1024 {
+        return Err(ApiError::bad_request("invalid_credentials_format", "login or password is too long"));
+    }
+    if let Err(retry_after) = state.login_throttle.check(&login) {
+        let secs = retry_after.as_secs().max(1);
+        let body = crate::api::error::ErrorBody {
+            error: "too_many_attempts".into(),
+            message: format!("too many failed sign-ins for this login; retry in {secs} s"),
+        };
+        return Ok(HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
+            .insert_header((header::RETRY_AFTER, secs.to_string()))
+            .json(body));
+    }
+    let pool = state.pool.clone();
+    let lookup_login = login.clone();
+    let agent = web::block(move || -> Result<Option<Agent>, schema::StoreError> {
+        let mut conn = pool.get()?;
+        store::agent_by_login(&mut conn, &lookup_login)
+    })
+    .await??;
+    let phc = agent.as_ref().filter(|a| a.active).map(|a| a.password_hash.clone());
+    let ok = state
+        .hashing
+        .run(move || match phc {
+            Some(phc) => crate::password::verify(&password, &phc),
+            None => {
+                crate::password::verify(&password, decoy_hash());
+                false
+            }
+        })
+        .await?;
+    let Some(agent) = agent.filter(|_| ok) else {
+        state.login_throttle.fail(&login);
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong login or password"));
+    };
+    state.login_throttle.succeed(&login);
+
+    let token = new_token();
+    let now = Utc::now();
+    let session = Session {
+        id: SessionId::new(),
+        agent_id: agent.id,
+        token_hash: token_hash(&token),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + SESSION_TTL,
+        revoked_at: None,
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(300).collect()),
+        remote_addr: req.peer_addr().map(|a| a.ip().to_string()),
+    };
+    let pool = state.pool.clone();
+    web::block(move || -> Result<Session, schema::StoreError> { session.insert(&mut *pool.get()?) }).await??;
+    let cookie = Cookie::build(SESSION_COOKIE, token.clone())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(req.connection_info().scheme() == "https")
+        .max_age(actix_web::cookie::time::Duration::seconds(SESSION_TTL.num_seconds()))
+        .finish();
+    Ok(HttpResponse::Ok().cookie(cookie).json(LoginResponse { token, agent: AgentInfo::from(&agent) }))
+}
+
+/// Ends the session (revoked server-side: the token stops working everywhere at once).
+#[utoipa::path(
+    post, path = "/api/v1/auth/logout", tag = "session",
+    responses((status = 204), (status = 401, body = crate::api::error::ErrorBody))
+)]
+#[post("/auth/logout")]
+pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let token = token_of(&req).ok_or_else(ApiError::unauthenticated)?;
+    let pool = state.pool.clone();
+    let hash = token_hash(&token);
+    let revoked = web::block(move || -> Result<bool, schema::StoreError> {
+        store::revoke_session(&mut *pool.get()?, &hash, Utc::now())
+    })
+    .await??;
+    if !revoked {
+        return Err(ApiError::unauthenticated());
+    }
+    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
+    gone.make_removal();
+    Ok(HttpResponse::NoContent().cookie(gone).finish())
+}
+
+/// The token of a request: `Authorization: Bearer …` first, then the session cookie.
+pub fn token_of(req: &HttpRequest) -> Option<String> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))
+    {
+        let token = token.trim();
+        return (!token.is_empty()).then(|| token.to_owned());
+    }
+    req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// The signed-in person of a request, with the services they belong to. Extracting it answers
+/// 401 when there is no live session.
+#[derive(Debug, Clone)]
+pub struct CurrentAgent {
+    pub agent: Agent,
+    pub session: SessionId,
+    pub services: Vec<ServiceId>,
+}
+
+impl CurrentAgent {
+    /// 403 unless the role is one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.agent.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this needs the role {}",
+                roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" or ")
+            )))
+        }
+    }
+
+    /// Whether this person may see a service's conversations (N3): admins all; others their own.
+    pub fn sees_service(&self, service: ServiceId) -> bool {
+        self.agent.role == Role::Admin || self.services.contains(&service)
+    }
+}
+
+impl FromRequest for CurrentAgent {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let token = token_of(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let token = token.ok_or_else(ApiError::unauthenticated)?;
+            let state = state.ok_or_else(|| ApiError::internal(&"application state missing"))?;
+            let hash = token_hash(&token);
+            let pool = state.pool.clone();
+            let found = web::block(move || -> Result<Option<(Session, Agent, Vec<ServiceId>)>, schema::StoreError> {
+                let mut conn = pool.get()?;
+                let Some((session, agent)) = store::live_session(&mut conn, &hash, Utc::now())? else {
+                    return Ok(None);
+                };
+                let services = store::services_of_agent(&mut conn, agent.id)?;
+                Ok(Some((session, agent, services)))
+            })
+            .await??;
+            let (session, agent, services) = found.ok_or_else(ApiError::unauthenticated)?;
+            Ok(CurrentAgent { agent, session: session.id, services })
+        })
+    }
+}
