@@ -2,16 +2,25 @@
 
 use actix_web::web;
 
+pub mod admin;
 pub mod agent;
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod lists;
+pub mod openapi;
+pub mod supervisor;
 
 /// Largest JSON body accepted (attachments go through multipart, not JSON).
 pub const JSON_LIMIT: usize = 256 * 1024;
 
+async fn not_found() -> Result<actix_web::HttpResponse, error::ApiError> {
+    Err(error::ApiError::not_found("route"))
+}
+
 /// Registers the `/api/v1` routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(openapi::openapi_json);
     cfg.service(
         web::scope("/api/v1")
             .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(error::json_error))
@@ -31,6 +40,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(agent::conclude)
             .service(agent::cancel)
             .service(agent::put_classification)
-            .service(agent::put_due_date),
+            .service(agent::put_due_date)
+            .service(admin::create_service)
+            .service(admin::list_services)
+            .service(admin::get_service)
+            .service(admin::patch_service)
+            .service(admin::create_agent)
+            .service(admin::list_agents)
+            .service(admin::get_agent)
+            .service(admin::patch_agent)
+            .service(admin::create_pause_reason)
+            .service(admin::create_classification)
+            .service(admin::create_canned)
+            .service(admin::create_template)
+            .service(admin::create_service_type)
+            .service(lists::get_me)
+            .service(lists::pause_reasons)
+            .service(lists::classifications)
+            .service(lists::canned_messages)
+            .service(supervisor::monitor_agents)
+            .service(supervisor::monitor_queues)
+            .service(supervisor::approve)
+            .service(supervisor::reject)
+            .default_service(web::to(not_found)),
     );
 }

@@ -1,0 +1,79 @@
+//! What the desk shows in its pickers: me, pause reasons, classifications, canned messages.
+
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+
+use crate::api::admin::{CannedDto, NamedDto};
+use crate::api::agent::{PresenceDto, db};
+use crate::api::auth::{AgentInfo, CurrentAgent};
+use crate::api::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// Who I am, my services and my presence.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MeDto {
+    pub agent: AgentInfo,
+    pub services: Vec<String>,
+    pub presence: Option<PresenceDto>,
+}
+
+/// Who is signed in.
+#[utoipa::path(get, path = "/api/v1/me", tag = "agent", responses((status = 200, body = MeDto), (status = 401, body = ErrorBody)))]
+#[get("/me")]
+pub async fn get_me(state: web::Data<AppState>, me: CurrentAgent) -> Result<HttpResponse, ApiError> {
+    let presence = state.engine.agent(me.agent.id).await.map(|a| PresenceDto::new(a.presence, a.presence_since));
+    Ok(HttpResponse::Ok().json(MeDto {
+        agent: AgentInfo::from(&me.agent),
+        services: me.services.iter().map(|s| s.to_string()).collect(),
+        presence,
+    }))
+}
+
+/// The active pause reasons.
+#[utoipa::path(get, path = "/api/v1/pause-reasons", tag = "agent", responses((status = 200, body = [NamedDto])))]
+#[get("/pause-reasons")]
+pub async fn pause_reasons(state: web::Data<AppState>, _me: CurrentAgent) -> Result<HttpResponse, ApiError> {
+    let rows = db(&state, schema::store::list_pause_reasons).await?;
+    let out: Vec<NamedDto> = rows
+        .into_iter()
+        .filter(|r| r.active)
+        .map(|r| NamedDto { id: r.id.to_string(), name: r.name, service_id: None, active: r.active })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// The classifications usable in my services.
+#[utoipa::path(get, path = "/api/v1/classifications", tag = "agent", responses((status = 200, body = [NamedDto])))]
+#[get("/classifications")]
+pub async fn classifications(state: web::Data<AppState>, me: CurrentAgent) -> Result<HttpResponse, ApiError> {
+    let rows = db(&state, |c| schema::store::classifications_for(c, None)).await?;
+    let out: Vec<NamedDto> = rows
+        .into_iter()
+        .filter(|r| r.service_id.is_none_or(|s| me.sees_service(s)))
+        .map(|r| NamedDto {
+            id: r.id.to_string(),
+            name: r.name,
+            service_id: r.service_id.map(|s| s.to_string()),
+            active: r.active,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// The canned messages usable in my services.
+#[utoipa::path(get, path = "/api/v1/canned-messages", tag = "agent", responses((status = 200, body = [CannedDto])))]
+#[get("/canned-messages")]
+pub async fn canned_messages(state: web::Data<AppState>, me: CurrentAgent) -> Result<HttpResponse, ApiError> {
+    let rows = db(&state, |c| schema::store::canned_messages_for(c, None)).await?;
+    let out: Vec<CannedDto> = rows
+        .into_iter()
+        .filter(|r| r.service_id.is_none_or(|s| me.sees_service(s)))
+        .map(|r| CannedDto {
+            id: r.id.to_string(),
+            title: r.title,
+            text: r.text,
+            service_id: r.service_id.map(|s| s.to_string()),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
+}
