@@ -44,6 +44,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `OMNIROUTE_BOOTSTRAP_ADMIN`: creates the first admin on an empty database.
     pub bootstrap_admin: Option<BootstrapAdmin>,
+    /// `OMNIROUTE_ALLOWED_ORIGINS`: comma-separated origins, besides the server's own, that may
+    /// open desk WebSockets (e.g. a reverse proxy's public origin).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Config {
@@ -66,6 +69,11 @@ impl Config {
             workers: positive(&lookup, "OMNIROUTE_WORKERS", workers_default)?,
             shutdown_timeout: Duration::from_secs(parse(&lookup, "OMNIROUTE_SHUTDOWN_TIMEOUT_S", 30)?),
             bootstrap_admin: bootstrap_admin(&lookup)?,
+            allowed_origins: lookup("OMNIROUTE_ALLOWED_ORIGINS")
+                .map(|v| {
+                    v.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }

@@ -34,7 +34,8 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
     let engine =
         engine::Engine::start(pool.clone(), engine::Clock::System).await.context("starting the routing engine")?;
     info!(elapsed_ms = started.elapsed().as_millis() as u64, "routing engine ready");
-    let state = AppState::new(pool, engine.clone());
+    let mut state = AppState::new(pool, engine.clone());
+    state.allowed_origins = std::sync::Arc::new(config.allowed_origins.clone());
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()

@@ -21,6 +21,8 @@ pub struct AppState {
     pub login_throttle: Arc<LoginThrottle>,
     /// Bounded password hashing off the request threads.
     pub hashing: Arc<HashingPool>,
+    /// Origins besides the server's own that may open a desk WebSocket.
+    pub allowed_origins: Arc<Vec<String>>,
 }
 
 impl AppState {
@@ -34,6 +36,7 @@ impl AppState {
             engine,
             login_throttle: Arc::new(LoginThrottle::new(5, Duration::from_secs(15 * 60))),
             hashing: Arc::new(HashingPool::new(cpus)),
+            allowed_origins: Arc::new(Vec::new()),
         }
     }
 }

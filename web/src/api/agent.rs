@@ -35,7 +35,7 @@ fn parse_channel(s: &str) -> Result<Channel, ApiError> {
 }
 
 /// How the caller acts on a conversation: as its agent, or as a supervisor/admin.
-fn by(me: &CurrentAgent) -> By {
+pub fn by(me: &CurrentAgent) -> By {
     match me.agent.role {
         Role::Agent => By::Agent(me.agent.id),
         Role::Supervisor | Role::Admin => By::Supervisor(me.agent.id),
@@ -43,7 +43,7 @@ fn by(me: &CurrentAgent) -> By {
 }
 
 /// A conversation the caller may see (404 when it does not exist, 403 when not theirs to see).
-async fn visible_conversation(
+pub async fn visible_conversation(
     state: &AppState,
     me: &CurrentAgent,
     id: ConversationId,
@@ -68,7 +68,7 @@ pub struct PresenceBody {
 }
 
 /// The agent's presence after a change.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PresenceDto {
     /// available | pause_pending | paused | offline
     pub status: String,
@@ -124,7 +124,7 @@ pub async fn put_presence(
 // ----- queues -----
 
 /// One queue's counts.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueDto {
     pub channel: String,
     pub service_id: String,

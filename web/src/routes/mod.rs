@@ -7,5 +7,6 @@ pub mod health;
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz);
+    cfg.service(crate::ws::session::ws_agent);
     crate::api::configure(cfg);
 }

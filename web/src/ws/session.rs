@@ -1,0 +1,206 @@
+//! `/ws/agent`: the desk's WebSocket session, a thin actix-web-actors actor. It decodes client
+//! messages and hands them to `desk`, and encodes the engine's events for the browser. Everything
+//! socket-specific is in this file, so moving to actix-ws is a one-file change.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_web_actors::ws;
+use engine::EngineEvent;
+use schema::ConversationId;
+use tracing::debug;
+
+use crate::api::auth::CurrentAgent;
+use crate::api::error::ApiError;
+use crate::state::AppState;
+use crate::ws::desk;
+use crate::ws::protocol::{ClientMsg, ServerMsg};
+
+/// How often the server pings.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// A desk that answered no ping for this long is gone.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Events sent without the desk answering a ping or acking: past this the desk cannot keep up
+/// and is disconnected (it resumes on reconnect) instead of the server buffering without end.
+pub const MAX_UNACKED: usize = 5_000;
+/// Largest text frame accepted from a desk.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// One desk connection.
+pub struct AgentSession {
+    me: CurrentAgent,
+    state: AppState,
+    last_heard: Instant,
+    connection: Option<u64>,
+    unacked: usize,
+    /// Until the snapshot is sent, events wait here; afterwards those already in it are dropped.
+    pending: Option<Vec<EngineEvent>>,
+    snapshot_seqs: HashMap<ConversationId, i64>,
+}
+
+impl AgentSession {
+    fn send(&mut self, msg: &ServerMsg, ctx: &mut ws::WebsocketContext<Self>) {
+        match serde_json::to_string(msg) {
+            Ok(text) => {
+                ctx.text(text);
+                self.unacked += 1;
+                if self.unacked > MAX_UNACKED {
+                    debug!(agent.id = %self.me.agent.id, "desk too slow; disconnecting");
+                    ctx.close(Some(ws::CloseReason {
+                        code: ws::CloseCode::Policy,
+                        description: Some("too slow".into()),
+                    }));
+                    ctx.stop();
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "encoding a desk message"),
+        }
+    }
+
+    fn deliver(&mut self, event: &EngineEvent, ctx: &mut ws::WebsocketContext<Self>) {
+        if let EngineEvent::Conversation { seq, event: e } = event
+            && self.snapshot_seqs.get(&e.facts.id).is_some_and(|s| seq <= s)
+        {
+            return; // already in the snapshot
+        }
+        if let Some(msg) = desk::visible(&self.me, event) {
+            self.send(&msg, ctx);
+        }
+    }
+}
+
+impl Actor for AgentSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(HEARTBEAT_INTERVAL, |this, ctx| {
+            if this.last_heard.elapsed() > CLIENT_TIMEOUT {
+                ctx.stop();
+                return;
+            }
+            ctx.ping(b"");
+        });
+        let (state, me, recipient) = (self.state.clone(), self.me.clone(), ctx.address().recipient());
+        let setup = async move {
+            let connection = state.engine.connect(me.agent.id, recipient.clone()).await.ok();
+            for service in &me.services {
+                state.engine.watch_queue(*service, recipient.clone()).await;
+            }
+            if me.agent.role != schema::Role::Agent {
+                state.engine.subscribe(recipient).await;
+            }
+            let (snapshot, seqs) = desk::snapshot(&state, &me).await;
+            (connection, snapshot, seqs)
+        };
+        ctx.wait(setup.into_actor(self).map(|(connection, snapshot, seqs), this, ctx| {
+            this.connection = connection;
+            this.snapshot_seqs = seqs;
+            this.send(&ServerMsg::Snapshot(Box::new(snapshot)), ctx);
+            for event in this.pending.take().unwrap_or_default() {
+                this.deliver(&event, ctx);
+            }
+        }));
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        if let Some(connection) = self.connection.take() {
+            let engine = self.state.engine.clone();
+            let agent = self.me.agent.id;
+            actix::spawn(async move { engine.disconnect(agent, connection).await });
+        }
+        Running::Stop
+    }
+}
+
+impl Handler<EngineEvent> for AgentSession {
+    type Result = ();
+
+    fn handle(&mut self, event: EngineEvent, ctx: &mut Self::Context) {
+        match &mut self.pending {
+            Some(pending) => pending.push(event),
+            None => self.deliver(&event, ctx),
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSession {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match item {
+            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
+            Ok(ws::Message::Pong(_)) => self.unacked = 0,
+            Ok(ws::Message::Text(text)) => {
+                let msg = match serde_json::from_str::<ClientMsg>(&text) {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        let err =
+                            ServerMsg::Error { r#ref: None, error: "invalid_message".into(), message: e.to_string() };
+                        self.send(&err, ctx);
+                        return;
+                    }
+                };
+                if matches!(msg, ClientMsg::Ack) {
+                    self.unacked = 0;
+                }
+                let (state, me) = (self.state.clone(), self.me.clone());
+                ctx.spawn(async move { desk::handle(&state, &me, msg).await }.into_actor(self).map(
+                    |replies, this, ctx| {
+                        for reply in replies {
+                            this.send(&reply, ctx);
+                        }
+                    },
+                ));
+            }
+            Ok(ws::Message::Binary(_)) => {
+                let err = ServerMsg::Error {
+                    r#ref: None,
+                    error: "invalid_message".into(),
+                    message: "send JSON text frames".into(),
+                };
+                self.send(&err, ctx);
+            }
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Ok(ws::Message::Continuation(_) | ws::Message::Nop) => {}
+            Err(_) => ctx.stop(),
+        }
+    }
+}
+
+/// Whether the upgrade's Origin may open a desk: no Origin (not a browser), the server's own
+/// origin, or one of `OMNIROUTE_ALLOWED_ORIGINS`.
+pub fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
+    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let info = req.connection_info();
+    let own = format!("{}://{}", info.scheme(), info.host());
+    origin == own || allowed.iter().any(|a| a == origin)
+}
+
+/// The desk's WebSocket (same session as the REST API: cookie or bearer token).
+#[get("/ws/agent")]
+pub async fn ws_agent(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+) -> Result<HttpResponse, actix_web::Error> {
+    if !origin_allowed(&req, &state.allowed_origins) {
+        return Err(ApiError::forbidden("this origin may not open a desk").into());
+    }
+    let session = AgentSession {
+        me,
+        state: state.get_ref().clone(),
+        last_heard: Instant::now(),
+        connection: None,
+        unacked: 0,
+        pending: Some(Vec::new()),
+        snapshot_seqs: HashMap::new(),
+    };
+    ws::WsResponseBuilder::new(session, &req, stream).frame_size(MAX_FRAME).start()
+}
