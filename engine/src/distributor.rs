@@ -72,6 +72,15 @@ pub struct RaiseAlert {
     pub kind: AlertKind,
 }
 
+/// Tells the desks of a conversation about a stored message.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PublishMessage {
+    pub conversation: ConversationId,
+    pub service: ServiceId,
+    pub message: Arc<serde_json::Value>,
+}
+
 /// An open conversation as the engine holds it.
 #[derive(Message)]
 #[rtype(result = "Option<ConversationFacts>")]
@@ -530,6 +539,24 @@ impl Handler<RaiseAlert> for Distributor {
         let alert = Alert { conversation_id: c.id, agent_id: c.owner, kind: msg.kind, at: self.clock.now() };
         let event = EngineEvent::Alert(alert);
         if let Some(addr) = c.owner.and_then(|a| self.agents.get(&a)) {
+            addr.do_send(Deliver(event.clone()));
+        }
+        self.broadcast(&event);
+    }
+}
+
+impl Handler<PublishMessage> for Distributor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PublishMessage, _: &mut Context<Self>) {
+        let owner = self.book.conversation(msg.conversation).and_then(|c| c.owner);
+        let event = EngineEvent::Message {
+            conversation_id: msg.conversation,
+            service_id: msg.service,
+            owner,
+            message: msg.message,
+        };
+        if let Some(addr) = owner.and_then(|a| self.agents.get(&a)) {
             addr.do_send(Deliver(event.clone()));
         }
         self.broadcast(&event);

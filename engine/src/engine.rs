@@ -15,7 +15,7 @@ use crate::book::{By, Command, LogoffReason, PresenceRequest, Reply};
 use crate::clock::Clock;
 use crate::distributor::{
     AgentSnapshot, ConnectAgent, DisconnectAgent, Distributor, Execute, Flush, GetAgent, GetConversation, GetQueues,
-    GetService, GetWaiting, Subscribe, WatchQueue,
+    GetService, GetWaiting, PublishMessage, Subscribe, WatchQueue,
 };
 use crate::error::EngineError;
 use crate::feed::{EngineEvent, QueueCounts};
@@ -289,6 +289,14 @@ impl Engine {
     /// Rejects a held conversation (C6).
     pub async fn reject(&self, by: By, conversation: ConversationId) -> Result<(), EngineError> {
         self.execute(Command::Reject { conversation, by }).await.map(|_| ())
+    }
+
+    /// Tells the conversation's desks (its agent, supervisors) about a stored message.
+    pub async fn publish_message(&self, conversation: ConversationId, service: ServiceId, message: serde_json::Value) {
+        let _ = self
+            .distributor
+            .send(PublishMessage { conversation, service, message: std::sync::Arc::new(message) })
+            .await;
     }
 
     /// A desk connected: its events go to `desk` from now on.

@@ -22,6 +22,14 @@ pub enum EngineEvent {
     Queue(QueueCounts),
     /// A timer-driven alert (R10).
     Alert(Alert),
+    /// A message was stored in a conversation (or its delivery status changed); the JSON is the
+    /// API's message shape, made by whoever stored it.
+    Message {
+        conversation_id: ConversationId,
+        service_id: ServiceId,
+        owner: Option<AgentId>,
+        message: Arc<serde_json::Value>,
+    },
 }
 
 /// The live counts of one service's queue.

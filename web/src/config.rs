@@ -47,6 +47,8 @@ pub struct Config {
     /// `OMNIROUTE_ALLOWED_ORIGINS`: comma-separated origins, besides the server's own, that may
     /// open desk WebSockets (e.g. a reverse proxy's public origin).
     pub allowed_origins: Vec<String>,
+    /// `OMNIROUTE_TIME_ZONE`: the contact center's time zone ("today" in the desk summary).
+    pub time_zone: chrono_tz::Tz,
 }
 
 impl Config {
@@ -74,6 +76,7 @@ impl Config {
                     v.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect()
                 })
                 .unwrap_or_default(),
+            time_zone: parse(&lookup, "OMNIROUTE_TIME_ZONE", chrono_tz::America::Sao_Paulo)?,
         })
     }
 }

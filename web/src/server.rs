@@ -36,6 +36,7 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
     info!(elapsed_ms = started.elapsed().as_millis() as u64, "routing engine ready");
     let mut state = AppState::new(pool, engine.clone());
     state.allowed_origins = std::sync::Arc::new(config.allowed_origins.clone());
+    state.time_zone = config.time_zone;
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()

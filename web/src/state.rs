@@ -23,6 +23,8 @@ pub struct AppState {
     pub hashing: Arc<HashingPool>,
     /// Origins besides the server's own that may open a desk WebSocket.
     pub allowed_origins: Arc<Vec<String>>,
+    /// The contact center's time zone ("today").
+    pub time_zone: chrono_tz::Tz,
 }
 
 impl AppState {
@@ -37,6 +39,7 @@ impl AppState {
             login_throttle: Arc::new(LoginThrottle::new(5, Duration::from_secs(15 * 60))),
             hashing: Arc::new(HashingPool::new(cpus)),
             allowed_origins: Arc::new(Vec::new()),
+            time_zone: chrono_tz::America::Sao_Paulo,
         }
     }
 }

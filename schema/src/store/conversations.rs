@@ -360,3 +360,115 @@ pub fn declined_agents_of_open_conversations(conn: &mut PgConnection) -> StoreRe
     .load::<DeclinedRow>(conn)?;
     Ok(rows.into_iter().map(|r| (r.conversation_id, r.agent_id)).collect())
 }
+
+/// One side (started or concluded) of an agent's day (D2).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct DayFigures {
+    pub count: i64,
+    /// Mean seconds from the first assignment to the end, over the concluded ones.
+    pub avg_handling_s: Option<f64>,
+    /// Count per channel.
+    pub by_channel: std::collections::BTreeMap<String, i64>,
+    /// Count per hour of the day (0-23) in the requested time zone.
+    pub by_hour: Vec<i64>,
+}
+
+#[derive(QueryableByName)]
+struct DayRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    channel: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    hour: i32,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    ended: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    handling_s: Option<f64>,
+}
+
+/// "My conversations today" (D2): those the agent started (was first to take) and those it
+/// concluded, between `from` and `to`, hours counted in `time_zone`. A conversation transferred
+/// from A to B counts as started by A and concluded by B.
+pub fn agent_day(
+    conn: &mut PgConnection,
+    agent: AgentId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    time_zone: &str,
+) -> StoreResult<(DayFigures, DayFigures)> {
+    use diesel::sql_types::{Text, Timestamptz, Uuid};
+    let started = diesel::sql_query(
+        "SELECT c.channel, extract(hour FROM (a.first_at AT TIME ZONE $4))::int AS hour, count(*) AS n, count(c.ended_at) AS ended,
+                avg(extract(epoch FROM (c.ended_at - a.first_at)))::float8 AS handling_s
+           FROM conversations c
+           JOIN LATERAL (SELECT min(assigned_at) AS first_at FROM assignments x WHERE x.conversation_id = c.id) a ON true
+          WHERE c.first_agent_id = $1 AND a.first_at >= $2 AND a.first_at < $3
+          GROUP BY 1, 2",
+    )
+    .bind::<Uuid, _>(agent)
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .bind::<Text, _>(time_zone)
+    .load::<DayRow>(conn)?;
+    let concluded = diesel::sql_query(
+        "SELECT c.channel, extract(hour FROM (c.ended_at AT TIME ZONE $4))::int AS hour, count(*) AS n, count(c.ended_at) AS ended,
+                avg(extract(epoch FROM (c.ended_at - a.first_at)))::float8 AS handling_s
+           FROM conversations c
+           JOIN LATERAL (SELECT min(assigned_at) AS first_at FROM assignments x WHERE x.conversation_id = c.id) a ON true
+          WHERE c.concluded_by_id = $1 AND c.state IN ('concluded', 'cancelled')
+            AND c.ended_at >= $2 AND c.ended_at < $3
+          GROUP BY 1, 2",
+    )
+    .bind::<Uuid, _>(agent)
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .bind::<Text, _>(time_zone)
+    .load::<DayRow>(conn)?;
+    Ok((figures(started), figures(concluded)))
+}
+
+fn figures(rows: Vec<DayRow>) -> DayFigures {
+    let mut f = DayFigures { by_hour: vec![0; 24], ..Default::default() };
+    let (mut weighted, mut weight) = (0.0, 0i64);
+    for r in rows {
+        f.count += r.n;
+        *f.by_channel.entry(r.channel).or_default() += r.n;
+        if let Some(slot) = usize::try_from(r.hour).ok().and_then(|h| f.by_hour.get_mut(h)) {
+            *slot += r.n;
+        }
+        if let Some(h) = r.handling_s {
+            weighted += h * r.ended as f64;
+            weight += r.ended;
+        }
+    }
+    f.avg_handling_s = (weight > 0).then(|| weighted / weight as f64);
+    f
+}
+
+/// The message a conversation already has for this client idempotency key.
+pub fn message_by_idempotency_key(
+    conn: &mut PgConnection,
+    conversation: ConversationId,
+    key: &str,
+) -> StoreResult<Option<Message>> {
+    Ok(messages::table
+        .filter(messages::conversation_id.eq(conversation))
+        .filter(messages::idempotency_key.eq(key))
+        .select(Message::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Attaches an uploaded file to the message that sends it.
+pub fn link_attachment(
+    conn: &mut PgConnection,
+    attachment: crate::ids::AttachmentId,
+    message: MessageId,
+    conversation: ConversationId,
+) -> StoreResult<()> {
+    diesel::update(attachments::table.find(attachment))
+        .set((attachments::message_id.eq(message), attachments::conversation_id.eq(conversation)))
+        .execute(conn)?;
+    Ok(())
+}

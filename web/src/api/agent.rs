@@ -488,3 +488,38 @@ pub async fn put_due_date(
     state.engine.set_due_date(by(&me), id, body.due_at).await?;
     after_action(&state, id).await
 }
+
+/// "My conversations today" (D2).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SummaryDto {
+    /// The day, in the contact center's time zone.
+    pub date: String,
+    pub time_zone: String,
+    /// Conversations I was first to take today.
+    #[schema(value_type = Object)]
+    pub started: store::DayFigures,
+    /// Conversations I concluded (or cancelled) today; a transferred one counts for whoever ends it.
+    #[schema(value_type = Object)]
+    pub concluded: store::DayFigures,
+}
+
+/// Today's figures: started, concluded, average handling time, by channel, by hour (D2).
+#[utoipa::path(get, path = "/api/v1/me/summary", tag = "agent",
+    responses((status = 200, body = SummaryDto), (status = 401, body = ErrorBody)))]
+#[get("/me/summary")]
+pub async fn summary(state: web::Data<AppState>, me: CurrentAgent) -> Result<HttpResponse, ApiError> {
+    use chrono::TimeZone;
+    let tz = state.time_zone;
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let start = |d: chrono::NaiveDate| {
+        tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default()).earliest().map(|t| t.with_timezone(&Utc))
+    };
+    let (Some(from), Some(to)) = (start(today), start(today.succ_opt().unwrap_or(today))) else {
+        return Err(ApiError::internal(&"no midnight in the time zone"));
+    };
+    let agent = me.agent.id;
+    let tz_name = tz.name().to_owned();
+    let name = tz_name.clone();
+    let (started, concluded) = db(&state, move |c| store::agent_day(c, agent, from, to, &name)).await?;
+    Ok(HttpResponse::Ok().json(SummaryDto { date: today.to_string(), time_zone: tz_name, started, concluded }))
+}

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod lists;
+pub mod messages;
 pub mod openapi;
 pub mod supervisor;
 
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(auth::sign_in)
             .service(auth::sign_out)
             .service(agent::put_presence)
+            .service(agent::summary)
             .service(agent::get_queues)
             .service(agent::get_queue_items)
             .service(agent::pull_next)
@@ -54,6 +56,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(admin::create_canned)
             .service(admin::create_template)
             .service(admin::create_service_type)
+            .service(messages::send_message)
+            .service(messages::upload)
+            .service(messages::download)
             .service(lists::get_me)
             .service(lists::pause_reasons)
             .service(lists::classifications)

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, get};
 use utoipa::OpenApi;
 
-use crate::api::{admin, agent, auth, lists, supervisor};
+use crate::api::{admin, agent, auth, lists, messages, supervisor};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -11,9 +11,10 @@ use crate::api::{admin, agent, auth, lists, supervisor};
     paths(
         auth::sign_in, auth::sign_out,
         lists::get_me, lists::pause_reasons, lists::classifications, lists::canned_messages,
-        agent::put_presence, agent::get_queues, agent::get_queue_items, agent::pull_next, agent::pull_chosen,
+        agent::put_presence, agent::summary, agent::get_queues, agent::get_queue_items, agent::pull_next, agent::pull_chosen,
         agent::list_conversations, agent::get_conversation, agent::transfer, agent::return_to_queue,
         agent::conclude, agent::cancel, agent::put_classification, agent::put_due_date,
+        messages::send_message, messages::upload, messages::download,
         admin::create_service, admin::list_services, admin::get_service, admin::patch_service,
         admin::create_agent, admin::list_agents, admin::get_agent, admin::patch_agent,
         admin::create_pause_reason, admin::create_classification, admin::create_canned, admin::create_template,

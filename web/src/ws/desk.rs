@@ -94,6 +94,12 @@ pub fn visible(me: &CurrentAgent, event: &EngineEvent) -> Option<ServerMsg> {
             at: a.at,
         }),
         EngineEvent::Alert(_) => None,
+        EngineEvent::Message { service_id, owner, message, .. }
+            if *owner == Some(me.agent.id) || (me.agent.role != Role::Agent && me.sees_service(*service_id)) =>
+        {
+            Some(ServerMsg::Message { message: (**message).clone() })
+        }
+        EngineEvent::Message { .. } => None,
     }
 }
 

@@ -46,6 +46,8 @@ pub enum ServerMsg {
     Queue(QueueDto),
     /// My presence changed (R8: pause_pending becomes paused when the last conversation ends).
     Presence(PresenceDto),
+    /// A message was stored in one of my conversations, or its delivery status changed (D8).
+    Message { message: serde_json::Value },
     /// An alert about a conversation (R10).
     Alert { conversation_id: String, kind: String, at: DateTime<Utc> },
     /// An action succeeded.

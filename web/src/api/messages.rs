@@ -1,0 +1,329 @@
+//! Messages an agent sends (D6) and attachments (C9). A message is stored as `pending` in the
+//! same transaction that makes it visible, answered 201, and pushed to the conversation's desks;
+//! the channel adapter delivers it and moves its status on (C2, D8). An `Idempotency-Key` makes a
+//! retried send store one message.
+
+use actix_multipart::Multipart;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use schema::models::{Attachment, AttachmentContent, ConversationChangeset, Message};
+use schema::{
+    AttachmentId, Channel, Connection, ConversationId, ConversationState, MessageDirection, MessageKind, MessageStatus,
+    store,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::api::agent::{db, parse_id, visible_conversation};
+use crate::api::auth::CurrentAgent;
+use crate::api::dto::MessageDto;
+use crate::api::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// Longest text an agent can send (WhatsApp's limit; the strictest of the chat channels).
+pub const MAX_TEXT: usize = 4096;
+/// Most attachments in one message.
+pub const MAX_ATTACHMENTS: usize = 10;
+/// Largest upload.
+pub const MAX_UPLOAD: usize = 25 * 1024 * 1024;
+
+/// Content types accepted for upload.
+const ALLOWED_TYPES: &[&str] = &[
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "audio/ogg",
+    "audio/mpeg",
+    "audio/mp4",
+    "audio/aac",
+    "audio/webm",
+    "audio/wav",
+    "video/mp4",
+    "video/3gpp",
+    "application/pdf",
+    "text/plain",
+    "text/csv",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/zip",
+];
+
+/// The largest file of a kind a channel accepts (C9), from the providers' published limits.
+pub fn channel_limit(channel: Channel, content_type: &str) -> usize {
+    const MB: usize = 1024 * 1024;
+    let major = content_type.split('/').next().unwrap_or("");
+    match (channel, major) {
+        (Channel::Whatsapp, "image") => 5 * MB,
+        (Channel::Whatsapp, "audio" | "video") => 16 * MB,
+        (Channel::Whatsapp, _) => 100 * MB,
+        (Channel::Messenger | Channel::Instagram, _) => 25 * MB,
+        (Channel::Telegram, "image") => 10 * MB,
+        (Channel::Telegram, _) => 50 * MB,
+        (Channel::Sms, _) => 5 * MB,
+        (Channel::Email, _) => 20 * MB,
+        (Channel::Webchat, _) => 20 * MB,
+        (Channel::Voice, _) => 0,
+    }
+}
+
+/// What the agent sends.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendBody {
+    pub text: Option<String>,
+    #[serde(default)]
+    pub attachment_ids: Vec<String>,
+}
+
+fn kind_of(content_type: &str) -> MessageKind {
+    match content_type.split('/').next() {
+        Some("image") => MessageKind::Image,
+        Some("audio") => MessageKind::Audio,
+        Some("video") => MessageKind::Video,
+        _ => MessageKind::Document,
+    }
+}
+
+/// A message with its attachments, as the API and the desks show it.
+pub async fn message_json(state: &AppState, m: Message) -> Result<serde_json::Value, ApiError> {
+    let id = m.id;
+    let attachments = db(state, move |c| store::attachments_of(c, id)).await?;
+    let mut v = serde_json::to_value(MessageDto::from_row(&m)).unwrap_or_default();
+    v["attachments"] =
+        serde_json::to_value(attachments.iter().map(AttachmentDto::from_row).collect::<Vec<_>>()).unwrap_or_default();
+    Ok(v)
+}
+
+/// Sends a message in my conversation: 201 with it as `pending`.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "agent", request_body = SendBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "the same key stores one message")),
+    responses((status = 201, description = "the message, status pending"), (status = 400, body = ErrorBody),
+              (status = 403, description = "not_owner", body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[post("/conversations/{id}/messages")]
+pub async fn send_message(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    id: web::Path<String>,
+    body: web::Json<SendBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id: ConversationId = parse_id(&id, "conversation id")?;
+    let key = match req.headers().get("Idempotency-Key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key is 1-200 visible characters")
+                })?
+                .to_owned(),
+        ),
+    };
+    let b = body.into_inner();
+    let text = b.text.map(|t| t.trim_end().to_owned()).filter(|t| !t.trim().is_empty());
+    if text.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT) {
+        return Err(ApiError::bad_request("text_too_long", format!("a message has at most {MAX_TEXT} characters")));
+    }
+    if b.attachment_ids.len() > MAX_ATTACHMENTS {
+        return Err(ApiError::bad_request("too_many_attachments", format!("at most {MAX_ATTACHMENTS} attachments")));
+    }
+    let attachment_ids: Vec<AttachmentId> =
+        b.attachment_ids.iter().map(|a| parse_id(a, "attachment_ids[]")).collect::<Result<_, _>>()?;
+    if text.is_none() && attachment_ids.is_empty() {
+        return Err(ApiError::bad_request("empty_message", "send text, attachments or both"));
+    }
+    let conversation = visible_conversation(&state, &me, id).await?;
+    if conversation.state != ConversationState::InService || conversation.current_agent_id != Some(me.agent.id) {
+        return Err(ApiError::forbidden("only the conversation's agent can send in it").with_code("not_owner"));
+    }
+    if conversation.channel == Channel::Voice {
+        return Err(ApiError::unprocessable("channel_without_messages", "calls have no messages"));
+    }
+    let agent = me.agent.id;
+    let channel = conversation.channel;
+    let service = conversation.service_id;
+    let stored = db(&state, move |c| {
+        c.transaction(|c| {
+            if let Some(k) = &key
+                && let Some(existing) = store::message_by_idempotency_key(c, id, k)?
+            {
+                return Ok(Ok(existing));
+            }
+            let mut files = Vec::new();
+            for a in &attachment_ids {
+                let f = Attachment::find(c, *a)?;
+                if f.uploaded_by != Some(agent) || f.message_id.is_some() {
+                    return Ok(Err(ApiError::unprocessable(
+                        "invalid_attachment",
+                        "attach files you uploaded and have not sent yet",
+                    )));
+                }
+                if usize::try_from(f.size_bytes).unwrap_or(usize::MAX) > channel_limit(channel, &f.content_type) {
+                    return Ok(Err(ApiError::unprocessable(
+                        "attachment_not_allowed",
+                        format!("{} is too large or not accepted on {channel}", f.name),
+                    )));
+                }
+                files.push(f);
+            }
+            let now = Utc::now();
+            let kind = match (&text, files.first()) {
+                (None, Some(f)) if files.len() == 1 => kind_of(&f.content_type),
+                (None, Some(_)) => MessageKind::Document,
+                _ => MessageKind::Text,
+            };
+            let mut m = Message::new(id, service, MessageDirection::Out, kind, MessageStatus::Pending, now);
+            m.body = text.clone();
+            m.sender_agent_id = Some(agent);
+            m.idempotency_key = key.clone();
+            m.next_attempt_at = Some(now);
+            let m = m.insert(c)?;
+            for f in files {
+                store::link_attachment(c, f.id, m.id, id)?;
+            }
+            store::update_conversation(
+                c,
+                id,
+                &ConversationChangeset { last_agent_message_at: Some(Some(now)), ..Default::default() },
+            )?;
+            Ok(Ok(m))
+        })
+    })
+    .await?;
+    let message = stored?;
+    let json = message_json(&state, message).await?;
+    state.engine.publish_message(id, service, json.clone()).await;
+    Ok(HttpResponse::Created().json(json))
+}
+
+/// An uploaded file.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AttachmentDto {
+    pub id: String,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl AttachmentDto {
+    fn from_row(a: &Attachment) -> Self {
+        Self {
+            id: a.id.to_string(),
+            name: a.name.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size_bytes,
+            created_at: a.created_at,
+        }
+    }
+}
+
+fn clean_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    if cleaned.trim().is_empty() { "file".into() } else { cleaned }
+}
+
+/// Uploads one file (multipart field `file`) to attach to a message: 201 with its id.
+#[utoipa::path(post, path = "/api/v1/attachments", tag = "agent",
+    responses((status = 201, body = AttachmentDto), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 415, body = ErrorBody)))]
+#[post("/attachments")]
+pub async fn upload(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    mut form: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let mut file: Option<(String, String, Vec<u8>)> = None;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| ApiError::bad_request("invalid_multipart", e.to_string()))?;
+        if field.name() != Some("file") || file.is_some() {
+            // Drain other fields without keeping them.
+            while let Some(chunk) = field.next().await {
+                chunk.map_err(|e| ApiError::bad_request("invalid_multipart", e.to_string()))?;
+            }
+            continue;
+        }
+        let name = clean_name(field.content_disposition().and_then(|d| d.get_filename()).unwrap_or("file"));
+        let content_type = field.content_type().map(|m| m.essence_str().to_owned()).unwrap_or_default();
+        if !ALLOWED_TYPES.contains(&content_type.as_str()) {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_file_type",
+                format!("files of type {content_type:?} are not accepted"),
+            ));
+        }
+        let mut data = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_multipart", e.to_string()))?;
+            if data.len() + chunk.len() > MAX_UPLOAD {
+                return Err(ApiError::new(
+                    actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "file_too_large",
+                    format!("files are at most {} MiB", MAX_UPLOAD / 1024 / 1024),
+                ));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        file = Some((name, content_type, data));
+    }
+    let (name, content_type, data) =
+        file.ok_or_else(|| ApiError::bad_request("missing_file", "send the file in the field `file`"))?;
+    if data.is_empty() {
+        return Err(ApiError::bad_request("empty_file", "the file is empty"));
+    }
+    let row = Attachment {
+        id: AttachmentId::new(),
+        message_id: None,
+        conversation_id: None,
+        uploaded_by: Some(me.agent.id),
+        name,
+        content_type,
+        size_bytes: data.len() as i64,
+        sha256: Sha256::digest(&data).to_vec(),
+        provider_media_id: None,
+        created_at: Utc::now(),
+    };
+    let stored = db(&state, move |c| {
+        c.transaction(|c| {
+            let a = row.insert(c)?;
+            AttachmentContent { attachment_id: a.id, data }.insert(c)?;
+            Ok(a)
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(AttachmentDto::from_row(&stored)))
+}
+
+/// Downloads a file: its uploader, or anyone who may see its conversation (C9).
+#[utoipa::path(get, path = "/api/v1/attachments/{id}", tag = "agent",
+    responses((status = 200, description = "the file"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[get("/attachments/{id}")]
+pub async fn download(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: AttachmentId = parse_id(&id, "attachment id")?;
+    let a = db(&state, move |c| Attachment::find(c, id)).await.map_err(|_| ApiError::not_found("attachment"))?;
+    let allowed = match a.conversation_id {
+        Some(conversation) => visible_conversation(&state, &me, conversation).await.is_ok(),
+        None => a.uploaded_by == Some(me.agent.id),
+    };
+    if !allowed {
+        return Err(ApiError::forbidden("not an attachment of your conversations"));
+    }
+    let content = db(&state, move |c| AttachmentContent::find(c, id)).await?;
+    let disposition = format!("attachment; filename=\"{}\"", a.name.replace(['"', '\\'], "_"));
+    Ok(HttpResponse::Ok()
+        .content_type(a.content_type)
+        .insert_header(("Content-Disposition", disposition))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(content.data))
+}
