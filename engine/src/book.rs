@@ -671,6 +671,9 @@ impl RoutingBook {
 
     fn pull_chosen(&mut self, tx: &mut Tx, agent: AgentId, id: ConversationId) -> Result<Reply, EngineError> {
         let c = self.open(id)?;
+        if self.services.get(&c.service).is_none_or(|s| !s.settings.active) {
+            return Err(EngineError::ServiceNotFound);
+        }
         if !self.agents.get(&agent).ok_or(EngineError::AgentNotFound)?.profile.services.contains(&c.service) {
             return Err(EngineError::NotMember);
         }
@@ -701,6 +704,8 @@ impl RoutingBook {
     fn accept(&mut self, tx: &mut Tx, agent: AgentId, id: ConversationId) -> Result<Reply, EngineError> {
         let before = self.open(id)?.clone();
         match before.offer {
+            // Past its deadline an offer is gone, even if its timer has not fired yet (R7).
+            Some((a, deadline)) if a == agent && deadline < tx.now => return Err(EngineError::OfferGone),
             Some((a, _)) if a == agent => {}
             Some(_) => return Err(EngineError::AlreadyTaken),
             None if before.owner.is_some() && before.owner != Some(agent) => {
@@ -1266,22 +1271,20 @@ impl RoutingBook {
         if after.state.is_waiting() {
             tx.dirty.insert(after.service);
         }
-        if let Some(b) = &before {
-            if let Some(agent) = holder(b)
-                && let Some(entry) = self.agents.get(&agent)
+        if let Some(agent) = before.as_ref().and_then(holder)
+            && let Some(entry) = self.agents.get(&agent)
+        {
+            if freed || entry.owned.is_empty() {
+                tx.dirty.extend(entry.profile.services.iter().copied());
+            }
+            // R8: the pending pause starts when the last conversation ends.
+            if let Presence::PausePending { reason } = entry.presence
+                && entry.owned.is_empty()
+                && entry.offers.is_empty()
             {
-                if freed || entry.owned.is_empty() {
-                    tx.dirty.extend(entry.profile.services.iter().copied());
-                }
-                // R8: the pending pause starts when the last conversation ends.
-                if let Presence::PausePending { reason } = entry.presence
-                    && entry.owned.is_empty()
-                    && entry.offers.is_empty()
-                {
-                    tx.events.push(BookEvent::Conversation(Box::new(event)));
-                    self.change_presence(tx, agent, Presence::Paused { reason });
-                    return;
-                }
+                tx.events.push(BookEvent::Conversation(Box::new(event)));
+                self.change_presence(tx, agent, Presence::Paused { reason });
+                return;
             }
         }
         tx.events.push(BookEvent::Conversation(Box::new(event)));
