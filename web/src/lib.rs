@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod config;
+pub mod desk;
 pub mod password;
 pub mod routes;
 pub mod seed;

@@ -8,5 +8,7 @@ pub mod health;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz);
     cfg.service(crate::ws::session::ws_agent);
+    cfg.service(crate::desk::index);
+    cfg.service(crate::desk::asset);
     crate::api::configure(cfg);
 }

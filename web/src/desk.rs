@@ -1,0 +1,49 @@
+//! The agent desk: plain ES modules, CSS and HTML from `web/static/desk/`, embedded in the binary
+//! (no front-end build step), served with a strict Content-Security-Policy.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, get, web};
+use rust_embed::RustEmbed;
+
+/// The desk's files.
+#[derive(RustEmbed)]
+#[folder = "static/desk/"]
+struct DeskFiles;
+
+/// No inline script or style, nothing from elsewhere: customer content can never run as code.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+     media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+fn serve(path: &str) -> HttpResponse {
+    match DeskFiles::get(path) {
+        Some(file) => {
+            let mime = mime_guess::from_path(path).first_or_octet_stream();
+            HttpResponse::Ok()
+                .insert_header((header::CONTENT_TYPE, mime.as_ref()))
+                .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+                .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .insert_header((header::REFERRER_POLICY, "no-referrer"))
+                .insert_header((header::CACHE_CONTROL, "no-cache"))
+                .body(file.data.into_owned())
+        }
+        None => HttpResponse::NotFound()
+            .json(serde_json::json!({"error": "not_found", "message": "no such file"})),
+    }
+}
+
+/// The desk's page.
+#[get("/")]
+pub async fn index() -> HttpResponse {
+    serve("index.html")
+}
+
+/// The desk's assets.
+#[get("/desk/{path:.*}")]
+pub async fn asset(path: web::Path<String>) -> HttpResponse {
+    let path = path.into_inner();
+    if path.is_empty() || path.split('/').any(|p| p == "..") {
+        return serve("index.html");
+    }
+    serve(&path)
+}
