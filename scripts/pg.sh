@@ -22,10 +22,10 @@ find_bindir() {
     local d
     if command -v pg_config >/dev/null 2>&1; then
         d="$(pg_config --bindir 2>/dev/null || true)"
-        [ -x "$d/initdb" ] && { echo "$d"; return; }
+        [ -x "$d/initdb" ] && { echo "$d"; return 0; }
     fi
     for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r) /usr/local/pgsql/bin; do
-        [ -x "$d/initdb" ] && { echo "$d"; return; }
+        [ -x "$d/initdb" ] && { echo "$d"; return 0; }
     done
     return 1
 }

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 : "${DATABASE_URL:?DATABASE_URL must be set (make test sets it)}"
 JOBS="${JOBS:-2}"
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace -j"$JOBS" --test-threads 4 --no-fail-fast --cargo-quiet
+    cargo nextest run --workspace --build-jobs "$JOBS" --test-threads 4 --no-fail-fast --cargo-quiet
 else
     cargo test --workspace -j"$JOBS" --no-fail-fast -- --test-threads 4
 fi
