@@ -8,7 +8,7 @@ PG := scripts/pg.sh
 WITH_DEV_DB := $(if $(DATABASE_URL),,$(PG) with dev)
 WITH_TEST_DB := $(if $(DATABASE_URL),,$(PG) with test)
 
-.PHONY: run test lint fmt build deps db-start db-stop db-url clean-db
+.PHONY: run test bench lint fmt build deps db-start db-stop db-url clean-db
 
 ## make run: build, start a local PostgreSQL (unless DATABASE_URL is set), migrate, seed the demo, serve.
 run: deps
@@ -18,6 +18,13 @@ run: deps
 ## make test: every test, against a PostgreSQL of its own.
 test: deps
 	$(WITH_TEST_DB) scripts/test.sh
+
+## make bench: the benchmarks of docs/performance.md (release build, a durable local PostgreSQL).
+WITH_BENCH_DB := $(if $(DATABASE_URL),,$(PG) with bench)
+bench: deps
+	$(CARGO) bench -j$(JOBS) -p omniroute-benches --bench routing_decision
+	$(CARGO) build --release -j$(JOBS) -p omniroute-benches --bin engine_throughput
+	$(WITH_BENCH_DB) ./target/release/engine_throughput
 
 ## make lint: formatting and clippy, as CI checks them.
 lint:

@@ -1,0 +1,13 @@
+//! Omniroute's benchmarks (issue 3). They measure; they assert nothing about time.
+//!
+//! - `benches/routing_decision.rs` (criterion, `cargo bench`): the choice of agent over 1,000
+//!   agents, and one routing decision through the routing book with 1,000 agents and 10,000
+//!   waiting conversations. The worlds it runs in are built by [`decision`].
+//! - `src/bin/engine_throughput.rs`: events per second through a running engine that commits
+//!   to a durable PostgreSQL, with per-command latency percentiles. Its database is built by
+//!   [`store`].
+//!
+//! Method and figures: docs/performance.md.
+
+pub mod decision;
+pub mod store;
