@@ -231,11 +231,60 @@ impl QueueKey {
     }
 }
 
+/// An agent's place in a service's pool of free agents: the policy's ranking (fewest active on
+/// the channel, then longest idle, then id), so the pool's first entry is the policy's choice.
+type PoolKey = (u32, DateTime<Utc>, AgentId);
+
 #[derive(Debug, Clone)]
 struct ServiceEntry {
     settings: ServiceSettings,
     members: Vec<AgentId>,
     waiting: BTreeSet<QueueKey>,
+    /// Members who could take a conversation now (R6 eligibility, declines aside), best first.
+    /// Kept in step with every change of an agent, so a routing decision is O(log n) instead of a
+    /// scan of the members.
+    free: BTreeSet<PoolKey>,
+    /// Of the waiting, how many are `inactive_in_queue`.
+    inactive: usize,
+    /// When each waiting conversation entered the queue (the oldest wait of S1 and D3).
+    enqueued: BTreeSet<(DateTime<Utc>, ConversationId)>,
+}
+
+impl ServiceEntry {
+    fn new(settings: ServiceSettings) -> Self {
+        Self {
+            settings,
+            members: Vec::new(),
+            waiting: BTreeSet::new(),
+            free: BTreeSet::new(),
+            inactive: 0,
+            enqueued: BTreeSet::new(),
+        }
+    }
+
+    fn add_waiting(&mut self, c: &ConversationFacts) {
+        self.waiting.insert(QueueKey::of(c));
+        self.enqueued.insert((c.enqueued_at.unwrap_or(c.arrived_at), c.id));
+        if c.state == ConversationState::InactiveInQueue {
+            self.inactive += 1;
+        }
+    }
+
+    fn remove_waiting(&mut self, c: &ConversationFacts) {
+        self.waiting.remove(&QueueKey::of(c));
+        self.enqueued.remove(&(c.enqueued_at.unwrap_or(c.arrived_at), c.id));
+        if c.state == ConversationState::InactiveInQueue {
+            self.inactive = self.inactive.saturating_sub(1);
+        }
+    }
+}
+
+/// A queue's counts: waiting, of which inactive, and since when the oldest has waited.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueStats {
+    pub waiting: usize,
+    pub inactive: usize,
+    pub oldest_since: Option<DateTime<Utc>>,
 }
 
 /// An agent as the book tracks it.
@@ -252,6 +301,8 @@ pub struct AgentEntry {
     pub offers: BTreeSet<ConversationId>,
     /// Since when it has had nothing new (R6 "longest idle").
     pub idle_since: DateTime<Utc>,
+    /// Where it stands in the pools of free agents of its services (see `ServiceEntry::free`).
+    pool_keys: Vec<(ServiceId, PoolKey)>,
 }
 
 impl AgentEntry {
@@ -325,6 +376,16 @@ impl RoutingBook {
         self.services.get(&service).map_or(0, |s| s.waiting.len())
     }
 
+    /// A service's queue counts, in constant time.
+    pub fn queue_stats(&self, service: ServiceId) -> Option<QueueStats> {
+        let s = self.services.get(&service)?;
+        Some(QueueStats {
+            waiting: s.waiting.len(),
+            inactive: s.inactive,
+            oldest_since: s.enqueued.first().map(|(t, _)| *t),
+        })
+    }
+
     /// Restores an open conversation as stored (R15), without events. Loads are recomputed.
     pub fn restore_conversation(&mut self, facts: ConversationFacts) {
         let agent_id = match facts.state {
@@ -348,9 +409,12 @@ impl RoutingBook {
         if facts.state.is_waiting()
             && let Some(service) = self.services.get_mut(&facts.service)
         {
-            service.waiting.insert(QueueKey::of(&facts));
+            service.add_waiting(&facts);
         }
         self.conversations.insert(facts.id, facts);
+        if let Some(agent) = agent_id {
+            self.refresh_pools(agent);
+        }
     }
 
     /// Restores an agent's presence as stored (R15), without events.
@@ -360,6 +424,7 @@ impl RoutingBook {
             entry.presence_since = since;
             entry.idle_since = since;
         }
+        self.refresh_pools(agent);
     }
 
     /// Serves every queue that has waiting conversations (after a restore).
@@ -381,11 +446,7 @@ impl RoutingBook {
         match command {
             Command::UpsertService(settings) => {
                 let id = settings.id;
-                let entry = self.services.entry(id).or_insert_with(|| ServiceEntry {
-                    settings: settings.clone(),
-                    members: Vec::new(),
-                    waiting: BTreeSet::new(),
-                });
+                let entry = self.services.entry(id).or_insert_with(|| ServiceEntry::new(settings.clone()));
                 entry.settings = settings;
                 if entry.members.is_empty() {
                     entry.members = self
@@ -394,6 +455,10 @@ impl RoutingBook {
                         .filter(|a| a.profile.services.contains(&id))
                         .map(|a| a.profile.id)
                         .collect();
+                }
+                // Its auto-distribution, channel or activity may have changed: re-rank its members.
+                for member in self.services[&id].members.clone() {
+                    self.refresh_pools(member);
                 }
                 tx.dirty.insert(id);
                 Ok(Reply::Done)
@@ -486,10 +551,49 @@ impl RoutingBook {
                         owned: BTreeSet::new(),
                         offers: BTreeSet::new(),
                         idle_since: tx.now,
+                        pool_keys: Vec::new(),
                     },
                 );
             }
         }
+        self.refresh_pools(id);
+    }
+
+    /// Puts the agent where it now belongs in its services' pools of free agents. Called after
+    /// every change of an agent's presence, load, idle time, teams or capacities.
+    fn refresh_pools(&mut self, id: AgentId) {
+        let Some(agent) = self.agents.get_mut(&id) else { return };
+        let old = std::mem::take(&mut agent.pool_keys);
+        let agent = &self.agents[&id];
+        let mut keys = Vec::new();
+        for s in &agent.profile.services {
+            let Some(service) = self.services.get(s) else { continue };
+            let view = agent_view(agent, &service.settings);
+            if service.settings.active && policy::eligibility(&view, &[]).is_ok() {
+                keys.push((*s, policy::rank_key(&view)));
+            }
+        }
+        for (s, key) in old {
+            if let Some(service) = self.services.get_mut(&s) {
+                service.free.remove(&key);
+            }
+        }
+        for (s, key) in &keys {
+            if let Some(service) = self.services.get_mut(s) {
+                service.free.insert(*key);
+            }
+        }
+        if let Some(agent) = self.agents.get_mut(&id) {
+            agent.pool_keys = keys;
+        }
+    }
+
+    /// The agent received something new now (R6 "longest idle").
+    fn touch_idle(&mut self, agent: AgentId, now: DateTime<Utc>) {
+        if let Some(a) = self.agents.get_mut(&agent) {
+            a.idle_since = now;
+        }
+        self.refresh_pools(agent);
     }
 
     fn agent_mut(&mut self, id: AgentId) -> Result<&mut AgentEntry, EngineError> {
@@ -546,6 +650,7 @@ impl RoutingBook {
             tx.dirty.extend(entry.profile.services.iter().copied());
         }
         tx.events.push(BookEvent::Presence(PresenceEvent { agent, presence, at: tx.now }));
+        self.refresh_pools(agent);
     }
 
     fn logoff(&mut self, tx: &mut Tx, agent: AgentId, reason: LogoffReason) -> Result<(), EngineError> {
@@ -730,9 +835,7 @@ impl RoutingBook {
             ..event
         };
         self.commit(tx, event);
-        if let Some(a) = self.agents.get_mut(&agent) {
-            a.idle_since = tx.now;
-        }
+        self.touch_idle(agent, tx.now);
         Ok(Reply::Done)
     }
 
@@ -816,9 +919,7 @@ impl RoutingBook {
                     ..self.event(tx, EventKind::Transferred, c, by, Some(to), None)
                 };
                 self.commit(tx, event);
-                if let Some(a) = self.agents.get_mut(&to) {
-                    a.idle_since = tx.now;
-                }
+                self.touch_idle(to, tx.now);
             }
             TransferTarget::Service(service) => {
                 let settings = &self.services.get(&service).ok_or(EngineError::ServiceNotFound)?.settings;
@@ -1044,83 +1145,97 @@ impl RoutingBook {
 
     // ----- distribution (R6, R7) -----
 
-    /// Serves the dirty queues: every waiting conversation, oldest and most urgent first across
-    /// those queues, goes to an eligible agent if one exists.
+    /// Serves the dirty queues: their waiting conversations, most urgent and oldest first across
+    /// those queues (a merge of the queues, no copy), each to the best free agent of its service,
+    /// until no free agent is left for what waits. Each decision is O(log n).
     fn distribute(&mut self, tx: &mut Tx) {
+        use std::ops::Bound::{Excluded, Unbounded};
         while !tx.dirty.is_empty() {
-            let dirty: Vec<ServiceId> = std::mem::take(&mut tx.dirty).into_iter().collect();
-            // Global order across the dirty queues (a k-way merge by queue key).
-            let mut items: Vec<(QueueKey, ServiceId)> = Vec::new();
-            for s in &dirty {
-                let Some(entry) = self.services.get(s) else {
-                    continue;
-                };
-                if !entry.settings.active || entry.waiting.is_empty() || !self.has_auto_member(entry) {
-                    continue;
+            // Per queue that can be served: how far the merge has skipped in it (conversations that
+            // only agents who declined them could take stay in place, R7).
+            let mut live: Vec<(ServiceId, Option<QueueKey>)> = std::mem::take(&mut tx.dirty)
+                .into_iter()
+                .filter(|s| {
+                    self.services
+                        .get(s)
+                        .is_some_and(|e| e.settings.active && !e.waiting.is_empty() && !e.free.is_empty())
+                })
+                .map(|s| (s, None))
+                .collect();
+            while !live.is_empty() {
+                let mut next: Option<(QueueKey, usize)> = None;
+                for (i, (service, skipped_to)) in live.iter().enumerate() {
+                    let waiting = &self.services[service].waiting;
+                    let head = match skipped_to {
+                        None => waiting.first(),
+                        Some(k) => waiting.range((Excluded(*k), Unbounded)).next(),
+                    };
+                    if let Some(k) = head
+                        && next.is_none_or(|(best, _)| *k < best)
+                    {
+                        next = Some((*k, i));
+                    }
                 }
-                items.extend(entry.waiting.iter().map(|k| (*k, *s)));
-            }
-            items.sort_unstable();
-            let queues = items.iter().map(|(_, s)| *s).collect::<BTreeSet<_>>().len();
-            let mut blocked: BTreeSet<ServiceId> = BTreeSet::new();
-            for (key, service) in items {
-                if blocked.len() == queues {
-                    break;
-                }
-                if blocked.contains(&service) {
-                    continue;
-                }
-                match self.route_one(tx, key.id, service) {
-                    RouteResult::Routed | RouteResult::SkippedDeclined => {}
+                let Some((key, i)) = next else { break };
+                match self.route_one(tx, key.id, live[i].0) {
+                    RouteResult::Routed => {}
+                    RouteResult::SkippedDeclined => live[i].1 = Some(key),
                     RouteResult::NoAgentFree => {
-                        blocked.insert(service);
+                        live.swap_remove(i);
                     }
                 }
             }
-            // Assignments can only use capacity, never free it, so one pass per dirty set is enough;
-            // `tx.dirty` is non-empty again only if routing changed presence (it does not today).
         }
-    }
-
-    fn has_auto_member(&self, entry: &ServiceEntry) -> bool {
-        entry.members.iter().any(|m| {
-            self.agents.get(m).is_some_and(|a| a.profile.auto_distribution.unwrap_or(entry.settings.auto_distribution))
-        })
-    }
-
-    fn member_views(&self, service: &ServiceEntry) -> Vec<AgentView> {
-        let i = channel_index(service.settings.channel);
-        service
-            .members
-            .iter()
-            .filter_map(|m| self.agents.get(m))
-            .map(|a| AgentView {
-                id: a.profile.id,
-                available: a.presence == Presence::Available,
-                auto: a.profile.auto_distribution.unwrap_or(service.settings.auto_distribution),
-                active: a.active[i],
-                capacity: a.profile.capacity[i],
-                idle_since: a.idle_since,
-            })
-            .collect()
     }
 
     fn route_one(&mut self, tx: &mut Tx, id: ConversationId, service: ServiceId) -> RouteResult {
         let Some(entry) = self.services.get(&service) else {
             return RouteResult::NoAgentFree;
         };
+        if entry.free.is_empty() {
+            return RouteResult::NoAgentFree;
+        }
         let Some(conversation) = self.conversations.get(&id) else {
             return RouteResult::SkippedDeclined;
         };
-        let views = self.member_views(entry);
         let declined = &conversation.declined_by;
-        let Some(chosen) = policy::choose_agent(&views, declined) else {
-            let anyone = views.iter().any(|v| policy::eligibility(v, &[]).is_ok());
-            return if anyone { RouteResult::SkippedDeclined } else { RouteResult::NoAgentFree };
+        // The pool is in the policy's order: the first who did not decline it is the choice.
+        let mut eligible = entry.free.iter().filter(|(_, _, a)| !declined.contains(a));
+        let Some(&(active, _, agent)) = eligible.next() else {
+            return RouteResult::SkippedDeclined;
         };
-        let decision = decision_record(&views, declined, chosen, entry.settings.offer_timeout.is_some());
-        let agent = chosen.id;
-        match entry.settings.offer_timeout {
+        let channel = channel_index(entry.settings.channel);
+        let capacity_of = |a: &AgentId| self.agents.get(a).map_or(0, |e| e.profile.capacity[channel]);
+        let candidates: Vec<CandidateView> = entry
+            .free
+            .iter()
+            .filter(|(_, _, a)| !declined.contains(a))
+            .take(RECORDED_CANDIDATES)
+            .map(|(active, idle_since, a)| CandidateView {
+                agent_id: *a,
+                active: *active,
+                capacity: capacity_of(a),
+                idle_since: *idle_since,
+            })
+            .collect();
+        let declined_free = entry.free.iter().filter(|(_, _, a)| declined.contains(a)).count() as u32;
+        let eligible_count = entry.free.len() as u32 - declined_free;
+        let mut ineligible = vec![("not_free", (entry.members.len() - entry.free.len()) as u32)];
+        if declined_free > 0 {
+            ineligible.push(("declined", declined_free));
+        }
+        let offer_timeout = entry.settings.offer_timeout;
+        let decision = DecisionRecord {
+            mode: if offer_timeout.is_some() { DecisionMode::Offer } else { DecisionMode::Auto },
+            agent: Some(agent),
+            reason: format!(
+                "fewest active conversations ({active} of {}), then longest idle, among {eligible_count} eligible agents",
+                capacity_of(&agent)
+            ),
+            candidates,
+            ineligible,
+        };
+        match offer_timeout {
             Some(timeout) => {
                 let expires_at = tx.now + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::seconds(30));
                 let mut c = conversation.clone();
@@ -1135,9 +1250,7 @@ impl RoutingBook {
             }
             None => self.assign(tx, id, agent, AssignmentVia::Auto, Some(decision), By::System),
         }
-        if let Some(a) = self.agents.get_mut(&agent) {
-            a.idle_since = tx.now;
-        }
+        self.touch_idle(agent, tx.now);
         RouteResult::Routed
     }
 
@@ -1167,9 +1280,7 @@ impl RoutingBook {
             ..self.event(tx, EventKind::Assigned, c, by, Some(agent), None)
         };
         self.commit(tx, event);
-        if let Some(a) = self.agents.get_mut(&agent) {
-            a.idle_since = tx.now;
-        }
+        self.touch_idle(agent, tx.now);
     }
 
     // ----- bookkeeping -----
@@ -1249,7 +1360,7 @@ impl RoutingBook {
             if b.state.is_waiting()
                 && let Some(s) = self.services.get_mut(&b.service)
             {
-                s.waiting.remove(&QueueKey::of(b));
+                s.remove_waiting(b);
             }
         }
         if after.state.is_final() {
@@ -1259,9 +1370,14 @@ impl RoutingBook {
             if after.state.is_waiting()
                 && let Some(s) = self.services.get_mut(&after.service)
             {
-                s.waiting.insert(QueueKey::of(after));
+                s.add_waiting(after);
             }
             self.conversations.insert(after.id, after.clone());
+        }
+        // Loads changed: the agents on both sides move in their pools.
+        let holders = [before.as_ref().and_then(holder), holder(after)];
+        for agent in holders.into_iter().flatten() {
+            self.refresh_pools(agent);
         }
         // Whatever freed capacity or filled a queue may make an assignment possible (R6): capacity
         // is freed when it stops counting, or when it moves to another agent (a transfer).
@@ -1372,37 +1488,15 @@ pub fn abandon_deadline(c: &ConversationFacts, s: &ServiceSettings) -> Option<Da
     Some(from + chrono::Duration::from_std(s.abandon).ok()?)
 }
 
-fn decision_record(views: &[AgentView], declined: &[AgentId], chosen: &AgentView, offer: bool) -> DecisionRecord {
-    let mut eligible: Vec<&AgentView> = Vec::new();
-    let mut ineligible: Vec<(&'static str, u32)> = Vec::new();
-    for v in views {
-        match policy::eligibility(v, declined) {
-            Ok(()) => eligible.push(v),
-            Err(why) => match ineligible.iter_mut().find(|(w, _)| *w == why.as_str()) {
-                Some((_, n)) => *n += 1,
-                None => ineligible.push((why.as_str(), 1)),
-            },
-        }
-    }
-    let n = eligible.len();
-    if n > RECORDED_CANDIDATES {
-        eligible.select_nth_unstable_by(RECORDED_CANDIDATES, |a, b| {
-            (a.active, a.idle_since, a.id).cmp(&(b.active, b.idle_since, b.id))
-        });
-        eligible.truncate(RECORDED_CANDIDATES);
-    }
-    eligible.sort_by_key(|v| (v.active, v.idle_since, v.id));
-    DecisionRecord {
-        mode: if offer { DecisionMode::Offer } else { DecisionMode::Auto },
-        agent: Some(chosen.id),
-        reason: format!(
-            "fewest active conversations ({} of {}), then longest idle, among {n} eligible agents",
-            chosen.active, chosen.capacity
-        ),
-        candidates: eligible
-            .into_iter()
-            .map(|v| CandidateView { agent_id: v.id, active: v.active, capacity: v.capacity, idle_since: v.idle_since })
-            .collect(),
-        ineligible,
+/// How the policy sees an agent for a service.
+fn agent_view(a: &AgentEntry, s: &ServiceSettings) -> AgentView {
+    let i = channel_index(s.channel);
+    AgentView {
+        id: a.profile.id,
+        available: a.presence == Presence::Available,
+        auto: a.profile.auto_distribution.unwrap_or(s.auto_distribution),
+        active: a.active[i],
+        capacity: a.profile.capacity[i],
+        idle_since: a.idle_since,
     }
 }

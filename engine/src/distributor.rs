@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use schema::{AgentId, ConversationId, ConversationState, PgPool, ServiceId, StoreError};
+use schema::{AgentId, ConversationId, PgPool, ServiceId, StoreError};
 use tokio::sync::oneshot;
 use tracing::{error, info};
 
@@ -190,22 +190,14 @@ impl Distributor {
 
     fn queue_counts(&self, service: ServiceId) -> Option<QueueCounts> {
         let settings = self.book.service(service)?;
+        let stats = self.book.queue_stats(service)?;
         let now = self.clock.now();
-        let mut inactive = 0;
-        let mut oldest: Option<chrono::DateTime<chrono::Utc>> = None;
-        for c in self.book.waiting(service) {
-            if c.state == ConversationState::InactiveInQueue {
-                inactive += 1;
-            }
-            let since = c.enqueued_at.unwrap_or(c.arrived_at);
-            oldest = Some(oldest.map_or(since, |o| o.min(since)));
-        }
         Some(QueueCounts {
             service_id: service,
             channel: settings.channel,
-            waiting: self.book.waiting_count(service),
-            inactive,
-            oldest_wait_s: oldest.map_or(0, |o| (now - o).num_seconds().max(0)),
+            waiting: stats.waiting,
+            inactive: stats.inactive,
+            oldest_wait_s: stats.oldest_since.map_or(0, |o| (now - o).num_seconds().max(0)),
         })
     }
 

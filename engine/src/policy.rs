@@ -58,9 +58,15 @@ pub fn eligibility(agent: &AgentView, declined: &[AgentId]) -> Result<(), Inelig
     }
 }
 
-/// True when `a` ranks before `b`: fewer active, then idle longer, then smaller id.
+/// The ranking of R6 as a sortable key: fewer active, then idle longer, then smaller id (so the
+/// choice is deterministic). The routing book keeps each service's free agents sorted by it.
+pub fn rank_key(a: &AgentView) -> (u32, DateTime<Utc>, AgentId) {
+    (a.active, a.idle_since, a.id)
+}
+
+/// True when `a` ranks before `b`.
 pub fn ranks_before(a: &AgentView, b: &AgentView) -> bool {
-    (a.active, a.idle_since, a.id) < (b.active, b.idle_since, b.id)
+    rank_key(a) < rank_key(b)
 }
 
 /// The agent a waiting conversation goes to, if any is eligible.
