@@ -819,13 +819,7 @@ impl RoutingBook {
             None => return Err(EngineError::OfferGone),
         }
         let mut c = before;
-        c.offer = None;
-        c.state = ConversationState::InService;
-        c.sub_state = Some(SubState::Active);
-        c.owner = Some(agent);
-        c.first_agent.get_or_insert(agent);
-        c.assigned_at = Some(tx.now);
-        c.enqueued_at = None;
+        into_service(&mut c, agent, tx.now);
         let event = ConversationEvent {
             offer: Some(OfferChange::Resolved { agent, outcome: OfferOutcome::Accepted }),
             ..self.event(tx, EventKind::OfferAccepted, c, By::Agent(agent), Some(agent), None)
@@ -1267,13 +1261,7 @@ impl RoutingBook {
             return;
         };
         let mut c = before;
-        c.state = ConversationState::InService;
-        c.sub_state = Some(SubState::Active);
-        c.owner = Some(agent);
-        c.first_agent.get_or_insert(agent);
-        c.assigned_at = Some(tx.now);
-        c.enqueued_at = None;
-        c.offer = None;
+        into_service(&mut c, agent, tx.now);
         let event = ConversationEvent {
             assignment: Some(AssignmentChange::Opened { agent, via }),
             decision,
@@ -1486,6 +1474,17 @@ pub fn abandon_deadline(c: &ConversationFacts, s: &ServiceSettings) -> Option<Da
     }
     let from = c.last_customer_message_at.unwrap_or(c.arrived_at);
     Some(from + chrono::Duration::from_std(s.abandon).ok()?)
+}
+
+/// The conversation goes to `agent`, active, now; "started by" stays with the first agent (R11).
+fn into_service(c: &mut ConversationFacts, agent: AgentId, now: DateTime<Utc>) {
+    c.state = ConversationState::InService;
+    c.sub_state = Some(SubState::Active);
+    c.owner = Some(agent);
+    c.first_agent.get_or_insert(agent);
+    c.assigned_at = Some(now);
+    c.enqueued_at = None;
+    c.offer = None;
 }
 
 /// How the policy sees an agent for a service.

@@ -27,8 +27,7 @@ fn serve(path: &str) -> HttpResponse {
                 .insert_header((header::CACHE_CONTROL, "no-cache"))
                 .body(file.data.into_owned())
         }
-        None => HttpResponse::NotFound()
-            .json(serde_json::json!({"error": "not_found", "message": "no such file"})),
+        None => HttpResponse::NotFound().json(serde_json::json!({"error": "not_found", "message": "no such file"})),
     }
 }
 

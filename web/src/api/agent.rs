@@ -133,25 +133,25 @@ pub struct QueueDto {
     pub oldest_wait_s: i64,
 }
 
-/// The queues of my services with their live counts (D3).
-#[utoipa::path(get, path = "/api/v1/queues", tag = "agent",
-    responses((status = 200, body = [QueueDto]), (status = 401, body = ErrorBody)))]
-#[get("/queues")]
-pub async fn get_queues(state: web::Data<AppState>, me: CurrentAgent) -> Result<HttpResponse, ApiError> {
-    let mut queues: Vec<QueueDto> = state
-        .engine
-        .queues()
-        .await
-        .into_iter()
-        .filter(|q| me.sees_service(q.service_id))
-        .map(|q| QueueDto {
+impl From<engine::feed::QueueCounts> for QueueDto {
+    fn from(q: engine::feed::QueueCounts) -> Self {
+        Self {
             channel: q.channel.to_string(),
             service_id: q.service_id.to_string(),
             waiting: q.waiting,
             inactive: q.inactive,
             oldest_wait_s: q.oldest_wait_s,
-        })
-        .collect();
+        }
+    }
+}
+
+/// The queues of my services with their live counts (D3).
+#[utoipa::path(get, path = "/api/v1/queues", tag = "agent",
+    responses((status = 200, body = [QueueDto]), (status = 401, body = ErrorBody)))]
+#[get("/queues")]
+pub async fn get_queues(state: web::Data<AppState>, me: CurrentAgent) -> Result<HttpResponse, ApiError> {
+    let mut queues: Vec<QueueDto> =
+        state.engine.queues().await.into_iter().filter(|q| me.sees_service(q.service_id)).map(QueueDto::from).collect();
     queues.sort_by(|a, b| (&a.channel, &a.service_id).cmp(&(&b.channel, &b.service_id)));
     Ok(HttpResponse::Ok().json(queues))
 }

@@ -74,20 +74,8 @@ pub async fn monitor_agents(state: web::Data<AppState>, me: CurrentAgent) -> Res
 #[get("/monitor/queues")]
 pub async fn monitor_queues(state: web::Data<AppState>, me: CurrentAgent) -> Result<HttpResponse, ApiError> {
     supervisor(&me)?;
-    let out: Vec<QueueDto> = state
-        .engine
-        .queues()
-        .await
-        .into_iter()
-        .filter(|q| me.sees_service(q.service_id))
-        .map(|q| QueueDto {
-            channel: q.channel.to_string(),
-            service_id: q.service_id.to_string(),
-            waiting: q.waiting,
-            inactive: q.inactive,
-            oldest_wait_s: q.oldest_wait_s,
-        })
-        .collect();
+    let out: Vec<QueueDto> =
+        state.engine.queues().await.into_iter().filter(|q| me.sees_service(q.service_id)).map(QueueDto::from).collect();
     Ok(HttpResponse::Ok().json(out))
 }
 

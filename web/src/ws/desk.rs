@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use engine::EngineEvent;
-use engine::feed::QueueCounts;
 use schema::{ConversationId, Role, store};
 
 use crate::api::agent::{PresenceDto, QueueDto, db, parse_id};
@@ -48,7 +47,7 @@ pub async fn snapshot(state: &AppState, me: &CurrentAgent) -> (Snapshot, HashMap
         }
     }
     let queues =
-        state.engine.queues().await.into_iter().filter(|q| me.sees_service(q.service_id)).map(queue_dto).collect();
+        state.engine.queues().await.into_iter().filter(|q| me.sees_service(q.service_id)).map(QueueDto::from).collect();
     let snapshot = Snapshot {
         agent: AgentInfoOwned::from(&AgentInfo::from(&me.agent)),
         presence: engine_view.map(|a| PresenceDto::new(a.presence, a.presence_since)),
@@ -57,16 +56,6 @@ pub async fn snapshot(state: &AppState, me: &CurrentAgent) -> (Snapshot, HashMap
         queues,
     };
     (snapshot, seqs)
-}
-
-fn queue_dto(q: QueueCounts) -> QueueDto {
-    QueueDto {
-        channel: q.channel.to_string(),
-        service_id: q.service_id.to_string(),
-        waiting: q.waiting,
-        inactive: q.inactive,
-        oldest_wait_s: q.oldest_wait_s,
-    }
 }
 
 /// What of an engine event this desk may see (N3), as protocol messages.
@@ -86,7 +75,7 @@ pub fn visible(me: &CurrentAgent, event: &EngineEvent) -> Option<ServerMsg> {
             Some(ServerMsg::Presence(PresenceDto::new(*presence, *at)))
         }
         EngineEvent::Presence { .. } => None,
-        EngineEvent::Queue(q) if me.sees_service(q.service_id) => Some(ServerMsg::Queue(queue_dto(q.clone()))),
+        EngineEvent::Queue(q) if me.sees_service(q.service_id) => Some(ServerMsg::Queue(QueueDto::from(q.clone()))),
         EngineEvent::Queue(_) => None,
         EngineEvent::Alert(a) if a.agent_id == Some(me.agent.id) => Some(ServerMsg::Alert {
             conversation_id: a.conversation_id.to_string(),
