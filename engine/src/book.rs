@@ -923,6 +923,9 @@ impl RoutingBook {
                 if settings.channel != before.channel {
                     return Err(EngineError::InvalidTransfer("the service is on another channel"));
                 }
+                if !settings.active {
+                    return Err(EngineError::InvalidTransfer("the service is inactive"));
+                }
                 let mut c = before;
                 c.service = service;
                 c.state = ConversationState::Queued;

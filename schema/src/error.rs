@@ -57,6 +57,13 @@ impl From<DieselError> for StoreError {
                     }
                     DatabaseErrorKind::SerializationFailure => StoreError::Retry,
                     DatabaseErrorKind::ClosedConnection => StoreError::Unavailable(info.message().to_owned()),
+                    // Text PostgreSQL cannot store (a NUL character): bad input, not a failure.
+                    _ if ["invalid byte sequence", "0x00", "unsupported Unicode escape sequence", "\\u0000"]
+                        .iter()
+                        .any(|m| info.message().contains(m)) =>
+                    {
+                        StoreError::Invalid { constraint: "text_without_nul".into() }
+                    }
                     other => StoreError::Database(DieselError::DatabaseError(other, info)),
                 }
             }

@@ -63,7 +63,7 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
 /// `omniroute migrate`: applies pending migrations.
 pub fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
     let mut conn = connect(config)?;
-    Ok(schema::migrate::run_pending(&mut conn).context("migrating the database")?)
+    schema::migrate::run_pending(&mut conn).context("migrating the database")
 }
 
 /// One direct connection, with an error that names the database without its password.

@@ -775,6 +775,15 @@ pub async fn create_template(
         "whatsapp" => {
             let service_id = service_id
                 .ok_or_else(|| ApiError::bad_request("invalid_field", "a WhatsApp template needs service_id"))?;
+            let service = db(&state, move |c| Service::find(c, service_id))
+                .await
+                .map_err(|_| ApiError::unprocessable("invalid_reference", "no service with that id"))?;
+            if service.channel != Channel::Whatsapp {
+                return Err(ApiError::unprocessable(
+                    "invalid_service",
+                    "WhatsApp templates belong to a WhatsApp service",
+                ));
+            }
             let category = match b.category.as_deref() {
                 None => TemplateCategory::Utility,
                 Some(c) => c.parse().map_err(|_| {

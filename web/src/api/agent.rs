@@ -57,6 +57,19 @@ pub async fn visible_conversation(
     Ok(c)
 }
 
+/// A conversation the caller may act on: visible, and not finished (409 `conversation_ended`).
+pub async fn actionable_conversation(
+    state: &AppState,
+    me: &CurrentAgent,
+    id: ConversationId,
+) -> Result<Conversation, ApiError> {
+    let c = visible_conversation(state, me, id).await?;
+    if c.state.is_final() {
+        return Err(ApiError::conflict("conversation_ended", format!("the conversation is already {}", c.state)));
+    }
+    Ok(c)
+}
+
 // ----- presence -----
 
 /// A presence change.
@@ -230,7 +243,22 @@ pub async fn get_queue_items(
         ..Default::default()
     };
     let rows = db(&state, move |c| store::find_conversations(c, &filter)).await?;
-    // Positions follow the queue order of R1 (priority, then original arrival).
+    // Positions are places in the whole queue (R1 order, across my services of the channel), not
+    // among the rows returned.
+    let mut order: Vec<(std::cmp::Reverse<i32>, DateTime<Utc>, ConversationId)> = Vec::new();
+    for q in state.engine.queues().await.into_iter().filter(|q| q.channel == channel && me.sees_service(q.service_id)) {
+        order.extend(
+            state
+                .engine
+                .waiting(q.service_id)
+                .await
+                .iter()
+                .map(|c| (std::cmp::Reverse(c.priority), c.arrived_at, c.id)),
+        );
+    }
+    order.sort();
+    let places: std::collections::HashMap<ConversationId, usize> =
+        order.iter().enumerate().map(|(i, (_, _, id))| (*id, i + 1)).collect();
     let mut ordered: Vec<&Conversation> = rows.iter().collect();
     ordered.sort_by(|a, b| {
         (std::cmp::Reverse(a.priority), a.arrived_at, a.id).cmp(&(std::cmp::Reverse(b.priority), b.arrived_at, b.id))
@@ -239,7 +267,10 @@ pub async fn get_queue_items(
     let items: Vec<QueueItemDto> = rows
         .iter()
         .map(|c| QueueItemDto {
-            position: ordered.iter().position(|o| o.id == c.id).unwrap_or(0) + 1,
+            position: places
+                .get(&c.id)
+                .copied()
+                .unwrap_or_else(|| order.len() + ordered.iter().position(|o| o.id == c.id).unwrap_or(0) + 1),
             conversation: ConversationDto::from_row(c),
             wait_s: (now - c.enqueued_at.unwrap_or(c.arrived_at)).num_seconds().max(0),
         })
@@ -277,7 +308,7 @@ pub async fn pull_chosen(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConversationId = parse_id(&id, "conversation id")?;
-    visible_conversation(&state, &me, id).await?;
+    actionable_conversation(&state, &me, id).await?;
     state.engine.pull_chosen(me.agent.id, id).await?;
     let c = db(&state, move |c| Conversation::find(c, id)).await?;
     Ok(HttpResponse::Ok().json(ConversationDto::from_row(&c)))
@@ -382,7 +413,7 @@ pub async fn transfer(
             ));
         }
     };
-    visible_conversation(&state, &me, id).await?;
+    actionable_conversation(&state, &me, id).await?;
     state.engine.transfer(by(&me), id, target).await?;
     after_action(&state, id).await
 }
@@ -397,24 +428,44 @@ pub async fn return_to_queue(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConversationId = parse_id(&id, "conversation id")?;
-    visible_conversation(&state, &me, id).await?;
+    actionable_conversation(&state, &me, id).await?;
     state.engine.return_to_queue(by(&me), id).await?;
     after_action(&state, id).await
 }
 
 /// An optional classification.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ConcludeBody {
     pub classification_id: Option<String>,
 }
 
-async fn checked_classification(state: &AppState, raw: Option<&str>) -> Result<Option<ClassificationId>, ApiError> {
+/// A classification usable in the service: active, and global or of that service.
+async fn checked_classification(
+    state: &AppState,
+    raw: Option<&str>,
+    service: ServiceId,
+) -> Result<Option<ClassificationId>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
     let id: ClassificationId = parse_id(raw, "classification_id")?;
     match db(state, move |c| schema::models::Classification::find(c, id)).await {
-        Ok(found) if found.active => Ok(Some(id)),
-        _ => Err(ApiError::unprocessable("invalid_classification", "no active classification with that id")),
+        Ok(found) if found.active && found.service_id.is_none_or(|s| s == service) => Ok(Some(id)),
+        _ => Err(ApiError::unprocessable(
+            "invalid_classification",
+            "no active classification with that id in this service",
+        )),
     }
+}
+
+/// An optional JSON body: empty is the default; anything else must be valid (400 otherwise).
+fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let code = if e.classify() == serde_json::error::Category::Data { "invalid_field" } else { "invalid_json" };
+        ApiError::bad_request(code, e.to_string())
+    })
 }
 
 /// Concludes the conversation (R12).
@@ -425,12 +476,19 @@ pub async fn conclude(
     state: web::Data<AppState>,
     me: CurrentAgent,
     id: web::Path<String>,
-    body: Option<web::Json<ConcludeBody>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConversationId = parse_id(&id, "conversation id")?;
-    let body = body.map(|b| b.into_inner()).unwrap_or_default();
-    visible_conversation(&state, &me, id).await?;
-    let classification = checked_classification(&state, body.classification_id.as_deref()).await?;
+    if body.len() > crate::api::JSON_LIMIT {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the body is too large",
+        ));
+    }
+    let body: ConcludeBody = optional_json(&body)?;
+    let c = actionable_conversation(&state, &me, id).await?;
+    let classification = checked_classification(&state, body.classification_id.as_deref(), c.service_id).await?;
     state.engine.conclude(by(&me), id, classification).await?;
     after_action(&state, id).await
 }
@@ -445,7 +503,7 @@ pub async fn cancel(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConversationId = parse_id(&id, "conversation id")?;
-    visible_conversation(&state, &me, id).await?;
+    actionable_conversation(&state, &me, id).await?;
     state.engine.cancel(by(&me), id).await?;
     after_action(&state, id).await
 }
@@ -461,8 +519,8 @@ pub async fn put_classification(
     body: web::Json<ConcludeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConversationId = parse_id(&id, "conversation id")?;
-    visible_conversation(&state, &me, id).await?;
-    let classification = checked_classification(&state, body.classification_id.as_deref()).await?;
+    let c = actionable_conversation(&state, &me, id).await?;
+    let classification = checked_classification(&state, body.classification_id.as_deref(), c.service_id).await?;
     state.engine.classify(by(&me), id, classification).await?;
     after_action(&state, id).await
 }
@@ -484,7 +542,7 @@ pub async fn put_due_date(
     body: web::Json<DueDateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConversationId = parse_id(&id, "conversation id")?;
-    visible_conversation(&state, &me, id).await?;
+    actionable_conversation(&state, &me, id).await?;
     state.engine.set_due_date(by(&me), id, body.due_at).await?;
     after_action(&state, id).await
 }

@@ -167,7 +167,7 @@ pub async fn sign_in(
     if login.trim().is_empty() || password.is_empty() {
         return Err(ApiError::bad_request("missing_credentials", "login and password are required"));
     }
-    if login.len() > 200 || password.len() > 1024 {
+    if login.len() > 200 || password.len() > 1024 || login.contains('\0') {
         return Err(ApiError::bad_request("invalid_credentials_format", "login or password is too long"));
     }
     if let Err(retry_after) = state.login_throttle.check(&login) {
@@ -294,29 +294,65 @@ impl CurrentAgent {
     }
 }
 
+/// Looks up the live session of a request (401 when there is none).
+async fn authenticate(req: &HttpRequest) -> Result<CurrentAgent, ApiError> {
+    let token = token_of(req).ok_or_else(ApiError::unauthenticated)?;
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(&"application state missing"))?;
+    let hash = token_hash(&token);
+    let pool = state.pool.clone();
+    let found = web::block(move || -> Result<Option<(Session, Agent, Vec<ServiceId>)>, schema::StoreError> {
+        let mut conn = pool.get()?;
+        let Some((session, agent)) = store::live_session(&mut conn, &hash, Utc::now())? else {
+            return Ok(None);
+        };
+        let services = store::services_of_agent(&mut conn, agent.id)?;
+        Ok(Some((session, agent, services)))
+    })
+    .await??;
+    let (session, agent, services) = found.ok_or_else(ApiError::unauthenticated)?;
+    Ok(CurrentAgent { agent, session: session.id, services })
+}
+
+/// Middleware of `/api/v1`: the session is checked before anything reads the request's body,
+/// so an unauthenticated caller learns nothing about the route but 401 (sign-in excepted).
+pub async fn require_session(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<
+    actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
+    actix_web::Error,
+> {
+    use actix_web::HttpMessage;
+    if req.path() == "/api/v1/auth/login" {
+        return next.call(req).await.map(|r| r.map_into_left_body());
+    }
+    match authenticate(req.request()).await {
+        Ok(me) => {
+            req.extensions_mut().insert(me);
+            next.call(req).await.map(|r| r.map_into_left_body())
+        }
+        Err(e) => {
+            let (req, _) = req.into_parts();
+            let res = actix_web::ResponseError::error_response(&e);
+            Ok(actix_web::dev::ServiceResponse::new(req, res).map_into_right_body())
+        }
+    }
+}
+
 impl FromRequest for CurrentAgent {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let token = token_of(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let token = token.ok_or_else(ApiError::unauthenticated)?;
-            let state = state.ok_or_else(|| ApiError::internal(&"application state missing"))?;
-            let hash = token_hash(&token);
-            let pool = state.pool.clone();
-            let found = web::block(move || -> Result<Option<(Session, Agent, Vec<ServiceId>)>, schema::StoreError> {
-                let mut conn = pool.get()?;
-                let Some((session, agent)) = store::live_session(&mut conn, &hash, Utc::now())? else {
-                    return Ok(None);
-                };
-                let services = store::services_of_agent(&mut conn, agent.id)?;
-                Ok(Some((session, agent, services)))
-            })
-            .await??;
-            let (session, agent, services) = found.ok_or_else(ApiError::unauthenticated)?;
-            Ok(CurrentAgent { agent, session: session.id, services })
-        })
+        use actix_web::HttpMessage;
+        // Already checked by `require_session` (the API); otherwise (the WebSocket) look it up.
+        if let Some(me) = req.extensions().get::<CurrentAgent>().cloned() {
+            return Box::pin(async move { Ok(me) });
+        }
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await })
     }
 }

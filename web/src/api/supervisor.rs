@@ -86,6 +86,9 @@ async fn held(state: &AppState, me: &CurrentAgent, raw: &str) -> Result<Conversa
     if !me.sees_service(c.service_id) {
         return Err(ApiError::forbidden("this conversation belongs to a service you are not in"));
     }
+    if c.state.is_final() {
+        return Err(ApiError::conflict("conversation_ended", format!("the conversation is already {}", c.state)));
+    }
     Ok(id)
 }
 

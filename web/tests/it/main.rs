@@ -1,4 +1,9 @@
 //! Integration tests of the `omniroute` binary against a real PostgreSQL.
 
+mod api_admin;
+mod api_agent;
+mod api_session;
+mod api_supervisor;
+mod api_support;
 mod server;
 mod ws;
