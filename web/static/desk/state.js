@@ -1,0 +1,125 @@
+// The desk's state and the small event bus the views listen on.
+
+export const CHANNELS = ['email', 'webchat', 'whatsapp', 'messenger', 'instagram', 'telegram', 'sms'];
+export const FINAL_STATES = ['concluded', 'cancelled', 'abandoned', 'rejected'];
+
+export const state = {
+  me: null, // {id, login, name, role}
+  services: [], // my service ids (GET /me)
+  serviceNames: {}, // id -> name, when known
+  presence: null, // {status, pause_reason_id, since}
+  queues: new Map(), // "channel|service_id" -> QueueDto
+  convs: new Map(), // my open conversations: id -> conversation (REST shape + routing facts)
+  lastSeq: {}, // id -> last event seq seen
+  messages: new Map(), // id -> [message] (loaded conversations)
+  loaded: new Map(), // id -> full conversation (GET /conversations/{id}) for views not in convs
+  selectedId: null,
+  unread: new Map(), // id -> new customer messages not seen
+  offers: new Map(), // id -> offer
+  alerts: new Map(), // id -> alert kind
+  pauseReasons: [],
+  classifications: [],
+  canned: [],
+  wsStatus: 'connecting',
+  tab: 'active',
+  queueChannel: 'whatsapp',
+  summary: null,
+  summaryMode: 'started',
+};
+
+const listeners = new Map();
+export function on(topic, fn) {
+  if (!listeners.has(topic)) listeners.set(topic, new Set());
+  listeners.get(topic).add(fn);
+  return () => listeners.get(topic).delete(fn);
+}
+export function emit(topic, data) {
+  for (const fn of [...(listeners.get(topic) || [])]) {
+    try {
+      fn(data);
+    } catch (e) {
+      console.error('desk: listener', topic, e);
+    }
+  }
+}
+export function clearListeners() {
+  listeners.clear();
+}
+
+const CH_NAMES = {
+  email: 'E-mail', webchat: 'WebChat', whatsapp: 'WhatsApp', messenger: 'Messenger', instagram: 'Instagram',
+  telegram: 'Telegram', sms: 'SMS', voice: 'Telefonia',
+};
+/** A service's name; agents have no service directory (reported API gap), so fall back to its
+ * channel, with a short id when the agent has several services on that channel. */
+export function serviceName(id) {
+  if (!id) return '';
+  if (state.serviceNames[id]) return state.serviceNames[id];
+  const ch = channelOfService(id);
+  if (!ch) return `${id.slice(0, 8)}…`;
+  const same = [...state.queues.values()].filter((q) => q.channel === ch).length;
+  return same > 1 ? `${CH_NAMES[ch]} ${id.slice(-4)}` : CH_NAMES[ch];
+}
+
+export function channelOfService(id) {
+  for (const q of state.queues.values()) if (q.service_id === id) return q.channel;
+  return null;
+}
+
+/** Waiting customers per channel (sum over services). */
+export function waitingByChannel() {
+  const out = {};
+  for (const q of state.queues.values()) out[q.channel] = (out[q.channel] || 0) + (q.waiting || 0);
+  return out;
+}
+
+export function isActive(c) {
+  return c.state === 'in_service' && c.sub_state !== 'inactive_at_agent';
+}
+export function isInactive(c) {
+  return c.state === 'in_service' && c.sub_state === 'inactive_at_agent';
+}
+
+// --- per-tab persistence (sessionStorage): drafts and the last seq seen (D11) ---
+const SEQ_KEY = 'omniroute.seq';
+export function loadSeqs() {
+  try {
+    return JSON.parse(sessionStorage.getItem(SEQ_KEY) || '{}') || {};
+  } catch {
+    return {};
+  }
+}
+export function saveSeqs() {
+  try {
+    sessionStorage.setItem(SEQ_KEY, JSON.stringify(state.lastSeq));
+  } catch {
+    /* full */
+  }
+}
+export function noteSeq(id, seq) {
+  if (typeof seq !== 'number') return;
+  if (!(id in state.lastSeq) || seq > state.lastSeq[id]) {
+    state.lastSeq[id] = seq;
+    saveSeqs();
+  }
+}
+
+const draftKey = (id) => `omniroute.draft.${id}`;
+/** {text, key (idempotency key of a send in flight / failed), attachments: [{id,name,size}]} */
+export function loadDraft(id) {
+  try {
+    const d = JSON.parse(sessionStorage.getItem(draftKey(id)) || 'null');
+    if (d && typeof d === 'object') return { text: d.text || '', key: d.key || null, attachments: d.attachments || [] };
+  } catch {
+    /* ignore */
+  }
+  return { text: '', key: null, attachments: [] };
+}
+export function saveDraft(id, d) {
+  try {
+    if (!d.text && !d.key && !(d.attachments && d.attachments.length)) sessionStorage.removeItem(draftKey(id));
+    else sessionStorage.setItem(draftKey(id), JSON.stringify(d));
+  } catch {
+    /* full */
+  }
+}

@@ -1,0 +1,548 @@
+// The conversation view (D5, D6, D8, D9): header, actions, history, composer.
+import { h, replace, uuid } from '../dom.js';
+import { t, fmtDateTime, fmtTime } from '../i18n.js';
+import { api, ApiError, attachmentUrl } from '../api.js';
+import { state, on, loadDraft, saveDraft, serviceName, channelOfService } from '../state.js';
+import { channelIcon, channelLabel, openDialog, toolIcon } from './common.js';
+import { emailHeaderBlock } from './channels.js';
+
+const EMOJIS = ['😀', '😃', '😄', '😁', '😊', '🙂', '😉', '😍', '😘', '😎', '🤔', '😅', '😂', '🙏', '👍', '👎', '👏', '🙌', '👋', '🤝',
+  '❤️', '💙', '✅', '❌', '⚠️', '⭐', '🎉', '🔥', '📞', '📧', '📎', '📦', '🚚', '💳', '🕒', '📅', '😢', '😡', '😮', '🤗'];
+
+function fmtSize(n) {
+  if (n === null || n === undefined) return '';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+function num(v) {
+  const n = typeof v === 'string' ? Number(v) : v;
+  return typeof n === 'number' && Number.isFinite(n) ? n : null;
+}
+
+/** Latitude/longitude of a shared location, wherever the payload keeps them. */
+function locationOf(m) {
+  const p = m.payload || {};
+  const l = p.location && typeof p.location === 'object' ? p.location : p;
+  const lat = num(l.latitude ?? l.lat);
+  const lon = num(l.longitude ?? l.lng ?? l.lon);
+  if (lat === null || lon === null || Math.abs(lat) > 90 || Math.abs(lon) > 180) return null;
+  return { lat, lon, name: typeof l.name === 'string' ? l.name : null, address: typeof l.address === 'string' ? l.address : null };
+}
+
+/** Shared contacts: [{name, phones: [..], emails: [..]}] from the payload. */
+function contactsOf(m) {
+  const p = m.payload || {};
+  const list = Array.isArray(p.contacts) ? p.contacts : p.contact ? [p.contact] : [];
+  return list.filter((c) => c && typeof c === 'object').map((c) => {
+    let name = c.name;
+    if (name && typeof name === 'object') name = name.formatted_name || [name.first_name, name.last_name].filter(Boolean).join(' ');
+    const phones = (Array.isArray(c.phones) ? c.phones : []).map((x) => (typeof x === 'string' ? x : x && (x.phone || x.wa_id))).filter(Boolean);
+    const emails = (Array.isArray(c.emails) ? c.emails : []).map((x) => (typeof x === 'string' ? x : x && x.email)).filter(Boolean);
+    return { name: typeof name === 'string' ? name : '', phones: phones.map(String), emails: emails.map(String) };
+  });
+}
+
+const TICKS = { pending: null, sent: '✓', delivered: '✓✓', read: '✓✓', failed: '!' };
+
+export class ConversationView {
+  constructor(id, actions) {
+    this.id = id;
+    this.a = actions;
+    this.offs = [];
+    this.draft = loadDraft(id);
+    this.sending = false;
+    this.build();
+    this.offs.push(on('messages', (cid) => cid === id && this.renderMessages()));
+    this.offs.push(on('conversation', (cid) => cid === id && this.renderHeader()));
+    this.offs.push(on('convs', () => this.renderHeader()));
+    this.offs.push(on('pickers', () => { this.renderCanned(); this.renderHeader(); }));
+    this.renderHeader();
+    this.renderMessages();
+    this.renderCanned();
+    this.renderChips();
+  }
+
+  destroy() {
+    for (const off of this.offs) off();
+    this.offs = [];
+  }
+
+  conv() {
+    return state.convs.get(this.id) || state.loaded.get(this.id) || null;
+  }
+
+  mine() {
+    const c = state.convs.get(this.id);
+    return !!(c && state.me && c.agent_id === state.me.id && c.state === 'in_service');
+  }
+
+  focus() {
+    if (state.messages.has(this.id)) {
+      this.list.scrollTop = this.list.scrollHeight;
+      this.scrolledOnce = true;
+    }
+    setTimeout(() => { if (this.input.isConnected && !this.input.disabled) this.input.focus(); }, 0);
+  }
+
+  // ---------- layout ----------
+  build() {
+    this.head = h('header', { class: 'conv-head', testid: 'conv-header' });
+    this.notice = h('div', { class: 'conv-notice', testid: 'conv-notice', role: 'status', hidden: true });
+    this.actionsBar = h('div', { class: 'conv-actions', role: 'toolbar', 'aria-label': t('action.transfer') });
+    this.list = h('ol', { class: 'message-list', testid: 'message-list', 'aria-live': 'polite', tabindex: '0' });
+    this.input = h('textarea', {
+      id: `composer-${this.id}`, class: 'composer-input', testid: 'composer-input', rows: '3',
+      placeholder: t('composer.placeholder'),
+      on: {
+        input: () => this.saveText(),
+        keydown: (e) => {
+          if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+            e.preventDefault();
+            this.send();
+          }
+        },
+        paste: (e) => this.onPaste(e),
+      },
+    });
+    this.input.value = this.draft.text;
+    this.chips = h('ul', { class: 'chips', testid: 'composer-attachments' });
+    this.err = h('div', { class: 'composer-error', role: 'alert', testid: 'composer-error', hidden: true });
+    this.sendBtn = h('button', { type: 'button', class: 'btn btn-primary', testid: 'composer-send', on: { click: () => this.send() } }, t('composer.send'));
+    this.fileInput = h('input', {
+      type: 'file', multiple: true, id: `attach-${this.id}`, class: 'file-input', testid: 'attach-input',
+      on: { change: (e) => { this.uploadFiles([...e.target.files]); e.target.value = ''; } },
+    });
+    this.canned = h('select', {
+      class: 'canned-picker', testid: 'canned-picker', 'aria-label': t('composer.canned'), title: t('composer.canned'),
+      on: {
+        change: (e) => {
+          const m = state.canned.find((x) => x.id === e.target.value);
+          if (m) this.insertText(m.text);
+          e.target.value = '';
+        },
+      },
+    });
+    this.emojiPanel = h('div', { class: 'emoji-panel', testid: 'emoji-panel', role: 'menu', hidden: true },
+      EMOJIS.map((em, i) => h('button', {
+        type: 'button', class: 'emoji', role: 'menuitem', testid: `emoji-${i}`, 'aria-label': em,
+        on: { click: () => { this.insertText(em); this.emojiPanel.hidden = true; this.input.focus(); } },
+      }, em)));
+    this.emojiPanel.addEventListener('keydown', (e) => { if (e.key === 'Escape') { this.emojiPanel.hidden = true; this.emojiBtn.focus(); } });
+    this.emojiBtn = h('button', {
+      type: 'button', class: 'btn btn-tool', testid: 'emoji-picker', 'aria-label': t('composer.emoji'), title: t('composer.emoji'),
+      'aria-haspopup': 'menu',
+      on: { click: () => { this.emojiPanel.hidden = !this.emojiPanel.hidden; if (!this.emojiPanel.hidden) this.emojiPanel.querySelector('button').focus(); } },
+    }, toolIcon('smile'));
+    this.attList = h('div', { class: 'att-panel', testid: 'attachments-panel', hidden: true });
+    const attListBtn = h('button', {
+      type: 'button', class: 'btn btn-tool', testid: 'attachments-list', title: t('composer.attachments'), 'aria-label': t('composer.attachments'),
+      on: { click: () => { this.renderAttList(); this.attList.hidden = !this.attList.hidden; } },
+    }, toolIcon('list'));
+    const attachLabel = h('label', { for: `attach-${this.id}`, class: 'btn btn-tool', title: t('composer.attachHint'), testid: 'attach-button' },
+      toolIcon('clip'), h('span', { class: 'sr-only' }, t('composer.attachHint')));
+    const copyBtn = h('button', {
+      type: 'button', class: 'btn btn-tool', testid: 'copy-conversation', title: t('copy'), 'aria-label': t('copy'),
+      on: { click: () => this.copy() },
+    }, toolIcon('copy'));
+    this.composer = h('div', { class: 'composer' },
+      this.chips,
+      h('label', { for: `composer-${this.id}`, class: 'sr-only' }, t('composer.label')),
+      this.input,
+      this.err,
+      h('div', { class: 'composer-bar' },
+        h('div', { class: 'tools' }, attListBtn, attachLabel, this.fileInput, this.canned,
+          h('div', { class: 'menu-wrap' }, this.emojiBtn, this.emojiPanel), copyBtn, this.attList),
+        this.sendBtn));
+    this.el = h('section', { class: 'conv-view', testid: 'conv-view', 'data-conversation': this.id },
+      this.head, this.actionsBar, this.notice, this.list, this.composer);
+  }
+
+  // ---------- header and actions ----------
+  renderHeader() {
+    const c = this.conv();
+    const mine = this.mine();
+    if (!c) {
+      replace(this.head, h('div', { class: 'muted' }, t('conv.loading')));
+      replace(this.actionsBar);
+      return;
+    }
+    const cust = c.customer || {};
+    const name = cust.name || cust.address || t('conv.unknownCustomer');
+    replace(this.head,
+      h('span', { class: ['ch-icon big', `ch-${c.channel}`], title: channelLabel(c.channel) }, channelIcon(c.channel)),
+      h('div', { class: 'ch-title' },
+        h('h2', { testid: 'conv-customer-name' }, name),
+        h('div', { class: 'muted' },
+          h('span', { testid: 'conv-customer-address' }, cust.address || ''), ' · ',
+          h('span', { testid: 'conv-channel' }, channelLabel(c.channel)), ' · ',
+          h('span', { testid: 'conv-service' }, `${t('conv.service')}: ${serviceName(c.service_id)}`),
+          c.subject ? h('span', {}, ' · ', c.subject) : null)),
+      h('span', { class: ['state-badge', `st-${c.sub_state || c.state}`], testid: 'conv-state' },
+        c.state === 'in_service' ? t(`conv.state.${c.sub_state}`) : c.state),
+      h('button', { type: 'button', class: 'btn-icon', title: t('conv.close'), 'aria-label': t('conv.close'), testid: 'conv-close', on: { click: () => this.a.select(null) } }, '×'));
+
+    if (!mine && state.convs.size >= 0 && (state.loaded.has(this.id) || state.convs.has(this.id))) {
+      this.notice.hidden = false;
+      this.notice.textContent = t('conv.notMine', { s: c.state });
+    } else this.notice.hidden = true;
+    this.input.disabled = !mine;
+    this.sendBtn.disabled = !mine || this.sending;
+    this.fileInput.disabled = !mine;
+    this.canned.disabled = !mine;
+    this.emojiBtn.disabled = !mine;
+
+    const classSel = h('select', {
+      id: `class-${this.id}`, testid: 'classification-select', disabled: !mine,
+      on: { change: (e) => this.act('classify', () => api.classify(this.id, e.target.value || null), false) },
+    }, h('option', { value: '' }, t('conclude.none')),
+    this.classifications(c).map((x) => h('option', { value: x.id, selected: x.id === c.classification_id }, x.name)));
+    const dueVal = c.due_at ? toLocalInput(c.due_at) : '';
+    const due = h('input', { type: 'datetime-local', id: `due-${this.id}`, testid: 'due-date-input', value: dueVal, disabled: !mine });
+    const btn = (tid, label, fn, cls = 'btn-ghost') => h('button', { type: 'button', class: ['btn btn-small', cls], testid: tid, disabled: !mine, on: { click: fn } }, label);
+    replace(this.actionsBar,
+      btn('action-transfer', t('action.transfer'), () => this.transferDialog()),
+      btn('action-return', t('action.return'), () => this.act('return', () => api.returnToQueue(this.id), true)),
+      btn('action-conclude', t('action.conclude'), () => this.concludeDialog(), 'btn-ok'),
+      btn('action-cancel', t('action.cancel'), () => this.act('cancel', () => api.cancel(this.id), true), 'btn-danger'),
+      h('span', { class: 'sep' }),
+      h('label', { for: `class-${this.id}`, class: 'inline-label' }, t('action.classify')), classSel,
+      h('label', { for: `due-${this.id}`, class: 'inline-label' }, t('action.due')), due,
+      btn('due-date-save', t('action.dueSave'), () => {
+        const v = due.value ? new Date(due.value).toISOString() : null;
+        this.act('due', () => api.dueDate(this.id, v), false);
+      }));
+  }
+
+  classifications(c) {
+    return state.classifications.filter((x) => x.active !== false && (!x.service_id || x.service_id === c.service_id));
+  }
+
+  async act(kind, fn, leaves) {
+    try {
+      const res = await fn();
+      this.a.toast(t(`action.done.${kind}`), 'ok');
+      if (res && res.data && res.data.id === this.id && !leaves) {
+        const c = state.convs.get(this.id);
+        if (c) Object.assign(c, res.data);
+        this.renderHeader();
+      }
+      if (leaves) this.a.afterLeaving(this.id);
+      return true;
+    } catch (e) {
+      this.a.toast(this.a.errorText(e), 'error');
+      return false;
+    }
+  }
+
+  transferDialog() {
+    const c = this.conv();
+    const ids = new Set([...state.services, ...[...state.queues.values()].map((q) => q.service_id)]);
+    const svc = h('select', { id: 'transfer-service', testid: 'transfer-service' },
+      h('option', { value: '' }, '—'),
+      // A transfer to a queue stays on the channel (the API answers invalid_transfer otherwise).
+      [...ids].filter((sid) => !c || (sid !== c.service_id && channelOfService(sid) === c.channel)).map((sid) => {
+        const ch = channelOfService(sid);
+        return h('option', { value: sid }, `${serviceName(sid)}${ch ? ` (${channelLabel(ch)})` : ''}`);
+      }));
+    const agent = h('input', { type: 'text', id: 'transfer-agent', testid: 'transfer-agent', placeholder: t('transfer.agentHint'), autocomplete: 'off' });
+    const err = h('p', { class: 'error', role: 'alert', hidden: true, testid: 'transfer-error' });
+    const confirm = h('button', { type: 'button', class: 'btn btn-primary', testid: 'transfer-confirm' }, t('transfer.confirm'));
+    const { close } = openDialog({
+      title: t('transfer.title'), testid: 'transfer-dialog',
+      body: [h('div', { class: 'field' }, h('label', { for: 'transfer-service' }, t('transfer.toService')), svc),
+        h('div', { class: 'field' }, h('label', { for: 'transfer-agent' }, t('transfer.toAgent')), agent), err],
+      footer: confirm,
+    });
+    confirm.addEventListener('click', async () => {
+      const target = agent.value.trim() ? { agent_id: agent.value.trim() } : svc.value ? { service_id: svc.value } : null;
+      if (!target) {
+        err.textContent = t('transfer.choose');
+        err.hidden = false;
+        return;
+      }
+      confirm.disabled = true;
+      try {
+        await api.transfer(this.id, target);
+        close();
+        this.a.toast(t('action.done.transfer'), 'ok');
+        this.a.afterLeaving(this.id);
+      } catch (e) {
+        err.textContent = this.a.errorText(e);
+        err.hidden = false;
+        confirm.disabled = false;
+      }
+    });
+  }
+
+  concludeDialog() {
+    const c = this.conv();
+    const sel = h('select', { id: 'conclude-classification', testid: 'conclude-classification' },
+      h('option', { value: '' }, t('conclude.none')),
+      this.classifications(c).map((x) => h('option', { value: x.id, selected: x.id === c.classification_id }, x.name)));
+    const err = h('p', { class: 'error', role: 'alert', hidden: true, testid: 'conclude-error' });
+    const confirm = h('button', { type: 'button', class: 'btn btn-ok', testid: 'conclude-confirm' }, t('conclude.confirm'));
+    const { close } = openDialog({
+      title: t('conclude.title'), testid: 'conclude-dialog',
+      body: [h('div', { class: 'field' }, h('label', { for: 'conclude-classification' }, t('conclude.classification')), sel), err],
+      footer: confirm,
+    });
+    sel.focus();
+    confirm.addEventListener('click', async () => {
+      confirm.disabled = true;
+      try {
+        await api.conclude(this.id, sel.value || null);
+        close();
+        this.a.toast(t('action.done.conclude'), 'ok');
+        this.a.afterLeaving(this.id);
+      } catch (e) {
+        err.textContent = this.a.errorText(e);
+        err.hidden = false;
+        confirm.disabled = false;
+      }
+    });
+  }
+
+  // ---------- history ----------
+  renderMessages() {
+    const msgs = state.messages.get(this.id);
+    const atBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 40;
+    if (!msgs) {
+      replace(this.list, h('li', { class: 'muted center' }, t('conv.loading')));
+      return;
+    }
+    if (!msgs.length) {
+      replace(this.list, h('li', { class: 'muted center' }, t('conv.noMessages')));
+      return;
+    }
+    const c = this.conv();
+    replace(this.list, msgs.map((m) => this.bubble(m, c)));
+    if (atBottom || !this.scrolledOnce) {
+      this.list.scrollTop = this.list.scrollHeight;
+      if (this.list.isConnected) this.scrolledOnce = true;
+    }
+  }
+
+  who(m, c) {
+    if (m.direction === 'in') return (c && c.customer && (c.customer.name || c.customer.address)) || t('conv.unknownCustomer');
+    if (m.direction === 'internal' || m.kind === 'system') return t('conv.system');
+    if (m.sender_agent_id && state.me && m.sender_agent_id === state.me.id) return t('conv.you');
+    return t('conv.agent');
+  }
+
+  bubble(m, c) {
+    const dir = m.direction === 'in' ? 'in' : m.direction === 'out' ? 'out' : 'internal';
+    const parts = [];
+    if (m.kind === 'email' || m.email) parts.push(emailHeaderBlock(c || { customer: {} }, m));
+    if (m.body) parts.push(h('div', { class: 'msg-body' }, m.body));
+    const loc = locationOf(m);
+    if (loc || m.kind === 'location') {
+      if (loc) {
+        const url = `https://www.openstreetmap.org/?mlat=${encodeURIComponent(loc.lat)}&mlon=${encodeURIComponent(loc.lon)}#map=16/${loc.lat}/${loc.lon}`;
+        parts.push(h('div', { class: 'msg-location', testid: `location-${m.id}` },
+          toolIcon('pin'), ' ',
+          h('strong', {}, t('msg.location')),
+          loc.name ? h('div', {}, loc.name) : null,
+          loc.address ? h('div', { class: 'muted' }, loc.address) : null,
+          h('div', {}, h('a', { href: url, target: '_blank', rel: 'noopener noreferrer', testid: `location-link-${m.id}` },
+            `${t('msg.openMap')} (${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)})`))));
+      }
+    }
+    const contacts = contactsOf(m);
+    contacts.forEach((ct, i) => parts.push(h('div', { class: 'msg-contact', testid: `contact-${m.id}-${i}` },
+      toolIcon('user'), ' ',
+      h('strong', {}, t('msg.contact')), h('div', {}, ct.name || '—'),
+      ct.phones.length ? h('div', { class: 'muted' }, ct.phones.join(', ')) : null,
+      h('button', { type: 'button', class: 'btn btn-small btn-ghost', testid: `contact-details-${m.id}-${i}`, on: { click: () => this.contactDialog(ct) } }, t('msg.details')))));
+    const atts = Array.isArray(m.attachments) ? m.attachments : [];
+    if (atts.length) {
+      parts.push(h('ul', { class: 'msg-atts' }, atts.map((a) => h('li', {},
+        a.content_type && a.content_type.startsWith('image/')
+          ? h('a', { href: attachmentUrl(a.id), target: '_blank', rel: 'noopener' }, h('img', { src: attachmentUrl(a.id), alt: a.name || '', class: 'thumb', loading: 'lazy' }))
+          : null,
+        h('a', { href: attachmentUrl(a.id), download: a.name || '', testid: `attachment-${a.id}` }, toolIcon('clip'), a.name || t('msg.attachment')),
+        h('span', { class: 'muted' }, ` ${fmtSize(a.size)}`)))));
+    }
+    if (!parts.length) parts.push(h('div', { class: 'msg-body muted' }, `[${m.kind}]`));
+    const meta = [h('span', { class: 'msg-time', title: fmtDateTime(m.created_at) }, fmtTime(m.created_at))];
+    if (dir === 'out') {
+      const st = m.status || 'pending';
+      const tick = h('span', {
+        class: ['tick', `tick-${st}`], testid: `message-status-${m.id}`, 'data-status': st,
+        'aria-label': t(`tick.${st}`),
+        title: st === 'failed' ? [m.error_message, m.error_code].filter(Boolean).join(' — ') || t('tick.failed') : t(`tick.${st}`),
+      }, st === 'pending' ? toolIcon('clock') : (TICKS[st] || ''));
+      meta.push(tick);
+    }
+    const li = h('li', {
+      class: ['msg', `msg-${dir}`, m.status === 'failed' ? 'msg-failed' : null], testid: `message-${m.id}`, 'data-status': m.status,
+    }, h('div', { class: 'msg-who' }, this.who(m, c)), parts, h('div', { class: 'msg-meta' }, meta));
+    if (m.status === 'failed') li.title = [m.error_message, m.error_code].filter(Boolean).join(' — ') || t('tick.failed');
+    return li;
+  }
+
+  contactDialog(ct) {
+    const row = (k, v) => h('div', { class: 'eh-row' }, h('dt', {}, t(k)), h('dd', {}, v));
+    openDialog({
+      title: t('contact.title'), testid: 'contact-dialog',
+      body: h('dl', { class: 'email-headers' }, row('contact.name', ct.name || '—'), row('contact.phones', ct.phones.join(', ') || '—'),
+        row('contact.emails', ct.emails.join(', ') || '—')),
+    });
+  }
+
+  renderAttList() {
+    const all = [];
+    for (const m of state.messages.get(this.id) || []) for (const a of m.attachments || []) all.push({ a, m });
+    replace(this.attList,
+      h('div', { class: 'menu-title' }, t('composer.attachments')),
+      all.length
+        ? h('ul', {}, all.map(({ a, m }) => h('li', {}, h('a', { href: attachmentUrl(a.id), download: a.name || '' }, `${m.direction === 'in' ? '⬇' : '⬆'} ${a.name}`), h('span', { class: 'muted' }, ` ${fmtSize(a.size)}`))))
+        : h('p', { class: 'muted' }, t('composer.noAttachments')));
+  }
+
+  renderCanned() {
+    replace(this.canned,
+      h('option', { value: '' }, `${t('composer.canned')}…`),
+      state.canned.length ? state.canned.map((m) => h('option', { value: m.id, testid: `canned-${m.id}` }, m.title)) : h('option', { value: '', disabled: true }, t('composer.cannedNone')));
+  }
+
+  // ---------- composer ----------
+  saveText() {
+    this.draft.text = this.input.value;
+    saveDraft(this.id, this.draft);
+  }
+
+  insertText(text) {
+    const el = this.input;
+    const start = el.selectionStart ?? el.value.length;
+    const end = el.selectionEnd ?? el.value.length;
+    el.value = el.value.slice(0, start) + text + el.value.slice(end);
+    el.selectionStart = el.selectionEnd = start + text.length;
+    this.saveText();
+  }
+
+  renderChips() {
+    replace(this.chips, this.draft.attachments.map((a) => h('li', { class: 'chip', testid: `pending-attachment-${a.id}` },
+      toolIcon('clip'), `${a.name} `, h('span', { class: 'muted' }, fmtSize(a.size)),
+      h('button', {
+        type: 'button', class: 'chip-x', 'aria-label': t('composer.remove', { n: a.name }),
+        on: { click: () => { this.draft.attachments = this.draft.attachments.filter((x) => x.id !== a.id); saveDraft(this.id, this.draft); this.renderChips(); } },
+      }, '×'))));
+  }
+
+  showError(text) {
+    this.err.textContent = text || '';
+    this.err.hidden = !text;
+  }
+
+  async uploadFiles(files) {
+    for (const f of files) {
+      const chip = h('li', { class: 'chip uploading' }, t('composer.uploading', { n: f.name || 'file' }));
+      this.chips.appendChild(chip);
+      try {
+        const { data } = await api.upload(f, f.name);
+        this.draft.attachments.push({ id: data.id, name: data.name, size: data.size, content_type: data.content_type });
+        saveDraft(this.id, this.draft);
+      } catch (e) {
+        this.showError(this.a.errorText(e));
+      }
+      chip.remove();
+      this.renderChips();
+    }
+  }
+
+  onPaste(e) {
+    const items = e.clipboardData ? [...e.clipboardData.items] : [];
+    const files = items.filter((i) => i.kind === 'file' && i.type.startsWith('image/')).map((i) => i.getAsFile()).filter(Boolean);
+    if (!files.length) return;
+    e.preventDefault();
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    this.uploadFiles(files.map((f, i) => new File([f], f.name && f.name !== 'image.png' ? f.name : `imagem-${stamp}${i ? `-${i}` : ''}.${(f.type.split('/')[1] || 'png').replace('jpeg', 'jpg')}`, { type: f.type })));
+  }
+
+  async send() {
+    if (this.sending || !this.mine()) return;
+    const text = this.input.value.trim();
+    const atts = this.draft.attachments;
+    if (!text && !atts.length) return;
+    // One key per message, kept (sessionStorage) until the server has it: a retry reuses it.
+    if (!this.draft.key) this.draft.key = uuid();
+    this.draft.text = this.input.value;
+    saveDraft(this.id, this.draft);
+    this.sending = true;
+    this.sendBtn.disabled = true;
+    this.sendBtn.textContent = t('composer.sending');
+    this.showError('');
+    const payload = {};
+    if (text) payload.text = text;
+    if (atts.length) payload.attachment_ids = atts.map((a) => a.id);
+    try {
+      const { data } = await api.send(this.id, payload, this.draft.key);
+      this.draft = { text: '', key: null, attachments: [] };
+      saveDraft(this.id, this.draft);
+      if (this.input.value.trim() === text) this.input.value = '';
+      else this.saveText();
+      this.renderChips();
+      if (data) this.a.upsertMessage(data);
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 0 || e.status >= 500)) this.showError(t('composer.retry'));
+      else {
+        // Refused: nothing was stored; a corrected message gets a new key.
+        this.draft.key = null;
+        saveDraft(this.id, this.draft);
+        this.showError(this.a.errorText(e));
+      }
+    } finally {
+      this.sending = false;
+      this.sendBtn.textContent = t('composer.send');
+      this.sendBtn.disabled = !this.mine();
+      this.input.focus();
+    }
+  }
+
+  async copy() {
+    const c = this.conv();
+    const lines = [];
+    if (c) lines.push(`${(c.customer && (c.customer.name || c.customer.address)) || ''} — ${channelLabel(c.channel)} — ${serviceName(c.service_id)}`);
+    for (const m of state.messages.get(this.id) || []) {
+      let body = m.body || '';
+      const loc = locationOf(m);
+      if (loc) body += `${body ? ' ' : ''}[${t('msg.location')}: ${loc.lat}, ${loc.lon}]`;
+      for (const ct of contactsOf(m)) body += `${body ? ' ' : ''}[${t('msg.contact')}: ${ct.name} ${ct.phones.join(', ')}]`;
+      for (const a of m.attachments || []) body += `${body ? ' ' : ''}[${t('msg.attachment')}: ${a.name}]`;
+      lines.push(`[${fmtDateTime(m.created_at)}] ${this.who(m, c)}: ${body}`);
+    }
+    const text = lines.join('\n');
+    window.__omnirouteLastCopy = text;
+    let ok = false;
+    try {
+      if (navigator.clipboard && window.isSecureContext) {
+        await navigator.clipboard.writeText(text);
+        ok = true;
+      }
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      const ta = h('textarea', { class: 'offscreen', readonly: true });
+      ta.value = text;
+      document.body.appendChild(ta);
+      ta.select();
+      try {
+        ok = document.execCommand('copy');
+      } catch {
+        ok = false;
+      }
+      ta.remove();
+    }
+    this.a.toast(ok ? t('copy.done') : t('copy.failed'), ok ? 'ok' : 'error');
+  }
+}
+
+function toLocalInput(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
