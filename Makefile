@@ -15,8 +15,9 @@ run: deps
 	$(CARGO) build --release -j$(JOBS) -p omniroute-web
 	$(WITH_DEV_DB) bash -c './target/release/omniroute seed-demo && exec ./target/release/omniroute serve'
 
-## make test: every test, against a PostgreSQL of its own.
-test: deps
+## make test: every test, against a PostgreSQL of its own (and a headless Chromium for the desk).
+test:
+	@scripts/deps.sh test
 	$(WITH_TEST_DB) scripts/test.sh
 
 ## make bench: the benchmarks of docs/performance.md (release build, a durable local PostgreSQL).

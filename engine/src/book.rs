@@ -784,6 +784,8 @@ impl RoutingBook {
         }
         match c.state {
             ConversationState::Queued | ConversationState::InactiveInQueue => {}
+            // Taking what one already has is a no-op, not a conflict.
+            ConversationState::InService if c.owner == Some(agent) => return Ok(Reply::Pulled(Some(id))),
             ConversationState::Offered if c.offer.map(|(a, _)| a) == Some(agent) => {
                 return self.accept(tx, agent, id).map(|_| Reply::Pulled(Some(id)));
             }

@@ -472,3 +472,15 @@ pub fn link_attachment(
         .execute(conn)?;
     Ok(())
 }
+
+/// Every attachment of a conversation's messages.
+pub fn attachments_of_conversation(
+    conn: &mut PgConnection,
+    conversation: ConversationId,
+) -> StoreResult<Vec<Attachment>> {
+    Ok(attachments::table
+        .filter(attachments::conversation_id.eq(conversation))
+        .order(attachments::created_at.asc())
+        .select(Attachment::as_select())
+        .load(conn)?)
+}

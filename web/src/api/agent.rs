@@ -12,7 +12,7 @@ use schema::{AgentId, Channel, ClassificationId, ConversationId, ConversationSta
 use serde::{Deserialize, Serialize};
 
 use crate::api::auth::CurrentAgent;
-use crate::api::dto::{ConversationDto, MessageDto};
+use crate::api::dto::ConversationDto;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -369,10 +369,12 @@ pub async fn get_conversation(
 ) -> Result<HttpResponse, ApiError> {
     let id: ConversationId = parse_id(&id, "conversation id")?;
     let c = visible_conversation(&state, &me, id).await?;
-    let messages = db(&state, move |conn| store::messages_of(conn, id)).await?;
-    let mut dto = ConversationDto::from_row(&c);
-    dto.messages = Some(messages.iter().map(MessageDto::from_row).collect());
-    Ok(HttpResponse::Ok().json(dto))
+    let (messages, files) =
+        db(&state, move |conn| Ok((store::messages_of(conn, id)?, store::attachments_of_conversation(conn, id)?)))
+            .await?;
+    let mut json = serde_json::to_value(ConversationDto::from_row(&c)).unwrap_or_default();
+    json["messages"] = messages.iter().map(|m| crate::api::messages::message_value(m, &files)).collect();
+    Ok(HttpResponse::Ok().json(json))
 }
 
 /// Where to transfer: exactly one of the three.

@@ -92,10 +92,17 @@ fn kind_of(content_type: &str) -> MessageKind {
 pub async fn message_json(state: &AppState, m: Message) -> Result<serde_json::Value, ApiError> {
     let id = m.id;
     let attachments = db(state, move |c| store::attachments_of(c, id)).await?;
-    let mut v = serde_json::to_value(MessageDto::from_row(&m)).unwrap_or_default();
-    v["attachments"] =
-        serde_json::to_value(attachments.iter().map(AttachmentDto::from_row).collect::<Vec<_>>()).unwrap_or_default();
-    Ok(v)
+    Ok(message_value(&m, &attachments))
+}
+
+/// A message as JSON with those of `files` that belong to it.
+pub fn message_value(m: &Message, files: &[Attachment]) -> serde_json::Value {
+    let mut v = serde_json::to_value(MessageDto::from_row(m)).unwrap_or_default();
+    v["attachments"] = serde_json::to_value(
+        files.iter().filter(|a| a.message_id == Some(m.id)).map(AttachmentDto::from_row).collect::<Vec<_>>(),
+    )
+    .unwrap_or_default();
+    v
 }
 
 /// Sends a message in my conversation: 201 with it as `pending`.

@@ -1,0 +1,250 @@
+//! The agent desk in a real headless Chromium (Debian's chromium + chromium-driver), against a
+//! real server and database: two agents sign in, a customer writes, automatic distribution gives
+//! the conversation to one, they exchange messages, a transfer moves it to the other, it is
+//! concluded with a classification, and both screens follow without a reload. A hostile customer
+//! name shows as text. Screenshots of every step go to `target/e2e/`.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web as aw};
+use chrono::Utc;
+use engine::{Clock, Engine, NewConversation};
+use fantoccini::{Client, ClientBuilder, Locator};
+use schema::models::Message;
+use schema::testing::TestDb;
+use schema::{Channel, Connection, ConversationId, MessageDirection, MessageKind, MessageStatus, ServiceId, store};
+use serde_json::json;
+use web::state::AppState;
+
+const XSS: &str = "<img src=x onerror=alert(1)>";
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// chromedriver on a free port, or `None` when the machine has no browser (the test then fails
+/// loudly: `make test` installs them).
+async fn driver() -> (Driver, u16) {
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (Debian's chromium-driver; `make test` installs it)");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (Driver(child), port);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("chromedriver did not start");
+}
+
+async fn browser(port: u16) -> Client {
+    let profile = std::env::temp_dir().join(format!("omniroute-e2e-{}", uuid_like()));
+    let caps = json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1280,800",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    });
+    let caps = caps.as_object().unwrap().clone().into_iter().collect();
+    ClientBuilder::native()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a browser session")
+}
+
+fn uuid_like() -> String {
+    format!("{:x}{:x}", std::process::id(), Utc::now().timestamp_nanos_opt().unwrap_or(0))
+}
+
+fn shots_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(c: &Client, name: &str) {
+    if let Ok(png) = c.screenshot().await {
+        let _ = std::fs::write(shots_dir().join(format!("{name}.png")), png);
+    }
+}
+
+fn tid(id: &str) -> String {
+    format!("[data-testid=\"{id}\"]")
+}
+
+async fn find(c: &Client, id: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&tid(id)))
+        .await
+        .unwrap_or_else(|e| panic!("no element {id}: {e}"))
+}
+
+/// Waits until the element's text satisfies `pred`.
+async fn text_until(c: &Client, id: &str, pred: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(el) = c.find(Locator::Css(&tid(id))).await
+            && let Ok(t) = el.text().await
+        {
+            if pred(&t) {
+                return t;
+            }
+            last = t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{id} never matched; last text: {last:?}");
+}
+
+async fn sign_in(c: &Client, base: &str, login: &str) {
+    c.goto(base).await.unwrap();
+    find(c, "login-input").await.send_keys(login).await.unwrap();
+    find(c, "password-input").await.send_keys(&format!("{login}-demo1")).await.unwrap();
+    find(c, "login-submit").await.click().await.unwrap();
+    find(c, "presence-status").await;
+}
+
+async fn go_available(c: &Client) {
+    find(c, "presence-available").await.click().await.unwrap();
+    text_until(c, "presence-status", |t| t.to_lowercase().contains("dispon")).await;
+}
+
+/// The customer writes: the message is stored as a channel adapter would and pushed to desks.
+async fn customer_writes(state: &AppState, conversation: ConversationId, service: ServiceId, text: &str) {
+    let mut conn = state.pool.get().unwrap();
+    let now = Utc::now();
+    let mut m =
+        Message::new(conversation, service, MessageDirection::In, MessageKind::Text, MessageStatus::Received, now);
+    m.body = Some(text.to_owned());
+    let m = conn
+        .transaction(|c| {
+            let m = m.insert(c)?;
+            store::update_conversation(
+                c,
+                conversation,
+                &schema::models::ConversationChangeset {
+                    last_customer_message_at: Some(Some(now)),
+                    ..Default::default()
+                },
+            )?;
+            Ok::<_, schema::StoreError>(m)
+        })
+        .unwrap();
+    drop(conn);
+    state.engine.customer_message(conversation).await.unwrap();
+    let json = web::api::messages::message_json(state, m).await.unwrap();
+    state.engine.publish_message(conversation, service, json).await;
+}
+
+#[actix_rt::test]
+async fn two_agents_serve_a_customer_from_arrival_to_conclusion() {
+    let db = TestDb::new();
+    db.conn().transaction(web::seed::seed).unwrap();
+    let whatsapp =
+        store::list_services(&mut db.conn()).unwrap().into_iter().find(|s| s.channel == Channel::Whatsapp).unwrap().id;
+    let engine = Engine::start(db.pool(), Clock::System).await.unwrap();
+    let state = AppState::new(db.pool(), engine.clone());
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new().app_data(aw::Data::new(app_state.clone())).configure(web::routes::configure)
+    })
+    .workers(2)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}/", server.addrs()[0].port());
+    actix_rt::spawn(server.run());
+
+    let (_driver, port) = driver().await;
+    let ana = browser(port).await;
+    let bruno = browser(port).await;
+
+    sign_in(&ana, &base, "ana").await;
+    sign_in(&bruno, &base, "bruno").await;
+    shot(&ana, "01-ana-signed-in").await;
+    go_available(&ana).await;
+    go_available(&bruno).await;
+
+    // A customer with a hostile name writes on WhatsApp: automatic distribution gives it to Ana,
+    // idle the longest.
+    let mut new = NewConversation::new(whatsapp, Channel::Whatsapp, "5511987654321");
+    new.customer_name = Some(XSS.to_owned());
+    let c = engine.open_conversation(new).await.unwrap();
+    customer_writes(&state, c, whatsapp, &format!("Olá! {XSS}")).await;
+    let item = format!("conv-item-{c}");
+    find(&ana, &item).await.click().await.unwrap();
+    text_until(&ana, "message-list", |t| t.contains(XSS)).await;
+    shot(&ana, "02-ana-gets-the-customer").await;
+    let injected: bool = ana
+        .execute("return !!document.querySelector('[data-testid=\"conv-view\"] img[src=\"x\"]')", vec![])
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap_or(true);
+    assert!(!injected, "customer content is text, never markup");
+    text_until(&ana, "tab-active-count", |t| t.trim() == "1").await;
+
+    // They exchange messages.
+    find(&ana, "composer-input").await.send_keys("Bom dia! Como posso ajudar?").await.unwrap();
+    find(&ana, "composer-send").await.click().await.unwrap();
+    text_until(&ana, "message-list", |t| t.contains("Como posso ajudar")).await;
+    customer_writes(&state, c, whatsapp, "Quero saber do meu pedido").await;
+    text_until(&ana, "message-list", |t| t.contains("meu pedido")).await;
+    shot(&ana, "03-messages-exchanged").await;
+
+    // Ana transfers it to Bruno: it leaves her Active tab and appears in his, history kept.
+    let bruno_id = store::agent_by_login(&mut db.conn(), "bruno").unwrap().unwrap().id;
+    find(&ana, "action-transfer").await.click().await.unwrap();
+    find(&ana, "transfer-agent").await.send_keys(&bruno_id.to_string()).await.unwrap();
+    shot(&ana, "04-transfer-dialog").await;
+    find(&ana, "transfer-confirm").await.click().await.unwrap();
+    text_until(&ana, "tab-active-count", |t| t.trim() == "0").await;
+    find(&bruno, &item).await.click().await.unwrap();
+    text_until(&bruno, "message-list", |t| t.contains("meu pedido") && t.contains("Como posso ajudar")).await;
+    text_until(&bruno, "tab-active-count", |t| t.trim() == "1").await;
+    shot(&bruno, "05-bruno-has-it").await;
+
+    // Bruno concludes with a classification.
+    let classification = store::classifications_for(&mut db.conn(), None).unwrap().into_iter().next().unwrap();
+    find(&bruno, "action-conclude").await.click().await.unwrap();
+    let select = find(&bruno, "conclude-classification").await;
+    select.select_by_value(&classification.id.to_string()).await.unwrap();
+    find(&bruno, "conclude-confirm").await.click().await.unwrap();
+    text_until(&bruno, "tab-active-count", |t| t.trim() == "0").await;
+    shot(&bruno, "06-bruno-concluded").await;
+    let row = schema::models::Conversation::find(&mut db.conn(), c).unwrap();
+    assert_eq!(row.state, schema::ConversationState::Concluded);
+    assert_eq!(row.classification_id, Some(classification.id));
+
+    // Both summaries follow without a reload: Ana started it, Bruno concluded it (D2).
+    text_until(&ana, "summary-started-count", |t| t.trim() == "1").await;
+    text_until(&bruno, "summary-concluded-count", |t| t.trim() == "1").await;
+    shot(&ana, "07-ana-summary").await;
+    shot(&bruno, "08-bruno-summary").await;
+
+    let _ = ana.close().await;
+    let _ = bruno.close().await;
+    engine.stop();
+}
