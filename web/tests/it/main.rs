@@ -2,6 +2,7 @@
 
 mod api_admin;
 mod api_agent;
+mod api_messages;
 mod api_session;
 mod api_supervisor;
 mod api_support;
