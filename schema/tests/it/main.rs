@@ -11,6 +11,7 @@
 
 mod constraints;
 mod fixtures;
+mod journal;
 mod migrations;
 mod round_trips;
 mod store;
