@@ -79,6 +79,6 @@ BEGIN
       PERFORM set_based(b.batch); n2 := n2 + jsonb_array_length(b.batch); r2 := r2 + (clock_timestamp() - t0);
     END IF;
   END LOOP;
-  RAISE NOTICE 'batches of % events; row by row (engine_apply_batch): % events, % us/event', 2 * current_setting('exp.per')::int, n1, round(extract(epoch from r1) * 1e6 / n1, 1);
+  RAISE NOTICE 'batches of % events; engine_apply_batch as migrated: % events, % us/event', 2 * current_setting('exp.per')::int, n1, round(extract(epoch from r1) * 1e6 / n1, 1);
   RAISE NOTICE 'set based:  % events, % us/event', n2, round(extract(epoch from r2) * 1e6 / n2, 1);
 END $$;
