@@ -7,13 +7,15 @@ PG := scripts/pg.sh
 # With DATABASE_URL set, that server is used; otherwise a project-local cluster under .omniroute/.
 WITH_DEV_DB := $(if $(DATABASE_URL),,$(PG) with dev)
 WITH_TEST_DB := $(if $(DATABASE_URL),,$(PG) with test)
+# Where cargo puts binaries (CARGO_TARGET_DIR moves it).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: run test bench lint fmt build deps db-start db-stop db-url clean-db
 
 ## make run: build, start a local PostgreSQL (unless DATABASE_URL is set), migrate, seed the demo, serve.
 run: deps
 	$(CARGO) build --release -j$(JOBS) -p omniroute-web
-	$(WITH_DEV_DB) bash -c './target/release/omniroute seed-demo && exec ./target/release/omniroute serve'
+	$(WITH_DEV_DB) bash -c '$(TARGET_DIR)/release/omniroute seed-demo && exec $(TARGET_DIR)/release/omniroute serve'
 
 ## make test: every test, against a PostgreSQL of its own (and a headless Chromium for the desk).
 test:
@@ -25,7 +27,7 @@ WITH_BENCH_DB := $(if $(DATABASE_URL),,$(PG) with bench)
 bench: deps
 	$(CARGO) bench -j$(JOBS) -p omniroute-benches --bench routing_decision
 	$(CARGO) build --release -j$(JOBS) -p omniroute-benches --bin engine_throughput
-	$(WITH_BENCH_DB) ./target/release/engine_throughput
+	$(WITH_BENCH_DB) $(TARGET_DIR)/release/engine_throughput
 
 ## make lint: formatting and clippy, as CI checks them.
 lint:
