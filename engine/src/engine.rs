@@ -141,6 +141,75 @@ impl Engine {
         Ok(id)
     }
 
+    /// How a conversation opened now in `service` starts (R14).
+    async fn opening(&self, service: ServiceId, now: DateTime<Utc>) -> Result<crate::ingest::Opening, EngineError> {
+        let settings = self.distributor.send(GetService(service)).await.map_err(|_| EngineError::Stopped)?;
+        let settings = settings.ok_or(EngineError::ServiceNotFound)?;
+        let out_of_hours = settings.hours.as_ref().is_some_and(|h| !h.is_open(now));
+        let held = (out_of_hours && settings.out_of_hours_hold).then_some(schema::HoldReason::OutOfHours);
+        Ok(crate::ingest::Opening { out_of_hours, held })
+    }
+
+    /// A customer's message from a channel (C3, C4): stored idempotently, then routed — a new
+    /// conversation queued (or held), a message in an open one resets its inactivity (R10). When
+    /// it returns, the message is committed; a replay returns `Duplicate` and stores nothing.
+    pub async fn ingest(
+        &self,
+        inbound: crate::ingest::InboundMessage,
+    ) -> Result<(crate::ingest::Ingested, Option<schema::models::Message>), EngineError> {
+        use crate::ingest::{Ingested, move_to_new_conversation, store_inbound};
+        let now = self.clock.now();
+        let opening = self.opening(inbound.service, now).await?;
+        let (pool, m) = (self.pool.clone(), inbound.clone());
+        let (ingested, message, opened) = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            store_inbound(&mut conn, &m, opening, now)
+        })
+        .await
+        .map_err(|e| EngineError::Unavailable(e.to_string()))??;
+        let Ingested::Stored { conversation, message: message_id, .. } = ingested.clone() else {
+            return Ok((ingested, None));
+        };
+        let arrive = |row: &Conversation| {
+            let mut facts =
+                ConversationFacts::arriving(row.id, row.service_id, row.channel, row.priority, row.arrived_at);
+            if row.state == ConversationState::PreOpening {
+                facts.state = ConversationState::PreOpening;
+                facts.hold = row.hold_reason;
+            }
+            facts
+        };
+        if let Some(row) = opened {
+            self.execute(Command::Arrive { conversation: arrive(&row) }).await?;
+            return Ok((ingested, message));
+        }
+        match self.execute(Command::CustomerMessage { conversation, at: now }).await {
+            Err(EngineError::ConversationNotFound) => {
+                // The conversation ended in the engine while this message was being stored: the
+                // message starts a new one, as the customer's next message would (R10).
+                let (pool, m) = (self.pool.clone(), inbound);
+                let (row, opened) = tokio::task::spawn_blocking(move || {
+                    let mut conn = pool.get()?;
+                    move_to_new_conversation(&mut conn, &m, message_id, opening, now)
+                })
+                .await
+                .map_err(|e| EngineError::Unavailable(e.to_string()))??;
+                if opened {
+                    self.execute(Command::Arrive { conversation: arrive(&row) }).await?;
+                } else {
+                    self.execute(Command::CustomerMessage { conversation: row.id, at: now }).await?;
+                }
+                let message = message.map(|mut m| {
+                    m.conversation_id = row.id;
+                    m
+                });
+                Ok((Ingested::Stored { conversation: row.id, message: message_id, opened }, message))
+            }
+            Err(e) => Err(e),
+            Ok(_) => Ok((ingested, message)),
+        }
+    }
+
     /// A call the phone system delivered to an agent (R13): opens a voice conversation assigned
     /// to that agent.
     pub async fn voice_call(&self, new: NewConversation, agent: AgentId) -> Result<ConversationId, EngineError> {

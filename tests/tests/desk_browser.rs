@@ -11,11 +11,10 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, web as aw};
 use chrono::Utc;
-use engine::{Clock, Engine, NewConversation};
+use engine::{Clock, Engine};
 use fantoccini::{Client, ClientBuilder, Locator};
-use schema::models::Message;
 use schema::testing::TestDb;
-use schema::{Channel, Connection, ConversationId, MessageDirection, MessageKind, MessageStatus, ServiceId, store};
+use schema::{Channel, Connection, store};
 use serde_json::json;
 use web::state::AppState;
 
@@ -134,31 +133,24 @@ async fn go_available(c: &Client) {
     text_until(c, "presence-status", |t| t.to_lowercase().contains("dispon")).await;
 }
 
-/// The customer writes: the message is stored as a channel adapter would and pushed to desks.
-async fn customer_writes(state: &AppState, conversation: ConversationId, service: ServiceId, text: &str) {
-    let mut conn = state.pool.get().unwrap();
-    let now = Utc::now();
-    let mut m =
-        Message::new(conversation, service, MessageDirection::In, MessageKind::Text, MessageStatus::Received, now);
-    m.body = Some(text.to_owned());
-    let m = conn
-        .transaction(|c| {
-            let m = m.insert(c)?;
-            store::update_conversation(
-                c,
-                conversation,
-                &schema::models::ConversationChangeset {
-                    last_customer_message_at: Some(Some(now)),
-                    ..Default::default()
-                },
-            )?;
-            Ok::<_, schema::StoreError>(m)
-        })
-        .unwrap();
-    drop(conn);
-    state.engine.customer_message(conversation).await.unwrap();
-    let json = web::api::messages::message_json(state, m).await.unwrap();
-    state.engine.publish_message(conversation, service, json).await;
+/// The customer writes on WhatsApp: a webhook in Meta's format, signed with the demo service's app
+/// secret, to the running server.
+async fn customer_writes(base: &str, id: &str, text: &str) {
+    let payload = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages",
+        "value": {"messaging_product": "whatsapp",
+                  "metadata": {"display_phone_number": "5511900000000", "phone_number_id": "100000000000001"},
+                  "contacts": [{"profile": {"name": XSS}, "wa_id": "5511987654321"}],
+                  "messages": [{"from": "5511987654321", "id": id, "timestamp": "1764000000", "type": "text",
+                                "text": {"body": text}}]}}]}]});
+    let body = payload.to_string();
+    let res = awc::Client::new()
+        .post(format!("{base}webhooks/whatsapp"))
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header(("X-Hub-Signature-256", web::channels::whatsapp::sign("demo-app-secret", body.as_bytes())))
+        .send_body(body)
+        .await
+        .expect("webhook");
+    assert_eq!(res.status(), 200);
 }
 
 #[actix_rt::test]
@@ -191,10 +183,8 @@ async fn two_agents_serve_a_customer_from_arrival_to_conclusion() {
 
     // A customer with a hostile name writes on WhatsApp: automatic distribution gives it to Ana,
     // idle the longest.
-    let mut new = NewConversation::new(whatsapp, Channel::Whatsapp, "5511987654321");
-    new.customer_name = Some(XSS.to_owned());
-    let c = engine.open_conversation(new).await.unwrap();
-    customer_writes(&state, c, whatsapp, &format!("Olá! {XSS}")).await;
+    customer_writes(&base, "wamid.E2E1", &format!("Olá! {XSS}")).await;
+    let c = schema::store::open_conversation_for(&mut db.conn(), whatsapp, "5511987654321").unwrap().unwrap().id;
     let item = format!("conv-item-{c}");
     find(&ana, &item).await.click().await.unwrap();
     text_until(&ana, "message-list", |t| t.contains(XSS)).await;
@@ -212,7 +202,7 @@ async fn two_agents_serve_a_customer_from_arrival_to_conclusion() {
     find(&ana, "composer-input").await.send_keys("Bom dia! Como posso ajudar?").await.unwrap();
     find(&ana, "composer-send").await.click().await.unwrap();
     text_until(&ana, "message-list", |t| t.contains("Como posso ajudar")).await;
-    customer_writes(&state, c, whatsapp, "Quero saber do meu pedido").await;
+    customer_writes(&base, "wamid.E2E2", "Quero saber do meu pedido").await;
     text_until(&ana, "message-list", |t| t.contains("meu pedido")).await;
     shot(&ana, "03-messages-exchanged").await;
 

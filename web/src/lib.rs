@@ -1,6 +1,7 @@
 //! Omniroute's web layer: the HTTP server, its routes, and the `omniroute` commands.
 
 pub mod api;
+pub mod channels;
 pub mod config;
 pub mod desk;
 pub mod password;

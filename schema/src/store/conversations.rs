@@ -484,3 +484,12 @@ pub fn attachments_of_conversation(
         .select(Attachment::as_select())
         .load(conn)?)
 }
+
+/// Moves a message to another conversation (a customer message that raced its conversation's end).
+pub fn move_message(conn: &mut PgConnection, message: MessageId, conversation: ConversationId) -> StoreResult<()> {
+    diesel::update(messages::table.find(message)).set(messages::conversation_id.eq(conversation)).execute(conn)?;
+    diesel::update(attachments::table.filter(attachments::message_id.eq(message)))
+        .set(attachments::conversation_id.eq(conversation))
+        .execute(conn)?;
+    Ok(())
+}

@@ -11,4 +11,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(crate::desk::index);
     cfg.service(crate::desk::asset);
     crate::api::configure(cfg);
+    cfg.app_data(web::QueryConfig::default().error_handler(crate::api::error::query_error));
+    crate::channels::configure(cfg);
 }

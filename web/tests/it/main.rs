@@ -7,4 +7,5 @@ mod api_session;
 mod api_supervisor;
 mod api_support;
 mod server;
+mod whatsapp;
 mod ws;

@@ -1,0 +1,159 @@
+//! Ingest (C3, C4): one customer message, stored idempotently in one transaction — the open
+//! conversation of that customer address found or opened, the message inserted unless the provider
+//! already delivered it — and only then handed to the routing engine. A replay, sequential or
+//! concurrent, stores one message and one conversation: the partial unique indexes decide.
+
+use chrono::{DateTime, Utc};
+use schema::models::{Conversation, ConversationChangeset, Message};
+use schema::{
+    Channel, Connection, ConversationId, ConversationState, CustomerId, Direction, MessageDirection, MessageId,
+    MessageKind, MessageStatus, PgConnection, ServiceId, StoreError, store,
+};
+use serde_json::Value;
+
+/// A message from a customer, as a channel adapter parsed it.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    pub service: ServiceId,
+    pub channel: Channel,
+    /// The customer's address on the channel (wa_id, phone, email, chat id).
+    pub address: String,
+    pub customer_name: Option<String>,
+    pub customer_id: Option<CustomerId>,
+    /// The provider's id of the message: the idempotency key (C3).
+    pub provider_message_id: Option<String>,
+    pub kind: MessageKind,
+    pub body: Option<String>,
+    pub payload: Value,
+    /// When the provider says it was sent.
+    pub sent_at: Option<DateTime<Utc>>,
+    pub subject: Option<String>,
+}
+
+/// What storing a message did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ingested {
+    /// Stored; `opened` when it started a new conversation.
+    Stored { conversation: ConversationId, message: MessageId, opened: bool },
+    /// The provider had delivered it before: nothing was stored.
+    Duplicate,
+}
+
+/// How a conversation opened by a message starts (R14): flagged out of hours, maybe held.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Opening {
+    pub out_of_hours: bool,
+    pub held: Option<schema::HoldReason>,
+}
+
+/// What [`store_inbound`] stored: the outcome, the message, and the conversation it opened.
+pub type StoredInbound = (Ingested, Option<Message>, Option<Conversation>);
+
+/// Stores the message (and opens its conversation when none is open) in one transaction.
+pub fn store_inbound(
+    conn: &mut PgConnection,
+    m: &InboundMessage,
+    opening: Opening,
+    now: DateTime<Utc>,
+) -> Result<StoredInbound, StoreError> {
+    conn.transaction(|c| {
+        if let Some(id) = &m.provider_message_id
+            && store::message_by_provider_id(c, m.service, id)?.is_some()
+        {
+            return Ok((Ingested::Duplicate, None, None));
+        }
+        let (conversation, opened) = match store::open_conversation_for(c, m.service, &m.address)? {
+            Some(open) => (open, None),
+            None => {
+                let row = new_conversation(m, opening, now);
+                // Two first messages of a new customer at once: the partial unique index lets
+                // one open the conversation; the other joins it (savepoint, so this transaction
+                // survives the refusal).
+                match c.transaction(|c| row.insert(c)) {
+                    Ok(inserted) => (inserted.clone(), Some(inserted)),
+                    Err(StoreError::Conflict { .. }) => {
+                        (store::open_conversation_for(c, m.service, &m.address)?.ok_or(StoreError::Retry)?, None)
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let mut message =
+            Message::new(conversation.id, m.service, MessageDirection::In, m.kind, MessageStatus::Received, now);
+        message.body = m.body.clone();
+        message.payload = m.payload.clone();
+        message.provider_message_id = m.provider_message_id.clone();
+        message.email_subject = m.subject.clone();
+        let Some(stored) = store::insert_message_once(c, &message)? else {
+            // A concurrent replay won the race: undo the conversation this one may have opened.
+            return Err(StoreError::Conflict { constraint: "messages_provider_id_key".into() });
+        };
+        store::update_conversation(
+            c,
+            conversation.id,
+            &ConversationChangeset { last_customer_message_at: Some(Some(now)), ..Default::default() },
+        )?;
+        let ingested = Ingested::Stored { conversation: conversation.id, message: stored.id, opened: opened.is_some() };
+        Ok((ingested, Some(stored), opened))
+    })
+    .or_else(|e| match e {
+        StoreError::Conflict { constraint } if constraint == "messages_provider_id_key" => {
+            Ok((Ingested::Duplicate, None, None))
+        }
+        other => Err(other),
+    })
+}
+
+fn new_conversation(m: &InboundMessage, opening: Opening, now: DateTime<Utc>) -> Conversation {
+    Conversation {
+        id: ConversationId::new(),
+        service_id: m.service,
+        channel: m.channel,
+        direction: Direction::Inbound,
+        customer_id: m.customer_id,
+        customer_address: m.address.clone(),
+        customer_name: m.customer_name.clone(),
+        subject: m.subject.clone(),
+        state: if opening.held.is_some() { ConversationState::PreOpening } else { ConversationState::Queued },
+        sub_state: None,
+        hold_reason: opening.held,
+        priority: 0,
+        arrived_at: now,
+        enqueued_at: opening.held.is_none().then_some(now),
+        first_agent_id: None,
+        current_agent_id: None,
+        concluded_by_id: None,
+        classification_id: None,
+        service_type_id: None,
+        case_id: None,
+        due_at: None,
+        out_of_hours: opening.out_of_hours,
+        last_customer_message_at: Some(now),
+        last_agent_message_at: None,
+        assigned_at: None,
+        ended_at: None,
+        last_seq: 0,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Moves a message to a new conversation of the same customer: the one it was stored in ended in
+/// the engine before the storing committed (a conclusion racing the customer's message). Returns
+/// the new conversation.
+pub fn move_to_new_conversation(
+    conn: &mut PgConnection,
+    m: &InboundMessage,
+    message: MessageId,
+    opening: Opening,
+    now: DateTime<Utc>,
+) -> Result<(Conversation, bool), StoreError> {
+    conn.transaction(|c| {
+        let (row, opened) = match store::open_conversation_for(c, m.service, &m.address)? {
+            Some(open) => (open, false),
+            None => (new_conversation(m, opening, now).insert(c)?, true),
+        };
+        store::move_message(c, message, row.id)?;
+        Ok((row, opened))
+    })
+}

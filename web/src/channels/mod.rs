@@ -1,0 +1,31 @@
+//! Channel adapters: each speaks its provider's real format, checks its real signature over the
+//! raw body, stores what arrived through `Engine::ingest` (idempotent, committed before the
+//! answer, C3/C4), and answers 503 while the database is down so the provider retries.
+
+pub mod whatsapp;
+
+use actix_web::web;
+
+/// Registers the webhooks.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(whatsapp::verify).service(whatsapp::receive);
+}
+
+/// Reads a webhook's raw body (signatures are over these exact bytes), refusing more than `limit`
+/// with a JSON 413.
+pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, crate::api::error::ApiError> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| crate::api::error::ApiError::bad_request("invalid_body", e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(crate::api::error::ApiError::new(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("webhook bodies are at most {} MiB", limit / 1024 / 1024),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}

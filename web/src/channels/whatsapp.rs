@@ -1,0 +1,241 @@
+//! WhatsApp Cloud API webhooks (C1): the `GET` verification handshake and signed `POST`s
+//! (`X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app_secret, raw body)>`), routed to a service
+//! by `metadata.phone_number_id`. Messages of every kind and delivery statuses, in batches of
+//! several entries and changes.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use chrono::{DateTime, TimeZone, Utc};
+use engine::EngineError;
+use engine::ingest::{InboundMessage, Ingested};
+use hmac::{KeyInit, Mac};
+use schema::models::Service;
+use schema::{Channel, MessageKind, MessageStatus, store};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::api::agent::db;
+use crate::api::error::ApiError;
+use crate::state::AppState;
+
+/// Meta batches many entries in one POST; larger bodies are refused (413).
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// The verification handshake: the service whose `verify_token` matches echoes the challenge.
+#[get("/webhooks/whatsapp")]
+pub async fn verify(
+    state: web::Data<AppState>,
+    query: web::Query<std::collections::HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let mode = query.get("hub.mode").map(String::as_str);
+    let token = query.get("hub.verify_token").cloned().unwrap_or_default();
+    let challenge = query.get("hub.challenge").cloned().unwrap_or_default();
+    if mode != Some("subscribe") || token.is_empty() {
+        return Err(ApiError::forbidden("not a subscription request"));
+    }
+    let services = db(&state, store::list_services).await?;
+    let known = services.iter().any(|s| {
+        s.channel == Channel::Whatsapp && s.provider.get("verify_token").and_then(Value::as_str) == Some(token.as_str())
+    });
+    if !known {
+        return Err(ApiError::forbidden("unknown verify token"));
+    }
+    Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(challenge))
+}
+
+/// Whether `header` is the signature of `body` under `secret`, compared in constant time.
+pub fn signature_valid(secret: &str, body: &[u8], header: Option<&str>) -> bool {
+    let Some(hex_sig) = header.and_then(|h| h.strip_prefix("sha256=")) else { return false };
+    let Ok(expected) = hex::decode(hex_sig.trim()) else { return false };
+    let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return false };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+fn unavailable_or(e: EngineError) -> ApiError {
+    match e {
+        EngineError::Unavailable(_) | EngineError::Stopped => {
+            ApiError::unavailable("the database is unavailable; retry")
+        }
+        EngineError::Storage(s) => ApiError::from(s),
+        other => ApiError::from(other),
+    }
+}
+
+/// Receives a batch of messages and statuses.
+#[post("/webhooks/whatsapp")]
+pub async fn receive(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = super::read_body(payload, MAX_BODY).await?;
+    let signature = req.headers().get("X-Hub-Signature-256").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if signature.is_none() {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing_signature", "X-Hub-Signature-256 is required"));
+    }
+    let payload: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+    let Some(entries) = payload.get("entry").and_then(Value::as_array) else {
+        return Err(ApiError::bad_request("invalid_payload", "expected {object, entry: [...]}"));
+    };
+    if payload.get("object").and_then(Value::as_str) != Some("whatsapp_business_account") {
+        return Err(ApiError::bad_request("invalid_payload", "object must be whatsapp_business_account"));
+    }
+    // The services this batch is for, each checked against its own app secret.
+    let mut ids: Vec<String> = Vec::new();
+    for change in entries.iter().flat_map(|e| e.get("changes").and_then(Value::as_array).into_iter().flatten()) {
+        if let Some(id) = change.pointer("/value/metadata/phone_number_id").and_then(Value::as_str)
+            && !ids.iter().any(|i| i == id)
+        {
+            ids.push(id.to_owned());
+        }
+    }
+    let lookup = ids.clone();
+    let services: Vec<Service> = db(&state, move |c| {
+        let mut found = Vec::new();
+        for id in &lookup {
+            if let Some(s) = store::service_by_provider_key(c, Channel::Whatsapp, id)? {
+                found.push(s);
+            }
+        }
+        Ok(found)
+    })
+    .await?;
+    if services.is_empty() {
+        // Nothing this installation serves, so nothing to verify it against.
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_phone_number",
+            "no WhatsApp service has this phone_number_id",
+        ));
+    }
+    for s in &services {
+        let secret = s.provider.get("app_secret").and_then(Value::as_str).unwrap_or("");
+        if secret.is_empty() || !signature_valid(secret, &body, signature.as_deref()) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "the signature does not match the body",
+            ));
+        }
+    }
+
+    let mut stored = 0usize;
+    for change in entries.iter().flat_map(|e| e.get("changes").and_then(Value::as_array).into_iter().flatten()) {
+        if change.get("field").and_then(Value::as_str) != Some("messages") {
+            continue; // other subscriptions (templates, account updates): valid, ignored
+        }
+        let value = &change["value"];
+        let Some(phone_id) = value.pointer("/metadata/phone_number_id").and_then(Value::as_str) else { continue };
+        let Some(service) = services.iter().find(|s| s.provider_key.as_deref() == Some(phone_id)) else { continue };
+        for m in value.get("messages").and_then(Value::as_array).into_iter().flatten() {
+            let Some(inbound) = parse_message(service, value, m) else { continue };
+            let (outcome, message) = state.engine.ingest(inbound).await.map_err(unavailable_or)?;
+            if let (Ingested::Stored { conversation, .. }, Some(message)) = (outcome, message) {
+                stored += 1;
+                let json = crate::api::messages::message_value(&message, &[]);
+                state.engine.publish_message(conversation, service.id, json).await;
+            }
+        }
+        for s in value.get("statuses").and_then(Value::as_array).into_iter().flatten() {
+            apply_status(&state, service, s).await?;
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({"status": "ok", "stored": stored})))
+}
+
+fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
+    let secs: i64 = v.as_str()?.parse().ok()?;
+    Utc.timestamp_opt(secs, 0).single()
+}
+
+/// One inbound message in the Cloud API's shape; `None` for what is not a customer message.
+pub fn parse_message(service: &Service, value: &Value, m: &Value) -> Option<InboundMessage> {
+    let from = m.get("from").and_then(Value::as_str)?.trim();
+    let id = m.get("id").and_then(Value::as_str)?;
+    if from.is_empty() || from.len() > 32 || id.is_empty() || id.len() > 256 {
+        return None;
+    }
+    let name = value
+        .get("contacts")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c.get("wa_id").and_then(Value::as_str) == Some(from)))
+        .and_then(|c| c.pointer("/profile/name"))
+        .and_then(Value::as_str)
+        .map(|n| n.chars().take(200).collect());
+    let kind_word = m.get("type").and_then(Value::as_str).unwrap_or("unknown");
+    let text = |ptr: &str| m.pointer(ptr).and_then(Value::as_str).map(str::to_owned);
+    let (kind, body, payload) = match kind_word {
+        "text" => (MessageKind::Text, text("/text/body"), json!({})),
+        "image" => (MessageKind::Image, text("/image/caption"), m["image"].clone()),
+        "audio" => (MessageKind::Audio, None, m["audio"].clone()),
+        "video" => (MessageKind::Video, text("/video/caption"), m["video"].clone()),
+        "document" => (MessageKind::Document, text("/document/caption"), m["document"].clone()),
+        "sticker" => (MessageKind::Sticker, None, m["sticker"].clone()),
+        "location" => (MessageKind::Location, text("/location/name"), m["location"].clone()),
+        "contacts" => (MessageKind::Contacts, None, json!({"contacts": m["contacts"].clone()})),
+        "interactive" => {
+            let reply = m.pointer("/interactive/button_reply").or_else(|| m.pointer("/interactive/list_reply"));
+            (
+                MessageKind::Interactive,
+                reply.and_then(|r| r.get("title")).and_then(Value::as_str).map(str::to_owned),
+                m["interactive"].clone(),
+            )
+        }
+        "button" => (MessageKind::Interactive, text("/button/text"), m["button"].clone()),
+        _ => (MessageKind::Text, Some(format!("[{kind_word}]")), json!({"unsupported": kind_word})),
+    };
+    let body = body.map(|b| b.chars().take(65_536).collect());
+    Some(InboundMessage {
+        service: service.id,
+        channel: Channel::Whatsapp,
+        address: from.to_owned(),
+        customer_name: name,
+        customer_id: None,
+        provider_message_id: Some(id.to_owned()),
+        kind,
+        body,
+        payload,
+        sent_at: m.get("timestamp").and_then(timestamp),
+        subject: None,
+    })
+}
+
+/// A delivery status of a message we sent (D8): forward only, `failed` with the provider's error.
+async fn apply_status(state: &AppState, service: &Service, s: &Value) -> Result<(), ApiError> {
+    let (Some(id), Some(word)) = (s.get("id").and_then(Value::as_str), s.get("status").and_then(Value::as_str)) else {
+        return Ok(());
+    };
+    let status = match word {
+        "sent" => MessageStatus::Sent,
+        "delivered" => MessageStatus::Delivered,
+        "read" => MessageStatus::Read,
+        "failed" => MessageStatus::Failed,
+        _ => return Ok(()),
+    };
+    let at = s.get("timestamp").and_then(timestamp).unwrap_or_else(Utc::now);
+    let error = s.pointer("/errors/0").map(|e| {
+        let code = e.get("code").map(|c| c.to_string()).unwrap_or_default();
+        let message = e.get("message").or_else(|| e.get("title")).and_then(Value::as_str).unwrap_or("").to_owned();
+        (code, message)
+    });
+    let (service_id, provider_id) = (service.id, id.to_owned());
+    let changed = db(state, move |c| match store::message_by_provider_id(c, service_id, &provider_id)? {
+        Some(m) => store::advance_message_status(c, m.id, status, at, error),
+        None => Ok(None),
+    })
+    .await?;
+    if let Some(m) = changed {
+        let json = crate::api::messages::message_value(&m, &[]);
+        state.engine.publish_message(m.conversation_id, service_id, json).await;
+    }
+    Ok(())
+}
+
+/// The `X-Hub-Signature-256` value Meta sends for `body` (tests and the load harness sign with it).
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any size");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
