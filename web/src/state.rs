@@ -25,6 +25,8 @@ pub struct AppState {
     pub allowed_origins: Arc<Vec<String>>,
     /// The contact center's time zone ("today").
     pub time_zone: chrono_tz::Tz,
+    /// Wakes the outbound sender.
+    pub outbox: crate::channels::outbound::OutboxSignal,
 }
 
 impl AppState {
@@ -40,6 +42,7 @@ impl AppState {
             hashing: Arc::new(HashingPool::new(cpus)),
             allowed_origins: Arc::new(Vec::new()),
             time_zone: chrono_tz::America::Sao_Paulo,
+            outbox: crate::channels::outbound::OutboxSignal::default(),
         }
     }
 }

@@ -226,7 +226,7 @@ pub struct NewRoutingDecision {
 }
 
 /// A message in, out, or internal to a conversation.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Identifiable)]
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable, Identifiable)]
 #[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
 pub struct Message {
     pub id: MessageId,

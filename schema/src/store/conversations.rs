@@ -493,3 +493,45 @@ pub fn move_message(conn: &mut PgConnection, message: MessageId, conversation: C
         .execute(conn)?;
     Ok(())
 }
+
+/// Claims up to `limit` outbound messages due for a send attempt: each gets one more attempt and
+/// a lease (its next attempt moves to `now + lease`), so concurrent senders never take the same
+/// one (`FOR UPDATE SKIP LOCKED`) and a sender that dies leaves it to be retried after the lease.
+pub fn claim_outbox(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+    limit: i64,
+) -> StoreResult<Vec<Message>> {
+    use diesel::sql_types::{BigInt, Timestamptz};
+    Ok(diesel::sql_query(
+        "UPDATE messages SET attempts = attempts + 1, next_attempt_at = $2
+          WHERE id IN (SELECT id FROM messages
+                        WHERE status = 'pending' AND direction = 'out' AND next_attempt_at <= $1
+                        ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+          RETURNING *",
+    )
+    .bind::<Timestamptz, _>(now)
+    .bind::<Timestamptz, _>(now + lease)
+    .bind::<BigInt, _>(limit)
+    .load::<Message>(conn)?)
+}
+
+/// Records a send: the provider's id and `sent`, unless a status already moved it further.
+pub fn mark_sent(
+    conn: &mut PgConnection,
+    id: MessageId,
+    provider_id: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<Option<Message>> {
+    diesel::update(messages::table.find(id)).set(messages::provider_message_id.eq(provider_id)).execute(conn)?;
+    advance_message_status(conn, id, MessageStatus::Sent, at, None)
+}
+
+/// Schedules another attempt of a send at `at`.
+pub fn retry_at(conn: &mut PgConnection, id: MessageId, at: DateTime<Utc>) -> StoreResult<()> {
+    diesel::update(messages::table.find(id).filter(messages::status.eq(MessageStatus::Pending)))
+        .set(messages::next_attempt_at.eq(at))
+        .execute(conn)?;
+    Ok(())
+}

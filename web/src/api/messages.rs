@@ -206,6 +206,7 @@ pub async fn send_message(
     let message = stored?;
     let json = message_json(&state, message).await?;
     state.engine.publish_message(id, service, json.clone()).await;
+    state.outbox.wake();
     Ok(HttpResponse::Created().json(json))
 }
 
