@@ -3,13 +3,14 @@
 //! answer, C3/C4), and answers 503 while the database is down so the provider retries.
 
 pub mod outbound;
+pub mod telegram;
 pub mod whatsapp;
 
 use actix_web::web;
 
 /// Registers the webhooks.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(whatsapp::verify).service(whatsapp::receive);
+    cfg.service(whatsapp::verify).service(whatsapp::receive).service(telegram::receive);
 }
 
 /// Reads a webhook's raw body (signatures are over these exact bytes), refusing more than `limit`
@@ -29,4 +30,16 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::B
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// An engine error as a webhook answer: 503 while the database is down, so the provider retries.
+pub fn engine_unavailable(e: engine::EngineError) -> crate::api::error::ApiError {
+    use engine::EngineError;
+    match e {
+        EngineError::Unavailable(_) | EngineError::Stopped => {
+            crate::api::error::ApiError::unavailable("the database is unavailable; retry")
+        }
+        EngineError::Storage(s) => crate::api::error::ApiError::from(s),
+        other => crate::api::error::ApiError::from(other),
+    }
 }

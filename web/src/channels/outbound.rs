@@ -89,6 +89,7 @@ async fn send_one(state: &AppState, client: &awc::Client, m: Message) {
     };
     let result = match service.channel {
         Channel::Whatsapp => whatsapp_send(client, &service.provider, &address, &m).await,
+        Channel::Telegram => telegram_send(client, &service.provider, &address, &m).await,
         _ => SendResult::Unsupported,
     };
     let pool = state.pool.clone();
@@ -162,6 +163,42 @@ async fn whatsapp_send(client: &awc::Client, provider: &Value, to: &str, m: &Mes
         .and_then(Value::as_str)
         .unwrap_or(status.canonical_reason().unwrap_or("error"))
         .to_owned();
+    if status.as_u16() == 429 || status.is_server_error() {
+        SendResult::Retry(format!("{code} {message}"))
+    } else {
+        SendResult::Refused(code, message)
+    }
+}
+
+/// `POST {api_base_url}/bot{bot_token}/sendMessage` with `{chat_id, text}`.
+async fn telegram_send(client: &awc::Client, provider: &Value, chat: &str, m: &Message) -> SendResult {
+    let field = |k: &str| provider.get(k).and_then(Value::as_str).unwrap_or("").trim_end_matches('/').to_owned();
+    let (base, token) = (field("api_base_url"), field("bot_token"));
+    if base.is_empty() || token.is_empty() {
+        return SendResult::Refused("not_configured".into(), "the Telegram service has no bot token".into());
+    }
+    let Some(text) = m.body.as_deref() else {
+        return SendResult::Refused(
+            "unsupported_content".into(),
+            "only text messages are sent to Telegram so far".into(),
+        );
+    };
+    let chat_id: Value = chat.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(chat));
+    let url = format!("{base}/bot{token}/sendMessage");
+    let mut res = match client.post(&url).send_json(&json!({"chat_id": chat_id, "text": text})).await {
+        Ok(res) => res,
+        Err(e) => return SendResult::Retry(e.to_string()),
+    };
+    let status = res.status();
+    let answer: Value = res.json().limit(1 << 20).await.unwrap_or(Value::Null);
+    if answer.get("ok").and_then(Value::as_bool) == Some(true) {
+        return match answer.pointer("/result/message_id").and_then(Value::as_i64) {
+            Some(id) => SendResult::Sent(format!("{chat}:{id}")),
+            None => SendResult::Retry("no message_id in the answer".into()),
+        };
+    }
+    let code = answer.get("error_code").map(|c| c.to_string()).unwrap_or_else(|| status.as_u16().to_string());
+    let message = answer.get("description").and_then(Value::as_str).unwrap_or("error").to_owned();
     if status.as_u16() == 429 || status.is_server_error() {
         SendResult::Retry(format!("{code} {message}"))
     } else {

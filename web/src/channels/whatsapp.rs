@@ -6,7 +6,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, TimeZone, Utc};
-use engine::EngineError;
 use engine::ingest::{InboundMessage, Ingested};
 use hmac::{KeyInit, Mac};
 use schema::models::Service;
@@ -50,16 +49,6 @@ pub fn signature_valid(secret: &str, body: &[u8], header: Option<&str>) -> bool 
     let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return false };
     mac.update(body);
     mac.verify_slice(&expected).is_ok()
-}
-
-fn unavailable_or(e: EngineError) -> ApiError {
-    match e {
-        EngineError::Unavailable(_) | EngineError::Stopped => {
-            ApiError::unavailable("the database is unavailable; retry")
-        }
-        EngineError::Storage(s) => ApiError::from(s),
-        other => ApiError::from(other),
-    }
 }
 
 /// Receives a batch of messages and statuses.
@@ -131,7 +120,7 @@ pub async fn receive(
         let Some(service) = services.iter().find(|s| s.provider_key.as_deref() == Some(phone_id)) else { continue };
         for m in value.get("messages").and_then(Value::as_array).into_iter().flatten() {
             let Some(inbound) = parse_message(service, value, m) else { continue };
-            let (outcome, message) = state.engine.ingest(inbound).await.map_err(unavailable_or)?;
+            let (outcome, message) = state.engine.ingest(inbound).await.map_err(super::engine_unavailable)?;
             if let (Ingested::Stored { conversation, .. }, Some(message)) = (outcome, message) {
                 stored += 1;
                 let json = crate::api::messages::message_value(&message, &[]);

@@ -8,5 +8,6 @@ mod api_supervisor;
 mod api_support;
 mod outbound;
 mod server;
+mod telegram;
 mod whatsapp;
 mod ws;

@@ -1,0 +1,186 @@
+//! The Telegram Bot API webhook and sendMessage, with Updates in the Bot API's documented shape.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web as aw};
+use awc::http::Method;
+use chrono::Utc;
+use schema::models::{Agent, Message, Service};
+use schema::{AgentId, Channel, MessageKind, MessageStatus, Role, ServiceId, store};
+use serde_json::{Value, json};
+
+use crate::api_support::{PASSWORD, TestApp};
+
+const SECRET: &str = "tg-secret-Token_1";
+
+async fn app(api_base: &str) -> (TestApp, ServiceId) {
+    let api_base = api_base.to_owned();
+    let (app, service) = TestApp::start(move |conn| {
+        let now = Utc::now();
+        let mut s = Service::with_defaults("Telegram", Channel::Telegram, now);
+        s.provider = json!({"bot_token": "123456:ABC", "secret_token": SECRET, "api_base_url": api_base});
+        let s = s.insert(conn).unwrap();
+        let a = Agent {
+            id: AgentId::new(),
+            login: "ana".into(),
+            name: "Ana".into(),
+            role: Role::Agent,
+            password_hash: web::password::hash(PASSWORD),
+            active: true,
+            extension: None,
+            auto_distribution: None,
+            created_at: now,
+            updated_at: now,
+        }
+        .insert(conn)
+        .unwrap();
+        store::add_membership(conn, a.id, s.id, now).unwrap();
+        s.id
+    })
+    .await;
+    (app, service)
+}
+
+fn update(update_id: i64, message: Value) -> Value {
+    json!({"update_id": update_id, "message": message})
+}
+
+fn text(message_id: i64, text: &str) -> Value {
+    json!({"message_id": message_id, "from": {"id": 777, "is_bot": false, "first_name": "João", "last_name": "Silva"},
+           "chat": {"id": 777, "first_name": "João", "type": "private"}, "date": 1764000000, "text": text})
+}
+
+async fn post(app: &TestApp, service: ServiceId, body: &[u8], secret: Option<&str>) -> crate::api_support::Res {
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(s) = secret {
+        headers.push(("X-Telegram-Bot-Api-Secret-Token", s));
+    }
+    app.raw(Method::POST, &format!("/webhooks/telegram/{service}"), &headers, body).await
+}
+
+fn messages(app: &TestApp) -> Vec<Message> {
+    use diesel::prelude::*;
+    schema::schema::messages::table.select(Message::as_select()).load(&mut app.conn()).unwrap()
+}
+
+#[actix_rt::test]
+async fn updates_are_stored_once_with_their_content_and_only_with_the_secret() {
+    let (app, service) = app("http://127.0.0.1:9").await;
+    let body = update(1001, text(1, "Olá, preciso de ajuda")).to_string().into_bytes();
+    let before = app.snapshot();
+    post(&app, service, &body, None).await.err(401, "missing_secret_token");
+    post(&app, service, &body, Some("wrong")).await.err(401, "invalid_secret_token");
+    app.unchanged(&before, "unauthenticated updates");
+    for _ in 0..5 {
+        post(&app, service, &body, Some(SECRET)).await.ok(200);
+    }
+    let all = messages(&app);
+    assert_eq!(all.len(), 1, "a replayed update stores one message");
+    assert_eq!(all[0].body.as_deref(), Some("Olá, preciso de ajuda"));
+    let c = app.conversation(all[0].conversation_id);
+    assert_eq!((c.customer_address.as_str(), c.customer_name.as_deref()), ("777", Some("João Silva")));
+
+    let kinds = [
+        update(
+            1002,
+            json!({"message_id": 2, "chat": {"id": 777, "type": "private"}, "date": 1764000001, "caption": "nota",
+                             "photo": [{"file_id": "small", "width": 90, "height": 90}, {"file_id": "big", "width": 800, "height": 800}]}),
+        ),
+        update(
+            1003,
+            json!({"message_id": 3, "chat": {"id": 777, "type": "private"}, "date": 1764000002,
+                             "voice": {"file_id": "VOICE", "duration": 3, "mime_type": "audio/ogg"}}),
+        ),
+        update(
+            1004,
+            json!({"message_id": 4, "chat": {"id": 777, "type": "private"}, "date": 1764000003,
+                             "location": {"latitude": -3.73, "longitude": -38.52}}),
+        ),
+        update(
+            1005,
+            json!({"message_id": 5, "chat": {"id": 777, "type": "private"}, "date": 1764000004,
+                             "contact": {"phone_number": "+5585999990000", "first_name": "Maria"}}),
+        ),
+        update(
+            1006,
+            json!({"message_id": 6, "chat": {"id": 777, "type": "private"}, "date": 1764000005,
+                             "document": {"file_id": "DOC", "file_name": "rg.pdf", "mime_type": "application/pdf"}}),
+        ),
+    ];
+    for u in &kinds {
+        post(&app, service, u.to_string().as_bytes(), Some(SECRET)).await.ok(200);
+    }
+    let all = messages(&app);
+    let by = |pid: &str| all.iter().find(|m| m.provider_message_id.as_deref() == Some(pid)).unwrap().clone();
+    assert_eq!((by("777:2").kind, by("777:2").payload["file_id"].as_str()), (MessageKind::Image, Some("big")));
+    assert_eq!(by("777:3").kind, MessageKind::Audio);
+    assert_eq!(by("777:4").payload["latitude"], -3.73);
+    assert_eq!(by("777:5").payload["contacts"][0]["phones"][0]["phone"], "+5585999990000");
+    assert_eq!(by("777:6").payload["file_name"], "rg.pdf");
+    assert!(all.iter().all(|m| m.conversation_id == c.id));
+
+    // Valid updates it does not handle are acknowledged and ignored; malformed ones are 4xx.
+    let before = app.snapshot();
+    post(
+        &app,
+        service,
+        json!({"update_id": 2000, "edited_message": text(1, "x")}).to_string().as_bytes(),
+        Some(SECRET),
+    )
+    .await
+    .ok(200);
+    for bad in [&b"nope"[..], b"{}", br#"{"update_id":"x"}"#, br#"{"update_id":1,"message":{"text":"no chat"}}"#] {
+        let res = post(&app, service, bad, Some(SECRET)).await;
+        assert!((400..500).contains(&res.status), "{}", res.text);
+    }
+    app.unchanged(&before, "ignored and malformed updates");
+    post(&app, ServiceId::new(), &body, Some(SECRET)).await.err(404, "not_found");
+}
+
+#[actix_rt::test]
+async fn a_reply_goes_out_through_send_message() {
+    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let s = seen.clone();
+    let server = HttpServer::new(move || {
+        let s = s.clone();
+        App::new().route(
+            "/bot{token}/sendMessage",
+            aw::post().to(move |req: HttpRequest, body: aw::Json<Value>| {
+                let s = s.clone();
+                async move {
+                    s.lock().unwrap().push((req.path().to_owned(), body.into_inner()));
+                    HttpResponse::Ok()
+                        .json(json!({"ok": true, "result": {"message_id": 42, "chat": {"id": 777}, "date": 1}}))
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+    actix_rt::spawn(server.run());
+    let (app, service) = app(&base).await;
+    let state = web::state::AppState::new(app.db.pool(), app.engine.clone());
+    web::channels::outbound::spawn(state.clone(), state.outbox.clone());
+    let token = app.login("ana").await;
+    app.put("/api/v1/me/presence", Some(&token), &json!({"status": "available"})).await.ok(200);
+    post(&app, service, update(1, text(1, "oi")).to_string().as_bytes(), Some(SECRET)).await.ok(200);
+    let c = messages(&app)[0].conversation_id;
+    let sent =
+        app.post(&format!("/api/v1/conversations/{c}/messages"), Some(&token), &json!({"text": "Olá, João!"})).await;
+    let id: schema::MessageId = sent.ok(201)["id"].as_str().unwrap().parse().unwrap();
+    let mut m = Message::find(&mut app.conn(), id).unwrap();
+    for _ in 0..60 {
+        if m.status == MessageStatus::Sent {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        m = Message::find(&mut app.conn(), id).unwrap();
+    }
+    assert_eq!(m.status, MessageStatus::Sent);
+    assert_eq!(m.provider_message_id.as_deref(), Some("777:42"));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen, vec![("/bot123456:ABC/sendMessage".to_owned(), json!({"chat_id": 777, "text": "Olá, João!"}))]);
+}
