@@ -3,6 +3,7 @@
 //! answer, C3/C4), and answers 503 while the database is down so the provider retries.
 
 pub mod outbound;
+pub mod sms;
 pub mod telegram;
 pub mod whatsapp;
 
@@ -10,7 +11,7 @@ use actix_web::web;
 
 /// Registers the webhooks.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(whatsapp::verify).service(whatsapp::receive).service(telegram::receive);
+    cfg.service(whatsapp::verify).service(whatsapp::receive).service(telegram::receive).service(sms::receive);
 }
 
 /// Reads a webhook's raw body (signatures are over these exact bytes), refusing more than `limit`

@@ -90,6 +90,7 @@ async fn send_one(state: &AppState, client: &awc::Client, m: Message) {
     let result = match service.channel {
         Channel::Whatsapp => whatsapp_send(client, &service.provider, &address, &m).await,
         Channel::Telegram => telegram_send(client, &service.provider, &address, &m).await,
+        Channel::Sms => twilio_send(client, &service.provider, &address, &m).await,
         _ => SendResult::Unsupported,
     };
     let pool = state.pool.clone();
@@ -199,6 +200,45 @@ async fn telegram_send(client: &awc::Client, provider: &Value, chat: &str, m: &M
     }
     let code = answer.get("error_code").map(|c| c.to_string()).unwrap_or_else(|| status.as_u16().to_string());
     let message = answer.get("description").and_then(Value::as_str).unwrap_or("error").to_owned();
+    if status.as_u16() == 429 || status.is_server_error() {
+        SendResult::Retry(format!("{code} {message}"))
+    } else {
+        SendResult::Refused(code, message)
+    }
+}
+
+/// `POST {api_base_url}/2010-04-01/Accounts/{account_sid}/Messages.json`, form-encoded, with basic
+/// auth and our webhook as the status callback.
+async fn twilio_send(client: &awc::Client, provider: &Value, to: &str, m: &Message) -> SendResult {
+    let field = |k: &str| provider.get(k).and_then(Value::as_str).unwrap_or("").trim_end_matches('/').to_owned();
+    let (base, sid, token, from) =
+        (field("api_base_url"), field("account_sid"), field("auth_token"), field("phone_number"));
+    if base.is_empty() || sid.is_empty() || token.is_empty() || from.is_empty() {
+        return SendResult::Refused("not_configured".into(), "the SMS service has no Twilio credentials".into());
+    }
+    let Some(text) = m.body.as_deref() else {
+        return SendResult::Refused("unsupported_content".into(), "only text is sent by SMS".into());
+    };
+    let mut form = vec![("To", to.to_owned()), ("From", from), ("Body", text.to_owned())];
+    let callback = field("webhook_url");
+    if !callback.is_empty() {
+        form.push(("StatusCallback", callback));
+    }
+    let url = format!("{base}/2010-04-01/Accounts/{sid}/Messages.json");
+    let mut res = match client.post(&url).basic_auth(&sid, &token).send_form(&form).await {
+        Ok(res) => res,
+        Err(e) => return SendResult::Retry(e.to_string()),
+    };
+    let status = res.status();
+    let answer: Value = res.json().limit(1 << 20).await.unwrap_or(Value::Null);
+    if status.is_success() {
+        return match answer.get("sid").and_then(Value::as_str) {
+            Some(id) => SendResult::Sent(id.to_owned()),
+            None => SendResult::Retry("no sid in the answer".into()),
+        };
+    }
+    let code = answer.get("code").map(|c| c.to_string()).unwrap_or_else(|| status.as_u16().to_string());
+    let message = answer.get("message").and_then(Value::as_str).unwrap_or("error").to_owned();
     if status.as_u16() == 429 || status.is_server_error() {
         SendResult::Retry(format!("{code} {message}"))
     } else {

@@ -8,6 +8,7 @@ mod api_supervisor;
 mod api_support;
 mod outbound;
 mod server;
+mod sms;
 mod telegram;
 mod whatsapp;
 mod ws;
