@@ -103,6 +103,23 @@ async fn find(c: &Client, id: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("no element {id}: {e}"))
 }
 
+/// Clicks an element, finding it again if the desk re-rendered it in between (live updates
+/// replace list items, so a found element can go stale before the click lands).
+async fn click(c: &Client, id: &str) {
+    let mut last = String::new();
+    for _ in 0..50 {
+        match c.find(Locator::Css(&tid(id))).await {
+            Ok(el) => match el.click().await {
+                Ok(()) => return,
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("could not click {id}: {last}");
+}
+
 /// Waits until the element's text satisfies `pred`.
 async fn text_until(c: &Client, id: &str, pred: impl Fn(&str) -> bool) -> String {
     let mut last = String::new();
@@ -124,12 +141,12 @@ async fn sign_in(c: &Client, base: &str, login: &str) {
     c.goto(base).await.unwrap();
     find(c, "login-input").await.send_keys(login).await.unwrap();
     find(c, "password-input").await.send_keys(&format!("{login}-demo1")).await.unwrap();
-    find(c, "login-submit").await.click().await.unwrap();
+    click(c, "login-submit").await;
     find(c, "presence-status").await;
 }
 
 async fn go_available(c: &Client) {
-    find(c, "presence-available").await.click().await.unwrap();
+    click(c, "presence-available").await;
     text_until(c, "presence-status", |t| t.to_lowercase().contains("dispon")).await;
 }
 
@@ -186,7 +203,7 @@ async fn two_agents_serve_a_customer_from_arrival_to_conclusion() {
     customer_writes(&base, "wamid.E2E1", &format!("Olá! {XSS}")).await;
     let c = schema::store::open_conversation_for(&mut db.conn(), whatsapp, "5511987654321").unwrap().unwrap().id;
     let item = format!("conv-item-{c}");
-    find(&ana, &item).await.click().await.unwrap();
+    click(&ana, &item).await;
     text_until(&ana, "message-list", |t| t.contains(XSS)).await;
     shot(&ana, "02-ana-gets-the-customer").await;
     let injected: bool = ana
@@ -200,7 +217,7 @@ async fn two_agents_serve_a_customer_from_arrival_to_conclusion() {
 
     // They exchange messages.
     find(&ana, "composer-input").await.send_keys("Bom dia! Como posso ajudar?").await.unwrap();
-    find(&ana, "composer-send").await.click().await.unwrap();
+    click(&ana, "composer-send").await;
     text_until(&ana, "message-list", |t| t.contains("Como posso ajudar")).await;
     customer_writes(&base, "wamid.E2E2", "Quero saber do meu pedido").await;
     text_until(&ana, "message-list", |t| t.contains("meu pedido")).await;
@@ -208,22 +225,22 @@ async fn two_agents_serve_a_customer_from_arrival_to_conclusion() {
 
     // Ana transfers it to Bruno: it leaves her Active tab and appears in his, history kept.
     let bruno_id = store::agent_by_login(&mut db.conn(), "bruno").unwrap().unwrap().id;
-    find(&ana, "action-transfer").await.click().await.unwrap();
+    click(&ana, "action-transfer").await;
     find(&ana, "transfer-agent").await.send_keys(&bruno_id.to_string()).await.unwrap();
     shot(&ana, "04-transfer-dialog").await;
-    find(&ana, "transfer-confirm").await.click().await.unwrap();
+    click(&ana, "transfer-confirm").await;
     text_until(&ana, "tab-active-count", |t| t.trim() == "0").await;
-    find(&bruno, &item).await.click().await.unwrap();
+    click(&bruno, &item).await;
     text_until(&bruno, "message-list", |t| t.contains("meu pedido") && t.contains("Como posso ajudar")).await;
     text_until(&bruno, "tab-active-count", |t| t.trim() == "1").await;
     shot(&bruno, "05-bruno-has-it").await;
 
     // Bruno concludes with a classification.
     let classification = store::classifications_for(&mut db.conn(), None).unwrap().into_iter().next().unwrap();
-    find(&bruno, "action-conclude").await.click().await.unwrap();
+    click(&bruno, "action-conclude").await;
     let select = find(&bruno, "conclude-classification").await;
     select.select_by_value(&classification.id.to_string()).await.unwrap();
-    find(&bruno, "conclude-confirm").await.click().await.unwrap();
+    click(&bruno, "conclude-confirm").await;
     text_until(&bruno, "tab-active-count", |t| t.trim() == "0").await;
     shot(&bruno, "06-bruno-concluded").await;
     let row = schema::models::Conversation::find(&mut db.conn(), c).unwrap();

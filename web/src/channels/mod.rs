@@ -2,6 +2,7 @@
 //! raw body, stores what arrived through `Engine::ingest` (idempotent, committed before the
 //! answer, C3/C4), and answers 503 while the database is down so the provider retries.
 
+pub mod meta;
 pub mod outbound;
 pub mod sms;
 pub mod telegram;
@@ -11,7 +12,12 @@ use actix_web::web;
 
 /// Registers the webhooks.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(whatsapp::verify).service(whatsapp::receive).service(telegram::receive).service(sms::receive);
+    cfg.service(whatsapp::verify)
+        .service(whatsapp::receive)
+        .service(telegram::receive)
+        .service(sms::receive)
+        .service(meta::verify)
+        .service(meta::receive);
 }
 
 /// Reads a webhook's raw body (signatures are over these exact bytes), refusing more than `limit`

@@ -91,6 +91,7 @@ async fn send_one(state: &AppState, client: &awc::Client, m: Message) {
         Channel::Whatsapp => whatsapp_send(client, &service.provider, &address, &m).await,
         Channel::Telegram => telegram_send(client, &service.provider, &address, &m).await,
         Channel::Sms => twilio_send(client, &service.provider, &address, &m).await,
+        Channel::Messenger | Channel::Instagram => meta_send(client, &service.provider, &address, &m).await,
         _ => SendResult::Unsupported,
     };
     let pool = state.pool.clone();
@@ -239,6 +240,41 @@ async fn twilio_send(client: &awc::Client, provider: &Value, to: &str, m: &Messa
     }
     let code = answer.get("code").map(|c| c.to_string()).unwrap_or_else(|| status.as_u16().to_string());
     let message = answer.get("message").and_then(Value::as_str).unwrap_or("error").to_owned();
+    if status.as_u16() == 429 || status.is_server_error() {
+        SendResult::Retry(format!("{code} {message}"))
+    } else {
+        SendResult::Refused(code, message)
+    }
+}
+
+/// Messenger / Instagram Send API: `POST {api_base_url}/v21.0/{page_id | account_id}/messages`
+/// with `{recipient: {id}, messaging_type: "RESPONSE", message: {text}}`.
+async fn meta_send(client: &awc::Client, provider: &Value, to: &str, m: &Message) -> SendResult {
+    let field = |k: &str| provider.get(k).and_then(Value::as_str).unwrap_or("").trim_end_matches('/').to_owned();
+    let (base, token) = (field("api_base_url"), field("access_token"));
+    let sender = Some(field("page_id")).filter(|p| !p.is_empty()).unwrap_or_else(|| field("account_id"));
+    if base.is_empty() || token.is_empty() || sender.is_empty() {
+        return SendResult::Refused("not_configured".into(), "the service has no Send API credentials".into());
+    }
+    let Some(text) = m.body.as_deref() else {
+        return SendResult::Refused("unsupported_content".into(), "only text messages are sent so far".into());
+    };
+    let body = json!({"recipient": {"id": to}, "messaging_type": "RESPONSE", "message": {"text": text}});
+    let url = format!("{base}/v21.0/{sender}/messages");
+    let mut res = match client.post(&url).bearer_auth(&token).send_json(&body).await {
+        Ok(res) => res,
+        Err(e) => return SendResult::Retry(e.to_string()),
+    };
+    let status = res.status();
+    let answer: Value = res.json().limit(1 << 20).await.unwrap_or(Value::Null);
+    if status.is_success() {
+        return match answer.get("message_id").and_then(Value::as_str) {
+            Some(id) => SendResult::Sent(id.to_owned()),
+            None => SendResult::Retry("no message_id in the answer".into()),
+        };
+    }
+    let code = answer.pointer("/error/code").map(|c| c.to_string()).unwrap_or_else(|| status.as_u16().to_string());
+    let message = answer.pointer("/error/message").and_then(Value::as_str).unwrap_or("error").to_owned();
     if status.as_u16() == 429 || status.is_server_error() {
         SendResult::Retry(format!("{code} {message}"))
     } else {
