@@ -219,19 +219,11 @@ impl Engine {
         self.store_row(row).await?;
         let facts = ConversationFacts::arriving(id, new.service, Channel::Voice, new.priority, now);
         if let Err(e) = self.execute(Command::VoiceCall { conversation: facts, agent }).await {
-            // The call was refused: its row must not stay open.
+            // The call was refused: its row, which nothing has seen, goes away (refusals change nothing).
             let pool = self.pool.clone();
             let _ = tokio::task::spawn_blocking(move || {
                 let mut conn = pool.get()?;
-                schema::store::update_conversation(
-                    &mut conn,
-                    id,
-                    &schema::models::ConversationChangeset {
-                        state: Some(ConversationState::Cancelled),
-                        ended_at: Some(Some(now)),
-                        ..Default::default()
-                    },
-                )
+                schema::store::delete_unseen_conversation(&mut conn, id)
             })
             .await;
             return Err(e);

@@ -535,3 +535,16 @@ pub fn retry_at(conn: &mut PgConnection, id: MessageId, at: DateTime<Utc>) -> St
         .execute(conn)?;
     Ok(())
 }
+
+/// Deletes a conversation nothing has happened to yet (no event, no message): a call the engine
+/// refused right after its row was written. Returns whether it was deleted.
+pub fn delete_unseen_conversation(conn: &mut PgConnection, id: ConversationId) -> StoreResult<bool> {
+    let n = diesel::delete(
+        conversations::table
+            .find(id)
+            .filter(conversations::last_seq.eq(0))
+            .filter(diesel::dsl::not(diesel::dsl::exists(messages::table.filter(messages::conversation_id.eq(id))))),
+    )
+    .execute(conn)?;
+    Ok(n > 0)
+}

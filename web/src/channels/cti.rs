@@ -1,0 +1,116 @@
+//! Voice through the phone system's CTI events (R13, C1): `POST /api/v1/cti/events`, authenticated
+//! by the voice service's `provider.cti_token` (`Authorization: Bearer <token>`). Calls are not
+//! queued here: the phone system rang an agent's extension, and the call becomes a `voice`
+//! conversation assigned to that agent; its end concludes it. Events are idempotent per call id.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use chrono::Utc;
+use engine::{By, NewConversation};
+use schema::models::{Conversation, Message, Service};
+use schema::{Channel, ConversationState, MessageDirection, MessageKind, MessageStatus, store};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::agent::db;
+use crate::api::error::ApiError;
+use crate::state::AppState;
+
+/// One event of the phone system.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CtiEvent {
+    /// call_offered | call_answered | call_ended
+    pub event: String,
+    pub call_id: String,
+    /// The agent's extension the call rang (offered / answered).
+    pub extension: Option<String>,
+    /// The caller's number.
+    pub caller: Option<String>,
+}
+
+async fn voice_service(state: &AppState, req: &HttpRequest) -> Result<Service, ApiError> {
+    let token = req
+        .headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_cti_token",
+                "Authorization: Bearer <cti_token> is required",
+            )
+        })?;
+    let services = db(state, store::list_services).await?;
+    services
+        .into_iter()
+        .find(|s| {
+            s.channel == Channel::Voice
+                && s.provider.get("cti_token").and_then(Value::as_str).is_some_and(|t| {
+                    t.len() == token.len() && t.bytes().zip(token.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
+                })
+        })
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_cti_token", "no voice service has this token"))
+}
+
+/// Receives a call event.
+#[post("/cti/events")]
+pub async fn events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<CtiEvent>,
+) -> Result<HttpResponse, ApiError> {
+    let service = voice_service(&state, &req).await?;
+    let e = body.into_inner();
+    let call_id = e.call_id.trim().to_owned();
+    if call_id.is_empty() || call_id.len() > 128 {
+        return Err(ApiError::bad_request("invalid_field", "call_id is 1-128 characters"));
+    }
+    let (service_id, cid) = (service.id, call_id.clone());
+    let known: Option<Message> = db(&state, move |c| store::message_by_provider_id(c, service_id, &cid)).await?;
+    match e.event.as_str() {
+        "call_offered" | "call_answered" => {
+            if let Some(m) = known {
+                return Ok(HttpResponse::Ok().json(json!({"conversation_id": m.conversation_id, "status": "known"})));
+            }
+            let extension = e
+                .extension
+                .as_deref()
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .ok_or_else(|| ApiError::bad_request("invalid_field", "extension is required"))?;
+            let ext = extension.to_owned();
+            let agent = db(&state, move |c| store::agent_by_extension(c, &ext))
+                .await?
+                .ok_or_else(|| ApiError::not_found("agent with that extension"))?;
+            let caller = e.caller.as_deref().map(str::trim).filter(|c| !c.is_empty()).unwrap_or("unknown").to_owned();
+            let id = state
+                .engine
+                .voice_call(NewConversation::new(service.id, Channel::Voice, caller.clone()), agent.id)
+                .await?;
+            let now = Utc::now();
+            let mut m =
+                Message::new(id, service.id, MessageDirection::In, MessageKind::Call, MessageStatus::Received, now);
+            m.provider_message_id = Some(call_id);
+            m.payload = json!({"caller": caller, "extension": extension});
+            let stored = db(&state, move |c| m.insert(c)).await?;
+            let json = crate::api::messages::message_value(&stored, &[]);
+            state.engine.publish_message(id, service.id, json).await;
+            Ok(HttpResponse::Created().json(json!({"conversation_id": id, "agent_id": agent.id, "status": "assigned"})))
+        }
+        "call_ended" => {
+            let Some(m) = known else { return Err(ApiError::not_found("call")) };
+            let conversation = m.conversation_id;
+            let c = db(&state, move |c| Conversation::find(c, conversation)).await?;
+            if c.state == ConversationState::InService {
+                state.engine.conclude(By::System, conversation, None).await?;
+            }
+            Ok(HttpResponse::Ok().json(json!({"conversation_id": conversation, "status": "ended"})))
+        }
+        other => Err(ApiError::bad_request("invalid_event", format!("unknown event {other:?}"))),
+    }
+}
