@@ -50,9 +50,10 @@ async fn voice_service(state: &AppState, req: &HttpRequest) -> Result<Service, A
         .into_iter()
         .find(|s| {
             s.channel == Channel::Voice
-                && s.provider.get("cti_token").and_then(Value::as_str).is_some_and(|t| {
-                    t.len() == token.len() && t.bytes().zip(token.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
-                })
+                && s.provider
+                    .get("cti_token")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| super::ct_eq(t.as_bytes(), token.as_bytes()))
         })
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_cti_token", "no voice service has this token"))
 }

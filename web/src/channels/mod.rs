@@ -51,3 +51,8 @@ pub fn engine_unavailable(e: engine::EngineError) -> crate::api::error::ApiError
         other => crate::api::error::ApiError::from(other),
     }
 }
+
+/// Compares two secrets in time that depends only on their lengths.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -133,7 +133,7 @@ async fn send_one(state: &AppState, client: &awc::Client, m: Message) {
 
 /// `POST {api_base_url}/v21.0/{phone_number_id}/messages` with the service's access token.
 async fn whatsapp_send(client: &awc::Client, provider: &Value, to: &str, m: &Message) -> SendResult {
-    let field = |k: &str| provider.get(k).and_then(Value::as_str).unwrap_or("").trim_end_matches('/').to_owned();
+    let field = |k: &str| provider_field(provider, k);
     let (base, phone_id, token) = (field("api_base_url"), field("phone_number_id"), field("access_token"));
     if base.is_empty() || phone_id.is_empty() || token.is_empty() {
         return SendResult::Refused("not_configured".into(), "the WhatsApp service has no API credentials".into());
@@ -165,16 +165,12 @@ async fn whatsapp_send(client: &awc::Client, provider: &Value, to: &str, m: &Mes
         .and_then(Value::as_str)
         .unwrap_or(status.canonical_reason().unwrap_or("error"))
         .to_owned();
-    if status.as_u16() == 429 || status.is_server_error() {
-        SendResult::Retry(format!("{code} {message}"))
-    } else {
-        SendResult::Refused(code, message)
-    }
+    refusal_or_retry(status, code, message)
 }
 
 /// `POST {api_base_url}/bot{bot_token}/sendMessage` with `{chat_id, text}`.
 async fn telegram_send(client: &awc::Client, provider: &Value, chat: &str, m: &Message) -> SendResult {
-    let field = |k: &str| provider.get(k).and_then(Value::as_str).unwrap_or("").trim_end_matches('/').to_owned();
+    let field = |k: &str| provider_field(provider, k);
     let (base, token) = (field("api_base_url"), field("bot_token"));
     if base.is_empty() || token.is_empty() {
         return SendResult::Refused("not_configured".into(), "the Telegram service has no bot token".into());
@@ -201,17 +197,13 @@ async fn telegram_send(client: &awc::Client, provider: &Value, chat: &str, m: &M
     }
     let code = answer.get("error_code").map(|c| c.to_string()).unwrap_or_else(|| status.as_u16().to_string());
     let message = answer.get("description").and_then(Value::as_str).unwrap_or("error").to_owned();
-    if status.as_u16() == 429 || status.is_server_error() {
-        SendResult::Retry(format!("{code} {message}"))
-    } else {
-        SendResult::Refused(code, message)
-    }
+    refusal_or_retry(status, code, message)
 }
 
 /// `POST {api_base_url}/2010-04-01/Accounts/{account_sid}/Messages.json`, form-encoded, with basic
 /// auth and our webhook as the status callback.
 async fn twilio_send(client: &awc::Client, provider: &Value, to: &str, m: &Message) -> SendResult {
-    let field = |k: &str| provider.get(k).and_then(Value::as_str).unwrap_or("").trim_end_matches('/').to_owned();
+    let field = |k: &str| provider_field(provider, k);
     let (base, sid, token, from) =
         (field("api_base_url"), field("account_sid"), field("auth_token"), field("phone_number"));
     if base.is_empty() || sid.is_empty() || token.is_empty() || from.is_empty() {
@@ -240,17 +232,13 @@ async fn twilio_send(client: &awc::Client, provider: &Value, to: &str, m: &Messa
     }
     let code = answer.get("code").map(|c| c.to_string()).unwrap_or_else(|| status.as_u16().to_string());
     let message = answer.get("message").and_then(Value::as_str).unwrap_or("error").to_owned();
-    if status.as_u16() == 429 || status.is_server_error() {
-        SendResult::Retry(format!("{code} {message}"))
-    } else {
-        SendResult::Refused(code, message)
-    }
+    refusal_or_retry(status, code, message)
 }
 
 /// Messenger / Instagram Send API: `POST {api_base_url}/v21.0/{page_id | account_id}/messages`
 /// with `{recipient: {id}, messaging_type: "RESPONSE", message: {text}}`.
 async fn meta_send(client: &awc::Client, provider: &Value, to: &str, m: &Message) -> SendResult {
-    let field = |k: &str| provider.get(k).and_then(Value::as_str).unwrap_or("").trim_end_matches('/').to_owned();
+    let field = |k: &str| provider_field(provider, k);
     let (base, token) = (field("api_base_url"), field("access_token"));
     let sender = Some(field("page_id")).filter(|p| !p.is_empty()).unwrap_or_else(|| field("account_id"));
     if base.is_empty() || token.is_empty() || sender.is_empty() {
@@ -275,6 +263,16 @@ async fn meta_send(client: &awc::Client, provider: &Value, to: &str, m: &Message
     }
     let code = answer.pointer("/error/code").map(|c| c.to_string()).unwrap_or_else(|| status.as_u16().to_string());
     let message = answer.pointer("/error/message").and_then(Value::as_str).unwrap_or("error").to_owned();
+    refusal_or_retry(status, code, message)
+}
+
+/// A string setting of a service's provider, without a trailing slash.
+fn provider_field(provider: &Value, key: &str) -> String {
+    provider.get(key).and_then(Value::as_str).unwrap_or("").trim_end_matches('/').to_owned()
+}
+
+/// A provider's error answer: rate limits and server errors are retried, the rest is final.
+fn refusal_or_retry(status: awc::http::StatusCode, code: String, message: String) -> SendResult {
     if status.as_u16() == 429 || status.is_server_error() {
         SendResult::Retry(format!("{code} {message}"))
     } else {

@@ -33,9 +33,7 @@ pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> St
 }
 
 fn signature_valid(auth_token: &str, url: &str, params: &[(String, String)], header: &str) -> bool {
-    let expected = signature(auth_token, url, params);
-    let (a, b) = (expected.as_bytes(), header.trim().as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    super::ct_eq(signature(auth_token, url, params).as_bytes(), header.trim().as_bytes())
 }
 
 /// An empty TwiML answer: nothing to say back automatically.

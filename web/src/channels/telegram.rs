@@ -9,7 +9,6 @@ use engine::ingest::{InboundMessage, Ingested};
 use schema::models::Service;
 use schema::{Channel, MessageKind, ServiceId};
 use serde_json::{Value, json};
-use subtle_eq::ct_eq;
 
 use crate::api::agent::{db, parse_id};
 use crate::api::error::ApiError;
@@ -17,16 +16,6 @@ use crate::state::AppState;
 
 /// Updates are small; a larger body is refused (413).
 pub const MAX_BODY: usize = 1024 * 1024;
-
-mod subtle_eq {
-    /// Compares two secrets in time that depends only on their lengths.
-    pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-        if a.len() != b.len() {
-            return false;
-        }
-        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    }
-}
 
 /// Receives one Update.
 #[post("/webhooks/telegram/{service_id}")]
@@ -51,7 +40,7 @@ pub async fn receive(
             "X-Telegram-Bot-Api-Secret-Token is required",
         ));
     };
-    if expected.is_empty() || !ct_eq(secret.as_bytes(), expected.as_bytes()) {
+    if expected.is_empty() || !super::ct_eq(secret.as_bytes(), expected.as_bytes()) {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_secret_token", "the secret token does not match"));
     }
     let body = super::read_body(payload, MAX_BODY).await?;
