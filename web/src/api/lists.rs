@@ -77,3 +77,42 @@ pub async fn canned_messages(state: web::Data<AppState>, me: CurrentAgent) -> Re
         .collect();
     Ok(HttpResponse::Ok().json(out))
 }
+
+/// A colleague a conversation can be transferred to.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ColleagueDto {
+    pub id: String,
+    pub login: String,
+    pub name: String,
+    /// available | pause_pending | paused | offline
+    pub status: String,
+    /// The services we share.
+    pub services: Vec<String>,
+}
+
+/// The active people who share a service with me (admins: everyone), for transfers (R11).
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agent", responses((status = 200, body = [ColleagueDto])))]
+#[get("/agents")]
+pub async fn colleagues(state: web::Data<AppState>, me: CurrentAgent) -> Result<HttpResponse, ApiError> {
+    let rows = db(&state, |c| {
+        let agents = schema::store::list_agents(c)?;
+        let memberships = schema::store::list_memberships(c)?;
+        Ok((agents, memberships))
+    })
+    .await?;
+    let (agents, memberships) = rows;
+    let mut out = Vec::new();
+    for a in agents.into_iter().filter(|a| a.active && a.id != me.agent.id) {
+        let shared: Vec<String> = memberships
+            .iter()
+            .filter(|m| m.agent_id == a.id && me.sees_service(m.service_id))
+            .map(|m| m.service_id.to_string())
+            .collect();
+        if shared.is_empty() {
+            continue;
+        }
+        let status = state.engine.agent(a.id).await.map_or("offline".to_owned(), |s| s.presence.status().to_string());
+        out.push(ColleagueDto { id: a.id.to_string(), login: a.login, name: a.name, status, services: shared });
+    }
+    Ok(HttpResponse::Ok().json(out))
+}

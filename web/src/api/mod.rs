@@ -62,6 +62,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(messages::upload)
             .service(messages::download)
             .service(lists::get_me)
+            .service(lists::colleagues)
             .service(lists::pause_reasons)
             .service(lists::classifications)
             .service(lists::canned_messages)

@@ -184,3 +184,20 @@ async fn the_summary_counts_started_and_concluded_for_each_agent() {
     assert_eq!(b["concluded"]["count"], 1);
     assert_eq!(b["time_zone"], "America/Sao_Paulo");
 }
+
+#[actix_rt::test]
+async fn colleagues_are_those_who_share_a_service_with_their_presence() {
+    let w = World::start().await;
+    let app = &w.app;
+    let ana = app.login("ana").await;
+    let bruno = app.login("bruno").await;
+    w.available(&bruno).await;
+    let list = app.get("/api/v1/agents", Some(&ana)).await;
+    let list = list.ok(200).as_array().unwrap().clone();
+    let logins: std::collections::BTreeSet<&str> = list.iter().map(|a| a["login"].as_str().unwrap()).collect();
+    assert_eq!(logins, ["bruno", "sofia"].into_iter().collect(), "team A only: not me, not team B, not the admin");
+    let b = list.iter().find(|a| a["login"] == "bruno").unwrap();
+    assert_eq!(b["status"], "available");
+    assert_eq!(b["id"], w.bruno.to_string());
+    app.get("/api/v1/agents", None).await.err(401, "unauthenticated");
+}
