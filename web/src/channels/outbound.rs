@@ -147,12 +147,10 @@ async fn whatsapp_send(client: &awc::Client, provider: &Value, to: &str, m: &Mes
     let body = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
                       "type": "text", "text": {"body": text, "preview_url": false}});
     let url = format!("{base}/v21.0/{phone_id}/messages");
-    let mut res = match client.post(&url).bearer_auth(&token).send_json(&body).await {
-        Ok(res) => res,
-        Err(e) => return SendResult::Retry(e.to_string()),
+    let (status, answer) = match exchange(client.post(&url).bearer_auth(&token).send_json(&body)).await {
+        Ok(answered) => answered,
+        Err(retry) => return retry,
     };
-    let status = res.status();
-    let answer: Value = res.json().limit(1 << 20).await.unwrap_or(Value::Null);
     if status.is_success() {
         return match answer.pointer("/messages/0/id").and_then(Value::as_str) {
             Some(id) => SendResult::Sent(id.to_owned()),
@@ -183,12 +181,11 @@ async fn telegram_send(client: &awc::Client, provider: &Value, chat: &str, m: &M
     };
     let chat_id: Value = chat.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(chat));
     let url = format!("{base}/bot{token}/sendMessage");
-    let mut res = match client.post(&url).send_json(&json!({"chat_id": chat_id, "text": text})).await {
-        Ok(res) => res,
-        Err(e) => return SendResult::Retry(e.to_string()),
+    let (status, answer) = match exchange(client.post(&url).send_json(&json!({"chat_id": chat_id, "text": text}))).await
+    {
+        Ok(answered) => answered,
+        Err(retry) => return retry,
     };
-    let status = res.status();
-    let answer: Value = res.json().limit(1 << 20).await.unwrap_or(Value::Null);
     if answer.get("ok").and_then(Value::as_bool) == Some(true) {
         return match answer.pointer("/result/message_id").and_then(Value::as_i64) {
             Some(id) => SendResult::Sent(format!("{chat}:{id}")),
@@ -218,12 +215,10 @@ async fn twilio_send(client: &awc::Client, provider: &Value, to: &str, m: &Messa
         form.push(("StatusCallback", callback));
     }
     let url = format!("{base}/2010-04-01/Accounts/{sid}/Messages.json");
-    let mut res = match client.post(&url).basic_auth(&sid, &token).send_form(&form).await {
-        Ok(res) => res,
-        Err(e) => return SendResult::Retry(e.to_string()),
+    let (status, answer) = match exchange(client.post(&url).basic_auth(&sid, &token).send_form(&form)).await {
+        Ok(answered) => answered,
+        Err(retry) => return retry,
     };
-    let status = res.status();
-    let answer: Value = res.json().limit(1 << 20).await.unwrap_or(Value::Null);
     if status.is_success() {
         return match answer.get("sid").and_then(Value::as_str) {
             Some(id) => SendResult::Sent(id.to_owned()),
@@ -249,12 +244,10 @@ async fn meta_send(client: &awc::Client, provider: &Value, to: &str, m: &Message
     };
     let body = json!({"recipient": {"id": to}, "messaging_type": "RESPONSE", "message": {"text": text}});
     let url = format!("{base}/v21.0/{sender}/messages");
-    let mut res = match client.post(&url).bearer_auth(&token).send_json(&body).await {
-        Ok(res) => res,
-        Err(e) => return SendResult::Retry(e.to_string()),
+    let (status, answer) = match exchange(client.post(&url).bearer_auth(&token).send_json(&body)).await {
+        Ok(answered) => answered,
+        Err(retry) => return retry,
     };
-    let status = res.status();
-    let answer: Value = res.json().limit(1 << 20).await.unwrap_or(Value::Null);
     if status.is_success() {
         return match answer.get("message_id").and_then(Value::as_str) {
             Some(id) => SendResult::Sent(id.to_owned()),
@@ -278,4 +271,11 @@ fn refusal_or_retry(status: awc::http::StatusCode, code: String, message: String
     } else {
         SendResult::Refused(code, message)
     }
+}
+
+/// Sends a request and reads the provider's JSON answer; one that got no answer is retried.
+async fn exchange(request: awc::SendClientRequest) -> Result<(awc::http::StatusCode, Value), SendResult> {
+    let mut res = request.await.map_err(|e| SendResult::Retry(e.to_string()))?;
+    let answer = res.json().limit(1 << 20).await.unwrap_or(Value::Null);
+    Ok((res.status(), answer))
 }

@@ -351,3 +351,26 @@ impl World {
         id
     }
 }
+
+/// An active agent `login` (password [`PASSWORD`]) in `services`, with an optional extension.
+pub fn agent_in(conn: &mut PgConnection, login: &str, services: &[ServiceId], extension: Option<&str>) -> AgentId {
+    let now = chrono::Utc::now();
+    let a = Agent {
+        id: AgentId::new(),
+        login: login.into(),
+        name: login.into(),
+        role: Role::Agent,
+        password_hash: web::password::hash(PASSWORD),
+        active: true,
+        extension: extension.map(str::to_owned),
+        auto_distribution: None,
+        created_at: now,
+        updated_at: now,
+    }
+    .insert(conn)
+    .unwrap();
+    for s in services {
+        store::add_membership(conn, a.id, *s, now).unwrap();
+    }
+    a.id
+}

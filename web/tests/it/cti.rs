@@ -3,11 +3,11 @@
 
 use awc::http::Method;
 use chrono::Utc;
-use schema::models::{Agent, Conversation, Service};
-use schema::{AgentId, Channel, ConversationState, Role, store};
+use schema::models::{Conversation, Service};
+use schema::{Channel, ConversationState};
 use serde_json::json;
 
-use crate::api_support::{PASSWORD, TestApp};
+use crate::api_support::TestApp;
 
 async fn call(app: &TestApp, token: Option<&str>, body: serde_json::Value) -> crate::api_support::Res {
     let auth = token.map(|t| format!("Bearer {t}"));
@@ -25,22 +25,7 @@ async fn a_call_at_an_extension_is_a_voice_conversation_of_that_agent_until_it_e
         let mut s = Service::with_defaults("Central", Channel::Voice, now);
         s.provider = json!({"cti_token": "cti-secret"});
         let s = s.insert(conn).unwrap();
-        let a = Agent {
-            id: AgentId::new(),
-            login: "ana".into(),
-            name: "Ana".into(),
-            role: Role::Agent,
-            password_hash: web::password::hash(PASSWORD),
-            active: true,
-            extension: Some("2001".into()),
-            auto_distribution: None,
-            created_at: now,
-            updated_at: now,
-        }
-        .insert(conn)
-        .unwrap();
-        store::add_membership(conn, a.id, s.id, now).unwrap();
-        a.id
+        crate::api_support::agent_in(conn, "ana", &[s.id], Some("2001"))
     })
     .await;
     let offered =

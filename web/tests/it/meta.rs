@@ -6,12 +6,12 @@ use std::time::Duration;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web as aw};
 use awc::http::Method;
 use chrono::Utc;
-use schema::models::{Agent, Message, Service};
-use schema::{AgentId, Channel, MessageKind, MessageStatus, Role, ServiceId, store};
+use schema::models::{Message, Service};
+use schema::{Channel, MessageKind, MessageStatus, ServiceId};
 use serde_json::{Value, json};
 use web::channels::whatsapp::sign;
 
-use crate::api_support::{PASSWORD, TestApp};
+use crate::api_support::TestApp;
 
 const SECRET: &str = "meta-secret";
 
@@ -27,22 +27,7 @@ async fn app(api_base: &str) -> (TestApp, ServiceId, ServiceId) {
         i.provider = json!({"account_id": "IG1", "app_secret": SECRET, "verify_token": "vt", "access_token": "IG-TOKEN", "api_base_url": api_base});
         i.provider_key = Some("IG1".into());
         let i = i.insert(conn).unwrap();
-        let a = Agent {
-            id: AgentId::new(),
-            login: "ana".into(),
-            name: "Ana".into(),
-            role: Role::Agent,
-            password_hash: web::password::hash(PASSWORD),
-            active: true,
-            extension: None,
-            auto_distribution: None,
-            created_at: now,
-            updated_at: now,
-        }
-        .insert(conn)
-        .unwrap();
-        store::add_membership(conn, a.id, m.id, now).unwrap();
-        store::add_membership(conn, a.id, i.id, now).unwrap();
+        let _a_id = crate::api_support::agent_in(conn, "ana", &[m.id, i.id], None);
         (m.id, i.id)
     })
     .await;

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web as aw};
 use chrono::Utc;
-use schema::models::{Agent, Message, Service};
-use schema::{AgentId, Channel, MessageStatus, Role, ServiceId, store};
+use schema::models::{Message, Service};
+use schema::{AgentId, Channel, MessageStatus, ServiceId, store};
 use serde_json::{Value, json};
 
-use crate::api_support::{PASSWORD, TestApp};
+use crate::api_support::TestApp;
 
 #[derive(Clone, Default)]
 struct FakeGraph {
@@ -60,22 +60,8 @@ async fn setup(graph: &str) -> (TestApp, ServiceId, AgentId, String) {
                             "access_token": "EAAG-token", "api_base_url": graph});
         s.provider_key = Some("106540352242922".into());
         let s = s.insert(conn).unwrap();
-        let a = Agent {
-            id: AgentId::new(),
-            login: "ana".into(),
-            name: "Ana".into(),
-            role: Role::Agent,
-            password_hash: web::password::hash(PASSWORD),
-            active: true,
-            extension: None,
-            auto_distribution: None,
-            created_at: now,
-            updated_at: now,
-        }
-        .insert(conn)
-        .unwrap();
-        store::add_membership(conn, a.id, s.id, now).unwrap();
-        (s.id, a.id)
+        let a_id = crate::api_support::agent_in(conn, "ana", &[s.id], None);
+        (s.id, a_id)
     })
     .await;
     // The sender, as `omniroute serve` runs it.

@@ -6,12 +6,12 @@ use std::time::Duration;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web as aw};
 use awc::http::Method;
 use chrono::Utc;
-use schema::models::{Agent, Message, Service};
-use schema::{AgentId, Channel, MessageStatus, Role, ServiceId, store};
+use schema::models::{Message, Service};
+use schema::{Channel, MessageStatus, ServiceId};
 use serde_json::json;
 use web::channels::sms::signature;
 
-use crate::api_support::{PASSWORD, TestApp};
+use crate::api_support::TestApp;
 
 const TOKEN: &str = "twilio-auth-token";
 const HOOK: &str = "https://omniroute.example.com/webhooks/twilio/sms";
@@ -26,21 +26,7 @@ async fn app(api_base: &str) -> (TestApp, ServiceId) {
                             "webhook_url": HOOK, "api_base_url": api_base});
         s.provider_key = Some(NUMBER.into());
         let s = s.insert(conn).unwrap();
-        let a = Agent {
-            id: AgentId::new(),
-            login: "ana".into(),
-            name: "Ana".into(),
-            role: Role::Agent,
-            password_hash: web::password::hash(PASSWORD),
-            active: true,
-            extension: None,
-            auto_distribution: None,
-            created_at: now,
-            updated_at: now,
-        }
-        .insert(conn)
-        .unwrap();
-        store::add_membership(conn, a.id, s.id, now).unwrap();
+        let _a_id = crate::api_support::agent_in(conn, "ana", &[s.id], None);
         s.id
     })
     .await

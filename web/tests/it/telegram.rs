@@ -6,11 +6,11 @@ use std::time::Duration;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web as aw};
 use awc::http::Method;
 use chrono::Utc;
-use schema::models::{Agent, Message, Service};
-use schema::{AgentId, Channel, MessageKind, MessageStatus, Role, ServiceId, store};
+use schema::models::{Message, Service};
+use schema::{Channel, MessageKind, MessageStatus, ServiceId};
 use serde_json::{Value, json};
 
-use crate::api_support::{PASSWORD, TestApp};
+use crate::api_support::TestApp;
 
 const SECRET: &str = "tg-secret-Token_1";
 
@@ -21,21 +21,7 @@ async fn app(api_base: &str) -> (TestApp, ServiceId) {
         let mut s = Service::with_defaults("Telegram", Channel::Telegram, now);
         s.provider = json!({"bot_token": "123456:ABC", "secret_token": SECRET, "api_base_url": api_base});
         let s = s.insert(conn).unwrap();
-        let a = Agent {
-            id: AgentId::new(),
-            login: "ana".into(),
-            name: "Ana".into(),
-            role: Role::Agent,
-            password_hash: web::password::hash(PASSWORD),
-            active: true,
-            extension: None,
-            auto_distribution: None,
-            created_at: now,
-            updated_at: now,
-        }
-        .insert(conn)
-        .unwrap();
-        store::add_membership(conn, a.id, s.id, now).unwrap();
+        let _a_id = crate::api_support::agent_in(conn, "ana", &[s.id], None);
         s.id
     })
     .await;

@@ -4,12 +4,12 @@
 
 use awc::http::Method;
 use chrono::Utc;
-use schema::models::{Agent, Message, Service};
-use schema::{AgentId, Channel, ConversationState, MessageDirection, MessageKind, MessageStatus, Role, store};
+use schema::models::{Message, Service};
+use schema::{AgentId, Channel, ConversationState, MessageDirection, MessageKind, MessageStatus, store};
 use serde_json::{Value, json};
 use web::channels::whatsapp::sign;
 
-use crate::api_support::{PASSWORD, TestApp};
+use crate::api_support::TestApp;
 
 const PHONE_ID: &str = "106540352242922";
 const SECRET: &str = "meta-app-secret";
@@ -22,22 +22,8 @@ async fn app() -> (TestApp, schema::ServiceId, AgentId) {
                             "access_token": "x", "api_base_url": "http://127.0.0.1:9"});
         s.provider_key = Some(PHONE_ID.into());
         let s = s.insert(conn).unwrap();
-        let a = Agent {
-            id: AgentId::new(),
-            login: "ana".into(),
-            name: "Ana".into(),
-            role: Role::Agent,
-            password_hash: web::password::hash(PASSWORD),
-            active: true,
-            extension: None,
-            auto_distribution: None,
-            created_at: now,
-            updated_at: now,
-        }
-        .insert(conn)
-        .unwrap();
-        store::add_membership(conn, a.id, s.id, now).unwrap();
-        (s.id, a.id)
+        let a_id = crate::api_support::agent_in(conn, "ana", &[s.id], None);
+        (s.id, a_id)
     })
     .await
     .pipe(|(app, (s, a))| (app, s, a))
