@@ -65,7 +65,10 @@ pub fn store_inbound(
         let (conversation, opened) = match store::open_conversation_for(c, m.service, &m.address)? {
             Some(open) => (open, None),
             None => {
-                let row = new_conversation(m, opening, now);
+                let mut row = new_conversation(m, opening, now);
+                if row.customer_id.is_none() {
+                    row.customer_id = identify(c, m.channel, &m.address)?;
+                }
                 // Two first messages of a new customer at once: the partial unique index lets
                 // one open the conversation; the other joins it (savepoint, so this transaction
                 // survives the refusal).
@@ -102,6 +105,50 @@ pub fn store_inbound(
         }
         other => Err(other),
     })
+}
+
+/// Automatic identification (K2): the customer linked to this channel address, else — by phone
+/// for WhatsApp, SMS and voice, by the sender for email — the one customer having it. Two
+/// customers with the same phone or email identify nobody: the agent links one by hand.
+pub fn identify(conn: &mut PgConnection, channel: Channel, address: &str) -> Result<Option<CustomerId>, StoreError> {
+    if let Some(linked) = store::customer_by_identity(conn, channel, address)? {
+        return Ok(Some(linked.id));
+    }
+    let found = match channel {
+        Channel::Whatsapp | Channel::Sms | Channel::Voice => {
+            let forms = phone_forms(address);
+            if forms.is_empty() {
+                return Ok(None);
+            }
+            store::customers_by_any_phone(conn, &forms)?
+        }
+        Channel::Email => store::customers_by_email(conn, &address.trim().to_lowercase())?,
+        // Telegram, Messenger, Instagram: only once linked; webchat: by the typed email, by its adapter.
+        _ => return Ok(None),
+    };
+    Ok(match found.as_slice() {
+        [one] => Some(one.id),
+        _ => None,
+    })
+}
+
+/// The ways one phone number may be written in a customer's record: with and without `+`, and for
+/// Brazilian mobiles with and without the ninth digit (WhatsApp's wa_id often lacks it).
+pub fn phone_forms(address: &str) -> Vec<String> {
+    let digits: String = address.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 7 || digits.len() > 15 {
+        return Vec::new();
+    }
+    let mut numbers = vec![digits.clone()];
+    if let Some(rest) = digits.strip_prefix("55") {
+        let (area, local) = rest.split_at(rest.len().min(2));
+        if local.len() == 8 && local.starts_with(['6', '7', '8', '9']) {
+            numbers.push(format!("55{area}9{local}"));
+        } else if local.len() == 9 && local.starts_with('9') {
+            numbers.push(format!("55{area}{}", &local[1..]));
+        }
+    }
+    numbers.iter().flat_map(|n| [n.clone(), format!("+{n}")]).collect()
 }
 
 fn new_conversation(m: &InboundMessage, opening: Opening, now: DateTime<Utc>) -> Conversation {
@@ -151,7 +198,13 @@ pub fn move_to_new_conversation(
     conn.transaction(|c| {
         let (row, opened) = match store::open_conversation_for(c, m.service, &m.address)? {
             Some(open) => (open, false),
-            None => (new_conversation(m, opening, now).insert(c)?, true),
+            None => {
+                let mut row = new_conversation(m, opening, now);
+                if row.customer_id.is_none() {
+                    row.customer_id = identify(c, m.channel, &m.address)?;
+                }
+                (row.insert(c)?, true)
+            }
         };
         store::move_message(c, message, row.id)?;
         Ok((row, opened))

@@ -33,6 +33,14 @@ pub fn customers_by_phone(conn: &mut PgConnection, phone: &str) -> StoreResult<V
         .load(conn)?)
 }
 
+/// Customers having any of these phones (the same number written several ways).
+pub fn customers_by_any_phone(conn: &mut PgConnection, phones: &[String]) -> StoreResult<Vec<Customer>> {
+    Ok(customers::table
+        .filter(customers::phones.overlaps_with(phones.to_vec()))
+        .select(Customer::as_select())
+        .load(conn)?)
+}
+
 /// Applies changes to a customer and returns it.
 pub fn update_customer(conn: &mut PgConnection, id: CustomerId, changes: &CustomerChangeset) -> StoreResult<Customer> {
     Ok(diesel::update(customers::table.find(id)).set(changes).returning(Customer::as_returning()).get_result(conn)?)

@@ -41,6 +41,12 @@ fn twiml() -> HttpResponse {
     HttpResponse::Ok().content_type("text/xml").body("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>")
 }
 
+/// An E.164 number (`+` optional) or a short code, as Twilio writes a sender.
+fn is_phone(s: &str) -> bool {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    (3..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Receives an inbound SMS or a status callback.
 #[post("/webhooks/twilio/sms")]
 pub async fn receive(
@@ -67,8 +73,8 @@ pub async fn receive(
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", "the signature does not match"));
     }
     let sid = get("MessageSid").or_else(|| get("SmsSid")).unwrap_or("").to_owned();
-    if sid.is_empty() || sid.len() > 64 {
-        return Err(ApiError::bad_request("invalid_payload", "MessageSid is required"));
+    if sid.len() < 2 || sid.len() > 64 || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(ApiError::bad_request("invalid_payload", "MessageSid is required (letters and digits)"));
     }
     // A status callback of a message we sent.
     if let Some(word) = get("MessageStatus").filter(|w| *w != "received") {
@@ -95,9 +101,12 @@ pub async fn receive(
     }
     let from = get("From")
         .map(str::trim)
-        .filter(|f| !f.is_empty() && f.len() <= 32)
-        .ok_or_else(|| ApiError::bad_request("invalid_payload", "From is required"))?;
+        .filter(|f| is_phone(f))
+        .ok_or_else(|| ApiError::bad_request("invalid_payload", "From must be a phone number or short code"))?;
     let media: usize = get("NumMedia").and_then(|n| n.parse().ok()).unwrap_or(0).min(10);
+    if get("Body").is_none() && media == 0 {
+        return Err(ApiError::bad_request("invalid_payload", "Body is required when there is no media"));
+    }
     let mut payload = Map::new();
     if media > 0 {
         let items: Vec<Value> = (0..media)

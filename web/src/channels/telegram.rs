@@ -62,6 +62,9 @@ pub async fn receive(
     Ok(HttpResponse::Ok().json(json!({"status": "ok", "stored": matches!(outcome, Ingested::Stored { .. })})))
 }
 
+/// Message contents of the Bot API that the desk does not render.
+const UNREAD_CONTENT: &[&str] = &["animation", "dice", "game", "poll", "venue", "video_note", "story", "invoice"];
+
 /// One Telegram message as an inbound message; `None` without a chat or id.
 pub fn parse_message(service: &Service, m: &Value) -> Option<InboundMessage> {
     let chat = m.pointer("/chat/id").and_then(Value::as_i64)?;
@@ -110,8 +113,12 @@ pub fn parse_message(service: &Service, m: &Value) -> Option<InboundMessage> {
             None,
             json!({"contacts": [{"name": {"formatted_name": full.trim()}, "phones": phones}]}),
         )
+    } else if let Some(key) = UNREAD_CONTENT.iter().find(|k| m.get(**k).is_some_and(Value::is_object)) {
+        // Content the desk cannot show: the agent still sees that the customer sent something.
+        (MessageKind::Text, Some(format!("[{key}]")), json!({"unsupported": key}))
     } else {
-        (MessageKind::Text, Some("[unsupported]".into()), json!({"unsupported": true}))
+        // No content at all (a service message such as a member joining): nothing to store.
+        return None;
     };
     Some(InboundMessage {
         service: service.id,

@@ -153,10 +153,10 @@ pub fn parse_message(service: &Service, value: &Value, m: &Value) -> Option<Inbo
         .and_then(|c| c.pointer("/profile/name"))
         .and_then(Value::as_str)
         .map(|n| n.chars().take(200).collect());
-    let kind_word = m.get("type").and_then(Value::as_str).unwrap_or("unknown");
+    let kind_word = m.get("type").and_then(Value::as_str)?;
     let text = |ptr: &str| m.pointer(ptr).and_then(Value::as_str).map(str::to_owned);
     let (kind, body, payload) = match kind_word {
-        "text" => (MessageKind::Text, text("/text/body"), json!({})),
+        "text" => (MessageKind::Text, Some(text("/text/body")?), json!({})),
         "image" => (MessageKind::Image, text("/image/caption"), m["image"].clone()),
         "audio" => (MessageKind::Audio, None, m["audio"].clone()),
         "video" => (MessageKind::Video, text("/video/caption"), m["video"].clone()),
