@@ -9,6 +9,7 @@ mod api_support;
 mod catalogue;
 mod cti;
 mod fuzz;
+mod identify;
 mod meta;
 mod outbound;
 mod server;
