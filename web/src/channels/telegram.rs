@@ -27,11 +27,14 @@ pub async fn receive(
 ) -> Result<HttpResponse, ApiError> {
     let service_id: ServiceId = parse_id(&path, "service id")?;
     let secret = req.headers().get("X-Telegram-Bot-Api-Secret-Token").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let service = db(&state, move |c| Service::find(c, service_id))
-        .await
-        .ok()
-        .filter(|s| s.channel == Channel::Telegram)
-        .ok_or_else(|| ApiError::not_found("Telegram service"))?;
+    // Not found is 404; the database being down is 503, so Telegram retries.
+    let service = db(&state, move |c| match Service::find(c, service_id) {
+        Err(schema::StoreError::NotFound) => Ok(None),
+        found => found.map(Some),
+    })
+    .await?
+    .filter(|s| s.channel == Channel::Telegram)
+    .ok_or_else(|| ApiError::not_found("Telegram service"))?;
     let expected = service.provider.get("secret_token").and_then(Value::as_str).unwrap_or("");
     let Some(secret) = secret else {
         return Err(ApiError::new(

@@ -11,6 +11,7 @@ mod cti;
 mod fuzz;
 mod identify;
 mod meta;
+mod outage;
 mod outbound;
 mod server;
 mod sms;
