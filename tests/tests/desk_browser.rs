@@ -224,9 +224,12 @@ async fn two_agents_serve_a_customer_from_arrival_to_conclusion() {
     shot(&ana, "03-messages-exchanged").await;
 
     // Ana transfers it to Bruno: it leaves her Active tab and appears in his, history kept.
-    let bruno_id = store::agent_by_login(&mut db.conn(), "bruno").unwrap().unwrap().id;
+    // She picks him from the colleagues of the service, listed with their presence.
     click(&ana, "action-transfer").await;
-    find(&ana, "transfer-agent").await.send_keys(&bruno_id.to_string()).await.unwrap();
+    let option = find(&ana, "transfer-agent-bruno").await;
+    let label = option.text().await.unwrap();
+    assert!(label.contains("Bruno") && label.contains("Dispon"), "Bruno is listed as available: {label:?}");
+    find(&ana, "transfer-agent").await.select_by_label(&label).await.unwrap();
     shot(&ana, "04-transfer-dialog").await;
     click(&ana, "transfer-confirm").await;
     text_until(&ana, "tab-active-count", |t| t.trim() == "0").await;

@@ -246,8 +246,19 @@ export class ConversationView {
         const ch = channelOfService(sid);
         return h('option', { value: sid }, `${serviceName(sid)}${ch ? ` (${channelLabel(ch)})` : ''}`);
       }));
-    const agent = h('input', { type: 'text', id: 'transfer-agent', testid: 'transfer-agent', placeholder: t('transfer.agentHint'), autocomplete: 'off' });
     const err = h('p', { class: 'error', role: 'alert', hidden: true, testid: 'transfer-error' });
+    // Colleagues of this conversation's service, loaded when the dialog opens (with presence).
+    const agent = h('select', { id: 'transfer-agent', testid: 'transfer-agent' }, h('option', { value: '' }, '—'));
+    api.colleagues().then(({ data }) => {
+      const here = (Array.isArray(data) ? data : []).filter((x) => !c || x.services.includes(c.service_id));
+      here.sort((x, y) => (x.status === 'available' ? 0 : 1) - (y.status === 'available' ? 0 : 1) || x.name.localeCompare(y.name));
+      for (const x of here) {
+        agent.append(h('option', { value: x.id, testid: `transfer-agent-${x.login}` }, `${x.name} — ${t(`presence.${x.status}`)}`));
+      }
+    }).catch((e) => {
+      err.textContent = this.a.errorText(e);
+      err.hidden = false;
+    });
     const confirm = h('button', { type: 'button', class: 'btn btn-primary', testid: 'transfer-confirm' }, t('transfer.confirm'));
     const { close } = openDialog({
       title: t('transfer.title'), testid: 'transfer-dialog',
@@ -256,7 +267,7 @@ export class ConversationView {
       footer: confirm,
     });
     confirm.addEventListener('click', async () => {
-      const target = agent.value.trim() ? { agent_id: agent.value.trim() } : svc.value ? { service_id: svc.value } : null;
+      const target = agent.value ? { agent_id: agent.value } : svc.value ? { service_id: svc.value } : null;
       if (!target) {
         err.textContent = t('transfer.choose');
         err.hidden = false;
