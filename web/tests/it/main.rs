@@ -13,6 +13,7 @@ mod identify;
 mod meta;
 mod outage;
 mod outbound;
+mod replays;
 mod server;
 mod sms;
 mod telegram;
