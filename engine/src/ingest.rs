@@ -4,7 +4,7 @@
 //! concurrent, stores one message and one conversation: the partial unique indexes decide.
 
 use chrono::{DateTime, Utc};
-use schema::models::{Conversation, ConversationChangeset, Message};
+use schema::models::{Conversation, ConversationChangeset, Customer, Message};
 use schema::{
     Channel, Connection, ConversationId, ConversationState, CustomerId, Direction, MessageDirection, MessageId,
     MessageKind, MessageStatus, PgConnection, ServiceId, StoreError, store,
@@ -66,8 +66,10 @@ pub fn store_inbound(
             Some(open) => (open, None),
             None => {
                 let mut row = new_conversation(m, opening, now);
-                if row.customer_id.is_none() {
-                    row.customer_id = identify(c, m.channel, &m.address)?;
+                if row.customer_id.is_none()
+                    && let Some(known) = identify(c, m.channel, &m.address)?
+                {
+                    (row.customer_id, row.customer_name) = (Some(known.id), Some(known.name));
                 }
                 // Two first messages of a new customer at once: the partial unique index lets
                 // one open the conversation; the other joins it (savepoint, so this transaction
@@ -110,9 +112,9 @@ pub fn store_inbound(
 /// Automatic identification (K2): the customer linked to this channel address, else — by phone
 /// for WhatsApp, SMS and voice, by the sender for email — the one customer having it. Two
 /// customers with the same phone or email identify nobody: the agent links one by hand.
-pub fn identify(conn: &mut PgConnection, channel: Channel, address: &str) -> Result<Option<CustomerId>, StoreError> {
+pub fn identify(conn: &mut PgConnection, channel: Channel, address: &str) -> Result<Option<Customer>, StoreError> {
     if let Some(linked) = store::customer_by_identity(conn, channel, address)? {
-        return Ok(Some(linked.id));
+        return Ok(Some(linked));
     }
     let found = match channel {
         Channel::Whatsapp | Channel::Sms | Channel::Voice => {
@@ -126,9 +128,9 @@ pub fn identify(conn: &mut PgConnection, channel: Channel, address: &str) -> Res
         // Telegram, Messenger, Instagram: only once linked; webchat: by the typed email, by its adapter.
         _ => return Ok(None),
     };
-    Ok(match found.as_slice() {
-        [one] => Some(one.id),
-        _ => None,
+    Ok(match <[Customer; 1]>::try_from(found) {
+        Ok([one]) => Some(one),
+        Err(_) => None,
     })
 }
 
@@ -200,8 +202,10 @@ pub fn move_to_new_conversation(
             Some(open) => (open, false),
             None => {
                 let mut row = new_conversation(m, opening, now);
-                if row.customer_id.is_none() {
-                    row.customer_id = identify(c, m.channel, &m.address)?;
+                if row.customer_id.is_none()
+                    && let Some(known) = identify(c, m.channel, &m.address)?
+                {
+                    (row.customer_id, row.customer_name) = (Some(known.id), Some(known.name));
                 }
                 (row.insert(c)?, true)
             }
