@@ -3,12 +3,14 @@
 //! queued here: the phone system rang an agent's extension, and the call becomes a `voice`
 //! conversation assigned to that agent; its end concludes it. Events are idempotent per call id.
 
+use std::sync::{Arc, LazyLock};
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Utc;
 use engine::{By, NewConversation};
 use schema::models::{Conversation, Message, Service};
-use schema::{Channel, ConversationState, MessageDirection, MessageKind, MessageStatus, store};
+use schema::{Channel, ConversationState, MessageDirection, MessageKind, MessageStatus, ServiceId, store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -58,6 +60,36 @@ async fn voice_service(state: &AppState, req: &HttpRequest) -> Result<Service, A
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_cti_token", "no voice service has this token"))
 }
 
+type Turns = std::sync::Mutex<std::collections::HashMap<(ServiceId, String), Arc<tokio::sync::Mutex<()>>>>;
+
+/// Calls whose events are being handled, each with the lock its next event waits on.
+static TURNS: LazyLock<Turns> = LazyLock::new(Default::default);
+
+/// Holds a call's turn until dropped; the entry goes once nobody waits on it.
+struct Turn {
+    key: (ServiceId, String),
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut turns = TURNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Two references while this turn holds it: the map's and the guard's.
+        if turns.get(&self.key).is_some_and(|m| Arc::strong_count(m) <= 2) {
+            turns.remove(&self.key);
+        }
+    }
+}
+
+async fn call_turn(service: ServiceId, call_id: &str) -> Turn {
+    let key = (service, call_id.to_owned());
+    let lock = {
+        let mut turns = TURNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        turns.entry(key.clone()).or_default().clone()
+    };
+    Turn { key, _guard: lock.lock_owned().await }
+}
+
 /// Receives a call event.
 #[post("/cti/events")]
 pub async fn events(
@@ -71,6 +103,9 @@ pub async fn events(
     if call_id.is_empty() || call_id.len() > 128 {
         return Err(ApiError::bad_request("invalid_field", "call_id is 1-128 characters"));
     }
+    // One event of a call at a time: the phone system may deliver an event several times at once,
+    // and only the first may open the conversation.
+    let _turn = call_turn(service.id, &call_id).await;
     let (service_id, cid) = (service.id, call_id.clone());
     let known: Option<Message> = db(&state, move |c| store::message_by_provider_id(c, service_id, &cid)).await?;
     match e.event.as_str() {

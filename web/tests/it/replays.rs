@@ -151,3 +151,62 @@ async fn sms_replays_store_once() {
     })
     .await;
 }
+
+#[actix_rt::test]
+async fn a_cti_call_offered_50_times_at_once_is_one_voice_conversation() {
+    let (app, ana) = TestApp::start(|conn| {
+        let mut s = Service::with_defaults("Central", Channel::Voice, Utc::now());
+        s.provider = json!({"cti_token": "cti-secret"});
+        let s = s.insert(conn).unwrap();
+        crate::api_support::agent_in(conn, "ana", &[s.id], Some("2001"))
+    })
+    .await;
+    app.engine.set_presence(ana, engine::PresenceRequest::Available).await.unwrap();
+    let body =
+        json!({"event": "call_offered", "call_id": "1700000000.77", "extension": "2001", "caller": "+5511912345678"})
+            .to_string()
+            .into_bytes();
+    let headers = [("Content-Type", "application/json"), ("Authorization", "Bearer cti-secret")];
+    let burst: Vec<_> = (0..50).map(|_| app.raw(Method::POST, "/api/v1/cti/events", &headers, &body)).collect();
+    let answers = futures_util::future::join_all(burst).await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|r| {
+            assert!(r.status == 200 || r.status == 201, "{} {}", r.status, r.text);
+            r.body["conversation_id"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "every delivery names the one conversation: {ids:?}");
+    assert_eq!(counts(&app, Channel::Voice).0, 1);
+}
+
+#[actix_rt::test]
+async fn two_calls_from_one_number_at_once_are_two_voice_conversations() {
+    let (app, (ana, bruno)) = TestApp::start(|conn| {
+        let mut s = Service::with_defaults("Central", Channel::Voice, Utc::now());
+        s.provider = json!({"cti_token": "cti-secret"});
+        let s = s.insert(conn).unwrap();
+        (
+            crate::api_support::agent_in(conn, "ana", &[s.id], Some("2001")),
+            crate::api_support::agent_in(conn, "bruno", &[s.id], Some("2002")),
+        )
+    })
+    .await;
+    for agent in [ana, bruno] {
+        app.engine.set_presence(agent, engine::PresenceRequest::Available).await.unwrap();
+    }
+    // Withheld numbers all arrive without a caller: each call is still its own conversation.
+    let headers = [("Content-Type", "application/json"), ("Authorization", "Bearer cti-secret")];
+    let calls: Vec<Vec<u8>> = [("1700000000.1", "2001"), ("1700000000.2", "2002")]
+        .iter()
+        .map(|(id, ext)| json!({"event": "call_offered", "call_id": id, "extension": ext}).to_string().into_bytes())
+        .collect();
+    let answers =
+        futures_util::future::join_all(calls.iter().map(|b| app.raw(Method::POST, "/api/v1/cti/events", &headers, b)))
+            .await;
+    for r in &answers {
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    assert_ne!(answers[0].body["conversation_id"], answers[1].body["conversation_id"]);
+    assert_eq!(counts(&app, Channel::Voice), (2, 2));
+}
