@@ -352,6 +352,12 @@ impl Engine {
         self.execute(Command::Reject { conversation, by }).await.map(|_| ())
     }
 
+    /// The customer went away before being served (a caller hung up in the queue): the waiting
+    /// conversation ends as `abandoned` with this reason.
+    pub async fn customer_left(&self, conversation: ConversationId, reason: &str) -> Result<(), EngineError> {
+        self.execute(Command::CustomerLeft { conversation, reason: reason.to_owned() }).await.map(|_| ())
+    }
+
     /// Tells the conversation's desks (its agent, supervisors) about a stored message.
     pub async fn publish_message(&self, conversation: ConversationId, service: ServiceId, message: serde_json::Value) {
         let _ = self

@@ -59,6 +59,7 @@ const SECRET_KEYS: &[&str] = &[
     "secret_token",
     "webhook_secret",
     "cti_token",
+    "ari_password",
 ];
 
 /// The provider object with its secrets masked (and passwords inside URLs hidden).
