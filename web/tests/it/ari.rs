@@ -214,7 +214,7 @@ async fn voice(offer_timeout_s: Option<i32>) -> Voice {
     })
     .await;
     let state = web::state::AppState::new(app.db.pool(), app.engine.clone());
-    web::channels::voice::spawn(state);
+    web::channels::voice::start(state).await;
     fake.connected(1).await;
     Voice { app, fake, service, ana, bruno }
 }
@@ -564,4 +564,107 @@ async fn ari_server_errors_are_retried_and_never_stop_the_switchboard() {
         poll("the call with Bruno", || Some(v.app.conversation(first)).filter(|c| c.current_agent_id == Some(v.bruno)))
             .await;
     assert_eq!(again.state, ConversationState::InService);
+}
+
+/// A phone system that speaks CTI only: its command endpoint records what it receives.
+#[derive(Clone, Default)]
+struct FakePbx {
+    /// `(Authorization, body)` of every command.
+    commands: Arc<Mutex<Vec<(String, Value)>>>,
+    failures: Arc<Mutex<VecDeque<u16>>>,
+}
+
+async fn fake_pbx(fake: FakePbx) -> String {
+    let f = fake.clone();
+    let server = HttpServer::new(move || {
+        let f = f.clone();
+        App::new().route(
+            "/cti/commands",
+            aw::post().to(move |req: HttpRequest, body: aw::Json<Value>| {
+                let f = f.clone();
+                async move {
+                    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    f.commands.lock().unwrap().push((auth.to_owned(), body.into_inner()));
+                    match f.failures.lock().unwrap().pop_front() {
+                        Some(s) => HttpResponse::build(actix_web::http::StatusCode::from_u16(s).unwrap()).finish(),
+                        None => HttpResponse::Accepted().finish(),
+                    }
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+    actix_rt::spawn(server.run());
+    base
+}
+
+#[actix_rt::test]
+async fn transfers_of_a_cti_call_are_commanded_to_the_phone_system() {
+    let pbx = FakePbx::default();
+    let url = format!("{}/cti/commands", fake_pbx(pbx.clone()).await);
+    let (app, (support, bruno)) = TestApp::start(move |conn| {
+        let now = Utc::now();
+        let mut s = Service::with_defaults("Central", Channel::Voice, now);
+        s.provider = json!({"cti_token": "cti-secret", "cti_command_url": url});
+        let central = s.insert(conn).unwrap().id;
+        let support = Service::with_defaults("Suporte", Channel::Voice, now).insert(conn).unwrap().id;
+        crate::api_support::agent_in(conn, "ana", &[central, support], Some("2001"));
+        let bruno = crate::api_support::agent_in(conn, "bruno", &[central], Some("2002"));
+        (support, bruno)
+    })
+    .await;
+    web::channels::voice::start(web::state::AppState::new(app.db.pool(), app.engine.clone())).await;
+    let (ana_token, bruno_token) = (app.login("ana").await, app.login("bruno").await);
+    for t in [&ana_token, &bruno_token] {
+        app.put("/api/v1/me/presence", Some(t), &json!({"status": "available"})).await.ok(200);
+    }
+    let offered = json!({"event": "call_offered", "call_id": "cti-77", "extension": "2001", "caller": "+551130000000"});
+    let res = app
+        .raw(
+            awc::http::Method::POST,
+            "/api/v1/cti/events",
+            &[("Content-Type", "application/json"), ("Authorization", "Bearer cti-secret")],
+            offered.to_string().as_bytes(),
+        )
+        .await;
+    let id = res.ok(201)["conversation_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/conversations/{id}/transfer");
+    let commands = |n: usize| {
+        let pbx = pbx.clone();
+        async move {
+            poll(&format!("{n} commands"), || {
+                let c = pbx.commands.lock().unwrap().clone();
+                (c.len() >= n).then_some(c)
+            })
+            .await
+        }
+    };
+
+    // Ana to Bruno; the phone system answers 503 once, so the command is sent again.
+    pbx.failures.lock().unwrap().push_back(503);
+    app.post(&path, Some(&ana_token), &json!({"agent_id": bruno.to_string()})).await.ok(200);
+    let to_bruno = json!({"command": "transfer", "call_id": "cti-77",
+                          "target": {"agent_extension": "2002", "agent_id": bruno.to_string()}});
+    let seen = commands(2).await;
+    assert_eq!(seen, vec![("Bearer cti-secret".to_owned(), to_bruno.clone()); 2]);
+
+    // Bruno to the Suporte queue, where it goes to Ana (the only member).
+    app.post(&path, Some(&bruno_token), &json!({"service_id": support.to_string()})).await.ok(200);
+    let to_support = json!({"command": "transfer", "call_id": "cti-77", "target": {"service_id": support.to_string()}});
+    assert_eq!(commands(3).await[2].1, to_support);
+
+    // Ana to an external extension: our side ends.
+    let served = poll("the call with Ana", || {
+        let c = app.conversation(id.parse().unwrap());
+        (c.state == ConversationState::InService).then_some(c)
+    })
+    .await;
+    assert_eq!((served.service_id, served.current_agent_id), (support, Some(app.agent_id("ana"))));
+    app.post(&path, Some(&ana_token), &json!({"extension": "5500"})).await.ok(200);
+    let out = json!({"command": "transfer", "call_id": "cti-77", "target": {"extension": "5500"}});
+    assert_eq!(commands(4).await[3].1, out);
+    assert_eq!(app.conversation(id.parse().unwrap()).state, ConversationState::Concluded);
 }

@@ -53,13 +53,14 @@ impl Handler<EngineEvent> for FeedForwarder {
 }
 
 /// Starts the voice side: one switchboard per voice service with ARI settings (started, restarted
-/// or stopped as services change) and the CTI command sender. Call inside the actix system.
-pub fn spawn(state: AppState) {
+/// or stopped as services change) and the CTI command sender. Returns once it follows the
+/// engine's events. Call inside the actix system.
+pub async fn start(state: AppState) {
+    let (feed, _) = broadcast::channel(1024);
+    let forwarder = FeedForwarder(feed.clone()).start();
+    state.engine.subscribe(forwarder.recipient()).await;
+    command::spawn(state.clone(), feed.subscribe());
     actix_web::rt::spawn(async move {
-        let (feed, _) = broadcast::channel(1024);
-        let forwarder = FeedForwarder(feed.clone()).start();
-        state.engine.subscribe(forwarder.recipient()).await;
-        command::spawn(state.clone(), feed.subscribe());
         let mut running: HashMap<ServiceId, (AriSettings, oneshot::Sender<()>)> = HashMap::new();
         loop {
             if let Ok(services) = list_services(&state).await {
