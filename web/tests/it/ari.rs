@@ -668,3 +668,134 @@ async fn transfers_of_a_cti_call_are_commanded_to_the_phone_system() {
     assert_eq!(commands(4).await[3].1, out);
     assert_eq!(app.conversation(id.parse().unwrap()).state, ConversationState::Concluded);
 }
+
+#[actix_rt::test]
+async fn an_agent_calls_the_customer_of_a_chat_and_the_chat_stays_open() {
+    let (fake, base) = FakeAri::start().await;
+    let (app, (voice, chat_service, customer)) = TestApp::start(move |conn| {
+        let now = Utc::now();
+        let mut v = Service::with_defaults("Central", Channel::Voice, now);
+        v.provider = json!({"cti_token": "t", "ari_url": base, "ari_username": "omni", "ari_password": "s3cret",
+                            "ari_dial_endpoint": "PJSIP/{number}@trunk"});
+        let voice = v.insert(conn).unwrap().id;
+        let mut w = Service::with_defaults("WhatsApp", Channel::Whatsapp, now);
+        w.auto_distribution = false;
+        let chat_service = w.insert(conn).unwrap().id;
+        crate::api_support::agent_in(conn, "ana", &[voice, chat_service], Some("2001"));
+        crate::api_support::agent_in(conn, "bruno", &[chat_service], None);
+        let customer = Customer {
+            id: schema::CustomerId::new(),
+            name: "Carla Cliente".into(),
+            trade_name: None,
+            cpf: None,
+            cnpj: None,
+            emails: vec![],
+            phones: vec!["+5511912340000".into(), "+5511912349999".into()],
+            notes: None,
+            portfolio_agent_id: None,
+            created_at: now,
+            updated_at: now,
+        }
+        .insert(conn)
+        .unwrap();
+        (voice, chat_service, customer.id)
+    })
+    .await;
+    web::channels::voice::start(web::state::AppState::new(app.db.pool(), app.engine.clone())).await;
+    fake.connected(1).await;
+    let (ana, bruno) = (app.login("ana").await, app.login("bruno").await);
+    for t in [&ana, &bruno] {
+        app.put("/api/v1/me/presence", Some(t), &json!({"status": "available"})).await.ok(200);
+    }
+    let open = |address: &str, identified: bool| {
+        let mut new = engine::NewConversation::new(chat_service, Channel::Whatsapp, address);
+        new.customer_id = identified.then_some(customer);
+        let engine = app.engine.clone();
+        async move { engine.open_conversation(new).await.unwrap() }
+    };
+    let chat = open("5511912340000", true).await;
+    let anonymous = open("5511900000000", false).await;
+    let others = open("5511900000001", true).await;
+    let second = open("5511912340001", true).await;
+    for (c, t) in [(chat, &ana), (anonymous, &ana), (others, &bruno), (second, &ana)] {
+        app.post_empty(&format!("/api/v1/conversations/{c}/pull"), Some(t)).await.ok(200);
+    }
+    let call = |c: ConversationId, t: &str, body: Value| {
+        let (app, t) = (&app, t.to_owned());
+        async move { app.post(&format!("/api/v1/conversations/{c}/call"), Some(&t), &body).await }
+    };
+    let before = app.snapshot();
+    call(anonymous, &ana, json!({})).await.err(422, "customer_not_identified");
+    call(others, &ana, json!({})).await.err(403, "not_owner");
+    call(chat, &ana, json!({"phone": "+5500000000"})).await.err(422, "invalid_phone");
+    call(chat, &ana, json!({"service_id": chat_service.to_string()})).await.err(422, "no_phone_system");
+    call(chat, &ana, json!({"extra": 1})).await.err(400, "invalid_field");
+    let raw = app
+        .raw(
+            awc::http::Method::POST,
+            &format!("/api/v1/conversations/{chat}/call"),
+            &[("Authorization", &format!("Bearer {ana}")), ("Content-Type", "application/json")],
+            b"{oops",
+        )
+        .await;
+    raw.err(400, "invalid_json");
+    app.unchanged(&before, "refused calls");
+
+    let res = call(chat, &ana, json!({"phone": "+5511912349999"})).await;
+    let body = res.ok(201);
+    let id: ConversationId = body["id"].as_str().unwrap().parse().unwrap();
+    let v = app.conversation(id);
+    assert_eq!((v.service_id, v.channel, v.direction), (voice, Channel::Voice, schema::Direction::Outbound));
+    assert_eq!(
+        (v.state, v.current_agent_id, v.customer_id),
+        (ConversationState::InService, Some(app.agent_id("ana")), Some(customer))
+    );
+    // Ana's phone rings first, showing the customer's number; then the customer's, through the trunk.
+    let mut seen = fake
+        .expect_requests(
+            0,
+            &[format!(
+                "POST /ari/channels?endpoint=PJSIP/2001&app=omniroute&appArgs=omniroute-agent,{id}\
+             &channelId={id}-1&callerId=+5511912349999&timeout=30"
+            )],
+        )
+        .await;
+    fake.push(agent_answered(&format!("{id}-1"), id));
+    seen = fake
+        .expect_requests(
+            seen,
+            &[format!(
+                "POST /ari/channels?endpoint=PJSIP/+5511912349999@trunk&app=omniroute\
+             &appArgs=omniroute-customer,{id}&channelId={id}-customer&timeout=30"
+            )],
+        )
+        .await;
+    fake.push(json!({"type": "StasisStart", "application": "omniroute", "args": ["omniroute-customer", id.to_string()],
+                     "channel": {"id": format!("{id}-customer"), "state": "Up", "caller": {"number": "+5511912349999"}}}));
+    seen = fake
+        .expect_requests(
+            seen,
+            &[
+                format!("POST /ari/bridges?type=mixing&bridgeId={id}"),
+                format!("POST /ari/bridges/{id}/addChannel?channel={id}-customer,{id}-1"),
+            ],
+        )
+        .await;
+    // The chat stays open with Ana; voice capacity is 1, so a second call is refused meanwhile.
+    assert_eq!(app.conversation(chat).state, ConversationState::InService);
+    let before = app.snapshot();
+    call(second, &ana, json!({"phone": "+5511912340000"})).await.err(409, "at_capacity");
+    app.unchanged(&before, "a call beyond voice capacity");
+    // The customer hangs up: the call is concluded by Ana, the chat goes on.
+    fake.push(stasis_end(&format!("{id}-customer")));
+    let ended =
+        poll("the call concluded", || Some(app.conversation(id)).filter(|c| c.state == ConversationState::Concluded))
+            .await;
+    assert_eq!(ended.concluded_by_id, Some(app.agent_id("ana")));
+    fake.expect_requests(
+        seen,
+        &[format!("DELETE /ari/channels/{id}-1?reason=normal"), format!("DELETE /ari/bridges/{id}")],
+    )
+    .await;
+    assert_eq!(app.conversation(chat).state, ConversationState::InService);
+}

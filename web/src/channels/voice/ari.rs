@@ -22,6 +22,9 @@ pub struct AriSettings {
     pub password: String,
     /// The Stasis application the dialplan sends this service's calls to.
     pub app: String,
+    /// How a customer's number is dialled (C8), `{number}` replaced: `ari_dial_endpoint`,
+    /// default `PJSIP/{number}` (e.g. `PJSIP/{number}@trunk` through a trunk).
+    pub dial_endpoint: String,
 }
 
 impl AriSettings {
@@ -36,7 +39,10 @@ impl AriSettings {
         let url = url.trim_end_matches('/');
         let url = url.strip_suffix("/ari").unwrap_or(url).to_owned();
         let app = Some(field("ari_app")).filter(|a| !a.is_empty()).unwrap_or_else(|| "omniroute".to_owned());
-        Some(AriSettings { url, username: field("ari_username"), password: field("ari_password"), app })
+        let dial_endpoint = Some(field("ari_dial_endpoint"))
+            .filter(|d| d.contains("{number}"))
+            .unwrap_or_else(|| "PJSIP/{number}".into());
+        Some(AriSettings { url, username: field("ari_username"), password: field("ari_password"), app, dial_endpoint })
     }
 
     /// The events WebSocket's URL.

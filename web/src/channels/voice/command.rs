@@ -11,7 +11,6 @@
 //! logged. The conversation has already moved in the engine; the command tells the phone system
 //! to move the call the same way.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use engine::book::{ConversationEvent, EventKind};
@@ -21,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
+use super::VoiceEvent;
 use super::ari::AriSettings;
 use crate::state::AppState;
 
@@ -28,12 +28,13 @@ use crate::state::AppState;
 const ATTEMPTS: u32 = 3;
 
 /// Sends the commands of CTI-only voice services, from the engine's voice events.
-pub fn spawn(state: AppState, mut feed: broadcast::Receiver<Arc<ConversationEvent>>) {
+pub fn spawn(state: AppState, mut feed: broadcast::Receiver<VoiceEvent>) {
     actix_web::rt::spawn(async move {
         let client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
         loop {
             let event = match feed.recv().await {
-                Ok(event) => event,
+                Ok(VoiceEvent::Conversation(event)) => event,
+                Ok(VoiceEvent::DialOut { .. }) => continue,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     warn!(missed = n, "the CTI command sender fell behind the engine's events");
                     continue;

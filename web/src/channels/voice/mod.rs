@@ -9,6 +9,7 @@
 
 pub mod ari;
 pub mod command;
+pub mod dial;
 pub mod switchboard;
 
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use actix::prelude::*;
 use engine::EngineEvent;
 use engine::book::ConversationEvent;
 use schema::models::Service;
-use schema::{Channel, ServiceId, store};
+use schema::{AgentId, Channel, ConversationId, ServiceId, store};
 use tokio::sync::{broadcast, oneshot};
 use tracing::{info, warn};
 
@@ -29,8 +30,17 @@ use ari::AriSettings;
 /// How often the service list is read again for ARI settings that were added or changed.
 const RESCAN: Duration = Duration::from_secs(10);
 
-/// Voice conversations' events, as the engine committed them.
-pub type VoiceFeed = broadcast::Sender<Arc<ConversationEvent>>;
+/// What the voice tasks follow of the engine.
+#[derive(Debug, Clone)]
+pub enum VoiceEvent {
+    /// A voice conversation changed, as the engine committed it.
+    Conversation(Arc<ConversationEvent>),
+    /// An agent dialled a customer from the desk (C8): the outbound call message was stored.
+    DialOut { conversation: ConversationId, service: ServiceId, agent: AgentId, number: String },
+}
+
+/// The voice tasks' feed.
+pub type VoiceFeed = broadcast::Sender<VoiceEvent>;
 
 /// Forwards the engine's voice conversation events to the voice tasks.
 struct FeedForwarder(VoiceFeed);
@@ -43,11 +53,24 @@ impl Handler<EngineEvent> for FeedForwarder {
     type Result = ();
 
     fn handle(&mut self, msg: EngineEvent, _: &mut Context<Self>) {
-        if let EngineEvent::Conversation { event, .. } = msg
-            && event.facts.channel == Channel::Voice
-        {
-            // No receiver yet (no voice task) is fine.
-            let _ = self.0.send(event);
+        // No receiver yet (no voice task) is fine.
+        match msg {
+            EngineEvent::Conversation { event, .. } if event.facts.channel == Channel::Voice => {
+                let _ = self.0.send(VoiceEvent::Conversation(event));
+            }
+            EngineEvent::Message { conversation_id, service_id, owner: Some(agent), message }
+                if message["kind"] == "call" && message["direction"] == "out" =>
+            {
+                if let Some(number) = message.pointer("/payload/dial").and_then(serde_json::Value::as_str) {
+                    let _ = self.0.send(VoiceEvent::DialOut {
+                        conversation: conversation_id,
+                        service: service_id,
+                        agent,
+                        number: number.to_owned(),
+                    });
+                }
+            }
+            _ => {}
         }
     }
 }

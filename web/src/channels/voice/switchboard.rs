@@ -20,7 +20,6 @@
 //! lives in memory: calls in progress when the process restarts are not picked up again.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use engine::By;
@@ -33,6 +32,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, oneshot};
 use tracing::{debug, info, warn};
 
+use super::VoiceEvent;
 use super::ari::{AriClient, AriError, AriEvent, AriSettings, ChannelInfo, segment};
 use crate::state::AppState;
 
@@ -44,6 +44,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const RING_TIMEOUT_S: u64 = 30;
 /// The first `appArgs` word of the legs we originate to agents.
 const AGENT_LEG: &str = "omniroute-agent";
+/// The first `appArgs` word of the legs we originate to customers (C8).
+const CUSTOMER_LEG: &str = "omniroute-customer";
 /// Dial results that mean the agent's phone will not answer.
 const FAILED_DIAL: &[&str] = &["BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "DONTCALL", "TORTURE"];
 
@@ -52,7 +54,7 @@ pub fn spawn(
     state: AppState,
     service: ServiceId,
     settings: AriSettings,
-    feed: broadcast::Receiver<Arc<ConversationEvent>>,
+    feed: broadcast::Receiver<VoiceEvent>,
     stop: oneshot::Receiver<()>,
 ) {
     actix_web::rt::spawn(async move {
@@ -91,6 +93,9 @@ struct Call {
     agent: Option<AgentLeg>,
     /// Legs dialled so far (names the next one).
     legs: u32,
+    /// An agent dialled the customer (C8): the caller's channel is ours, made once the agent
+    /// picked up; it is "answered" when the customer picks up.
+    dialed_out: bool,
 }
 
 struct Switchboard {
@@ -106,7 +111,7 @@ impl Switchboard {
         Switchboard { state, service, ari: AriClient::new(settings), calls: HashMap::new(), channels: HashMap::new() }
     }
 
-    async fn run(&mut self, mut feed: broadcast::Receiver<Arc<ConversationEvent>>, mut stop: oneshot::Receiver<()>) {
+    async fn run(&mut self, mut feed: broadcast::Receiver<VoiceEvent>, mut stop: oneshot::Receiver<()>) {
         let ws_client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
         let url = self.ari.settings().events_url();
         let mut backoff = FIRST_BACKOFF;
@@ -162,9 +167,13 @@ impl Switchboard {
         }
     }
 
-    async fn on_feed(&mut self, event: Result<Arc<ConversationEvent>, broadcast::error::RecvError>) {
+    async fn on_feed(&mut self, event: Result<VoiceEvent, broadcast::error::RecvError>) {
         match event {
-            Ok(event) => self.on_engine(&event).await,
+            Ok(VoiceEvent::Conversation(event)) => self.on_engine(&event).await,
+            Ok(VoiceEvent::DialOut { conversation, service, agent, number }) if service == self.service => {
+                self.dial_out(conversation, agent, number).await;
+            }
+            Ok(VoiceEvent::DialOut { .. }) => {}
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 warn!(service.id = %self.service, missed = n, "the switchboard fell behind the engine's events");
             }
@@ -180,25 +189,27 @@ impl Switchboard {
         match event {
             AriEvent::StasisStart { channel, args } => match self.channels.get(&channel.id).copied() {
                 Some((conversation, Leg::Agent)) => self.agent_answered(conversation, &channel.id).await,
-                Some((_, Leg::Caller)) => {}
-                None if args.first().map(String::as_str) == Some(AGENT_LEG) => {
+                Some((conversation, Leg::Caller)) => self.customer_answered(conversation).await,
+                None if matches!(args.first().map(String::as_str), Some(AGENT_LEG | CUSTOMER_LEG)) => {
                     // A leg of ours we no longer track (its call ended meanwhile): hang it up.
                     self.hang_up(&channel.id).await;
                 }
                 None => self.incoming(channel).await,
             },
             AriEvent::ChannelStateChange { channel } if channel.state == "Up" => {
-                if let Some((conversation, Leg::Agent)) = self.channels.get(&channel.id).copied() {
-                    self.agent_answered(conversation, &channel.id).await;
+                match self.channels.get(&channel.id).copied() {
+                    Some((conversation, Leg::Agent)) => self.agent_answered(conversation, &channel.id).await,
+                    Some((conversation, Leg::Caller)) => self.customer_answered(conversation).await,
+                    None => {}
                 }
             }
             AriEvent::StasisEnd { channel }
             | AriEvent::ChannelHangupRequest { channel }
             | AriEvent::ChannelDestroyed { channel, .. } => self.channel_gone(&channel.id).await,
-            AriEvent::Dial { peer, dialstatus } if FAILED_DIAL.contains(&dialstatus.as_str()) => {
-                if matches!(self.channels.get(&peer.id), Some((_, Leg::Agent))) {
-                    self.channel_gone(&peer.id).await;
-                }
+            AriEvent::Dial { peer, dialstatus }
+                if FAILED_DIAL.contains(&dialstatus.as_str()) && self.channels.contains_key(&peer.id) =>
+            {
+                self.channel_gone(&peer.id).await;
             }
             _ => {}
         }
@@ -274,6 +285,7 @@ impl Switchboard {
                 bridged: false,
                 agent: None,
                 legs: 0,
+                dialed_out: false,
             },
         );
         // The caller hears ringing while waiting for an agent.
@@ -305,6 +317,13 @@ impl Switchboard {
             return;
         }
         let Some(call) = self.calls.get_mut(&conversation) else { return };
+        if call.dialed_out {
+            // The agent is on the line: now the customer's phone rings.
+            if call.caller.is_empty() {
+                self.ring_customer(conversation).await;
+            }
+            return;
+        }
         let caller = call.caller.clone();
         let first_answer = !call.answered;
         let bridge_exists = call.bridged;
@@ -355,6 +374,15 @@ impl Switchboard {
                         }
                     }
                     self.end_conversation(conversation, "agent_hung_up").await;
+                } else if call.dialed_out {
+                    // The agent did not pick up their own call: nothing to connect.
+                    if let Some(call) = self.calls.remove(&conversation) {
+                        self.channels.remove(&call.caller);
+                        if !call.caller.is_empty() {
+                            self.hang_up(&call.caller).await;
+                        }
+                    }
+                    self.end_conversation(conversation, "agent_did_not_answer").await;
                 } else {
                     self.give_back_to_queue(conversation, leg.agent).await;
                 }
@@ -398,6 +426,75 @@ impl Switchboard {
         }
     }
 
+    // ----- calls dialled from the desk (C8) -----
+
+    /// An agent dialled a customer: the agent's extension rings first.
+    async fn dial_out(&mut self, conversation: ConversationId, agent: AgentId, number: String) {
+        if self.calls.contains_key(&conversation) {
+            return;
+        }
+        info!(conversation.id = %conversation, agent.id = %agent, "dialling out");
+        self.calls.insert(
+            conversation,
+            Call {
+                caller: String::new(),
+                caller_number: number,
+                answered: false,
+                bridged: false,
+                agent: None,
+                legs: 0,
+                dialed_out: true,
+            },
+        );
+        self.dial(conversation, agent).await;
+        if self.calls.get(&conversation).is_some_and(|c| c.agent.is_none()) {
+            // The agent's phone could not be rung: the call is over before it started.
+            self.calls.remove(&conversation);
+            self.end_conversation(conversation, "agent_not_reachable").await;
+        }
+    }
+
+    /// Rings the customer of a dialled-out call (the agent is on the line).
+    async fn ring_customer(&mut self, conversation: ConversationId) {
+        let Some(call) = self.calls.get_mut(&conversation) else { return };
+        let channel = format!("{conversation}-customer");
+        call.caller = channel.clone();
+        let number = call.caller_number.clone();
+        self.channels.insert(channel.clone(), (conversation, Leg::Caller));
+        let settings = self.ari.settings();
+        let endpoint = settings.dial_endpoint.replace("{number}", &number);
+        let args = format!("{CUSTOMER_LEG},{conversation}");
+        let (app, timeout) = (settings.app.clone(), RING_TIMEOUT_S.to_string());
+        let query = [
+            ("endpoint", endpoint.as_str()),
+            ("app", &app),
+            ("appArgs", &args),
+            ("channelId", &channel),
+            ("timeout", &timeout),
+        ];
+        if let Err(e) = self.ari.post("/channels", &query).await {
+            warn!(conversation.id = %conversation, error = %e, "cannot call the customer");
+            self.channel_gone(&channel).await;
+        }
+    }
+
+    /// The customer of a dialled-out call picked up: both are bridged.
+    async fn customer_answered(&mut self, conversation: ConversationId) {
+        let Some(call) = self.calls.get_mut(&conversation) else { return };
+        let Some(leg) = call.agent.as_ref().filter(|l| l.up) else { return };
+        if !call.dialed_out || call.answered {
+            return;
+        }
+        call.answered = true;
+        call.bridged = true;
+        let both = format!("{},{}", call.caller, leg.channel);
+        let bridge = conversation.to_string();
+        self.log(self.ari.post("/bridges", &[("type", "mixing"), ("bridgeId", &bridge)]).await, "create bridge");
+        let path = format!("/bridges/{}/addChannel", segment(&bridge));
+        self.log(self.ari.post(&path, &[("channel", &both)]).await, "bridge");
+        info!(conversation.id = %conversation, "dialled call connected");
+    }
+
     // ----- the engine's events -----
 
     async fn on_engine(&mut self, event: &ConversationEvent) {
@@ -422,7 +519,7 @@ impl Switchboard {
             }
             EventKind::TransferredOut => {
                 self.drop_agent_leg(conversation).await;
-                let Some(call) = self.calls.remove(&conversation) else { return };
+                let Some(call) = self.calls.remove(&conversation).filter(|c| !c.caller.is_empty()) else { return };
                 self.channels.remove(&call.caller);
                 let endpoint = format!("PJSIP/{}", event.extension.as_deref().unwrap_or_default());
                 let path = format!("/channels/{}/redirect", segment(&call.caller));
@@ -503,6 +600,9 @@ impl Switchboard {
     }
 
     async fn hang_up(&self, channel: &str) {
+        if channel.is_empty() {
+            return;
+        }
         match self.ari.delete(&format!("/channels/{}", segment(channel)), &[("reason", "normal")]).await {
             Ok(_) | Err(AriError::Refused { status: 404, .. }) => {}
             Err(e) => warn!(channel.id = channel, error = %e, "ARI hang-up failed"),
