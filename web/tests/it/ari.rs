@@ -29,6 +29,8 @@ struct FakeAri {
     failures: Arc<Mutex<VecDeque<u16>>>,
     /// The events sockets opened so far (the last is the live one), with their query strings.
     sockets: Arc<Mutex<Vec<Opened>>>,
+    /// The channel ids `GET /ari/channels` lists (such listings are not in `requests`).
+    alive: Arc<Mutex<Vec<String>>>,
 }
 
 /// An events socket the application opened, and its query string.
@@ -104,6 +106,11 @@ impl FakeAri {
     }
 
     fn answer(&self, req: &HttpRequest) -> HttpResponse {
+        if (req.method().as_str(), req.path()) == ("GET", "/ari/channels") {
+            let alive = self.alive.lock().unwrap().clone();
+            return HttpResponse::Ok()
+                .json(alive.iter().map(|id| json!({"id": id, "state": "Up"})).collect::<Vec<_>>());
+        }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string()).unwrap();
         let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let line = if query.is_empty() {
@@ -479,6 +486,7 @@ async fn the_events_socket_reconnects_and_the_calls_go_on() {
     let v = voice(None).await;
     v.fake.push(stasis_start("1700000005.1", "+5511977777777"));
     v.until_state("1700000005.1", ConversationState::Queued).await;
+    v.fake.alive.lock().unwrap().push("1700000005.1".into());
     v.fake.live().do_send(Frame::Drop);
     v.fake.connected(2).await;
     // The call queued before the drop is still known after it.
@@ -486,6 +494,52 @@ async fn the_events_socket_reconnects_and_the_calls_go_on() {
     v.until_state("1700000005.1", ConversationState::Abandoned).await;
     v.fake.push(stasis_start("1700000005.2", "+5511988888888"));
     v.until_state("1700000005.2", ConversationState::Queued).await;
+    // A caller who hangs up while the socket is down: seen missing from the channel list on
+    // reconnection, the call is abandoned all the same.
+    v.fake.alive.lock().unwrap().clear();
+    v.fake.live().do_send(Frame::Drop);
+    v.fake.connected(3).await;
+    v.until_state("1700000005.2", ConversationState::Abandoned).await;
+}
+
+#[actix_rt::test]
+async fn calls_waiting_when_omniroute_restarts_are_picked_up_again() {
+    let (fake, base) = FakeAri::start().await;
+    let (app, service) = TestApp::start(move |conn| {
+        let mut s = Service::with_defaults("Central", Channel::Voice, Utc::now());
+        s.provider = json!({"cti_token": "t", "ari_url": base, "ari_username": "omni", "ari_password": "s3cret"});
+        s.insert(conn).unwrap().id
+    })
+    .await;
+    // The first process queued a call, then stopped.
+    let inbound = engine::ingest::InboundMessage {
+        service,
+        channel: Channel::Voice,
+        address: "+5511912121212".into(),
+        customer_name: None,
+        customer_id: None,
+        provider_message_id: Some("1700000009.1".into()),
+        kind: schema::MessageKind::Call,
+        body: None,
+        payload: json!({"caller": "+5511912121212", "channel": "1700000009.1"}),
+        sent_at: None,
+        subject: None,
+    };
+    app.engine.ingest(inbound).await.unwrap();
+    app.engine.stop();
+    // The next one starts while the caller still waits in Asterisk.
+    fake.alive.lock().unwrap().push("1700000009.1".into());
+    let engine = engine::Engine::start(app.db.pool(), engine::Clock::System).await.unwrap();
+    web::channels::voice::start(web::state::AppState::new(app.db.pool(), engine.clone())).await;
+    fake.connected(1).await;
+    fake.push(stasis_end("1700000009.1"));
+    let gone = poll("the call abandoned", || {
+        let m = store::message_by_provider_id(&mut app.conn(), service, "1700000009.1").unwrap()?;
+        Some(app.conversation(m.conversation_id)).filter(|c| c.state == ConversationState::Abandoned)
+    })
+    .await;
+    assert_eq!(gone.customer_address, "+5511912121212");
+    engine.stop();
 }
 
 #[actix_rt::test]

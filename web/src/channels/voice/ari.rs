@@ -111,6 +111,11 @@ impl AriClient {
         self.request(awc::http::Method::POST, path, query).await
     }
 
+    /// `GET /ari{path}`.
+    pub async fn get(&self, path: &str) -> Result<Value, AriError> {
+        self.request(awc::http::Method::GET, path, &[]).await
+    }
+
     /// `DELETE /ari{path}?{query}`.
     pub async fn delete(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, AriError> {
         self.request(awc::http::Method::DELETE, path, query).await

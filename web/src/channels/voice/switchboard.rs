@@ -17,7 +17,9 @@
 //!   `PJSIP/<extension>`; a conversation ended in the desk hangs the call up.
 //!
 //! One task handles one service's events in order, so its call table needs no locks. The table
-//! lives in memory: calls in progress when the process restarts are not picked up again.
+//! lives in memory; at start it is rebuilt from the open voice conversations and their stored
+//! calls, and on every (re)connection checked against `GET /channels` for hang-ups that happened
+//! while no events could arrive.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -46,6 +48,8 @@ const RING_TIMEOUT_S: u64 = 30;
 const AGENT_LEG: &str = "omniroute-agent";
 /// The first `appArgs` word of the legs we originate to customers (C8).
 const CUSTOMER_LEG: &str = "omniroute-customer";
+/// Where the legs of calls picked up again after a restart are numbered from (see `rebuild`).
+const REBUILT_LEGS: u32 = 100;
 /// Dial results that mean the agent's phone will not answer.
 const FAILED_DIAL: &[&str] = &["BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "DONTCALL", "TORTURE"];
 
@@ -115,6 +119,7 @@ impl Switchboard {
         let ws_client = awc::Client::builder().timeout(Duration::from_secs(10)).finish();
         let url = self.ari.settings().events_url();
         let mut backoff = FIRST_BACKOFF;
+        self.rebuild().await;
         loop {
             let connecting = ws_client.ws(url.as_str()).max_frame_size(4 << 20).connect();
             let socket = tokio::select! {
@@ -125,6 +130,7 @@ impl Switchboard {
                 Ok((_, mut socket)) => {
                     info!(service.id = %self.service, "ARI events connected");
                     backoff = FIRST_BACKOFF;
+                    self.reconcile().await;
                     loop {
                         tokio::select! {
                             _ = &mut stop => return,
@@ -179,6 +185,78 @@ impl Switchboard {
             }
             // The engine is gone: nothing more will come; wait to be stopped.
             Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+
+    // ----- after a restart or a lost connection -----
+
+    /// The calls of the service's open voice conversations, as stored (after a restart): waiting
+    /// ones are routed again like any, connected ones can still be hung up. Their agent legs are
+    /// not known, so new legs are numbered from [`REBUILT_LEGS`] to keep channel ids unique.
+    async fn rebuild(&mut self) {
+        let service = self.service;
+        let stored = self
+            .db(move |c| {
+                let mut calls = Vec::new();
+                for conv in store::open_conversations(c)? {
+                    if conv.service_id != service || conv.channel != Channel::Voice {
+                        continue;
+                    }
+                    let call = store::messages_of(c, conv.id)?.into_iter().find(|m| {
+                        m.kind == MessageKind::Call
+                            && m.direction == schema::MessageDirection::In
+                            && m.provider_message_id.is_some()
+                    });
+                    if let Some(m) = call {
+                        calls.push((conv, m));
+                    }
+                }
+                Ok(calls)
+            })
+            .await
+            .unwrap_or_default();
+        for (conv, m) in stored {
+            let Some(channel) = m.provider_message_id else { continue };
+            let connected = conv.state == ConversationState::InService;
+            let number = m.payload.get("caller").and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
+            self.channels.insert(channel.clone(), (conv.id, Leg::Caller));
+            self.calls.insert(
+                conv.id,
+                Call {
+                    caller: channel,
+                    caller_number: number,
+                    answered: connected,
+                    bridged: connected,
+                    agent: None,
+                    legs: REBUILT_LEGS,
+                    dialed_out: false,
+                },
+            );
+        }
+        if !self.calls.is_empty() {
+            info!(service.id = %self.service, calls = self.calls.len(), "calls picked up again");
+        }
+    }
+
+    /// After (re)connecting: channels that ended while no events could arrive end their calls.
+    async fn reconcile(&mut self) {
+        if self.channels.is_empty() {
+            return;
+        }
+        let alive: std::collections::HashSet<String> = match self.ari.get("/channels").await {
+            Ok(serde_json::Value::Array(list)) => {
+                list.iter().filter_map(|c| c.get("id").and_then(serde_json::Value::as_str)).map(str::to_owned).collect()
+            }
+            Ok(_) => return,
+            Err(e) => {
+                warn!(service.id = %self.service, error = %e, "cannot list ARI channels");
+                return;
+            }
+        };
+        let gone: Vec<String> = self.channels.keys().filter(|c| !alive.contains(*c)).cloned().collect();
+        for channel in gone {
+            info!(service.id = %self.service, channel.id = %channel, "channel ended while disconnected");
+            self.channel_gone(&channel).await;
         }
     }
 
