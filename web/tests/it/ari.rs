@@ -736,7 +736,7 @@ async fn an_agent_calls_the_customer_of_a_chat_and_the_chat_stays_open() {
         w.auto_distribution = false;
         let chat_service = w.insert(conn).unwrap().id;
         crate::api_support::agent_in(conn, "ana", &[voice, chat_service], Some("2001"));
-        crate::api_support::agent_in(conn, "bruno", &[chat_service], None);
+        crate::api_support::agent_in(conn, "bruno", &[chat_service, voice], Some("2002"));
         let customer = Customer {
             id: schema::CustomerId::new(),
             name: "Carla Cliente".into(),
@@ -840,15 +840,32 @@ async fn an_agent_calls_the_customer_of_a_chat_and_the_chat_stays_open() {
     let before = app.snapshot();
     call(second, &ana, json!({"phone": "+5511912340000"})).await.err(409, "at_capacity");
     app.unchanged(&before, "a call beyond voice capacity");
-    // The customer hangs up: the call is concluded by Ana, the chat goes on.
+    // Ana passes the call to Bruno: her leg hangs up, his joins the customer's bridge.
+    let path = format!("/api/v1/conversations/{id}/transfer");
+    app.post(&path, Some(&ana), &json!({"agent_id": app.agent_id("bruno").to_string()})).await.ok(200);
+    seen = fake
+        .expect_requests(
+            seen,
+            &[
+                format!("DELETE /ari/channels/{id}-1?reason=normal"),
+                format!(
+                    "POST /ari/channels?endpoint=PJSIP/2002&app=omniroute&appArgs=omniroute-agent,{id}\
+                 &channelId={id}-2&callerId=+5511912349999&timeout=30"
+                ),
+            ],
+        )
+        .await;
+    fake.push(agent_answered(&format!("{id}-2"), id));
+    seen = fake.expect_requests(seen, &[format!("POST /ari/bridges/{id}/addChannel?channel={id}-2")]).await;
+    // The customer hangs up: the call is concluded by Bruno, Ana's chat goes on.
     fake.push(stasis_end(&format!("{id}-customer")));
     let ended =
         poll("the call concluded", || Some(app.conversation(id)).filter(|c| c.state == ConversationState::Concluded))
             .await;
-    assert_eq!(ended.concluded_by_id, Some(app.agent_id("ana")));
+    assert_eq!(ended.concluded_by_id, Some(app.agent_id("bruno")));
     fake.expect_requests(
         seen,
-        &[format!("DELETE /ari/channels/{id}-1?reason=normal"), format!("DELETE /ari/bridges/{id}")],
+        &[format!("DELETE /ari/channels/{id}-2?reason=normal"), format!("DELETE /ari/bridges/{id}")],
     )
     .await;
     assert_eq!(app.conversation(chat).state, ConversationState::InService);

@@ -395,8 +395,9 @@ impl Switchboard {
             return;
         }
         let Some(call) = self.calls.get_mut(&conversation) else { return };
-        if call.dialed_out {
-            // The agent is on the line: now the customer's phone rings.
+        if call.dialed_out && !call.answered {
+            // The agent is on the line: now the customer's phone rings (once the customer picks
+            // up, both are bridged; a dialled call transferred later joins like any other).
             if call.caller.is_empty() {
                 self.ring_customer(conversation).await;
             }
