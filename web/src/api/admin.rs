@@ -114,7 +114,7 @@ fn check_provider(provider: &Value) -> Result<(), ApiError> {
             ));
         }
     }
-    Ok(())
+    crate::channels::voice::check_provider(map)
 }
 
 fn check_hours(hours: &Option<Value>, time_zone: &str) -> Result<(), ApiError> {

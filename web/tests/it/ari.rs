@@ -870,3 +870,33 @@ async fn an_agent_calls_the_customer_of_a_chat_and_the_chat_stays_open() {
     .await;
     assert_eq!(app.conversation(chat).state, ConversationState::InService);
 }
+
+#[actix_rt::test]
+async fn voice_provider_settings_are_checked_and_the_ari_password_is_never_shown() {
+    let w = crate::api_support::World::start().await;
+    let admin = w.app.login("admin").await;
+    let created = std::cell::Cell::new(0);
+    let create = |provider: Value| {
+        let (app, admin) = (&w.app, admin.clone());
+        created.set(created.get() + 1);
+        let name = format!("Voz {}", created.get());
+        async move {
+            let body = json!({"name": name, "channel": "voice", "auto_distribution": true, "provider": provider});
+            app.post("/api/v1/admin/services", Some(&admin), &body).await
+        }
+    };
+    let before = w.app.snapshot();
+    create(json!({"cti_token": "t", "ari_url": "pbx:8088"})).await.err(400, "invalid_provider");
+    create(json!({"cti_token": "t", "cti_command_url": "ftp://pbx/cmd"})).await.err(400, "invalid_provider");
+    create(json!({"cti_token": "t", "ari_url": "http://pbx:8088", "ari_dial_endpoint": "PJSIP/trunk"}))
+        .await
+        .err(400, "invalid_provider");
+    w.app.unchanged(&before, "bad voice settings");
+    let res = create(json!({"cti_token": "t", "ari_url": "http://pbx:8088", "ari_username": "omni",
+                            "ari_password": "s3cret", "ari_dial_endpoint": "PJSIP/{number}@trunk"}))
+    .await;
+    let provider = &res.ok(201)["provider"];
+    assert_eq!((provider["ari_password"].as_str(), provider["cti_token"].as_str()), (Some("***"), Some("***")));
+    assert_eq!(provider["ari_url"], "http://pbx:8088");
+    assert!(!res.text.contains("s3cret"));
+}

@@ -116,3 +116,26 @@ async fn list_services(state: &AppState) -> Result<Vec<Service>, ()> {
         .map_err(|_| ())?
         .map_err(|e| warn!(error = %e, "reading the voice services"))
 }
+
+/// Refuses voice settings the phone system could never use (400 `invalid_provider`): `ari_url`
+/// and `cti_command_url` must be http(s) URLs, `ari_dial_endpoint` must contain `{number}`.
+pub fn check_provider(map: &serde_json::Map<String, serde_json::Value>) -> Result<(), crate::api::error::ApiError> {
+    let text = |k: &str| map.get(k).and_then(serde_json::Value::as_str).map(str::trim).filter(|v| !v.is_empty());
+    for key in ["ari_url", "cti_command_url"] {
+        if let Some(url) = text(key)
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(crate::api::error::ApiError::bad_request(
+                "invalid_provider",
+                format!("provider.{key} must be an http:// or https:// URL"),
+            ));
+        }
+    }
+    if text("ari_dial_endpoint").is_some_and(|d| !d.contains("{number}")) {
+        return Err(crate::api::error::ApiError::bad_request(
+            "invalid_provider",
+            "provider.ari_dial_endpoint must contain {number}, e.g. PJSIP/{number}@trunk",
+        ));
+    }
+    Ok(())
+}
