@@ -377,7 +377,7 @@ async fn a_caller_who_hangs_up_in_the_queue_is_abandoned_and_no_agent_is_rung() 
 }
 
 #[actix_rt::test]
-async fn a_replayed_stasis_start_is_one_conversation() {
+async fn a_replayed_stasis_start_is_one_conversation_and_a_second_line_of_the_same_number_is_busy() {
     let v = voice(None).await;
     for _ in 0..3 {
         v.fake.push(stasis_start("1700000002.7", "+5511933333333"));
@@ -386,13 +386,19 @@ async fn a_replayed_stasis_start_is_one_conversation() {
     // A marker call: once it is queued, the replays were handled.
     v.fake.push(stasis_start("1700000002.8", "+5511944444444"));
     v.until_state("1700000002.8", ConversationState::Queued).await;
-    v.fake
+    let seen = v
+        .fake
         .expect_requests(
             0,
             &["POST /ari/channels/1700000002.7/ring".into(), "POST /ari/channels/1700000002.8/ring".into()],
         )
         .await;
     assert_eq!(v.conversations(), 2);
+    // Another channel from a number already waiting here: one conversation per number, so busy.
+    v.fake.push(stasis_start("1700000002.9", "+5511933333333"));
+    v.fake.expect_requests(seen, &["DELETE /ari/channels/1700000002.9?reason=busy".into()]).await;
+    assert_eq!(v.conversations(), 2);
+    assert!(v.conversation_of("1700000002.9").is_none());
 }
 
 #[actix_rt::test]

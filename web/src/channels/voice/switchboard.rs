@@ -340,7 +340,9 @@ impl Switchboard {
             Ok((Ingested::Stored { conversation, opened: true, .. }, message)) => (conversation, message),
             Ok((Ingested::Duplicate, _)) => return,
             Ok((Ingested::Stored { conversation, .. }, _)) => {
+                // The number opened a conversation meanwhile (a CTI event racing this one): as busy.
                 warn!(service.id = %service, conversation.id = %conversation, "a call joined an open conversation");
+                let _ = self.ari.delete(&format!("/channels/{}", segment(&channel.id)), &[("reason", "busy")]).await;
                 return;
             }
             Err(e) => {
