@@ -105,6 +105,9 @@ pub enum Command {
     AbandonElapsed { conversation: ConversationId },
     /// A call delivered by the phone system to an agent's extension (R13).
     VoiceCall { conversation: ConversationFacts, agent: AgentId },
+    /// The customer went away before being served (a caller hung up while waiting): a waiting or
+    /// offered conversation ends as `abandoned`, its pending offer withdrawn.
+    CustomerLeft { conversation: ConversationId, reason: String },
 }
 
 /// What a stored conversation event is.
@@ -519,6 +522,7 @@ impl RoutingBook {
             Command::InactivityElapsed { conversation } => self.inactivity_elapsed(tx, conversation),
             Command::AbandonElapsed { conversation } => self.abandon_elapsed(tx, conversation),
             Command::VoiceCall { conversation, agent } => self.voice_call(tx, conversation, agent),
+            Command::CustomerLeft { conversation, reason } => self.customer_left(tx, conversation, reason),
         }
     }
 
@@ -1097,6 +1101,27 @@ impl RoutingBook {
         c.ended_at = Some(tx.now);
         let mut event = self.event(tx, EventKind::Abandoned, c, By::System, owner, Some("customer_inactive".into()));
         event.assignment = owner.map(|agent| AssignmentChange::Closed { agent, reason: "abandoned" });
+        event.offer = offered.map(|agent| OfferChange::Resolved { agent, outcome: OfferOutcome::Withdrawn });
+        self.commit(tx, event);
+        Ok(Reply::Done)
+    }
+
+    fn customer_left(&mut self, tx: &mut Tx, id: ConversationId, reason: String) -> Result<Reply, EngineError> {
+        let before = self.open(id)?.clone();
+        match before.state {
+            ConversationState::PreOpening
+            | ConversationState::Queued
+            | ConversationState::Offered
+            | ConversationState::InactiveInQueue => {}
+            _ => return Err(EngineError::InvalidState("only a waiting conversation can be left by its customer")),
+        }
+        let offered = before.offer.map(|(a, _)| a);
+        let mut c = before;
+        c.state = ConversationState::Abandoned;
+        c.sub_state = None;
+        c.offer = None;
+        c.ended_at = Some(tx.now);
+        let mut event = self.event(tx, EventKind::Abandoned, c, By::System, offered, Some(reason));
         event.offer = offered.map(|agent| OfferChange::Resolved { agent, outcome: OfferOutcome::Withdrawn });
         self.commit(tx, event);
         Ok(Reply::Done)

@@ -45,6 +45,8 @@ pub struct NewConversation {
     /// Held in `pre_opening` (approval, out of hours) instead of queued.
     pub held: Option<schema::HoldReason>,
     pub out_of_hours: bool,
+    /// Who started it: the customer (inbound) or an agent (outbound, e.g. a call dialled from the desk).
+    pub direction: Direction,
 }
 
 impl NewConversation {
@@ -60,6 +62,7 @@ impl NewConversation {
             priority: 0,
             held: None,
             out_of_hours: false,
+            direction: Direction::Inbound,
         }
     }
 }
@@ -352,6 +355,12 @@ impl Engine {
         self.execute(Command::Reject { conversation, by }).await.map(|_| ())
     }
 
+    /// The customer went away before being served (a caller hung up in the queue): the waiting
+    /// conversation ends as `abandoned` with this reason.
+    pub async fn customer_left(&self, conversation: ConversationId, reason: &str) -> Result<(), EngineError> {
+        self.execute(Command::CustomerLeft { conversation, reason: reason.to_owned() }).await.map(|_| ())
+    }
+
     /// Tells the conversation's desks (its agent, supervisors) about a stored message.
     pub async fn publish_message(&self, conversation: ConversationId, service: ServiceId, message: serde_json::Value) {
         let _ = self
@@ -413,7 +422,7 @@ fn conversation_row(new: &NewConversation, now: DateTime<Utc>) -> Conversation {
         id: ConversationId::new(),
         service_id: new.service,
         channel: new.channel,
-        direction: Direction::Inbound,
+        direction: new.direction,
         customer_id: new.customer_id,
         customer_address: new.customer_address.clone(),
         customer_name: new.customer_name.clone(),

@@ -170,6 +170,28 @@ async fn customer_writes(base: &str, id: &str, text: &str) {
     assert_eq!(res.status(), 200);
 }
 
+/// Links conversation `c` to a new customer with this phone.
+fn identify(db: &TestDb, c: schema::ConversationId, phone: &str) {
+    let now = Utc::now();
+    let customer = schema::models::Customer {
+        id: schema::CustomerId::new(),
+        name: "Cliente Identificado".into(),
+        trade_name: None,
+        cpf: None,
+        cnpj: None,
+        emails: vec![],
+        phones: vec![phone.into()],
+        notes: None,
+        portfolio_agent_id: None,
+        created_at: now,
+        updated_at: now,
+    }
+    .insert(&mut db.conn())
+    .unwrap();
+    let link = schema::models::ConversationChangeset { customer_id: Some(Some(customer.id)), ..Default::default() };
+    store::update_conversation(&mut db.conn(), c, &link).unwrap();
+}
+
 #[actix_rt::test]
 async fn two_agents_serve_a_customer_from_arrival_to_conclusion() {
     let db = TestDb::new();
@@ -202,9 +224,17 @@ async fn two_agents_serve_a_customer_from_arrival_to_conclusion() {
     // idle the longest.
     customer_writes(&base, "wamid.E2E1", &format!("Olá! {XSS}")).await;
     let c = schema::store::open_conversation_for(&mut db.conn(), whatsapp, "5511987654321").unwrap().unwrap().id;
+    // The customer is identified (K2; the desk learns it on its next load), so the chat offers a
+    // Call (C8).
+    identify(&db, c, "+5511987654321");
+    ana.refresh().await.unwrap();
+    find(&ana, "presence-status").await;
     let item = format!("conv-item-{c}");
     click(&ana, &item).await;
     text_until(&ana, "message-list", |t| t.contains(XSS)).await;
+    // The demo's voice service has no phone system: the desk says so, and nothing else changes.
+    click(&ana, "action-call").await;
+    text_until(&ana, "toasts", |t| t.contains("Nenhum serviço de voz seu pode fazer ligações")).await;
     shot(&ana, "02-ana-gets-the-customer").await;
     let injected: bool = ana
         .execute("return !!document.querySelector('[data-testid=\"conv-view\"] img[src=\"x\"]')", vec![])

@@ -1,5 +1,6 @@
 //! The engine through its actors against a real PostgreSQL, with a controllable clock.
 
+mod customer_left;
 mod flows;
 mod race;
 mod restart;

@@ -59,6 +59,7 @@ const SECRET_KEYS: &[&str] = &[
     "secret_token",
     "webhook_secret",
     "cti_token",
+    "ari_password",
 ];
 
 /// The provider object with its secrets masked (and passwords inside URLs hidden).
@@ -113,7 +114,7 @@ fn check_provider(provider: &Value) -> Result<(), ApiError> {
             ));
         }
     }
-    Ok(())
+    crate::channels::voice::check_provider(map)
 }
 
 fn check_hours(hours: &Option<Value>, time_zone: &str) -> Result<(), ApiError> {

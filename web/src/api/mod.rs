@@ -40,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(agent::list_conversations)
             .service(agent::get_conversation)
             .service(agent::transfer)
+            .service(crate::channels::voice::dial::call_customer)
             .service(agent::return_to_queue)
             .service(agent::conclude)
             .service(agent::cancel)

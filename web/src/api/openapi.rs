@@ -20,6 +20,7 @@ use crate::api::{admin, agent, auth, lists, messages, supervisor};
         admin::create_pause_reason, admin::create_classification, admin::create_canned, admin::create_template,
         admin::create_service_type,
         supervisor::monitor_agents, supervisor::monitor_queues, supervisor::approve, supervisor::reject,
+        crate::channels::voice::dial::call_customer,
     ),
     tags(
         (name = "session"), (name = "agent"), (name = "admin"), (name = "supervisor"),

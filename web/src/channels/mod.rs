@@ -7,6 +7,7 @@ pub mod meta;
 pub mod outbound;
 pub mod sms;
 pub mod telegram;
+pub mod voice;
 pub mod whatsapp;
 
 use actix_web::web;

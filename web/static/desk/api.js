@@ -78,6 +78,8 @@ export const api = {
     return request('POST', '/api/v1/attachments', { body: fd });
   },
   transfer: (id, target) => request('POST', `/api/v1/conversations/${encodeURIComponent(id)}/transfer`, { json: target }),
+  // C8: call the customer of a chat through a voice service with a phone system.
+  call: (id) => request('POST', `/api/v1/conversations/${encodeURIComponent(id)}/call`, { json: {} }),
   returnToQueue: (id) => request('POST', `/api/v1/conversations/${encodeURIComponent(id)}/return`),
   conclude: (id, classificationId) =>
     request('POST', `/api/v1/conversations/${encodeURIComponent(id)}/conclude`, {

@@ -6,6 +6,7 @@ mod api_messages;
 mod api_session;
 mod api_supervisor;
 mod api_support;
+mod ari;
 mod catalogue;
 mod cti;
 mod fuzz;

@@ -203,6 +203,10 @@ export class ConversationView {
     const btn = (tid, label, fn, cls = 'btn-ghost') => h('button', { type: 'button', class: ['btn btn-small', cls], testid: tid, disabled: !mine, on: { click: fn } }, label);
     replace(this.actionsBar,
       btn('action-transfer', t('action.transfer'), () => this.transferDialog()),
+      // C8: an identified customer of a chat can be called; the call opens as a new conversation.
+      c.channel !== 'voice' && c.customer && c.customer.id
+        ? btn('action-call', t('action.call'), () => this.act('call', () => api.call(this.id), false))
+        : null,
       btn('action-return', t('action.return'), () => this.act('return', () => api.returnToQueue(this.id), true)),
       btn('action-conclude', t('action.conclude'), () => this.concludeDialog(), 'btn-ok'),
       btn('action-cancel', t('action.cancel'), () => this.act('cancel', () => api.cancel(this.id), true), 'btn-danger'),
@@ -246,6 +250,10 @@ export class ConversationView {
         const ch = channelOfService(sid);
         return h('option', { value: sid }, `${serviceName(sid)}${ch ? ` (${channelLabel(ch)})` : ''}`);
       }));
+    // R11: a call can also leave to an external extension.
+    const ext = c && c.channel === 'voice'
+      ? h('input', { type: 'text', id: 'transfer-extension', testid: 'transfer-extension', autocomplete: 'off', inputmode: 'tel' })
+      : null;
     const err = h('p', { class: 'error', role: 'alert', hidden: true, testid: 'transfer-error' });
     // Colleagues of this conversation's service, loaded when the dialog opens (with presence).
     const agent = h('select', { id: 'transfer-agent', testid: 'transfer-agent' }, h('option', { value: '' }, '—'));
@@ -263,11 +271,16 @@ export class ConversationView {
     const { close } = openDialog({
       title: t('transfer.title'), testid: 'transfer-dialog',
       body: [h('div', { class: 'field' }, h('label', { for: 'transfer-service' }, t('transfer.toService')), svc),
-        h('div', { class: 'field' }, h('label', { for: 'transfer-agent' }, t('transfer.toAgent')), agent), err],
+        h('div', { class: 'field' }, h('label', { for: 'transfer-agent' }, t('transfer.toAgent')), agent),
+        ext ? h('div', { class: 'field' }, h('label', { for: 'transfer-extension' }, t('transfer.toExtension')), ext) : null,
+        err],
       footer: confirm,
     });
     confirm.addEventListener('click', async () => {
-      const target = agent.value ? { agent_id: agent.value } : svc.value ? { service_id: svc.value } : null;
+      const extension = ext ? ext.value.trim() : '';
+      const target = agent.value ? { agent_id: agent.value }
+        : extension ? { extension }
+          : svc.value ? { service_id: svc.value } : null;
       if (!target) {
         err.textContent = t('transfer.choose');
         err.hidden = false;
