@@ -7,6 +7,8 @@ mod api_session;
 mod api_supervisor;
 mod api_support;
 mod cti;
+mod email;
+mod mail_servers;
 mod meta;
 mod outbound;
 mod server;
