@@ -607,6 +607,7 @@ async fn the_imap_poller_takes_each_mail_once_even_across_restarts() {
     assert_eq!(conv.ok(200)["messages"][0]["email"]["cc"], json!(["carlos@example.com", "financeiro@example.com"]));
     assert_eq!(conv.body["messages"][0]["attachments"][0]["name"], "nota-fiscal.pdf");
     assert_eq!(first.fetched(), 2);
+    until("the unreachable mailbox was tried", || first.failures() >= 1).await;
     first.stop();
 
     // A restart: only the mail that arrived meanwhile comes over the wire.

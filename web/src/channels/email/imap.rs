@@ -44,8 +44,10 @@ pub struct Poller {
 struct Inner {
     /// Message bodies fetched from any mailbox since the start.
     fetched: AtomicU64,
-    /// Polls completed (every mailbox, successful or not).
+    /// Polls that read a mailbox to its end.
     polls: AtomicU64,
+    /// Sessions that failed (unreachable server, refused login, storage down…).
+    failures: AtomicU64,
     /// The task of each polled service, with the URL it polls (written by the manager task).
     tasks: Mutex<HashMap<ServiceId, (String, JoinHandle<()>)>>,
     manager: Mutex<Option<JoinHandle<()>>>,
@@ -57,9 +59,14 @@ impl Poller {
         self.inner.fetched.load(Ordering::SeqCst)
     }
 
-    /// Polls completed since this poller started.
+    /// Polls that read a mailbox to its end since this poller started.
     pub fn polls(&self) -> u64 {
         self.inner.polls.load(Ordering::SeqCst)
+    }
+
+    /// Failed sessions since this poller started (each logged, then retried with backoff).
+    pub fn failures(&self) -> u64 {
+        self.inner.failures.load(Ordering::SeqCst)
     }
 
     /// Stops polling (what was committed stays committed).
@@ -130,7 +137,7 @@ async fn watch(state: AppState, inner: Arc<Inner>, service: ServiceId, url: Stri
             Ok(mailbox) => session(&state, &inner, service, &mailbox, interval, &mut backoff).await,
             Err(e) => e,
         };
-        inner.polls.fetch_add(1, Ordering::SeqCst);
+        inner.failures.fetch_add(1, Ordering::SeqCst);
         warn!(service.id = %service, url = %crate::server::redact(&url), error = %error,
               retry_in_s = backoff.as_secs(), "IMAP mailbox unavailable; retrying");
         tokio::time::sleep(backoff).await;

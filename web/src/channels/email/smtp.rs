@@ -228,3 +228,18 @@ fn refusal_or_retry(e: &lettre::transport::smtp::Error) -> SendResult {
         _ => SendResult::Retry(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fill_text;
+
+    #[test]
+    fn the_agents_text_goes_where_the_template_says() {
+        let t = "Olá {{customer_name}},\n\n{{body}}\n\n{{agent_name}} — {{subject}}";
+        assert_eq!(fill_text(t, "Pronto.", "Maria", "Ana", "RES: X"), "Olá Maria,\n\nPronto.\n\nAna — RES: X");
+        // Without {{body}}, the template follows the text, as a signature.
+        assert_eq!(fill_text("--\n{{agent_name}}", "Pronto.", "Maria", "Ana", "S"), "Pronto.\n\n--\nAna");
+        // Text that looks like a placeholder is not expanded again.
+        assert_eq!(fill_text("{{body}}", "{{agent_name}}", "M", "Ana", "S"), "{{agent_name}}");
+    }
+}
