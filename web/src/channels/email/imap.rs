@@ -354,9 +354,12 @@ where
             })
             .await?;
             inner.fetched.fetch_add(1, Ordering::SeqCst);
-            let raw = fetched.iter().find(|f| f.uid == Some(uid)).and_then(|f| f.body()).unwrap_or_default();
-            match super::parse::parse(raw) {
-                Ok(mail) => match super::ingest(state, &row, raw, mail).await {
+            let raw = fetched.iter().find(|f| f.uid == Some(uid)).and_then(|f| f.body()).unwrap_or_default().to_vec();
+            let (parsed, raw) = actix_web::web::block(move || (super::parse::parse(&raw), raw))
+                .await
+                .map_err(|e| format!("parsing mail {uid}: {e}"))?;
+            match parsed {
+                Ok(mail) => match super::ingest(state, &row, &raw, mail).await {
                     Ok(Outcome::Ignored(reason)) => info!(service.id = %service, uid, reason, "mail ignored"),
                     Ok(_) => {}
                     // Not committed: the cursor stays, the mail is fetched again next time.

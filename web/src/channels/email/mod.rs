@@ -73,7 +73,9 @@ pub async fn receive(
         ));
     }
     let raw = super::read_body(payload, MAX_MESSAGE).await?;
-    let mail = parse::parse(&raw).map_err(|r| ApiError::bad_request(r.code, r.message))?;
+    // Parsing up to 25 MiB is CPU work: off the request threads.
+    let bytes = raw.clone();
+    let mail = web::block(move || parse::parse(&bytes)).await?.map_err(|r| ApiError::bad_request(r.code, r.message))?;
     let outcome = ingest(&state, &service, &raw, mail).await?;
     Ok(HttpResponse::Ok().json(match outcome {
         Outcome::Stored { .. } => json!({"status": "ok", "stored": true}),
