@@ -144,12 +144,17 @@ impl Engine {
         Ok(id)
     }
 
-    /// How a conversation opened now in `service` starts (R14).
+    /// How a conversation opened now in `service` starts: held for a supervisor's approval (C6),
+    /// or flagged out of hours and maybe held until the next opening (R14).
     async fn opening(&self, service: ServiceId, now: DateTime<Utc>) -> Result<crate::ingest::Opening, EngineError> {
         let settings = self.distributor.send(GetService(service)).await.map_err(|_| EngineError::Stopped)?;
         let settings = settings.ok_or(EngineError::ServiceNotFound)?;
         let out_of_hours = settings.hours.as_ref().is_some_and(|h| !h.is_open(now));
-        let held = (out_of_hours && settings.out_of_hours_hold).then_some(schema::HoldReason::OutOfHours);
+        let held = if settings.email_approval {
+            Some(schema::HoldReason::Approval)
+        } else {
+            (out_of_hours && settings.out_of_hours_hold).then_some(schema::HoldReason::OutOfHours)
+        };
         Ok(crate::ingest::Opening { out_of_hours, held })
     }
 
@@ -160,13 +165,23 @@ impl Engine {
         &self,
         inbound: crate::ingest::InboundMessage,
     ) -> Result<(crate::ingest::Ingested, Option<schema::models::Message>), EngineError> {
-        use crate::ingest::{Ingested, move_to_new_conversation, store_inbound};
+        self.ingest_with(inbound, std::sync::Arc::new(crate::ingest::NoExtras)).await
+    }
+
+    /// [`Engine::ingest`] with what a channel stores beside the message in the same transaction
+    /// (email headers, attachments).
+    pub async fn ingest_with(
+        &self,
+        inbound: crate::ingest::InboundMessage,
+        extras: std::sync::Arc<dyn crate::ingest::IngestExtras>,
+    ) -> Result<(crate::ingest::Ingested, Option<schema::models::Message>), EngineError> {
+        use crate::ingest::{Ingested, move_to_new_conversation, store_inbound_with};
         let now = self.clock.now();
         let opening = self.opening(inbound.service, now).await?;
         let (pool, m) = (self.pool.clone(), inbound.clone());
         let (ingested, message, opened) = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
-            store_inbound(&mut conn, &m, opening, now)
+            store_inbound_with(&mut conn, &m, opening, now, extras.as_ref())
         })
         .await
         .map_err(|e| EngineError::Unavailable(e.to_string()))??;

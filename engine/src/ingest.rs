@@ -49,12 +49,39 @@ pub struct Opening {
 /// What [`store_inbound`] stored: the outcome, the message, and the conversation it opened.
 pub type StoredInbound = (Ingested, Option<Message>, Option<Conversation>);
 
+/// What a channel stores beside an inbound message, inside the transaction that stores it, so
+/// that the message and its parts commit together (C4).
+pub trait IngestExtras: Send + Sync {
+    /// Fills channel-specific columns of the message before it is inserted (email headers).
+    fn prepare(&self, _message: &mut Message) {}
+    /// Stores what belongs to the inserted message (attachments).
+    fn stored(&self, _conn: &mut PgConnection, _message: &Message) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Nothing besides the message.
+pub struct NoExtras;
+
+impl IngestExtras for NoExtras {}
+
 /// Stores the message (and opens its conversation when none is open) in one transaction.
 pub fn store_inbound(
     conn: &mut PgConnection,
     m: &InboundMessage,
     opening: Opening,
     now: DateTime<Utc>,
+) -> Result<StoredInbound, StoreError> {
+    store_inbound_with(conn, m, opening, now, &NoExtras)
+}
+
+/// [`store_inbound`] with a channel's extras stored in the same transaction.
+pub fn store_inbound_with(
+    conn: &mut PgConnection,
+    m: &InboundMessage,
+    opening: Opening,
+    now: DateTime<Utc>,
+    extras: &dyn IngestExtras,
 ) -> Result<StoredInbound, StoreError> {
     conn.transaction(|c| {
         if let Some(id) = &m.provider_message_id
@@ -89,10 +116,12 @@ pub fn store_inbound(
         message.payload = m.payload.clone();
         message.provider_message_id = m.provider_message_id.clone();
         message.email_subject = m.subject.clone();
+        extras.prepare(&mut message);
         let Some(stored) = store::insert_message_once(c, &message)? else {
             // A concurrent replay won the race: undo the conversation this one may have opened.
             return Err(StoreError::Conflict { constraint: "messages_provider_id_key".into() });
         };
+        extras.stored(c, &stored)?;
         store::update_conversation(
             c,
             conversation.id,

@@ -53,6 +53,8 @@ pub struct ServiceSettings {
     pub hours: Option<crate::hours::BusinessHours>,
     /// R14: hold conversations that arrive out of hours in `pre_opening` until the next opening.
     pub out_of_hours_hold: bool,
+    /// C6: a new email conversation waits in `pre_opening` for a supervisor's approval.
+    pub email_approval: bool,
 }
 
 impl ServiceSettings {
@@ -73,6 +75,7 @@ impl ServiceSettings {
             allow_cancel: true,
             hours: None,
             out_of_hours_hold: false,
+            email_approval: false,
         }
     }
 
@@ -94,6 +97,7 @@ impl ServiceSettings {
             // Hours are validated when an admin sets them; unreadable ones count as always open.
             hours: s.business_hours.as_ref().and_then(|h| crate::hours::BusinessHours::parse(h, &s.time_zone).ok()),
             out_of_hours_hold: s.out_of_hours_hold,
+            email_approval: s.email_approval && s.channel == Channel::Email,
         }
     }
 }

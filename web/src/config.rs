@@ -49,6 +49,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// `OMNIROUTE_TIME_ZONE`: the contact center's time zone ("today" in the desk summary).
     pub time_zone: chrono_tz::Tz,
+    /// `OMNIROUTE_IMAP_POLL_S`: how often each email service's mailbox is polled.
+    pub imap_poll: Duration,
 }
 
 impl Config {
@@ -77,6 +79,7 @@ impl Config {
                 })
                 .unwrap_or_default(),
             time_zone: parse(&lookup, "OMNIROUTE_TIME_ZONE", chrono_tz::America::Sao_Paulo)?,
+            imap_poll: Duration::from_secs(positive(&lookup, "OMNIROUTE_IMAP_POLL_S", 30)?),
         })
     }
 }

@@ -167,6 +167,7 @@ fn demo_provider(channel: Channel) -> (serde_json::Value, Option<String>) {
         ),
         Channel::Email => (
             json!({"address": "atendimento@omniroute.example", "smtp_url": "smtp://127.0.0.1:2525",
+                   "imap_url": "imap://atendimento:demo-imap-pass@127.0.0.1:1143/INBOX",
                    "webhook_secret": "demo-email-secret"}),
             Some("atendimento@omniroute.example".into()),
         ),

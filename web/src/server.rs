@@ -39,6 +39,7 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
     state.time_zone = config.time_zone;
     crate::channels::outbound::spawn(state.clone(), state.outbox.clone());
     crate::channels::voice::start(state.clone()).await;
+    let poller = crate::channels::email::imap::spawn(state.clone(), config.imap_poll);
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -55,6 +56,7 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
         println!("Omniroute is serving at http://{addr}/");
     }
     server.run().await.context("HTTP server")?;
+    poller.stop();
     // Whatever the engine was still writing is committed before the process ends.
     engine.flush().await;
     engine.stop();

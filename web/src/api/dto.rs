@@ -114,6 +114,12 @@ pub struct EmailHeaders {
     pub cc: Vec<String>,
     pub subject: Option<String>,
     pub message_id: Option<String>,
+    /// The sender's `Date`, when it had one.
+    pub date: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    /// The HTML body, sanitised when it was received (no scripts, handlers or `javascript:`).
+    pub html: Option<String>,
 }
 
 impl MessageDto {
@@ -140,6 +146,10 @@ impl MessageDto {
                 cc: m.email_cc.clone(),
                 subject: m.email_subject.clone(),
                 message_id: m.email_message_id.clone(),
+                date: m.payload.get("date").and_then(Value::as_str).map(str::to_owned),
+                in_reply_to: m.email_in_reply_to.clone(),
+                references: m.email_references.clone(),
+                html: m.email_html.clone(),
             }),
         }
     }

@@ -52,6 +52,11 @@ const ALLOWED_TYPES: &[&str] = &[
     "application/zip",
 ];
 
+/// Whether files of this content type are accepted (uploads, and attachments of inbound email).
+pub fn accepted_type(content_type: &str) -> bool {
+    ALLOWED_TYPES.contains(&content_type)
+}
+
 /// The largest file of a kind a channel accepts (C9), from the providers' published limits.
 pub fn channel_limit(channel: Channel, content_type: &str) -> usize {
     const MB: usize = 1024 * 1024;

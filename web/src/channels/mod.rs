@@ -3,6 +3,7 @@
 //! answer, C3/C4), and answers 503 while the database is down so the provider retries.
 
 pub mod cti;
+pub mod email;
 pub mod meta;
 pub mod outbound;
 pub mod sms;
@@ -19,7 +20,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(telegram::receive)
         .service(sms::receive)
         .service(meta::verify)
-        .service(meta::receive);
+        .service(meta::receive)
+        .service(email::receive);
 }
 
 /// Reads a webhook's raw body (signatures are over these exact bytes), refusing more than `limit`

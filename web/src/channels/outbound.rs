@@ -92,6 +92,7 @@ async fn send_one(state: &AppState, client: &awc::Client, m: Message) {
         Channel::Telegram => telegram_send(client, &service.provider, &address, &m).await,
         Channel::Sms => twilio_send(client, &service.provider, &address, &m).await,
         Channel::Messenger | Channel::Instagram => meta_send(client, &service.provider, &address, &m).await,
+        Channel::Email => super::email::smtp::send(state, &service, &address, &m).await,
         _ => SendResult::Unsupported,
     };
     let pool = state.pool.clone();

@@ -197,7 +197,7 @@ export function emailHeaderBlock(conv, m) {
     row('email.to', (e.to || []).join(', '), 'email-to'),
     row('email.cc', (e.cc || []).join(', '), 'email-cc'),
     row('email.subject', e.subject || conv.subject, 'email-subject'),
-    row('email.date', fmtDateTime(m ? m.created_at : conv.arrived_at), 'email-date'));
+    row('email.date', fmtDateTime(e.date || (m ? m.created_at : conv.arrived_at)), 'email-date'));
 }
 
 export { emit };
