@@ -38,6 +38,7 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
     state.allowed_origins = std::sync::Arc::new(config.allowed_origins.clone());
     state.time_zone = config.time_zone;
     crate::channels::outbound::spawn(state.clone(), state.outbox.clone());
+    crate::channels::media::spawn(state.clone());
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()

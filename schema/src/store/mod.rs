@@ -8,6 +8,7 @@ mod agents;
 mod content;
 mod conversations;
 mod customers;
+mod media;
 mod webhooks;
 
 pub use crate::error::is_transient;
@@ -15,6 +16,7 @@ pub use agents::*;
 pub use content::*;
 pub use conversations::*;
 pub use customers::*;
+pub use media::*;
 pub use webhooks::*;
 
 /// `insert` and `find` for a row type whose id the application chooses.

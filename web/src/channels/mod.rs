@@ -3,10 +3,12 @@
 //! answer, C3/C4), and answers 503 while the database is down so the provider retries.
 
 pub mod cti;
+pub mod media;
 pub mod meta;
 pub mod outbound;
 pub mod sms;
 pub mod telegram;
+pub mod templates;
 pub mod whatsapp;
 
 use actix_web::web;

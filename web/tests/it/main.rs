@@ -7,6 +7,7 @@ mod api_session;
 mod api_supervisor;
 mod api_support;
 mod cti;
+mod media;
 mod meta;
 mod outbound;
 mod server;
