@@ -743,3 +743,45 @@ async fn sms_refuses_files_and_downloads_a_customers_mms_with_basic_auth() {
     let (status, ct, bytes) = s.download(&format!("/api/v1/attachments/{}", files[0].id)).await;
     assert_eq!((status, ct.as_str(), bytes), (200, "image/png", png));
 }
+
+#[actix_rt::test]
+async fn a_messenger_attachment_is_fetched_from_its_url_and_a_type_not_accepted_is_never_downloaded() {
+    let s = setup(true).await;
+    let gif = b"GIF89a-bytes".to_vec();
+    s.fake.answer("GET /cdn/photo.gif", 200, "image/gif", gif.clone());
+    let event = json!({"object": "page", "entry": [{"id": "PAGE1", "time": 1764000000000i64, "messaging": [{
+        "sender": {"id": "PSID-9"}, "recipient": {"id": "PAGE1"}, "timestamp": 1764000000000i64,
+        "message": {"mid": "m_in_1", "attachments": [{"type": "image", "payload": {"url": format!("{}/cdn/photo.gif?x=1", s.base)}}]}}]}]});
+    let body = event.to_string().into_bytes();
+    let sig = web::channels::whatsapp::sign(WA_SECRET, &body);
+    s.app
+        .raw(
+            Method::POST,
+            "/webhooks/messenger",
+            &[("Content-Type", "application/json"), ("X-Hub-Signature-256", &sig)],
+            &body,
+        )
+        .await
+        .ok(200);
+    let m = message_by_provider_id(&s.app, s.messenger, "m_in_1");
+    assert_eq!(until_fetched(&s.app, m.id).await.status, "done");
+    let got = s.fake.to("GET /cdn/photo.gif");
+    assert_eq!((got.len(), got[0].query.as_str()), (1, "x=1"));
+    let files = store::attachments_of(&mut s.app.conn(), m.id).unwrap();
+    let (status, ct, bytes) = s.download(&format!("/api/v1/attachments/{}", files[0].id)).await;
+    assert_eq!((status, ct.as_str(), bytes), (200, "image/gif", gif));
+
+    // An executable announced by WhatsApp is refused before any request.
+    let exe = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages",
+        "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": PHONE_ID},
+                  "messages": [{"from": "5511987650009", "id": "wamid.EXE", "timestamp": "1764000000", "type": "document",
+                                "document": {"filename": "setup.exe", "mime_type": "application/x-msdownload",
+                                             "sha256": "abc", "id": "MEDIA-EXE"}}]}}]}]});
+    wa_webhook(&s, &exe).await;
+    let m = message_by_provider_id(&s.app, s.whatsapp, "wamid.EXE");
+    assert_eq!(until_fetched(&s.app, m.id).await.status, "refused");
+    assert!(s.fake.to("GET /v21.0/MEDIA-EXE").is_empty());
+    let shown = Message::find(&mut s.app.conn(), m.id).unwrap();
+    assert_eq!(shown.payload["media_error"], "files of type application/x-msdownload are not accepted (C9)");
+    assert!(store::attachments_of(&mut s.app.conn(), m.id).unwrap().is_empty());
+}
