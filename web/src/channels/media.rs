@@ -361,6 +361,10 @@ async fn fetch(client: &awc::Client, service: &Service, f: &MediaFetch, announce
             if base.is_empty() || token.is_empty() {
                 return Fetched::Failed("the WhatsApp service has no API credentials".into());
             }
+            // A media id is an opaque number-like token; anything else would be a path of our choosing.
+            if f.source.is_empty() || !f.source.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+                return Fetched::Failed("not a WhatsApp media id".into());
+            }
             // The media's URL (short-lived) and facts, then the bytes, both with the token.
             let url = format!("{base}/v21.0/{}", f.source);
             let meta = match json_get(client.get(&url).bearer_auth(&token)).await {
@@ -398,8 +402,16 @@ async fn fetch(client: &awc::Client, service: &Service, f: &MediaFetch, announce
             download(client.get(format!("{base}/file/bot{token}/{path}")), service.channel, ct.as_deref()).await
         }
         Channel::Sms => {
-            let (sid, token) = (field(service, "account_sid"), field(service, "auth_token"));
-            download(client.get(&f.source).basic_auth(&sid, &token), service.channel, announced).await
+            let (base, sid, token) =
+                (field(service, "api_base_url"), field(service, "account_sid"), field(service, "auth_token"));
+            // The credentials go to Twilio's own API only (redirects elsewhere drop them, as awc
+            // does for any other origin).
+            let request = if !base.is_empty() && f.source.starts_with(&format!("{base}/")) {
+                client.get(&f.source).basic_auth(&sid, &token)
+            } else {
+                client.get(&f.source)
+            };
+            download(request, service.channel, announced).await
         }
         Channel::Messenger | Channel::Instagram => download(client.get(&f.source), service.channel, announced).await,
         other => Fetched::Failed(format!("{other} has no media to fetch")),
@@ -460,5 +472,43 @@ async fn download(req: awc::ClientRequest, channel: Channel, content_type: Optio
         Ok(bytes) => Fetched::File { data: bytes.to_vec(), content_type: ct },
         Err(awc::error::PayloadError::Overflow) => too_large(channel, &ct, max as u64 + 1),
         Err(e) => Fetched::Retry(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_open_narrow_and_close_at_their_edges() {
+        let now = Utc::now();
+        let ago = |h: i64| Some(now - chrono::Duration::hours(h));
+        assert_eq!(window(Channel::Whatsapp, ago(23), now), Window::Open);
+        assert_eq!(window(Channel::Whatsapp, ago(24), now), Window::TemplateOnly);
+        assert_eq!(window(Channel::Whatsapp, None, now), Window::TemplateOnly, "a customer who never wrote");
+        assert_eq!(window(Channel::Instagram, ago(23), now), Window::Open);
+        assert_eq!(window(Channel::Messenger, ago(24), now), Window::HumanAgent);
+        assert_eq!(window(Channel::Messenger, ago(7 * 24 - 1), now), Window::HumanAgent);
+        assert_eq!(window(Channel::Messenger, ago(7 * 24), now), Window::Closed);
+        assert_eq!(window(Channel::Telegram, ago(1000), now), Window::Open);
+        assert_eq!(window_refusal(Window::TemplateOnly, MessageKind::Template), None);
+        assert!(window_refusal(Window::TemplateOnly, MessageKind::Image).is_some());
+        assert_eq!(window_refusal(Window::HumanAgent, MessageKind::Text), None);
+    }
+
+    #[test]
+    fn content_types_lose_their_parameters() {
+        assert_eq!(essence("Audio/OGG; codecs=opus"), "audio/ogg");
+        assert_eq!(essence(""), "");
+    }
+
+    #[test]
+    fn a_multipart_body_is_rfc_7578() {
+        let (ct, body) = multipart(&[Part::field("a", "1"), Part::file("f", "x\"y.txt", "text/plain", b"hi")]);
+        let boundary = ct.strip_prefix("multipart/form-data; boundary=").unwrap();
+        let expected = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x_y.txt\"\r\nContent-Type: text/plain\r\n\r\nhi\r\n--{boundary}--\r\n"
+        );
+        assert_eq!(String::from_utf8(body).unwrap(), expected);
     }
 }

@@ -50,7 +50,7 @@ pub fn placeholders(body: &str) -> usize {
     while let Some(start) = rest.find("{{") {
         rest = &rest[start + 2..];
         if let Some(end) = rest.find("}}")
-            && let Ok(n) = rest[..end].trim().parse::<usize>()
+            && let Ok(n) = rest[..end].parse::<usize>()
         {
             highest = highest.max(n);
         }
@@ -229,4 +229,18 @@ pub async fn start_whatsapp(
     state.engine.publish_message(conversation, service_id, json.clone()).await;
     state.outbox.wake();
     Ok(HttpResponse::Created().json(json!({"conversation_id": conversation, "assigned": assigned, "message": json})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_counted_and_filled_in_order() {
+        let body = "Olá {{1}}, seu pedido {{2}} chega; {{1}} de novo, {{ 3 }} e {{x}} não contam.";
+        assert_eq!(placeholders(body), 2);
+        assert_eq!(placeholders("sem nada"), 0);
+        let filled = render("{{1}} e {{2}} e {{1}}; {{10}}", &["a".into(), "b".into()]);
+        assert_eq!(filled, "a e b e a; {{10}}");
+    }
 }
