@@ -785,3 +785,46 @@ async fn a_messenger_attachment_is_fetched_from_its_url_and_a_type_not_accepted_
     assert_eq!(shown.payload["media_error"], "files of type application/x-msdownload are not accepted (C9)");
     assert!(store::attachments_of(&mut s.app.conn(), m.id).unwrap().is_empty());
 }
+
+#[actix_rt::test]
+async fn telegram_sends_voice_and_document_and_a_429_midway_resends_only_what_is_left() {
+    let s = setup(true).await;
+    let c = s.conversation(s.telegram, Channel::Telegram, "778").await;
+    s.fake.json("POST /bot123456:ABC/sendVoice", 200, json!({"ok": true, "result": {"message_id": 60}}));
+    s.fake.json(
+        "POST /bot123456:ABC/sendDocument",
+        429,
+        json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1",
+               "parameters": {"retry_after": 1}}),
+    );
+    s.fake.json("POST /bot123456:ABC/sendDocument", 200, json!({"ok": true, "result": {"message_id": 61}}));
+    let ogg = b"OggS-agent-voice".to_vec();
+    let pdf = b"%PDF-1.7 contract".to_vec();
+    let voice = s.upload("audio.ogg", "audio/ogg", &ogg).await;
+    let doc = s.upload("contrato.pdf", "application/pdf", &pdf).await;
+    let sent = s.send(c, &json!({"text": "Ouça e assine", "attachment_ids": [voice, doc]})).await;
+    let m = until_status(&s.app, sent.ok(201)["id"].as_str().unwrap(), MessageStatus::Sent).await;
+    assert_eq!(m.provider_message_id.as_deref(), Some("778:61"), "the message is known by its last part");
+    assert!(m.attempts >= 2, "the rate limit cost an attempt");
+
+    let voices = s.fake.to("POST /bot123456:ABC/sendVoice");
+    assert_eq!(voices.len(), 1, "the voice note went out once, though the message was retried");
+    assert_eq!(
+        voices[0].parts(),
+        vec![
+            ("chat_id".into(), None, None, b"778".to_vec()),
+            ("caption".into(), None, None, "Ouça e assine".as_bytes().to_vec()),
+            ("voice".into(), Some("audio.ogg".into()), Some("audio/ogg".into()), ogg),
+        ]
+    );
+    let documents = s.fake.to("POST /bot123456:ABC/sendDocument");
+    assert_eq!(documents.len(), 2, "refused by the rate limit, then accepted");
+    assert_eq!(
+        documents[1].parts(),
+        vec![
+            ("chat_id".into(), None, None, b"778".to_vec()),
+            ("document".into(), Some("contrato.pdf".into()), Some("application/pdf".into()), pdf),
+        ]
+    );
+    assert!(s.fake.to("POST /bot123456:ABC/sendMessage").is_empty());
+}
