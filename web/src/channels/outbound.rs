@@ -106,9 +106,16 @@ async fn send_one(state: &AppState, client: &awc::Client, m: Message) {
     let Ok(Ok((service, address, out))) = actix_web::web::block(move || -> Result<Loaded, schema::StoreError> {
         let mut c = pool.get()?;
         let conv = schema::models::Conversation::find(&mut c, conversation)?;
+        let service = Service::find(&mut c, conv.service_id)?;
         let last_customer_at = store::last_customer_message_at(&mut c, conv.service_id, &conv.customer_address)?;
-        let files = store::attachments_with_contents(&mut c, id)?;
-        Ok((Service::find(&mut c, conv.service_id)?, conv.customer_address, Outgoing { last_customer_at, files }))
+        // The bytes are read for the senders below that send files; others read their own.
+        let files = match service.channel {
+            Channel::Whatsapp | Channel::Telegram | Channel::Sms | Channel::Messenger | Channel::Instagram => {
+                store::attachments_with_contents(&mut c, id)?
+            }
+            _ => Vec::new(),
+        };
+        Ok((service, conv.customer_address, Outgoing { last_customer_at, files }))
     })
     .await
     else {
