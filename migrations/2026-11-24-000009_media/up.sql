@@ -24,3 +24,6 @@ CREATE TABLE media_fetches (
     UNIQUE (message_id, source)
 );
 CREATE INDEX media_fetches_due_idx ON media_fetches (next_attempt_at) WHERE status = 'pending';
+
+-- The reply window (C7) is read from a customer's conversations in a service on every send.
+CREATE INDEX conversations_address_idx ON conversations (service_id, customer_address);
