@@ -828,3 +828,70 @@ async fn telegram_sends_voice_and_document_and_a_429_midway_resends_only_what_is
     );
     assert!(s.fake.to("POST /bot123456:ABC/sendMessage").is_empty());
 }
+
+#[actix_rt::test]
+async fn an_outbound_start_by_customer_uses_their_whatsapp_contact_and_the_conversation_waits_when_i_am_paused() {
+    let s = setup(true).await;
+    let tpl = s.template("lembrete", "Seu boleto vence amanhã.", TemplateStatus::Approved);
+    let now = Utc::now();
+    let customer = schema::models::Customer {
+        id: schema::CustomerId::new(),
+        name: "Carlos".into(),
+        trade_name: None,
+        cpf: None,
+        cnpj: None,
+        emails: vec![],
+        phones: vec!["+5511933330000".into()],
+        notes: None,
+        portfolio_agent_id: None,
+        created_at: now,
+        updated_at: now,
+    }
+    .insert(&mut s.app.conn())
+    .unwrap();
+    let start = json!({"service_id": s.whatsapp, "customer_id": customer.id, "template": {"name": "lembrete"}});
+    s.app.post("/api/v1/outbound/whatsapp", Some(&s.token), &start).await.err(404, "not_found");
+    WhatsappContact {
+        id: WhatsappContactId::new(),
+        phone: "+5511933330000".into(),
+        wa_id: None,
+        name: Some("Carlos".into()),
+        customer_id: Some(customer.id),
+        opted_in: true,
+        opted_in_at: Some(now),
+        opt_in_source: Some("site".into()),
+        created_at: now,
+        updated_at: now,
+    }
+    .insert(&mut s.app.conn())
+    .unwrap();
+    let lunch = schema::models::PauseReason {
+        id: schema::PauseReasonId::new(),
+        name: "Almoço".into(),
+        active: true,
+        created_at: now,
+    }
+    .insert(&mut s.app.conn())
+    .unwrap();
+    s.app
+        .put("/api/v1/me/presence", Some(&s.token), &json!({"status": "paused", "pause_reason_id": lunch.id}))
+        .await
+        .ok(200);
+    s.fake.json(
+        &format!("POST /v21.0/{PHONE_ID}/messages"),
+        200,
+        json!({"messaging_product": "whatsapp", "messages": [{"id": "wamid.OUT2"}]}),
+    );
+    let body = s.app.post("/api/v1/outbound/whatsapp", Some(&s.token), &start).await.ok(201).clone();
+    assert_eq!(body["assigned"], false, "a paused agent does not take it");
+    let c = s.app.conversation(body["conversation_id"].as_str().unwrap().parse().unwrap());
+    assert_eq!(c.customer_address, "5511933330000", "the phone without its plus when there is no wa_id");
+    assert_eq!((c.customer_id, c.current_agent_id), (Some(customer.id), None));
+    until_status(&s.app, body["message"]["id"].as_str().unwrap(), MessageStatus::Sent).await;
+    let sent = s.fake.to(&format!("POST /v21.0/{PHONE_ID}/messages"));
+    assert_eq!(
+        sent[0].json()["template"],
+        json!({"name": "lembrete", "language": {"code": "pt_BR"}}),
+        "no components without parameters"
+    );
+}
