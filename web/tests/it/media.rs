@@ -832,7 +832,7 @@ async fn telegram_sends_voice_and_document_and_a_429_midway_resends_only_what_is
 #[actix_rt::test]
 async fn an_outbound_start_by_customer_uses_their_whatsapp_contact_and_the_conversation_waits_when_i_am_paused() {
     let s = setup(true).await;
-    let tpl = s.template("lembrete", "Seu boleto vence amanhã.", TemplateStatus::Approved);
+    s.template("lembrete", "Seu boleto vence amanhã.", TemplateStatus::Approved);
     let now = Utc::now();
     let customer = schema::models::Customer {
         id: schema::CustomerId::new(),
