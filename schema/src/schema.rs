@@ -217,6 +217,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    media_fetches (id) {
+        id -> Int8,
+        message_id -> Uuid,
+        service_id -> Uuid,
+        source -> Text,
+        content_type -> Nullable<Text>,
+        name -> Nullable<Text>,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        error -> Nullable<Text>,
+        attachment_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     memberships (agent_id, service_id) {
         agent_id -> Uuid,
         service_id -> Uuid,
@@ -424,6 +441,9 @@ diesel::joinable!(form_answers -> conversations (conversation_id));
 diesel::joinable!(form_answers -> form_fields (field_id));
 diesel::joinable!(form_fields -> service_types (service_type_id));
 diesel::joinable!(mailbox_cursors -> services (service_id));
+diesel::joinable!(media_fetches -> attachments (attachment_id));
+diesel::joinable!(media_fetches -> messages (message_id));
+diesel::joinable!(media_fetches -> services (service_id));
 diesel::joinable!(memberships -> agents (agent_id));
 diesel::joinable!(memberships -> services (service_id));
 diesel::joinable!(messages -> agents (sender_agent_id));
@@ -458,6 +478,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     form_answers,
     form_fields,
     mailbox_cursors,
+    media_fetches,
     memberships,
     messages,
     offers,

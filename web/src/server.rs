@@ -40,6 +40,7 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
     crate::channels::outbound::spawn(state.clone(), state.outbox.clone());
     crate::channels::voice::start(state.clone()).await;
     let poller = crate::channels::email::imap::spawn(state.clone(), config.imap_poll);
+    crate::channels::media::spawn(state.clone());
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()

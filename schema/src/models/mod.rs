@@ -5,11 +5,13 @@
 mod content;
 mod conversations;
 mod customers;
+mod media;
 mod people;
 mod webhooks;
 
 pub use content::*;
 pub use conversations::*;
 pub use customers::*;
+pub use media::*;
 pub use people::*;
 pub use webhooks::*;

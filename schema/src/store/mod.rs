@@ -9,6 +9,7 @@ mod content;
 mod conversations;
 mod customers;
 mod email;
+mod media;
 mod webhooks;
 
 pub use crate::error::is_transient;
@@ -17,6 +18,7 @@ pub use content::*;
 pub use conversations::*;
 pub use customers::*;
 pub use email::*;
+pub use media::*;
 pub use webhooks::*;
 
 /// `insert` and `find` for a row type whose id the application chooses.

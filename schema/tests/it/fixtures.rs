@@ -12,7 +12,7 @@ use schema::{
 };
 
 /// Every table of the data model (the migrations must create exactly these).
-pub const TABLES: [&str; 28] = [
+pub const TABLES: [&str; 29] = [
     "agent_capacities",
     "agents",
     "assignments",
@@ -29,6 +29,7 @@ pub const TABLES: [&str; 28] = [
     "form_answers",
     "form_fields",
     "mailbox_cursors",
+    "media_fetches",
     "memberships",
     "messages",
     "offers",

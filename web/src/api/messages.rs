@@ -52,9 +52,9 @@ const ALLOWED_TYPES: &[&str] = &[
     "application/zip",
 ];
 
-/// Whether files of this content type are accepted (uploads, and attachments of inbound email).
+/// Whether files of this content type are accepted (C9), sent or received.
 pub fn accepted_type(content_type: &str) -> bool {
-    ALLOWED_TYPES.contains(&content_type)
+    ALLOWED_TYPES.contains(&crate::channels::media::essence(content_type).as_str())
 }
 
 /// The largest file of a kind a channel accepts (C9), from the providers' published limits.
@@ -82,6 +82,8 @@ pub struct SendBody {
     pub text: Option<String>,
     #[serde(default)]
     pub attachment_ids: Vec<String>,
+    /// A WhatsApp template, sent alone (C7): the only message allowed outside the 24-hour window.
+    pub template: Option<crate::channels::templates::TemplateRef>,
 }
 
 fn kind_of(content_type: &str) -> MessageKind {
@@ -147,7 +149,14 @@ pub async fn send_message(
     }
     let attachment_ids: Vec<AttachmentId> =
         b.attachment_ids.iter().map(|a| parse_id(a, "attachment_ids[]")).collect::<Result<_, _>>()?;
-    if text.is_none() && attachment_ids.is_empty() {
+    let template = b.template;
+    if let Some(t) = &template {
+        if text.is_some() || !attachment_ids.is_empty() {
+            return Err(ApiError::bad_request("invalid_template", "a template is sent alone, without text or files"));
+        }
+        crate::channels::templates::check_ref(t)?;
+    }
+    if text.is_none() && attachment_ids.is_empty() && template.is_none() {
         return Err(ApiError::bad_request("empty_message", "send text, attachments or both"));
     }
     let conversation = visible_conversation(&state, &me, id).await?;
@@ -157,6 +166,16 @@ pub async fn send_message(
     if conversation.channel == Channel::Voice {
         return Err(ApiError::unprocessable("channel_without_messages", "calls have no messages"));
     }
+    if template.is_some() && conversation.channel != Channel::Whatsapp {
+        return Err(ApiError::unprocessable("templates_whatsapp_only", "templates are sent on WhatsApp only"));
+    }
+    if conversation.channel == Channel::Sms && !attachment_ids.is_empty() {
+        return Err(ApiError::unprocessable(
+            "media_not_supported",
+            "SMS carries text only: MMS needs the file at a public URL, which this installation does not publish",
+        ));
+    }
+    let address = conversation.customer_address.clone();
     let agent = me.agent.id;
     let channel = conversation.channel;
     let service = conversation.service_id;
@@ -186,12 +205,30 @@ pub async fn send_message(
             }
             let now = Utc::now();
             let kind = match (&text, files.first()) {
+                _ if template.is_some() => MessageKind::Template,
                 (None, Some(f)) if files.len() == 1 => kind_of(&f.content_type),
                 (None, Some(_)) => MessageKind::Document,
                 _ => MessageKind::Text,
             };
+            // C7: the provider's reply window, checked here and again just before sending.
+            let last = store::last_customer_message_at(c, service, &address)?;
+            let window = crate::channels::media::window(channel, last, now);
+            if let Some(why) = crate::channels::media::window_refusal(window, kind) {
+                return Ok(Err(ApiError::unprocessable(crate::channels::media::OUTSIDE_WINDOW, why)));
+            }
+            let filled = match &template {
+                Some(t) => match crate::channels::templates::fill(c, service, t)? {
+                    Ok(filled) => Some(filled),
+                    Err(refused) => return Ok(Err(refused)),
+                },
+                None => None,
+            };
             let mut m = Message::new(id, service, MessageDirection::Out, kind, MessageStatus::Pending, now);
             m.body = text.clone();
+            if let Some(f) = filled {
+                m.body = Some(f.body);
+                m.payload = f.payload;
+            }
             m.sender_agent_id = Some(agent);
             m.idempotency_key = key.clone();
             m.next_attempt_at = Some(now);

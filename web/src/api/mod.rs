@@ -60,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(admin::create_template)
             .service(admin::create_service_type)
             .service(messages::send_message)
+            .service(crate::channels::templates::start_whatsapp)
             .service(messages::upload)
             .service(messages::download)
             .service(lists::get_me)

@@ -15,6 +15,7 @@ use crate::api::{admin, agent, auth, lists, messages, supervisor};
         agent::list_conversations, agent::get_conversation, agent::transfer, agent::return_to_queue,
         agent::conclude, agent::cancel, agent::put_classification, agent::put_due_date,
         messages::send_message, messages::upload, messages::download,
+        crate::channels::templates::start_whatsapp,
         admin::create_service, admin::list_services, admin::get_service, admin::patch_service,
         admin::create_agent, admin::list_agents, admin::get_agent, admin::patch_agent,
         admin::create_pause_reason, admin::create_classification, admin::create_canned, admin::create_template,

@@ -110,11 +110,16 @@ pub async fn receive(
         };
         for event in entry.get("messaging").and_then(Value::as_array).into_iter().flatten() {
             if let Some(inbound) = parse_event(service, channel, event) {
+                let files =
+                    super::media::may_carry_files(&inbound).then(|| inbound.provider_message_id.clone()).flatten();
                 let (outcome, m) = state.engine.ingest(inbound).await.map_err(super::engine_unavailable)?;
                 if let (Ingested::Stored { conversation, .. }, Some(m)) = (outcome, m) {
                     stored += 1;
                     let json = crate::api::messages::message_value(&m, &[]);
                     state.engine.publish_message(conversation, service.id, json).await;
+                }
+                if let Some(id) = files {
+                    super::media::request_fetches(&state, service, &id).await?;
                 }
             } else if let Some(mids) = event.pointer("/delivery/mids").and_then(Value::as_array) {
                 for mid in mids.iter().filter_map(Value::as_str) {

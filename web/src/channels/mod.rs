@@ -4,11 +4,13 @@
 
 pub mod cti;
 pub mod email;
+pub mod media;
 pub mod meta;
 pub mod outbound;
 pub mod sms;
 pub mod telegram;
 pub mod voice;
+pub mod templates;
 pub mod whatsapp;
 
 use actix_web::web;

@@ -4,17 +4,27 @@
 //! as `failed` with its error (D8), or — on 429, 5xx or no answer — another attempt later with
 //! backoff. Only a crash between the provider's answer and the commit can repeat a send; the
 //! providers offer no idempotency key to close that window.
+//!
+//! Media and templates (C7, C9): each file of a message goes out as its own provider message
+//! (WhatsApp: uploaded to `/{phone_number_id}/media`, then sent by id; Messenger/Instagram: sent
+//! with the file as multipart `filedata`; Telegram: `sendPhoto`/`sendVoice`/`sendDocument`
+//! multipart), the text as the first file's caption where the kind takes one, else as a message
+//! of its own after the files. A file that went out is marked with the provider's id, so a retry
+//! sends only what is left. SMS carries no files. The reply window is checked again just before
+//! sending, since it may close while a message waits: WhatsApp outside 24 hours sends only
+//! templates; Messenger/Instagram tag a late reply `HUMAN_AGENT` and send nothing after 7 days.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use schema::models::{Message, Service};
+use chrono::{DateTime, Utc};
+use schema::models::{Attachment, Message, Service};
 use schema::{Channel, MessageStatus, store};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tracing::warn;
 
+use super::media::{Part, Window, multipart, window, window_refusal};
 use crate::state::AppState;
 
 /// Most attempts before a send is given up as failed.
@@ -44,6 +54,20 @@ pub enum SendResult {
     Retry(String),
     /// This channel has no sender yet: left pending.
     Unsupported,
+}
+
+/// What a sender needs besides the message: the customer's last message (the window) and the
+/// message's files with their bytes.
+struct Outgoing {
+    last_customer_at: Option<DateTime<Utc>>,
+    files: Vec<(Attachment, Vec<u8>)>,
+}
+
+impl Outgoing {
+    /// The files not sent yet (a retry skips the others).
+    fn unsent(&self) -> impl Iterator<Item = &(Attachment, Vec<u8>)> {
+        self.files.iter().filter(|(a, _)| a.provider_media_id.is_none())
+    }
 }
 
 /// Runs the sender until the system stops. Call inside the actix system (awc needs it).
@@ -78,20 +102,32 @@ async fn claim(state: &AppState) -> Result<Vec<Message>, ()> {
 async fn send_one(state: &AppState, client: &awc::Client, m: Message) {
     let pool = state.pool.clone();
     let (id, conversation) = (m.id, m.conversation_id);
-    let Ok(Ok((service, address))) = actix_web::web::block(move || -> Result<(Service, String), schema::StoreError> {
+    type Loaded = (Service, String, Outgoing);
+    let Ok(Ok((service, address, out))) = actix_web::web::block(move || -> Result<Loaded, schema::StoreError> {
         let mut c = pool.get()?;
         let conv = schema::models::Conversation::find(&mut c, conversation)?;
-        Ok((Service::find(&mut c, conv.service_id)?, conv.customer_address))
+        let service = Service::find(&mut c, conv.service_id)?;
+        let last_customer_at = store::last_customer_message_at(&mut c, conv.service_id, &conv.customer_address)?;
+        // The bytes are read for the senders below that send files; others read their own.
+        let files = match service.channel {
+            Channel::Whatsapp | Channel::Telegram | Channel::Sms | Channel::Messenger | Channel::Instagram => {
+                store::attachments_with_contents(&mut c, id)?
+            }
+            _ => Vec::new(),
+        };
+        Ok((service, conv.customer_address, Outgoing { last_customer_at, files }))
     })
     .await
     else {
         return;
     };
     let result = match service.channel {
-        Channel::Whatsapp => whatsapp_send(client, &service.provider, &address, &m).await,
-        Channel::Telegram => telegram_send(client, &service.provider, &address, &m).await,
-        Channel::Sms => twilio_send(client, &service.provider, &address, &m).await,
-        Channel::Messenger | Channel::Instagram => meta_send(client, &service.provider, &address, &m).await,
+        Channel::Whatsapp => whatsapp_send(state, client, &service.provider, &address, &m, &out).await,
+        Channel::Telegram => telegram_send(state, client, &service.provider, &address, &m, &out).await,
+        Channel::Sms => twilio_send(client, &service.provider, &address, &m, &out).await,
+        Channel::Messenger | Channel::Instagram => {
+            meta_send(state, client, &service.provider, &address, &m, &out).await
+        }
         Channel::Email => super::email::smtp::send(state, &service, &address, &m).await,
         _ => SendResult::Unsupported,
     };
@@ -126,29 +162,143 @@ async fn send_one(state: &AppState, client: &awc::Client, m: Message) {
         }
     })
     .await;
-    if let Ok(Ok(Some(m))) = changed {
-        let json = crate::api::messages::message_value(&m, &[]);
-        state.engine.publish_message(m.conversation_id, service.id, json).await;
+    if let Ok(Ok(Some(m))) = changed
+        && let Ok(json) = crate::api::messages::message_json(state, m).await
+    {
+        state.engine.publish_message(conversation, service.id, json).await;
     }
 }
 
-/// `POST {api_base_url}/v21.0/{phone_number_id}/messages` with the service's access token.
-async fn whatsapp_send(client: &awc::Client, provider: &Value, to: &str, m: &Message) -> SendResult {
+/// Records that one file went out as the provider's message `provider_id` (a retry skips it).
+async fn file_sent(state: &AppState, file: &Attachment, provider_id: &str) -> Result<(), SendResult> {
+    let (pool, file, provider_id) = (state.pool.clone(), file.id, provider_id.to_owned());
+    actix_web::web::block(move || -> Result<(), schema::StoreError> {
+        store::mark_attachment_sent(&mut *pool.get()?, file, &provider_id)
+    })
+    .await
+    .map_err(|e| SendResult::Retry(e.to_string()))?
+    .map_err(|e| SendResult::Retry(e.to_string()))
+}
+
+/// Whether the text rides as the first file's caption (else it is a message of its own).
+fn text_in_caption(m: &Message, out: &Outgoing, takes_caption: impl Fn(&str) -> bool) -> bool {
+    m.body.is_some() && out.files.first().is_some_and(|(a, _)| takes_caption(&a.content_type))
+}
+
+/// The window refusal of a message about to go out, if any.
+fn outside(window: Window, m: &Message) -> Option<SendResult> {
+    window_refusal(window, m.kind).map(|why| SendResult::Refused(super::media::OUTSIDE_WINDOW.into(), why.into()))
+}
+
+/// The WhatsApp message type of a file.
+fn whatsapp_type(content_type: &str) -> &'static str {
+    match super::media::essence(content_type).as_str() {
+        "image/webp" => "sticker",
+        t if t.starts_with("image/") => "image",
+        t if t.starts_with("audio/") => "audio",
+        t if t.starts_with("video/") => "video",
+        _ => "document",
+    }
+}
+
+/// `POST {api_base_url}/v21.0/{phone_number_id}/messages` with the service's access token: a
+/// text, a template (`type: template`), or each file uploaded to `/{phone_number_id}/media` and
+/// sent by its media id.
+async fn whatsapp_send(
+    state: &AppState,
+    client: &awc::Client,
+    provider: &Value,
+    to: &str,
+    m: &Message,
+    out: &Outgoing,
+) -> SendResult {
     let field = |k: &str| provider_field(provider, k);
     let (base, phone_id, token) = (field("api_base_url"), field("phone_number_id"), field("access_token"));
     if base.is_empty() || phone_id.is_empty() || token.is_empty() {
         return SendResult::Refused("not_configured".into(), "the WhatsApp service has no API credentials".into());
     }
-    let Some(text) = m.body.as_deref() else {
-        return SendResult::Refused(
-            "unsupported_content".into(),
-            "only text messages are sent to WhatsApp so far".into(),
-        );
+    if let Some(refused) = outside(window(Channel::Whatsapp, out.last_customer_at, Utc::now()), m) {
+        return refused;
+    }
+    let envelope = |kind: &str, content: Value| {
+        let mut body = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": kind});
+        body[kind] = content;
+        body
     };
-    let body = json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
-                      "type": "text", "text": {"body": text, "preview_url": false}});
+    if m.kind == schema::MessageKind::Template {
+        let Some(t) = m.payload.get("template") else {
+            return SendResult::Refused("invalid_template".into(), "the template message has no template".into());
+        };
+        let mut template = json!({"name": t["name"], "language": {"code": t["language"]}});
+        let parameters: Vec<Value> =
+            t["parameters"].as_array().into_iter().flatten().map(|p| json!({"type": "text", "text": p})).collect();
+        if !parameters.is_empty() {
+            template["components"] = json!([{"type": "body", "parameters": parameters}]);
+        }
+        return whatsapp_post(client, &base, &phone_id, &token, &envelope("template", template)).await;
+    }
+    let caption_first = text_in_caption(m, out, |ct| matches!(whatsapp_type(ct), "image" | "video" | "document"));
+    let mut last = None;
+    for (i, (file, data)) in out.files.iter().enumerate() {
+        if file.provider_media_id.is_some() {
+            continue;
+        }
+        let kind = whatsapp_type(&file.content_type);
+        let (content_type, form) = multipart(&[
+            Part::field("messaging_product", "whatsapp"),
+            Part::field("type", &file.content_type),
+            Part::file("file", &file.name, &file.content_type, data),
+        ]);
+        let url = format!("{base}/v21.0/{phone_id}/media");
+        let request =
+            client.post(&url).bearer_auth(&token).insert_header(("Content-Type", content_type)).send_body(form);
+        let media_id = match exchange(request).await {
+            Ok((status, answer)) if status.is_success() => match answer.get("id").and_then(Value::as_str) {
+                Some(id) => id.to_owned(),
+                None => return SendResult::Retry("no media id in the upload's answer".into()),
+            },
+            Ok((status, answer)) => return whatsapp_error(status, &answer),
+            Err(retry) => return retry,
+        };
+        let mut content = json!({"id": media_id});
+        if i == 0 && caption_first {
+            content["caption"] = json!(m.body);
+        }
+        if kind == "document" {
+            content["filename"] = json!(file.name);
+        }
+        match whatsapp_post(client, &base, &phone_id, &token, &envelope(kind, content)).await {
+            SendResult::Sent(id) => {
+                if let Err(retry) = file_sent(state, file, &id).await {
+                    return retry;
+                }
+                last = Some(id);
+            }
+            other => return other,
+        }
+    }
+    match m.body.as_deref() {
+        Some(text) if !caption_first => {
+            whatsapp_post(
+                client,
+                &base,
+                &phone_id,
+                &token,
+                &envelope("text", json!({"body": text, "preview_url": false})),
+            )
+            .await
+        }
+        _ => match last.or_else(|| out.files.last().and_then(|(a, _)| a.provider_media_id.clone())) {
+            Some(id) => SendResult::Sent(id),
+            None => SendResult::Refused("empty_message".into(), "nothing to send".into()),
+        },
+    }
+}
+
+/// One `POST /{phone_number_id}/messages`.
+async fn whatsapp_post(client: &awc::Client, base: &str, phone_id: &str, token: &str, body: &Value) -> SendResult {
     let url = format!("{base}/v21.0/{phone_id}/messages");
-    let (status, answer) = match exchange(client.post(&url).bearer_auth(&token).send_json(&body)).await {
+    let (status, answer) = match exchange(client.post(&url).bearer_auth(token).send_json(body)).await {
         Ok(answered) => answered,
         Err(retry) => return retry,
     };
@@ -158,6 +308,11 @@ async fn whatsapp_send(client: &awc::Client, provider: &Value, to: &str, m: &Mes
             None => SendResult::Retry("no message id in the answer".into()),
         };
     }
+    whatsapp_error(status, &answer)
+}
+
+/// A Graph API error answer.
+fn whatsapp_error(status: awc::http::StatusCode, answer: &Value) -> SendResult {
     let code = answer.pointer("/error/code").map(|c| c.to_string()).unwrap_or_else(|| status.as_u16().to_string());
     let message = answer
         .pointer("/error/message")
@@ -167,23 +322,73 @@ async fn whatsapp_send(client: &awc::Client, provider: &Value, to: &str, m: &Mes
     refusal_or_retry(status, code, message)
 }
 
-/// `POST {api_base_url}/bot{bot_token}/sendMessage` with `{chat_id, text}`.
-async fn telegram_send(client: &awc::Client, provider: &Value, chat: &str, m: &Message) -> SendResult {
+/// The Bot API method and file field for a file: a photo, a voice note (OGG/Opus) or a document.
+fn telegram_method(content_type: &str) -> (&'static str, &'static str) {
+    match super::media::essence(content_type).as_str() {
+        "image/jpeg" | "image/png" | "image/webp" => ("sendPhoto", "photo"),
+        "audio/ogg" => ("sendVoice", "voice"),
+        _ => ("sendDocument", "document"),
+    }
+}
+
+/// `POST {api_base_url}/bot{bot_token}/sendMessage` with `{chat_id, text}`; each file with
+/// `sendPhoto` / `sendVoice` / `sendDocument` as multipart, the text as the first one's caption.
+async fn telegram_send(
+    state: &AppState,
+    client: &awc::Client,
+    provider: &Value,
+    chat: &str,
+    m: &Message,
+    out: &Outgoing,
+) -> SendResult {
     let field = |k: &str| provider_field(provider, k);
     let (base, token) = (field("api_base_url"), field("bot_token"));
     if base.is_empty() || token.is_empty() {
         return SendResult::Refused("not_configured".into(), "the Telegram service has no bot token".into());
     }
-    let Some(text) = m.body.as_deref() else {
-        return SendResult::Refused(
-            "unsupported_content".into(),
-            "only text messages are sent to Telegram so far".into(),
-        );
+    let caption_first = text_in_caption(m, out, |_| true);
+    let mut last = None;
+    for (i, (file, data)) in out.files.iter().enumerate() {
+        if file.provider_media_id.is_some() {
+            continue;
+        }
+        let (method, part) = telegram_method(&file.content_type);
+        let caption = m.body.as_deref().filter(|_| i == 0 && caption_first);
+        let mut parts = vec![Part::field("chat_id", chat)];
+        if let Some(c) = caption {
+            parts.push(Part::field("caption", c));
+        }
+        parts.push(Part::file(part, &file.name, &file.content_type, data));
+        let (content_type, form) = multipart(&parts);
+        let url = format!("{base}/bot{token}/{method}");
+        let request = client.post(&url).insert_header(("Content-Type", content_type)).send_body(form);
+        match telegram_answer(chat, exchange(request).await) {
+            SendResult::Sent(id) => {
+                if let Err(retry) = file_sent(state, file, &id).await {
+                    return retry;
+                }
+                last = Some(id);
+            }
+            other => return other,
+        }
+    }
+    let text = match m.body.as_deref() {
+        Some(text) if !caption_first => text,
+        _ => {
+            return match last.or_else(|| out.files.last().and_then(|(a, _)| a.provider_media_id.clone())) {
+                Some(id) => SendResult::Sent(id),
+                None => SendResult::Refused("empty_message".into(), "nothing to send".into()),
+            };
+        }
     };
     let chat_id: Value = chat.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(chat));
     let url = format!("{base}/bot{token}/sendMessage");
-    let (status, answer) = match exchange(client.post(&url).send_json(&json!({"chat_id": chat_id, "text": text}))).await
-    {
+    telegram_answer(chat, exchange(client.post(&url).send_json(&json!({"chat_id": chat_id, "text": text}))).await)
+}
+
+/// A Bot API answer: `{ok: true, result: {message_id}}` or `{ok: false, error_code, description}`.
+fn telegram_answer(chat: &str, answered: Result<(awc::http::StatusCode, Value), SendResult>) -> SendResult {
+    let (status, answer) = match answered {
         Ok(answered) => answered,
         Err(retry) => return retry,
     };
@@ -200,12 +405,19 @@ async fn telegram_send(client: &awc::Client, provider: &Value, chat: &str, m: &M
 
 /// `POST {api_base_url}/2010-04-01/Accounts/{account_sid}/Messages.json`, form-encoded, with basic
 /// auth and our webhook as the status callback.
-async fn twilio_send(client: &awc::Client, provider: &Value, to: &str, m: &Message) -> SendResult {
+async fn twilio_send(client: &awc::Client, provider: &Value, to: &str, m: &Message, out: &Outgoing) -> SendResult {
     let field = |k: &str| provider_field(provider, k);
     let (base, sid, token, from) =
         (field("api_base_url"), field("account_sid"), field("auth_token"), field("phone_number"));
     if base.is_empty() || sid.is_empty() || token.is_empty() || from.is_empty() {
         return SendResult::Refused("not_configured".into(), "the SMS service has no Twilio credentials".into());
+    }
+    if !out.files.is_empty() {
+        return SendResult::Refused(
+            "media_not_supported".into(),
+            "SMS carries text only: MMS needs the file at a public URL, which this installation does not publish"
+                .into(),
+        );
     }
     let Some(text) = m.body.as_deref() else {
         return SendResult::Refused("unsupported_content".into(), "only text is sent by SMS".into());
@@ -231,21 +443,89 @@ async fn twilio_send(client: &awc::Client, provider: &Value, to: &str, m: &Messa
     refusal_or_retry(status, code, message)
 }
 
+/// The Send API attachment type of a file.
+fn meta_type(content_type: &str) -> &'static str {
+    match content_type.split('/').next() {
+        Some("image") => "image",
+        Some("audio") => "audio",
+        Some("video") => "video",
+        _ => "file",
+    }
+}
+
 /// Messenger / Instagram Send API: `POST {api_base_url}/v21.0/{page_id | account_id}/messages`
-/// with `{recipient: {id}, messaging_type: "RESPONSE", message: {text}}`.
-async fn meta_send(client: &awc::Client, provider: &Value, to: &str, m: &Message) -> SendResult {
+/// with `{recipient: {id}, messaging_type, message: {text}}`: `RESPONSE` within 24 hours of the
+/// customer's last message, `MESSAGE_TAG` with `tag: HUMAN_AGENT` within 7 days. Each file goes
+/// first as a multipart request (`recipient`, `messaging_type`, `message` with an attachment of
+/// that type, and the file in `filedata`); the text follows as a message of its own.
+async fn meta_send(
+    state: &AppState,
+    client: &awc::Client,
+    provider: &Value,
+    to: &str,
+    m: &Message,
+    out: &Outgoing,
+) -> SendResult {
     let field = |k: &str| provider_field(provider, k);
     let (base, token) = (field("api_base_url"), field("access_token"));
     let sender = Some(field("page_id")).filter(|p| !p.is_empty()).unwrap_or_else(|| field("account_id"));
     if base.is_empty() || token.is_empty() || sender.is_empty() {
         return SendResult::Refused("not_configured".into(), "the service has no Send API credentials".into());
     }
-    let Some(text) = m.body.as_deref() else {
-        return SendResult::Refused("unsupported_content".into(), "only text messages are sent so far".into());
+    // Messenger and Instagram share the rules; the channel only names the service.
+    let w = window(Channel::Messenger, out.last_customer_at, Utc::now());
+    if let Some(refused) = outside(w, m) {
+        return refused;
+    }
+    let tagged = |mut body: Value| {
+        if w == Window::HumanAgent {
+            body["messaging_type"] = json!("MESSAGE_TAG");
+            body["tag"] = json!("HUMAN_AGENT");
+        } else {
+            body["messaging_type"] = json!("RESPONSE");
+        }
+        body
     };
-    let body = json!({"recipient": {"id": to}, "messaging_type": "RESPONSE", "message": {"text": text}});
     let url = format!("{base}/v21.0/{sender}/messages");
-    let (status, answer) = match exchange(client.post(&url).bearer_auth(&token).send_json(&body)).await {
+    let mut last = None;
+    for (file, data) in out.unsent() {
+        let recipient = json!({"id": to}).to_string();
+        let message = json!({"attachment": {"type": meta_type(&file.content_type), "payload": {"is_reusable": false}}})
+            .to_string();
+        let head = tagged(json!({}));
+        let messaging_type = head["messaging_type"].as_str().unwrap_or("RESPONSE").to_owned();
+        let mut parts = vec![Part::field("recipient", &recipient), Part::field("messaging_type", &messaging_type)];
+        if w == Window::HumanAgent {
+            parts.push(Part::field("tag", "HUMAN_AGENT"));
+        }
+        parts.push(Part::field("message", &message));
+        parts.push(Part::file("filedata", &file.name, &file.content_type, data));
+        let (content_type, form) = multipart(&parts);
+        let request =
+            client.post(&url).bearer_auth(&token).insert_header(("Content-Type", content_type)).send_body(form);
+        match meta_answer(exchange(request).await) {
+            SendResult::Sent(id) => {
+                if let Err(retry) = file_sent(state, file, &id).await {
+                    return retry;
+                }
+                last = Some(id);
+            }
+            other => return other,
+        }
+    }
+    let Some(text) = m.body.as_deref() else {
+        return match last.or_else(|| out.files.last().and_then(|(a, _)| a.provider_media_id.clone())) {
+            Some(id) => SendResult::Sent(id),
+            None => SendResult::Refused("empty_message".into(), "nothing to send".into()),
+        };
+    };
+    let body = tagged(json!({"recipient": {"id": to}, "message": {"text": text}}));
+    meta_answer(exchange(client.post(&url).bearer_auth(&token).send_json(&body)).await)
+}
+
+/// A Send API answer: `{recipient_id, message_id}` or `{error: {code, message}}`.
+fn meta_answer(answered: Result<(awc::http::StatusCode, Value), SendResult>) -> SendResult {
+    let (status, answer) = match answered {
         Ok(answered) => answered,
         Err(retry) => return retry,
     };

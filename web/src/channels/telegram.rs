@@ -57,10 +57,14 @@ pub async fn receive(
     let Some(inbound) = parse_message(&service, message) else {
         return Err(ApiError::bad_request("invalid_payload", "a message needs chat.id and message_id"));
     };
+    let files = super::media::may_carry_files(&inbound).then(|| inbound.provider_message_id.clone()).flatten();
     let (outcome, stored) = state.engine.ingest(inbound).await.map_err(super::engine_unavailable)?;
     if let (Ingested::Stored { conversation, .. }, Some(m)) = (&outcome, stored) {
         let json = crate::api::messages::message_value(&m, &[]);
         state.engine.publish_message(*conversation, service.id, json).await;
+    }
+    if let Some(id) = files {
+        super::media::request_fetches(&state, &service, &id).await?;
     }
     Ok(HttpResponse::Ok().json(json!({"status": "ok", "stored": matches!(outcome, Ingested::Stored { .. })})))
 }

@@ -120,11 +120,15 @@ pub async fn receive(
         let Some(service) = services.iter().find(|s| s.provider_key.as_deref() == Some(phone_id)) else { continue };
         for m in value.get("messages").and_then(Value::as_array).into_iter().flatten() {
             let Some(inbound) = parse_message(service, value, m) else { continue };
+            let files = super::media::may_carry_files(&inbound).then(|| inbound.provider_message_id.clone()).flatten();
             let (outcome, message) = state.engine.ingest(inbound).await.map_err(super::engine_unavailable)?;
             if let (Ingested::Stored { conversation, .. }, Some(message)) = (outcome, message) {
                 stored += 1;
                 let json = crate::api::messages::message_value(&message, &[]);
                 state.engine.publish_message(conversation, service.id, json).await;
+            }
+            if let Some(id) = files {
+                super::media::request_fetches(&state, service, &id).await?;
             }
         }
         for s in value.get("statuses").and_then(Value::as_array).into_iter().flatten() {

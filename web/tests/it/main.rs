@@ -13,6 +13,7 @@ mod email;
 mod fuzz;
 mod identify;
 mod mail_servers;
+mod media;
 mod meta;
 mod outage;
 mod outbound;

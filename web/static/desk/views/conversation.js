@@ -388,6 +388,9 @@ export class ConversationView {
         h('a', { href: attachmentUrl(a.id), download: a.name || '', testid: `attachment-${a.id}` }, toolIcon('clip'), a.name || t('msg.attachment')),
         h('span', { class: 'muted' }, ` ${fmtSize(a.size)}`)))));
     }
+    // A customer's file the server would not keep (too large, type not accepted) or could not fetch.
+    const mediaError = m.payload && typeof m.payload.media_error === 'string' ? m.payload.media_error : '';
+    if (mediaError) parts.push(h('div', { class: 'msg-body muted', testid: `media-error-${m.id}` }, `${t('msg.mediaRefused')}: ${mediaError}`));
     if (!parts.length) parts.push(h('div', { class: 'msg-body muted' }, `[${m.kind}]`));
     const meta = [h('span', { class: 'msg-time', title: fmtDateTime(m.created_at) }, fmtTime(m.created_at))];
     if (dir === 'out') {

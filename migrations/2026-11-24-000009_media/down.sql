@@ -1,0 +1,2 @@
+DROP INDEX conversations_address_idx;
+DROP TABLE media_fetches;
