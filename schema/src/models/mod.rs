@@ -6,10 +6,12 @@ mod content;
 mod conversations;
 mod customers;
 mod people;
+mod webchat;
 mod webhooks;
 
 pub use content::*;
 pub use conversations::*;
 pub use customers::*;
 pub use people::*;
+pub use webchat::*;
 pub use webhooks::*;

@@ -8,6 +8,7 @@ mod agents;
 mod content;
 mod conversations;
 mod customers;
+mod webchat;
 mod webhooks;
 
 pub use crate::error::is_transient;
@@ -15,6 +16,7 @@ pub use agents::*;
 pub use content::*;
 pub use conversations::*;
 pub use customers::*;
+pub use webchat::*;
 pub use webhooks::*;
 
 /// `insert` and `find` for a row type whose id the application chooses.
@@ -80,6 +82,7 @@ row_store! {
     FormField in form_fields by crate::FormFieldId;
     FormAnswer in form_answers by crate::FormAnswerId;
     MailboxCursor in mailbox_cursors by crate::ServiceId;
+    Visitor in webchat_visitors by crate::VisitorId;
 }
 
 serial_store! {

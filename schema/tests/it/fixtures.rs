@@ -12,7 +12,7 @@ use schema::{
 };
 
 /// Every table of the data model (the migrations must create exactly these).
-pub const TABLES: [&str; 28] = [
+pub const TABLES: [&str; 30] = [
     "agent_capacities",
     "agents",
     "assignments",
@@ -38,6 +38,8 @@ pub const TABLES: [&str; 28] = [
     "service_types",
     "services",
     "sessions",
+    "webchat_uploads",
+    "webchat_visitors",
     "webhook_receipts",
     "whatsapp_contacts",
     "whatsapp_templates",
