@@ -44,6 +44,8 @@ pub enum SendResult {
     Retry(String),
     /// This channel has no sender yet: left pending.
     Unsupported,
+    /// Webchat: the visitor is away; the message stays pending until its widget reconnects.
+    AwaitingCustomer,
 }
 
 /// Runs the sender until the system stops. Call inside the actix system (awc needs it).
@@ -92,6 +94,7 @@ async fn send_one(state: &AppState, client: &awc::Client, m: Message) {
         Channel::Telegram => telegram_send(client, &service.provider, &address, &m).await,
         Channel::Sms => twilio_send(client, &service.provider, &address, &m).await,
         Channel::Messenger | Channel::Instagram => meta_send(client, &service.provider, &address, &m).await,
+        Channel::Webchat => crate::webchat::send(state, &address, &m).await,
         _ => SendResult::Unsupported,
     };
     let pool = state.pool.clone();
@@ -114,6 +117,11 @@ async fn send_one(state: &AppState, client: &awc::Client, m: Message) {
             SendResult::Retry(_) => {
                 let backoff = chrono::Duration::seconds(1i64 << attempts.clamp(0, 8));
                 store::retry_at(&mut c, id, now + backoff)?;
+                Ok(None)
+            }
+            SendResult::AwaitingCustomer => {
+                // The widget's resume marks it sent; looked at again hourly meanwhile.
+                store::retry_at(&mut c, id, now + chrono::Duration::hours(1))?;
                 Ok(None)
             }
             SendResult::Unsupported => {

@@ -12,5 +12,6 @@ mod outbound;
 mod server;
 mod sms;
 mod telegram;
+mod webchat;
 mod whatsapp;
 mod ws;
