@@ -143,7 +143,7 @@ function handle(f) {
         li.classList.remove('sending');
         li.dataset.id = f.message_id;
         shown.set(f.message_id, li);
-        meta(li, t('sent'));
+        meta(li, `${time()} · ${t('sent')}`);
       }
       break;
     }
@@ -234,7 +234,7 @@ function renderPending(m) {
   const li = bubble('customer');
   li.classList.add('sending');
   if (m.text) { const p = document.createElement('span'); p.className = 'text'; p.textContent = m.text; li.append(p); }
-  (m.files || []).forEach((name) => { const s = document.createElement('span'); s.textContent = `📎 ${name}`; li.append(s); });
+  (m.files || []).forEach((name) => { const s = document.createElement('span'); s.textContent = `${t('file')}: ${name}`; li.append(s); });
   meta(li, t('sending'));
   $('messages').append(li);
   shown.set(m.client_id, li);
@@ -264,7 +264,7 @@ function attachment(a) {
     const b = document.createElement('button');
     b.type = 'button';
     b.className = 'file';
-    b.textContent = `📎 ${a.name}`;
+    b.textContent = `${t('file')}: ${a.name}`;
     b.addEventListener('click', async () => {
       const link = document.createElement('a');
       link.href = await fetchFile(a);
