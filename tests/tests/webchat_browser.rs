@@ -139,6 +139,17 @@ async fn hidden(c: &Client, id: &str) -> bool {
     !find(c, id).await.is_displayed().await.unwrap()
 }
 
+/// Waits until an element is displayed (or not).
+async fn shown_until(c: &Client, id: &str, displayed: bool) {
+    for _ in 0..100 {
+        if hidden(c, id).await != displayed {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{id} never became {}", if displayed { "visible" } else { "hidden" });
+}
+
 /// Signs an agent in through the API and makes them available; returns the token.
 async fn agent_ready(base: &str, login: &str) -> String {
     let client = awc::Client::new();
@@ -194,8 +205,8 @@ async fn a_customer_chats_on_the_page_gets_the_agents_answer_live_and_keeps_it_a
     shot(&page, "webchat-02-invalid-email").await;
     find(&page, "email").await.send_keys("example.com").await.unwrap();
     click(&page, "start-button").await;
-    find(&page, "text").await;
-    assert!(hidden(&page, "start").await, "the form gives way to the chat");
+    shown_until(&page, "start", false).await;
+    shown_until(&page, "conversation", true).await;
     text_until(&page, "status", |t| !t.trim().is_empty()).await;
 
     // The customer writes; it is stored (acknowledged) and shown as sent.
@@ -260,7 +271,8 @@ async fn a_customer_chats_on_the_page_gets_the_agents_answer_live_and_keeps_it_a
     // A reload resumes the same conversation with its history.
     page.refresh().await.unwrap();
     text_until(&page, "messages", |t| t.contains("pedido 4521") && t.contains("Sou a Ana")).await;
-    assert!(hidden(&page, "start").await && !hidden(&page, "conversation").await, "no start form again");
+    shown_until(&page, "conversation", true).await;
+    assert!(hidden(&page, "start").await, "no start form again");
     shot(&page, "webchat-05-after-reload").await;
     let open = store::open_conversations(&mut db.conn()).unwrap();
     assert_eq!(open.iter().filter(|c| c.service_id == service).count(), 1, "still one conversation");

@@ -631,3 +631,50 @@ async fn a_catalogue_of_malformed_requests_is_refused_and_changes_nothing() {
     assert!(count >= 40, "the catalogue has {count} cases");
     c.app.engine.stop();
 }
+
+/// A text frame whose payload is not UTF-8 cannot be built with a WebSocket library, so this
+/// speaks the protocol by hand: the handshake, one masked text frame of bad bytes, then reads the
+/// server's answer (an unmasked text frame) and its close.
+#[actix_rt::test]
+async fn a_text_frame_of_bad_utf8_is_refused_and_the_socket_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = chat().await;
+    c.app.engine.flush().await;
+    let before = c.app.snapshot();
+    let addr = c.app.url("", "").trim_start_matches("://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let handshake = format!(
+        "GET /ws/webchat?service_id={} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        c.service
+    );
+    tcp.write_all(handshake.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        tcp.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    // FIN + text, masked, 4 bytes: 0xff 0xfe 0xfd 0xfc (never UTF-8).
+    let mask = [1u8, 2, 3, 4];
+    let payload = [0xffu8, 0xfe, 0xfd, 0xfc];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    tcp.write_all(&frame).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the server closes the connection");
+    // The first frame: unmasked text with a 7-bit or 16-bit length.
+    assert_eq!(answer[0], 0x81, "a text frame first: {answer:?}");
+    let (len, start) = match answer[1] {
+        126 => (u16::from_be_bytes([answer[2], answer[3]]) as usize, 4),
+        n => (n as usize, 2),
+    };
+    let error: Value = serde_json::from_slice(&answer[start..start + len]).unwrap();
+    assert_eq!((error["type"].as_str(), error["error"].as_str()), (Some("error"), Some("invalid_message")));
+    assert_eq!(answer[start + len] & 0x0f, 0x8, "then a close frame");
+    c.app.unchanged(&before, "a frame of bad UTF-8");
+    c.app.engine.stop();
+}
