@@ -145,7 +145,9 @@ impl VisitorSession {
             this.in_flight -= 1;
             match result {
                 Ok(stored) => {
+                    let mut moved = false;
                     let visitor = this.visitor.as_mut().map(|v| {
+                        moved = v.conversation != Some(stored.conversation);
                         v.conversation = Some(stored.conversation);
                         v.visitor.id
                     });
@@ -158,8 +160,17 @@ impl VisitorSession {
                         ctx,
                     );
                     if let Some(visitor) = visitor {
-                        let hub = this.state.webchat.addr();
-                        hub.do_send(Follow { visitor, conversation: stored.conversation });
+                        let (hub, engine, me) = (this.state.webchat.addr(), this.state.engine.clone(), ctx.address());
+                        let conversation = stored.conversation;
+                        actix::spawn(async move {
+                            let _ = hub.send(Follow { visitor, conversation }).await;
+                            // A new conversation's state as of now that the hub forwards its events
+                            // (it may have been assigned before).
+                            if moved && let Some(facts) = engine.conversation(conversation).await {
+                                let (conversation_id, state) = (conversation.to_string(), facts.state.to_string());
+                                me.do_send(Push { frame: ServerFrame::State { conversation_id, state } });
+                            }
+                        });
                         if stored.new {
                             // The visitor's other tabs show it too.
                             let webchat = this.state.webchat.clone();

@@ -220,6 +220,8 @@ async fn a_visitor_chats_with_an_agent_both_ways_and_resumes_after_a_reload() {
     let second = ack["conversation_id"].as_str().unwrap();
     assert_ne!(second, conversation, "a new conversation");
     assert_eq!(c.app.conversation(second.parse().unwrap()).customer_address, row.customer_address, "same visitor");
+    let told = until(&mut conn, |f| f["type"] == "state" && f["conversation_id"] == second).await;
+    assert!(["queued", "in_service"].contains(&told["state"].as_str().unwrap()), "{told}");
     c.app.engine.stop();
 }
 
