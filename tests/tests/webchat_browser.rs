@@ -2,7 +2,7 @@
 //! against a real server and database: a customer opens `/webchat/{service_id}`, types a name and
 //! email and a message; the agent (automatic distribution) answers through the REST API and the
 //! answer appears on the page live; after a reload the page resumes the same conversation with the
-//! whole history. Screenshots of every step go to `target/e2e/`.
+//! whole history; a voice note recorded with a (fake) microphone arrives as audio. Screenshots of every step go to `target/e2e/`.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -61,6 +61,8 @@ async fn browser(port: u16) -> Client {
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", "--window-size=1280,800",
+                // A fake microphone, granted without a prompt: the page records a real voice note.
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                 format!("--user-data-dir={}", profile.display()),
             ]
         }
@@ -132,6 +134,17 @@ async fn text_until(c: &Client, id: &str, pred: impl Fn(&str) -> bool) -> String
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{id} never matched; last text: {last:?}");
+}
+
+/// Waits until an element's attribute has this value.
+async fn text_until_attr(c: &Client, id: &str, attr: &str, value: &str) {
+    for _ in 0..100 {
+        if find(c, id).await.attr(attr).await.ok().flatten().as_deref() == Some(value) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{id}[{attr}] never became {value:?}");
 }
 
 /// Whether an element is not displayed.
@@ -276,6 +289,29 @@ async fn a_customer_chats_on_the_page_gets_the_agents_answer_live_and_keeps_it_a
     shot(&page, "webchat-05-after-reload").await;
     let open = store::open_conversations(&mut db.conn()).unwrap();
     assert_eq!(open.iter().filter(|c| c.service_id == service).count(), 1, "still one conversation");
+
+    // A voice note: record with the (fake) microphone, stop, and it is sent as audio.
+    click(&page, "record").await;
+    text_until_attr(&page, "record", "aria-pressed", "true").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // something to record
+    click(&page, "record").await;
+    let mut audio = None;
+    for _ in 0..100 {
+        audio = store::messages_of(&mut db.conn(), conversation.id)
+            .unwrap()
+            .into_iter()
+            .find(|m| m.kind == schema::MessageKind::Audio);
+        if audio.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let audio = audio.expect("the voice note is stored as an audio message");
+    let files = store::attachments_of(&mut db.conn(), audio.id).unwrap();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].content_type.starts_with("audio/") && files[0].size_bytes > 0, "{:?}", files[0]);
+    find(&page, "messages").await.find(Locator::Css("audio")).await.expect("a player for the voice note");
+    shot(&page, "webchat-06-voice-note").await;
 
     let _ = page.close().await;
     engine.stop();

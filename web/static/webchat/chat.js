@@ -234,11 +234,15 @@ function renderPending(m) {
   const li = bubble('customer');
   li.classList.add('sending');
   if (m.text) { const p = document.createElement('span'); p.className = 'text'; p.textContent = m.text; li.append(p); }
-  (m.files || []).forEach((name) => { const s = document.createElement('span'); s.textContent = `${t('file')}: ${name}`; li.append(s); });
+  (m.files || []).forEach((a) => li.append(attachment({ ...a, url: fileUrl(a.id) })));
   meta(li, t('sending'));
   $('messages').append(li);
   shown.set(m.client_id, li);
   scroll();
+}
+
+function fileUrl(id) {
+  return `/webchat/${encodeURIComponent(serviceId)}/attachments/${encodeURIComponent(id)}`;
 }
 
 async function fetchFile(a) {
@@ -315,7 +319,7 @@ async function sendFiles(files, names) {
     const name = names?.[i] || file.name;
     try {
       const a = await upload(file, name);
-      post({ attachment_ids: [a.id], files: [name] });
+      post({ attachment_ids: [a.id], files: [{ id: a.id, name: a.name, content_type: a.content_type, size: a.size }] });
     } catch (e) {
       notice(`${t('upload_failed')} (${name}): ${e.message}`);
     }
