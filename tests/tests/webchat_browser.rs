@@ -52,7 +52,7 @@ async fn driver() -> (Driver, u16) {
     panic!("chromedriver did not start");
 }
 
-async fn browser(port: u16) -> Client {
+async fn browser(port: u16, lang: &str) -> Client {
     let profile = std::env::temp_dir().join(format!("omniroute-e2e-{}", uuid_like()));
     let caps = json!({
         "goog:chromeOptions": {
@@ -63,8 +63,10 @@ async fn browser(port: u16) -> Client {
                 "--no-first-run", "--window-size=1280,800",
                 // A fake microphone, granted without a prompt: the page records a real voice note.
                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                format!("--lang={lang}"),
                 format!("--user-data-dir={}", profile.display()),
-            ]
+            ],
+            "prefs": {"intl.accept_languages": lang}
         }
     });
     let caps = caps.as_object().unwrap().clone().into_iter().collect();
@@ -204,7 +206,7 @@ async fn a_customer_chats_on_the_page_gets_the_agents_answer_live_and_keeps_it_a
     let ana = agent_ready(&base, "ana").await;
 
     let (_driver, port) = driver().await;
-    let page = browser(port).await;
+    let page = browser(port, "en-US").await;
     page.goto(&format!("{base}webchat/{service}")).await.unwrap();
     find(&page, "name").await;
     assert!(hidden(&page, "conversation").await, "only the start form at first");
@@ -314,5 +316,13 @@ async fn a_customer_chats_on_the_page_gets_the_agents_answer_live_and_keeps_it_a
     shot(&page, "webchat-06-voice-note").await;
 
     let _ = page.close().await;
+
+    // A Brazilian browser gets the page in Portuguese.
+    let pt = browser(port, "pt-BR").await;
+    pt.goto(&format!("{base}webchat/{service}")).await.unwrap();
+    text_until(&pt, "start-button", |t| t == "Iniciar conversa").await;
+    text_until(&pt, "title", |t| t == "Fale conosco").await;
+    shot(&pt, "webchat-07-pt-br").await;
+    let _ = pt.close().await;
     engine.stop();
 }

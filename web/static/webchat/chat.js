@@ -29,7 +29,10 @@ const TEXTS = {
     expired: 'Your previous chat cannot be resumed. Please start a new one.',
   },
 };
-const lang = (navigator.language || 'pt').toLowerCase().startsWith('pt') ? 'pt' : 'en';
+// The visitor's preferred language first (what the browser asks sites for), then its UI language.
+const lang = ((navigator.languages && navigator.languages[0]) || navigator.language || 'pt').toLowerCase().startsWith('pt')
+  ? 'pt'
+  : 'en';
 const t = (key) => TEXTS[lang][key] ?? key;
 document.documentElement.lang = lang === 'pt' ? 'pt-BR' : 'en';
 
