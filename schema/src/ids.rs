@@ -94,4 +94,6 @@ id_newtype! {
     FormFieldId;
     /// One answer of a conversation's form.
     FormAnswerId;
+    /// A webchat visitor (the customer address of its conversations).
+    VisitorId;
 }

@@ -373,6 +373,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    webchat_uploads (attachment_id) {
+        attachment_id -> Uuid,
+        visitor_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    webchat_visitors (id) {
+        id -> Uuid,
+        service_id -> Uuid,
+        name -> Text,
+        email -> Text,
+        customer_id -> Nullable<Uuid>,
+        token_hash -> Bytea,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     webhook_receipts (id) {
         id -> Int8,
         channel -> Text,
@@ -457,6 +477,10 @@ diesel::joinable!(routing_decisions -> agents (agent_id));
 diesel::joinable!(routing_decisions -> conversations (conversation_id));
 diesel::joinable!(service_types -> services (service_id));
 diesel::joinable!(sessions -> agents (agent_id));
+diesel::joinable!(webchat_uploads -> attachments (attachment_id));
+diesel::joinable!(webchat_uploads -> webchat_visitors (visitor_id));
+diesel::joinable!(webchat_visitors -> customers (customer_id));
+diesel::joinable!(webchat_visitors -> services (service_id));
 diesel::joinable!(webhook_receipts -> services (service_id));
 diesel::joinable!(whatsapp_contacts -> customers (customer_id));
 diesel::joinable!(whatsapp_templates -> services (service_id));
@@ -488,6 +512,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     service_types,
     services,
     sessions,
+    webchat_uploads,
+    webchat_visitors,
     webhook_receipts,
     whatsapp_contacts,
     whatsapp_templates,

@@ -10,4 +10,5 @@ pub mod seed;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod webchat;
 pub mod ws;

@@ -27,6 +27,8 @@ pub struct AppState {
     pub time_zone: chrono_tz::Tz,
     /// Wakes the outbound sender.
     pub outbox: crate::channels::outbound::OutboxSignal,
+    /// The connected webchat visitors.
+    pub webchat: crate::webchat::hub::WebchatHub,
 }
 
 impl AppState {
@@ -37,12 +39,13 @@ impl AppState {
         Self {
             pool,
             health_timeout: Duration::from_secs(1),
-            engine,
+            engine: engine.clone(),
             login_throttle: Arc::new(LoginThrottle::new(5, Duration::from_secs(15 * 60))),
             hashing: Arc::new(HashingPool::new(cpus)),
             allowed_origins: Arc::new(Vec::new()),
             time_zone: chrono_tz::America::Sao_Paulo,
             outbox: crate::channels::outbound::OutboxSignal::default(),
+            webchat: crate::webchat::hub::WebchatHub::new(engine.clone()),
         }
     }
 }

@@ -7,6 +7,7 @@ mod conversations;
 mod customers;
 mod media;
 mod people;
+mod webchat;
 mod webhooks;
 
 pub use content::*;
@@ -14,4 +15,5 @@ pub use conversations::*;
 pub use customers::*;
 pub use media::*;
 pub use people::*;
+pub use webchat::*;
 pub use webhooks::*;

@@ -10,6 +10,7 @@ mod conversations;
 mod customers;
 mod email;
 mod media;
+mod webchat;
 mod webhooks;
 
 pub use crate::error::is_transient;
@@ -19,6 +20,7 @@ pub use conversations::*;
 pub use customers::*;
 pub use email::*;
 pub use media::*;
+pub use webchat::*;
 pub use webhooks::*;
 
 /// `insert` and `find` for a row type whose id the application chooses.
@@ -84,6 +86,7 @@ row_store! {
     FormField in form_fields by crate::FormFieldId;
     FormAnswer in form_answers by crate::FormAnswerId;
     MailboxCursor in mailbox_cursors by crate::ServiceId;
+    Visitor in webchat_visitors by crate::VisitorId;
 }
 
 serial_store! {

@@ -12,7 +12,7 @@ use schema::{
 };
 
 /// Every table of the data model (the migrations must create exactly these).
-pub const TABLES: [&str; 29] = [
+pub const TABLES: [&str; 31] = [
     "agent_capacities",
     "agents",
     "assignments",
@@ -39,6 +39,8 @@ pub const TABLES: [&str; 29] = [
     "service_types",
     "services",
     "sessions",
+    "webchat_uploads",
+    "webchat_visitors",
     "webhook_receipts",
     "whatsapp_contacts",
     "whatsapp_templates",

@@ -29,7 +29,7 @@ pub const MAX_ATTACHMENTS: usize = 10;
 pub const MAX_UPLOAD: usize = 25 * 1024 * 1024;
 
 /// Content types accepted for upload.
-const ALLOWED_TYPES: &[&str] = &[
+pub const ALLOWED_TYPES: &[&str] = &[
     "image/jpeg",
     "image/png",
     "image/webp",
@@ -263,7 +263,8 @@ pub struct AttachmentDto {
 }
 
 impl AttachmentDto {
-    fn from_row(a: &Attachment) -> Self {
+    /// The API view of a stored attachment.
+    pub fn from_row(a: &Attachment) -> Self {
         Self {
             id: a.id.to_string(),
             name: a.name.clone(),
@@ -274,7 +275,8 @@ impl AttachmentDto {
     }
 }
 
-fn clean_name(name: &str) -> String {
+/// A file name without its path or control characters, at most 200 characters.
+pub fn clean_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
     if cleaned.trim().is_empty() { "file".into() } else { cleaned }

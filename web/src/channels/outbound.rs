@@ -54,6 +54,8 @@ pub enum SendResult {
     Retry(String),
     /// This channel has no sender yet: left pending.
     Unsupported,
+    /// Webchat: the visitor is away; the message stays pending until its widget reconnects.
+    AwaitingCustomer,
 }
 
 /// What a sender needs besides the message: the customer's last message (the window) and the
@@ -129,6 +131,7 @@ async fn send_one(state: &AppState, client: &awc::Client, m: Message) {
             meta_send(state, client, &service.provider, &address, &m, &out).await
         }
         Channel::Email => super::email::smtp::send(state, &service, &address, &m).await,
+        Channel::Webchat => crate::webchat::send(state, &address, &m).await,
         _ => SendResult::Unsupported,
     };
     let pool = state.pool.clone();
@@ -151,6 +154,11 @@ async fn send_one(state: &AppState, client: &awc::Client, m: Message) {
             SendResult::Retry(_) => {
                 let backoff = chrono::Duration::seconds(1i64 << attempts.clamp(0, 8));
                 store::retry_at(&mut c, id, now + backoff)?;
+                Ok(None)
+            }
+            SendResult::AwaitingCustomer => {
+                // The widget's resume marks it sent; looked at again hourly meanwhile.
+                store::retry_at(&mut c, id, now + chrono::Duration::hours(1))?;
                 Ok(None)
             }
             SendResult::Unsupported => {

@@ -13,4 +13,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     crate::api::configure(cfg);
     cfg.app_data(web::QueryConfig::default().error_handler(crate::api::error::query_error));
     crate::channels::configure(cfg);
+    crate::webchat::configure(cfg);
 }

@@ -74,10 +74,22 @@ impl TestApp {
     /// Runs `setup` on the fresh database, then starts the engine (which loads what `setup`
     /// wrote) and the server.
     pub async fn start<T>(setup: impl FnOnce(&mut PgConnection) -> T) -> (TestApp, T) {
+        Self::start_with(setup, false).await
+    }
+
+    /// [`Self::start`] with the outbound sender running over the server's own state.
+    pub async fn start_sending<T>(setup: impl FnOnce(&mut PgConnection) -> T) -> (TestApp, T) {
+        Self::start_with(setup, true).await
+    }
+
+    async fn start_with<T>(setup: impl FnOnce(&mut PgConnection) -> T, sending: bool) -> (TestApp, T) {
         let db = TestDb::new();
         let value = setup(&mut db.conn());
         let engine = Engine::start(db.pool(), Clock::System).await.expect("engine starts");
         let state = web::state::AppState::new(db.pool(), engine.clone());
+        if sending {
+            web::channels::outbound::spawn(state.clone(), state.outbox.clone());
+        }
         let server = HttpServer::new(move || {
             App::new().app_data(aw::Data::new(state.clone())).configure(web::routes::configure)
         })
@@ -194,6 +206,11 @@ impl TestApp {
 
     pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Res {
         self.call(Method::PATCH, path, token, Some(body)).await
+    }
+
+    /// The server's URL of `path` with another scheme (`ws`).
+    pub fn url(&self, scheme: &str, path: &str) -> String {
+        format!("{scheme}{}{path}", self.base.trim_start_matches("http"))
     }
 
     /// A connection to the test database.

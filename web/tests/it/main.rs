@@ -21,5 +21,6 @@ mod replays;
 mod server;
 mod sms;
 mod telegram;
+mod webchat;
 mod whatsapp;
 mod ws;

@@ -1,0 +1,2 @@
+DROP TABLE webchat_uploads;
+DROP TABLE webchat_visitors;

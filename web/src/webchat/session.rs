@@ -1,0 +1,312 @@
+//! `/ws/webchat`: the customer widget's WebSocket session, a thin actix-web-actors actor like the
+//! desk's. It decodes frames with [`protocol::parse`], hands them to [`visitor`], and pushes what
+//! the hub sends (the agent's messages, state changes). Everything socket-specific is here.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_web_actors::ws;
+use schema::models::Service;
+use tracing::debug;
+
+use crate::api::error::ApiError;
+use crate::state::AppState;
+use crate::webchat::hub::{Follow, Join, Leave, Push};
+use crate::webchat::protocol::{self, ClientFrame, FrameError, ServerFrame};
+use crate::webchat::visitor::{self, VisitorCtx};
+
+/// How often the server pings.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// A widget that answered no ping for this long is gone.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Frames sent without the widget answering a ping: past this it cannot keep up and is
+/// disconnected (it resumes on reconnect) instead of the server buffering without end.
+pub const MAX_UNACKED: usize = 1_000;
+/// Largest text frame accepted from a widget (a message is at most 4096 characters).
+pub const MAX_FRAME: usize = 64 * 1024;
+/// Customer messages of one socket being stored at once; more are refused until some finish.
+pub const MAX_IN_FLIGHT: usize = 100;
+
+/// One widget connection.
+pub struct VisitorSession {
+    state: AppState,
+    service: Service,
+    last_heard: Instant,
+    unacked: usize,
+    visitor: Option<VisitorCtx>,
+    /// This socket's number at the hub, once started.
+    socket: Option<u64>,
+    in_flight: usize,
+    /// Until `started` is sent, pushes wait here (then those already in the history are dropped).
+    pending: Option<Vec<ServerFrame>>,
+}
+
+impl VisitorSession {
+    fn send(&mut self, frame: &ServerFrame, ctx: &mut ws::WebsocketContext<Self>) {
+        match serde_json::to_string(frame) {
+            Ok(text) => {
+                ctx.text(text);
+                self.unacked += 1;
+                if self.unacked > MAX_UNACKED {
+                    debug!("webchat widget too slow; disconnecting");
+                    ctx.close(Some(ws::CloseReason {
+                        code: ws::CloseCode::Policy,
+                        description: Some("too slow".into()),
+                    }));
+                    ctx.stop();
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "encoding a webchat frame"),
+        }
+    }
+
+    fn refuse(&mut self, e: FrameError, ctx: &mut ws::WebsocketContext<Self>) {
+        self.send(&ServerFrame::error(None, e), ctx);
+    }
+
+    /// Refuses a frame the socket layer could not read, and closes (the stream cannot be trusted).
+    fn refuse_and_close(&mut self, e: FrameError, code: ws::CloseCode, ctx: &mut ws::WebsocketContext<Self>) {
+        self.refuse(e, ctx);
+        ctx.close(Some(ws::CloseReason { code, description: None }));
+        ctx.stop();
+    }
+
+    /// `start` or `resume`: no other frame is read until it is done (`ctx.wait`).
+    fn open(&mut self, frame: ClientFrame, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.visitor.is_some() {
+            return self.refuse(FrameError::new("already_started", "this chat is already open"), ctx);
+        }
+        let (state, service) = (self.state.clone(), self.service.clone());
+        let hub = state.webchat.addr();
+        let me = ctx.address().recipient::<Push>();
+        self.pending = Some(Vec::new());
+        let work = async move {
+            let opened = match frame {
+                ClientFrame::Start { name, email, .. } => visitor::start(&state, &service, name, email).await,
+                ClientFrame::Resume { token } => visitor::resume(&state, &service, &token).await,
+                _ => Err(FrameError::new("invalid_message", "not an opening frame")),
+            };
+            match opened {
+                Ok((vctx, mut frame)) => {
+                    let socket = hub
+                        .send(Join { visitor: vctx.visitor.id, conversation: vctx.conversation, socket: me })
+                        .await
+                        .ok();
+                    // The conversation's state as of now that the hub forwards its events: an
+                    // assignment made while the chat was opening is not missed.
+                    if let (Some(c), ServerFrame::Started { state: shown, .. }) = (vctx.conversation, &mut frame)
+                        && let Some(facts) = state.engine.conversation(c).await
+                    {
+                        *shown = Some(facts.state.to_string());
+                    }
+                    Ok((vctx, frame, socket))
+                }
+                Err(e) => Err(e),
+            }
+        };
+        ctx.wait(work.into_actor(self).map(|result, this, ctx| {
+            let pushed = this.pending.take().unwrap_or_default();
+            match result {
+                Ok((vctx, frame, socket)) => {
+                    let seen: Vec<String> = match &frame {
+                        ServerFrame::Started { messages, .. } => messages.iter().map(|m| m.id.clone()).collect(),
+                        _ => Vec::new(),
+                    };
+                    this.visitor = Some(vctx);
+                    this.socket = socket;
+                    this.send(&frame, ctx);
+                    for p in pushed {
+                        if !matches!(&p, ServerFrame::Message { message } if seen.contains(&message.id)) {
+                            this.send(&p, ctx);
+                        }
+                    }
+                }
+                Err(e) => this.refuse(e, ctx),
+            }
+        }));
+    }
+
+    fn message(&mut self, frame: ClientFrame, ctx: &mut ws::WebsocketContext<Self>) {
+        let ClientFrame::Message { client_id, text, attachment_ids } = frame else { return };
+        let Some(vctx) = self.visitor.clone() else {
+            let e = FrameError::new("not_started", "send start (or resume) first");
+            return self.send(&ServerFrame::error(Some(client_id), e), ctx);
+        };
+        if self.in_flight >= MAX_IN_FLIGHT {
+            let e = FrameError::new("too_many_in_flight", "wait for the acks of the messages sent");
+            return self.send(&ServerFrame::error(Some(client_id), e), ctx);
+        }
+        self.in_flight += 1;
+        let state = self.state.clone();
+        let cid = client_id.clone();
+        let work = async move { visitor::message(&state, &vctx, cid, text, attachment_ids).await };
+        ctx.spawn(work.into_actor(self).map(move |result, this, ctx| {
+            this.in_flight -= 1;
+            match result {
+                Ok(stored) => {
+                    let mut moved = false;
+                    let visitor = this.visitor.as_mut().map(|v| {
+                        moved = v.conversation != Some(stored.conversation);
+                        v.conversation = Some(stored.conversation);
+                        v.visitor.id
+                    });
+                    this.send(
+                        &ServerFrame::Ack {
+                            client_id,
+                            message_id: stored.message.id.clone(),
+                            conversation_id: stored.conversation.to_string(),
+                        },
+                        ctx,
+                    );
+                    if let Some(visitor) = visitor {
+                        let (hub, engine, me) = (this.state.webchat.addr(), this.state.engine.clone(), ctx.address());
+                        let conversation = stored.conversation;
+                        actix::spawn(async move {
+                            let _ = hub.send(Follow { visitor, conversation }).await;
+                            // A new conversation's state as of now that the hub forwards its events
+                            // (it may have been assigned before).
+                            if moved && let Some(facts) = engine.conversation(conversation).await {
+                                let (conversation_id, state) = (conversation.to_string(), facts.state.to_string());
+                                me.do_send(Push { frame: ServerFrame::State { conversation_id, state } });
+                            }
+                        });
+                        if stored.new {
+                            // The visitor's other tabs show it too.
+                            let webchat = this.state.webchat.clone();
+                            let (socket, frame) = (this.socket, ServerFrame::Message { message: stored.message });
+                            actix::spawn(async move {
+                                webchat.deliver(visitor, frame, socket).await;
+                            });
+                        }
+                    }
+                }
+                Err(e) => this.send(&ServerFrame::error(Some(client_id), e), ctx),
+            }
+        }));
+    }
+
+    fn receipt(&mut self, frame: ClientFrame, ctx: &mut ws::WebsocketContext<Self>) {
+        let ClientFrame::Receipt { status, message_ids } = frame else { return };
+        let Some(vctx) = self.visitor.clone() else {
+            return self.refuse(FrameError::new("not_started", "send start (or resume) first"), ctx);
+        };
+        let state = self.state.clone();
+        ctx.spawn(async move { visitor::receipt(&state, &vctx, status, message_ids).await }.into_actor(self).map(
+            |result, this, ctx| {
+                if let Err(e) = result {
+                    this.refuse(e, ctx);
+                }
+            },
+        ));
+    }
+}
+
+impl Actor for VisitorSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(HEARTBEAT_INTERVAL, |this, ctx| {
+            if this.last_heard.elapsed() > CLIENT_TIMEOUT {
+                ctx.stop();
+                return;
+            }
+            ctx.ping(b"");
+        });
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        if let (Some(socket), Some(v)) = (self.socket.take(), &self.visitor) {
+            self.state.webchat.addr().do_send(Leave { visitor: v.visitor.id, socket });
+        }
+        Running::Stop
+    }
+}
+
+impl Handler<Push> for VisitorSession {
+    type Result = ();
+
+    fn handle(&mut self, push: Push, ctx: &mut Self::Context) {
+        match &mut self.pending {
+            Some(pending) => pending.push(push.frame),
+            None => self.send(&push.frame, ctx),
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for VisitorSession {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match item {
+            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
+            Ok(ws::Message::Pong(_)) => self.unacked = 0,
+            Ok(ws::Message::Text(text)) => match protocol::parse(&text) {
+                Err(e) => self.refuse(e, ctx),
+                Ok(ClientFrame::Ping) => self.send(&ServerFrame::Pong, ctx),
+                Ok(ClientFrame::Start { service_id: Some(s), .. }) if s.trim() != self.service.id.to_string() => {
+                    self.refuse(FrameError::new("wrong_service", "service_id is not the service of this socket"), ctx)
+                }
+                Ok(f @ (ClientFrame::Start { .. } | ClientFrame::Resume { .. })) => self.open(f, ctx),
+                Ok(f @ ClientFrame::Message { .. }) => self.message(f, ctx),
+                Ok(f @ ClientFrame::Receipt { .. }) => self.receipt(f, ctx),
+            },
+            Ok(ws::Message::Binary(_)) => {
+                self.refuse(FrameError::new("invalid_message", "send JSON text frames"), ctx);
+            }
+            Ok(ws::Message::Continuation(_)) => {
+                self.refuse(FrameError::new("invalid_message", "send each frame whole"), ctx);
+            }
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Ok(ws::Message::Nop) => {}
+            Err(ws::ProtocolError::Overflow) => self.refuse_and_close(
+                FrameError::new("frame_too_large", format!("frames are at most {} KiB", MAX_FRAME / 1024)),
+                ws::CloseCode::Size,
+                ctx,
+            ),
+            Err(e) => self.refuse_and_close(
+                FrameError::new("invalid_message", format!("unreadable frame: {e}")),
+                ws::CloseCode::Invalid,
+                ctx,
+            ),
+        }
+    }
+}
+
+/// The query of the upgrade: the service the widget belongs to.
+#[derive(serde::Deserialize)]
+pub struct Upgrade {
+    service_id: Option<String>,
+}
+
+/// The widget's WebSocket: `GET /ws/webchat?service_id=…`. The service must be an active webchat
+/// service (404) and the Origin one it allows (403), checked before the upgrade.
+#[get("/ws/webchat")]
+pub async fn ws_webchat(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let query = web::Query::<Upgrade>::from_query(req.query_string())
+        .map_err(|_| ApiError::bad_request("invalid_query", "the query is ?service_id=<id>"))?;
+    let raw = query.service_id.as_deref().ok_or_else(|| {
+        ApiError::bad_request("missing_service_id", "open /ws/webchat?service_id=<the webchat service>")
+    })?;
+    let service = crate::webchat::webchat_service(&state, raw).await?;
+    if !crate::webchat::origin_allowed(&req, &service) {
+        return Err(ApiError::forbidden("this site may not open this chat").with_code("origin_not_allowed").into());
+    }
+    let session = VisitorSession {
+        state: state.get_ref().clone(),
+        service,
+        last_heard: Instant::now(),
+        unacked: 0,
+        visitor: None,
+        socket: None,
+        in_flight: 0,
+        pending: None,
+    };
+    ws::WsResponseBuilder::new(session, &req, stream).frame_size(MAX_FRAME).start()
+}
