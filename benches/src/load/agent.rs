@@ -349,7 +349,7 @@ async fn handle(me: Identity, shared: Arc<Shared>, conv: String) {
             }
             Err(e) => {
                 shared.stats.forget_reply(reply);
-                eprintln!("agent {}: reply failed: {e}", me.index);
+                eprintln!("agent {}: reply failed: {}", me.index, super::customer::chain(&e));
                 shared.stats.agent_api_errors.inc();
             }
         }

@@ -152,12 +152,13 @@ impl Sender {
             Ok(res) => {
                 let status = res.status();
                 let body = res.text().await.unwrap_or_default();
-                eprintln!("webhook refused: {status} {body}");
+                let channel = if customer.is_multiple_of(2) { "whatsapp" } else { "telegram" };
+                eprintln!("{channel} webhook of customer {customer} refused: {status} {body}");
                 self.stats.webhooks_refused.inc();
                 false
             }
             Err(e) => {
-                eprintln!("webhook failed: {e}");
+                eprintln!("webhook failed: {}", chain(&e));
                 self.stats.webhooks_failed.inc();
                 false
             }
@@ -196,6 +197,18 @@ impl Sender {
             .header("X-Telegram-Bot-Api-Secret-Token", TG_SECRET)
             .body(body)
     }
+}
+
+/// An error with its causes, `a: b: c`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 fn unix_now() -> i64 {

@@ -352,6 +352,10 @@ async fn drive(
     }
     let agents_signed_in_s = t.elapsed().as_secs_f64();
     let server_pid = spawned.map(|s| s.pid);
+    // Sign-in leaves argon2id's memory behind for the allocator to give back: let it settle.
+    if server_pid.is_some() {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     let rss_before = server_pid.and_then(sample_pid).map(|s| s.rss_bytes);
 
     // Agents connect and go available.
