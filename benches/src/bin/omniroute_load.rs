@@ -81,6 +81,9 @@ struct Args {
     /// Direct assignment on every service (no offer/accept on Telegram).
     #[arg(long)]
     no_offers: bool,
+    /// Backlog scenario: conversations waiting before the agents connect.
+    #[arg(long)]
+    backlog: Option<usize>,
     /// Concurrent agent creations/sign-ins (each an argon2id hash on the server).
     #[arg(long)]
     login_concurrency: Option<usize>,
@@ -141,6 +144,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(v) = args.login_concurrency {
         cfg.login_concurrency = v;
+    }
+    if let Some(v) = args.backlog {
+        cfg.backlog = v;
     }
     cfg.offers = !args.no_offers;
     cfg.progress = !args.quiet;

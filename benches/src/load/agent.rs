@@ -51,6 +51,8 @@ pub struct Observed {
     pub agent_id: Option<String>,
     pub channel: Option<String>,
     pub at: DateTime<Utc>,
+    /// When the conversation arrived (live events carry it).
+    pub arrived_at: Option<DateTime<Utc>>,
 }
 
 /// What every agent shares.
@@ -144,6 +146,7 @@ pub async fn run(me: Identity, shared: Arc<Shared>, mut ctl: mpsc::UnboundedRece
                             kind: kind.clone(),
                             agent_id: agent_id.clone(),
                             channel: ev.pointer("/conversation/channel").and_then(Value::as_str).map(str::to_owned),
+                            arrived_at: ev.pointer("/conversation/arrived_at").and_then(Value::as_str).and_then(|s| s.parse().ok()),
                             at,
                         });
                         let mine = agent_id.as_deref() == Some(me.id.as_str());
@@ -314,7 +317,14 @@ async fn handle(me: Identity, shared: Arc<Shared>, conv: String) {
     }
     let mut n = 0u32;
     while started.elapsed() < shared.behaviour.handling && !shared.stopping.load(Ordering::Relaxed) {
-        tokio::time::sleep(super::exponential(shared.behaviour.think)).await;
+        let remaining = shared.behaviour.handling.saturating_sub(started.elapsed());
+        let think = super::exponential(shared.behaviour.think);
+        if think >= remaining {
+            // The handling time ends before the next reply would.
+            tokio::time::sleep(remaining).await;
+            break;
+        }
+        tokio::time::sleep(think).await;
         if shared.stopping.load(Ordering::Relaxed) {
             break;
         }

@@ -119,6 +119,41 @@ pub fn replay(observations: &[Observations], ids: &[String], capacity: u32) -> C
     c
 }
 
+/// Drain order: the first offer or assignment of each conversation, per channel, in event time
+/// order; one counts when the conversation arrived before another already served. Answers the
+/// count and the worst inversion in seconds of arrival time.
+pub fn drain_order(observations: &[Observations]) -> (u64, f64) {
+    let mut first: HashMap<&str, &Observed> = HashMap::new();
+    for e in observations.iter().flat_map(|o| o.events.iter()) {
+        if matches!(e.kind.as_str(), "offered" | "assigned") && e.arrived_at.is_some() {
+            let slot = first.entry(e.conversation_id.as_str()).or_insert(e);
+            if (e.at, e.seq) < (slot.at, slot.seq) {
+                *slot = e;
+            }
+        }
+    }
+    let mut by_channel: HashMap<&str, Vec<&Observed>> = HashMap::new();
+    for e in first.into_values() {
+        by_channel.entry(e.channel.as_deref().unwrap_or("?")).or_default().push(e);
+    }
+    let (mut count, mut worst) = (0u64, 0f64);
+    for served in by_channel.values_mut() {
+        served.sort_by_key(|e| e.at);
+        let mut latest: Option<DateTime<Utc>> = None;
+        for e in served.iter() {
+            let Some(arrived) = e.arrived_at else { continue };
+            if let Some(l) = latest
+                && arrived < l
+            {
+                count += 1;
+                worst = worst.max((l - arrived).num_microseconds().unwrap_or(0) as f64 / 1e6);
+            }
+            latest = Some(latest.map_or(arrived, |l| l.max(arrived)));
+        }
+    }
+    (count, worst)
+}
+
 fn within(intervals: &[(DateTime<Utc>, Option<DateTime<Utc>>)], at: DateTime<Utc>) -> bool {
     intervals.iter().any(|(from, to)| at > *from && to.is_none_or(|to| at < to))
 }
@@ -136,6 +171,7 @@ mod tests {
             agent_id: Some(agent.into()),
             channel: Some("whatsapp".into()),
             at: Utc::now(),
+            arrived_at: None,
         }
     }
 

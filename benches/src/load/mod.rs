@@ -57,6 +57,9 @@ pub enum Scenario {
     Steady,
     /// Agents signed in, connected and available, no traffic: memory per idle connection.
     Idle,
+    /// 10,000 conversations wait before any agent is connected; then 500 agents connect at once:
+    /// drain time and order.
+    Backlog,
 }
 
 /// One run's settings.
@@ -87,6 +90,8 @@ pub struct Config {
     pub drain: Duration,
     /// Concurrent agent creations and sign-ins (each is an argon2id hash on the server).
     pub login_concurrency: usize,
+    /// Backlog: conversations opened before the agents connect.
+    pub backlog: usize,
     pub progress: bool,
 }
 
@@ -109,6 +114,7 @@ impl Config {
             offers: true,
             drain: Duration::from_secs(20),
             login_concurrency: 4,
+            backlog: 0,
             progress: true,
         };
         match scenario {
@@ -126,6 +132,18 @@ impl Config {
                 ..base
             },
             Scenario::Steady => base,
+            Scenario::Backlog => Self {
+                agents: 500,
+                backlog: 10_000,
+                conversations_per_s: 0.0,
+                messages_per_s: 0.0,
+                duration: Duration::from_secs(0),
+                handling: Duration::from_secs(5),
+                think: Duration::from_secs(60),
+                pause_per_min: 0.0,
+                drain: Duration::from_secs(300),
+                ..base
+            },
             Scenario::Idle => Self {
                 agents: 10_000,
                 conversations_per_s: 0.0,
@@ -152,7 +170,23 @@ pub struct Report {
     pub throughput: Throughput,
     pub resources: Resources,
     pub counts: Counts,
+    pub backlog: Option<BacklogReport>,
     pub correctness: Correctness,
+}
+
+/// The backlog scenario's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacklogReport {
+    pub waiting: u64,
+    /// Filling the queues: first webhook → last acknowledgement.
+    pub fill_s: f64,
+    /// Agents start connecting → every waiting conversation offered or assigned.
+    pub drain_s: f64,
+    /// Offers/assignments of a conversation that arrived earlier than one already served on
+    /// the same channel (R1: the queue is served in arrival order; all priorities are equal).
+    pub out_of_order: u64,
+    /// How far out of order at worst, in seconds of arrival time.
+    pub worst_inversion_s: f64,
 }
 
 /// How long getting ready took.
@@ -358,10 +392,38 @@ async fn drive(
     }
     let rss_before = server_pid.and_then(sample_pid).map(|s| s.rss_bytes);
 
+    let customers = Arc::new(Customers::default());
+    let sender = Arc::new(Sender::new(
+        api.clone(),
+        stats.clone(),
+        customers.clone(),
+        Channels { telegram_service_id: service_ids[1].clone() },
+        1,
+    ));
+    let mut fill_s = 0.0;
+    if cfg.backlog > 0 {
+        bar.set_message(format!("opening {} waiting conversations", cfg.backlog));
+        let t = Instant::now();
+        let permits = Arc::new(tokio::sync::Semaphore::new(64));
+        let mut sends = Vec::with_capacity(cfg.backlog);
+        for _ in 0..cfg.backlog {
+            let permit = permits.clone().acquire_owned().await.expect("never closed");
+            let s = sender.clone();
+            sends.push(tokio::spawn(async move {
+                s.new_conversation(Instant::now()).await;
+                drop(permit);
+            }));
+        }
+        for s in sends {
+            let _ = s.await;
+        }
+        fill_s = t.elapsed().as_secs_f64();
+        eprintln!("backlog: {} conversations opened in {fill_s:.1} s", stats.conversations_started.get());
+    }
+
     // Agents connect and go available.
     bar.set_message(format!("connecting {} agents", cfg.agents));
     let t = Instant::now();
-    let customers = Arc::new(Customers::default());
     let shared = Arc::new(Shared {
         api: api.clone(),
         stats: stats.clone(),
@@ -376,6 +438,28 @@ async fn drive(
         controls.push(tx);
         tasks.push(tokio::spawn(agent::run(me, shared.clone(), rx)));
     }
+    let mut drain_s = 0.0;
+    if cfg.backlog > 0 {
+        // Every waiting conversation offered or assigned (or the drain limit).
+        let until = Instant::now() + cfg.drain;
+        let monitor =
+            tokio::spawn(sample_monitor(api.clone(), admin.clone(), cfg.capacity, stats.clone(), stop_flag()));
+        while stats.reached() < stats.conversations_started.get() && Instant::now() < until {
+            bar.set_message(format!(
+                "backlog: {} of {} reached an agent",
+                stats.reached(),
+                stats.conversations_started.get()
+            ));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drain_s = t.elapsed().as_secs_f64();
+        monitor.abort();
+        eprintln!(
+            "backlog: {} of {} reached an agent after {drain_s:.1} s",
+            stats.reached(),
+            stats.conversations_started.get()
+        );
+    }
     wait_available(&api, &admin, cfg.agents, Duration::from_secs(120 + cfg.agents as u64 / 20)).await?;
     let agents_connected_s = t.elapsed().as_secs_f64();
     // Let the server settle (buffers grown, pings exchanged) before reading its memory.
@@ -387,13 +471,6 @@ async fn drive(
     let pg0 = pg.map(Postgres::sample);
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let sender = Arc::new(Sender::new(
-        api.clone(),
-        stats.clone(),
-        customers.clone(),
-        Channels { telegram_service_id: service_ids[1].clone() },
-        1,
-    ));
     let arrivals =
         tokio::spawn(customer::poisson(sender.clone(), cfg.conversations_per_s, cfg.duration, true, stop.clone()));
     let messages =
@@ -443,6 +520,10 @@ async fn drive(
     }
     bar.finish_and_clear();
 
+    let backlog = (cfg.backlog > 0).then(|| {
+        let (out_of_order, worst_inversion_s) = check::drain_order(&observations);
+        BacklogReport { waiting: stats.conversations_started.get(), fill_s, drain_s, out_of_order, worst_inversion_s }
+    });
     let ids: Vec<String> = identities.iter().map(|i| i.id.clone()).collect();
     let mut correctness = check::replay(&observations, &ids, cfg.capacity);
     correctness.waiting_while_free = stats.waiting_while_free.get();
@@ -450,6 +531,8 @@ async fn drive(
     correctness.replies_not_delivered = stats.replies_missing();
 
     let conversations = stats.conversations_started.get();
+    // Rates over a load phase too short to mean anything (backlog, idle) read 0.
+    let rate = |n: u64| if load_s >= 1.0 { n as f64 / load_s } else { 0.0 };
     let per_1000 = |cpu: Option<f64>| cpu.filter(|_| conversations > 0).map(|c| c * 1000.0 / conversations as f64);
     let cpu_delta = |a: Option<ProcSample>, b: Option<ProcSample>| Some(b?.cpu_s - a?.cpu_s);
     let server_cpu = cpu_delta(cpu0, cpu1);
@@ -481,9 +564,9 @@ async fn drive(
             agent_send_api: stats.agent_send_api.summary(),
         },
         throughput: Throughput {
-            webhooks_acked_per_s: stats.webhooks_acked.get() as f64 / load_s,
-            conversations_per_s: conversations as f64 / load_s,
-            replies_per_s: stats.replies_sent.get() as f64 / load_s,
+            webhooks_acked_per_s: rate(stats.webhooks_acked.get()),
+            conversations_per_s: rate(conversations),
+            replies_per_s: rate(stats.replies_sent.get()),
         },
         resources: Resources {
             server_cpu_s: server_cpu,
@@ -512,8 +595,13 @@ async fn drive(
             agent_api_errors: stats.agent_api_errors.get(),
             monitor_samples: stats.monitor_samples.get(),
         },
+        backlog,
         correctness,
     })
+}
+
+fn stop_flag() -> Arc<AtomicBool> {
+    Arc::new(AtomicBool::new(false))
 }
 
 fn id_of(v: &Value) -> anyhow::Result<String> {
@@ -736,6 +824,12 @@ impl Report {
             c.webhooks_sent, c.webhooks_acked, c.webhooks_refused, c.webhooks_failed, c.conversations_started, c.offers,
             c.assignments, c.concluded, c.replies_sent, c.replies_at_provider, c.pauses, c.reconnects, c.agent_api_errors
         ));
+        if let Some(b) = &self.backlog {
+            out.push_str(&format!(
+                "backlog: {} waiting filled in {:.1} s · drained in {:.1} s after the agents started connecting · {} served out of arrival order (worst {:.3} s)\n",
+                b.waiting, b.fill_s, b.drain_s, b.out_of_order, b.worst_inversion_s
+            ));
+        }
         let k = &self.correctness;
         out.push_str(&format!(
             "\ncorrectness (must be 0): double assignments {} · capacity exceeded {} · offers to unavailable agents {} · waiting while an agent was free {} ({} monitor samples) · acknowledged messages lost {} · replies not delivered {}\n",

@@ -185,6 +185,11 @@ impl Stats {
         }
     }
 
+    /// How many conversations have reached an agent (offered or assigned).
+    pub fn reached(&self) -> u64 {
+        self.offered_once.lock().unwrap_or_else(|e| e.into_inner()).len() as u64
+    }
+
     /// An agent is about to send reply `n`.
     pub fn reply_planned(&self, n: u64) {
         self.replies.lock().unwrap_or_else(|e| e.into_inner()).insert(n, Instant::now());
