@@ -6,8 +6,11 @@
 //! - `src/bin/engine_throughput.rs`: events per second through a running engine that commits
 //!   to a durable PostgreSQL, with per-command latency percentiles. Its database is built by
 //!   [`store`].
+//! - `src/bin/omniroute_load.rs` (`omniroute-load`): the load harness of issue 6 against a running
+//!   server, only through its public interfaces; its parts are in [`load`].
 //!
 //! Method and figures: docs/performance.md.
 
 pub mod decision;
+pub mod load;
 pub mod store;

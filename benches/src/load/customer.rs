@@ -1,0 +1,239 @@
+//! Simulated customers: open-loop Poisson arrivals of new conversations and of messages into
+//! open ones, sent as signed provider webhooks (WhatsApp Cloud API with `X-Hub-Signature-256`,
+//! Telegram Bot API updates with `X-Telegram-Bot-Api-Secret-Token`). Each send has an intended
+//! time drawn from the schedule; latencies are measured from it, not from when the request
+//! actually left, so a slow server cannot hide its slowness by slowing the load (no coordinated
+//! omission).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hmac::{KeyInit, Mac};
+use rand::Rng;
+use serde_json::json;
+
+use super::api::Api;
+use super::stats::{Stats, customer_tag};
+
+/// The WhatsApp service's `phone_number_id` (what webhooks are routed by).
+pub const WA_PHONE_ID: &str = "100200300400";
+/// The WhatsApp service's app secret (what webhooks are signed with).
+pub const WA_APP_SECRET: &str = "load-app-secret";
+/// The Telegram service's secret token.
+pub const TG_SECRET: &str = "load-telegram-secret";
+
+/// Where customers write to.
+#[derive(Debug, Clone)]
+pub struct Channels {
+    /// `/webhooks/telegram/{service_id}`.
+    pub telegram_service_id: String,
+}
+
+/// The customers whose conversations are open, so further messages can go to them.
+#[derive(Default)]
+pub struct Customers {
+    inner: Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    list: Vec<u64>,
+    index: HashMap<u64, usize>,
+}
+
+impl Customers {
+    /// The customer's first message was acknowledged: it may write more.
+    pub fn opened(&self, customer: u64) {
+        let mut o = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if !o.index.contains_key(&customer) {
+            let at = o.list.len();
+            o.list.push(customer);
+            o.index.insert(customer, at);
+        }
+    }
+
+    /// An agent has the conversation (nothing to do today; kept for symmetry with `closing`).
+    pub fn serving(&self, _customer: u64) {}
+
+    /// The agent is concluding: the customer writes no more (a message already on its way may
+    /// still open a new conversation, which is then routed and counted like any other).
+    pub fn closing(&self, customer: u64) {
+        let mut o = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = o.index.remove(&customer) {
+            o.list.swap_remove(at);
+            if let Some(&moved) = o.list.get(at) {
+                o.index.insert(moved, at);
+            }
+        }
+    }
+
+    /// A random customer with an open conversation.
+    fn pick(&self) -> Option<u64> {
+        let o = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if o.list.is_empty() {
+            return None;
+        }
+        Some(o.list[rand::rng().random_range(0..o.list.len())])
+    }
+
+    /// How many customers have open conversations.
+    pub fn open_count(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).list.len()
+    }
+}
+
+/// Sends webhooks.
+pub struct Sender {
+    pub api: Api,
+    pub stats: Arc<Stats>,
+    pub customers: Arc<Customers>,
+    pub channels: Channels,
+    next_customer: AtomicU64,
+    next_message: AtomicU64,
+}
+
+impl Sender {
+    /// A sender whose customer numbers start at `first_customer` (distinct per run phase).
+    pub fn new(
+        api: Api,
+        stats: Arc<Stats>,
+        customers: Arc<Customers>,
+        channels: Channels,
+        first_customer: u64,
+    ) -> Self {
+        Self {
+            api,
+            stats,
+            customers,
+            channels,
+            next_customer: AtomicU64::new(first_customer),
+            next_message: AtomicU64::new(1),
+        }
+    }
+
+    /// A new customer writes a first message, meant to leave at `intended`.
+    pub async fn new_conversation(self: Arc<Self>, intended: Instant) {
+        let customer = self.next_customer.fetch_add(1, Ordering::Relaxed);
+        self.stats.conversation_planned(customer, intended);
+        self.stats.conversations_started.inc();
+        if self.send(customer, intended).await {
+            self.customers.opened(customer);
+        }
+    }
+
+    /// A customer with an open conversation writes again; nothing when none is open.
+    pub async fn follow_up(self: Arc<Self>, intended: Instant) {
+        if let Some(customer) = self.customers.pick() {
+            self.send(customer, intended).await;
+        }
+    }
+
+    /// Sends one tagged message of `customer`; true when it was acknowledged.
+    async fn send(&self, customer: u64, intended: Instant) -> bool {
+        let tag = self.next_message.fetch_add(1, Ordering::Relaxed);
+        let text = format!("hello {}", customer_tag(customer, tag));
+        self.stats.message_planned(tag, intended);
+        self.stats.webhooks_sent.inc();
+        let req = if customer.is_multiple_of(2) {
+            self.whatsapp(customer, tag, &text)
+        } else {
+            self.telegram(customer, tag, &text)
+        };
+        match req.send().await {
+            Ok(res) if res.status().is_success() => {
+                self.stats.webhook_ack.since(intended);
+                self.stats.webhooks_acked.inc();
+                self.stats.message_acked(tag);
+                true
+            }
+            Ok(res) => {
+                let status = res.status();
+                let body = res.text().await.unwrap_or_default();
+                let channel = if customer.is_multiple_of(2) { "whatsapp" } else { "telegram" };
+                eprintln!("{channel} webhook of customer {customer} refused: {status} {body}");
+                self.stats.webhooks_refused.inc();
+                false
+            }
+            Err(e) => {
+                eprintln!("webhook failed: {}", chain(&e));
+                self.stats.webhooks_failed.inc();
+                false
+            }
+        }
+    }
+
+    fn whatsapp(&self, customer: u64, tag: u64, text: &str) -> reqwest::RequestBuilder {
+        let wa_id = format!("55{:011}", customer);
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "LOADWABA", "changes": [{"field": "messages",
+            "value": {"messaging_product": "whatsapp",
+                      "metadata": {"display_phone_number": "15550000000", "phone_number_id": WA_PHONE_ID},
+                      "contacts": [{"profile": {"name": format!("Customer {customer}")}, "wa_id": wa_id}],
+                      "messages": [{"from": wa_id, "id": format!("wamid.load.{tag}"), "timestamp": unix_now().to_string(),
+                                    "type": "text", "text": {"body": text}}]}}]}]})
+        .to_string();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WA_APP_SECRET.as_bytes()).expect("any key length");
+        mac.update(body.as_bytes());
+        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        self.api
+            .http
+            .post(format!("{}/webhooks/whatsapp", self.api.base))
+            .header("Content-Type", "application/json")
+            .header("X-Hub-Signature-256", signature)
+            .body(body)
+    }
+
+    fn telegram(&self, customer: u64, tag: u64, text: &str) -> reqwest::RequestBuilder {
+        let body = json!({"update_id": tag, "message": {"message_id": tag,
+            "from": {"id": customer, "is_bot": false, "first_name": "Customer", "last_name": customer.to_string()},
+            "chat": {"id": customer, "type": "private"}, "date": unix_now(), "text": text}})
+        .to_string();
+        self.api
+            .http
+            .post(format!("{}/webhooks/telegram/{}", self.api.base, self.channels.telegram_service_id))
+            .header("Content-Type", "application/json")
+            .header("X-Telegram-Bot-Api-Secret-Token", TG_SECRET)
+            .body(body)
+    }
+}
+
+/// An error with its causes, `a: b: c`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Drives arrivals at `rate` per second for `length`, open loop: each send is spawned at its
+/// intended time whatever the previous ones are doing. `new` picks the kind of arrival.
+pub async fn poisson(sender: Arc<Sender>, rate: f64, length: Duration, new: bool, stop: Arc<AtomicBool>) {
+    if rate <= 0.0 {
+        return;
+    }
+    let start = Instant::now();
+    let mut intended = start;
+    loop {
+        intended += super::exponential(Duration::from_secs_f64(1.0 / rate));
+        if intended.duration_since(start) >= length || stop.load(Ordering::Relaxed) {
+            return;
+        }
+        tokio::time::sleep_until(tokio::time::Instant::from_std(intended)).await;
+        let s = sender.clone();
+        if new {
+            tokio::spawn(s.new_conversation(intended));
+        } else {
+            tokio::spawn(s.follow_up(intended));
+        }
+    }
+}

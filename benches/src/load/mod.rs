@@ -1,0 +1,841 @@
+//! The load harness of issue 6 (`omniroute-load`): drives a running server only through its
+//! public interfaces — simulated agents over `/ws/agent` and the REST API, simulated customers
+//! through signed provider webhooks, and a fake provider for outbound sends — and reports
+//! latency percentiles, throughput, CPU and memory, and correctness counters that must read zero.
+//!
+//! The server is either started by the harness on a fresh database ([`Target::Spawn`]) or one
+//! already running ([`Target::Url`]). Everything the harness does to it goes through SPEC A, so a
+//! second server speaking the same subset (the pg-boss peer of issue 6) can be measured by the
+//! same code: [`Target::Url`] with its admin credentials.
+//!
+//! Method and figures: docs/performance.md, section "Load harness".
+
+pub mod agent;
+pub mod api;
+pub mod check;
+pub mod customer;
+pub mod provider;
+pub mod stats;
+pub mod target;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use agent::{Behaviour, Control, Identity, Observations, Shared};
+use api::Api;
+use check::Correctness;
+use customer::{Channels, Customers, Sender, TG_SECRET, WA_APP_SECRET, WA_PHONE_ID};
+use stats::{LatencySummary, Stats};
+use target::{ADMIN_LOGIN, ADMIN_PASSWORD, Postgres, ProcSample, Spawned, sample_pid};
+
+/// Which server to load.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Start `binary serve` on a fresh database next to `database_url` (created and dropped by
+    /// the harness). `pg_data` is the cluster's data directory, to read PostgreSQL's CPU time.
+    Spawn { binary: PathBuf, database_url: String, pg_data: Option<PathBuf>, keep_db: bool },
+    /// A server already running at `base` (`http://host:port`), with an admin's credentials.
+    Url { base: String, admin_login: String, admin_password: String },
+}
+
+/// The scenarios of issue 6 implemented so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// Seconds: a few agents, a few conversations; fails unless every counter reads zero.
+    Smoke,
+    /// 1,000 agents, 50 new conversations/s, 1,000 messages/s (sizes can be overridden).
+    Steady,
+    /// Agents signed in, connected and available, no traffic: memory per idle connection.
+    Idle,
+    /// 10,000 conversations wait before any agent is connected; then 500 agents connect at once:
+    /// drain time and order.
+    Backlog,
+}
+
+/// One run's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: Target,
+    pub scenario: Scenario,
+    pub agents: usize,
+    /// New conversations per second (Poisson).
+    pub conversations_per_s: f64,
+    /// Customer messages per second into open conversations (Poisson), besides first messages.
+    pub messages_per_s: f64,
+    pub duration: Duration,
+    /// Mean time before each agent reply (exponential).
+    pub think: Duration,
+    /// How long agents keep a conversation.
+    pub handling: Duration,
+    /// Each agent's capacity on WhatsApp and on Telegram.
+    pub capacity: u32,
+    /// Fraction of agents that disconnect and reconnect each minute.
+    pub churn_per_min: f64,
+    /// Fraction of agents that pause (for `pause`) each minute.
+    pub pause_per_min: f64,
+    pub pause: Duration,
+    /// Offer/accept (R7) on the Telegram service; WhatsApp always assigns directly.
+    pub offers: bool,
+    /// How long to wait after the load for every acknowledged message to reach an agent.
+    pub drain: Duration,
+    /// Concurrent agent creations and sign-ins (each is an argon2id hash on the server).
+    pub login_concurrency: usize,
+    /// Backlog: conversations opened before the agents connect.
+    pub backlog: usize,
+    pub progress: bool,
+}
+
+impl Config {
+    /// The scenario's defaults (issue 6) against `target`.
+    pub fn preset(scenario: Scenario, target: Target) -> Self {
+        let base = Self {
+            target,
+            scenario,
+            agents: 1000,
+            conversations_per_s: 50.0,
+            messages_per_s: 1000.0,
+            duration: Duration::from_secs(60),
+            think: Duration::from_secs(3),
+            handling: Duration::from_secs(30),
+            capacity: 5,
+            churn_per_min: 0.0,
+            pause_per_min: 0.05,
+            pause: Duration::from_secs(5),
+            offers: true,
+            drain: Duration::from_secs(20),
+            login_concurrency: 4,
+            backlog: 0,
+            progress: true,
+        };
+        match scenario {
+            Scenario::Smoke => Self {
+                agents: 20,
+                conversations_per_s: 5.0,
+                messages_per_s: 50.0,
+                duration: Duration::from_secs(5),
+                think: Duration::from_millis(500),
+                handling: Duration::from_secs(3),
+                pause_per_min: 1.0,
+                pause: Duration::from_secs(1),
+                churn_per_min: 0.5,
+                drain: Duration::from_secs(15),
+                ..base
+            },
+            Scenario::Steady => base,
+            Scenario::Backlog => Self {
+                agents: 500,
+                backlog: 10_000,
+                conversations_per_s: 0.0,
+                messages_per_s: 0.0,
+                duration: Duration::from_secs(0),
+                handling: Duration::from_secs(5),
+                think: Duration::from_secs(60),
+                pause_per_min: 0.0,
+                drain: Duration::from_secs(300),
+                ..base
+            },
+            Scenario::Idle => Self {
+                agents: 10_000,
+                conversations_per_s: 0.0,
+                messages_per_s: 0.0,
+                duration: Duration::from_secs(5),
+                pause_per_min: 0.0,
+                ..base
+            },
+        }
+    }
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: Scenario,
+    pub server: String,
+    pub agents: usize,
+    pub target_conversations_per_s: f64,
+    pub target_messages_per_s: f64,
+    pub duration_s: f64,
+    pub setup: Setup,
+    pub latency: Latencies,
+    pub throughput: Throughput,
+    pub resources: Resources,
+    pub counts: Counts,
+    pub backlog: Option<BacklogReport>,
+    pub correctness: Correctness,
+}
+
+/// The backlog scenario's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacklogReport {
+    pub waiting: u64,
+    /// Filling the queues: first webhook → last acknowledgement.
+    pub fill_s: f64,
+    /// Agents start connecting → every waiting conversation offered or assigned.
+    pub drain_s: f64,
+    /// Offers/assignments of a conversation that arrived earlier than one already served on
+    /// the same channel (R1: the queue is served in arrival order; all priorities are equal).
+    pub out_of_order: u64,
+    /// How far out of order at worst, in seconds of arrival time.
+    pub worst_inversion_s: f64,
+}
+
+/// How long getting ready took.
+#[derive(Debug, Clone, Serialize)]
+pub struct Setup {
+    /// Spawned server: exec → serving (includes migrations on the fresh database).
+    pub server_start_s: Option<f64>,
+    pub agents_created_s: f64,
+    pub agents_signed_in_s: f64,
+    /// All WebSockets open and every agent available (seen on the monitor).
+    pub agents_connected_s: f64,
+}
+
+/// The latencies of issue 6.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latencies {
+    pub webhook_ack: LatencySummary,
+    pub new_conversation_to_offer_or_assignment: LatencySummary,
+    pub customer_message_to_agent_screen: LatencySummary,
+    pub customer_message_to_history_on_assignment: LatencySummary,
+    pub agent_send_to_provider: LatencySummary,
+    pub agent_send_api: LatencySummary,
+}
+
+/// What got through.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub webhooks_acked_per_s: f64,
+    pub conversations_per_s: f64,
+    pub replies_per_s: f64,
+}
+
+/// CPU and memory (spawned server only; PostgreSQL when its data directory is known).
+#[derive(Debug, Clone, Serialize)]
+pub struct Resources {
+    pub server_cpu_s: Option<f64>,
+    pub server_cpu_s_per_1000_conversations: Option<f64>,
+    pub postgres_cpu_s: Option<f64>,
+    pub postgres_cpu_s_per_1000_conversations: Option<f64>,
+    pub server_rss_before_agents_mb: Option<f64>,
+    pub server_rss_agents_connected_mb: Option<f64>,
+    pub server_rss_end_mb: Option<f64>,
+    pub rss_per_idle_agent_connection_kb: Option<f64>,
+    pub open_conversations_at_end: usize,
+}
+
+/// Raw counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Counts {
+    pub webhooks_sent: u64,
+    pub webhooks_acked: u64,
+    pub webhooks_refused: u64,
+    pub webhooks_failed: u64,
+    pub conversations_started: u64,
+    pub offers: u64,
+    pub assignments: u64,
+    pub concluded: u64,
+    pub replies_sent: u64,
+    pub replies_at_provider: u64,
+    pub pauses: u64,
+    pub reconnects: u64,
+    pub agent_api_errors: u64,
+    pub monitor_samples: u64,
+}
+
+/// An exponentially distributed duration with the given mean (Poisson inter-arrival times).
+pub fn exponential(mean: Duration) -> Duration {
+    let u: f64 = rand::random::<f64>();
+    mean.mul_f64(-(1.0 - u).ln())
+}
+
+static NEXT_REPLY: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh agent-reply number (its tag follows the reply to the provider).
+pub fn next_reply() -> u64 {
+    NEXT_REPLY.fetch_add(1, Ordering::Relaxed)
+}
+
+const AGENT_PASSWORD: &str = "load-agent-password";
+
+/// Runs one scenario and answers its report. The caller decides what a non-zero counter means
+/// (the binary exits non-zero for `smoke`).
+pub async fn run(cfg: Config) -> anyhow::Result<Report> {
+    let stats = Arc::new(Stats::default());
+    let (spawned, base, admin_login, admin_password, pg) = match &cfg.target {
+        Target::Spawn { binary, database_url, pg_data, keep_db } => {
+            let s = Spawned::start(binary, database_url, *keep_db).await?;
+            let pg = pg_data.as_deref().and_then(Postgres::find);
+            let base = s.base.clone();
+            (Some(s), base, ADMIN_LOGIN.to_owned(), ADMIN_PASSWORD.to_owned(), pg)
+        }
+        Target::Url { base, admin_login, admin_password } => {
+            (None, base.clone(), admin_login.clone(), admin_password.clone(), None)
+        }
+    };
+    let result = drive(&cfg, stats, &base, &admin_login, &admin_password, spawned.as_ref(), pg.as_ref()).await;
+    if let Some(s) = spawned {
+        s.stop().await?;
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    cfg: &Config,
+    stats: Arc<Stats>,
+    base: &str,
+    admin_login: &str,
+    admin_password: &str,
+    spawned: Option<&Spawned>,
+    pg: Option<&Postgres>,
+) -> anyhow::Result<Report> {
+    let api = Api::new(base)?;
+    api.wait_ready(Duration::from_secs(30)).await?;
+    let admin = api.login(admin_login, admin_password).await.context("admin sign-in")?;
+    let provider = provider::start(stats.clone()).await?;
+    let provider_base = format!("http://{provider}");
+
+    // Services, a pause reason, agents: all through the admin API.
+    let wa = api
+        .expect(
+            Method::POST,
+            "/api/v1/admin/services",
+            Some(&admin),
+            Some(&json!({"name": "Load WhatsApp", "channel": "whatsapp", "auto_distribution": true,
+                "provider": {"phone_number_id": WA_PHONE_ID, "app_secret": WA_APP_SECRET, "verify_token": "load-verify",
+                             "access_token": "load-token", "api_base_url": provider_base}})),
+            StatusCode::CREATED,
+        )
+        .await?;
+    let mut tg_body = json!({"name": "Load Telegram", "channel": "telegram", "auto_distribution": true,
+        "provider": {"bot_token": "123456:LOAD", "secret_token": TG_SECRET, "api_base_url": provider_base}});
+    if cfg.offers {
+        tg_body["offer_timeout_s"] = json!(30);
+    }
+    let tg =
+        api.expect(Method::POST, "/api/v1/admin/services", Some(&admin), Some(&tg_body), StatusCode::CREATED).await?;
+    let service_ids = [id_of(&wa)?, id_of(&tg)?];
+    let pause = api
+        .expect(
+            Method::POST,
+            "/api/v1/admin/pause-reasons",
+            Some(&admin),
+            Some(&json!({"name": "Load pause"})),
+            StatusCode::CREATED,
+        )
+        .await?;
+    let pause_reason_id = id_of(&pause)?;
+
+    let bar = progress_bar(cfg.progress);
+    bar.set_message(format!("creating {} agents", cfg.agents));
+    let t = Instant::now();
+    let run_id = chrono::Utc::now().timestamp_millis();
+    let logins: Vec<String> = (0..cfg.agents).map(|i| format!("load{run_id}a{i}")).collect();
+    let capacity = json!({"whatsapp": cfg.capacity, "telegram": cfg.capacity});
+    let services = json!(service_ids);
+    let created =
+        bounded(logins.clone(), cfg.login_concurrency, |login| {
+            let api = api.clone();
+            let admin = admin.clone();
+            let body = json!({"login": login, "name": login, "password": AGENT_PASSWORD, "role": "agent",
+                          "services": services, "capacity": capacity});
+            async move {
+                api.expect(Method::POST, "/api/v1/admin/agents", Some(&admin), Some(&body), StatusCode::CREATED).await
+            }
+        })
+        .await;
+    for c in created {
+        c?;
+    }
+    let agents_created_s = t.elapsed().as_secs_f64();
+    bar.set_message(format!("signing in {} agents", cfg.agents));
+    let t = Instant::now();
+    let signed = bounded(logins.clone(), cfg.login_concurrency, |login| {
+        let api = api.clone();
+        async move {
+            let v = api
+                .expect(
+                    Method::POST,
+                    "/api/v1/auth/login",
+                    None,
+                    Some(&json!({"login": login, "password": AGENT_PASSWORD})),
+                    StatusCode::OK,
+                )
+                .await?;
+            Ok::<_, anyhow::Error>((
+                v["token"].as_str().context("no token")?.to_owned(),
+                v["agent"]["id"].as_str().context("no agent id")?.to_owned(),
+            ))
+        }
+    })
+    .await;
+    let mut identities = Vec::with_capacity(cfg.agents);
+    for (index, s) in signed.into_iter().enumerate() {
+        let (token, id) = s?;
+        identities.push(Identity { index, id, token });
+    }
+    let agents_signed_in_s = t.elapsed().as_secs_f64();
+    let server_pid = spawned.map(|s| s.pid);
+    // Sign-in leaves argon2id's memory behind for the allocator to give back: let it settle.
+    if server_pid.is_some() {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let rss_before = server_pid.and_then(sample_pid).map(|s| s.rss_bytes);
+
+    let customers = Arc::new(Customers::default());
+    let sender = Arc::new(Sender::new(
+        api.clone(),
+        stats.clone(),
+        customers.clone(),
+        Channels { telegram_service_id: service_ids[1].clone() },
+        1,
+    ));
+    let mut fill_s = 0.0;
+    if cfg.backlog > 0 {
+        bar.set_message(format!("opening {} waiting conversations", cfg.backlog));
+        let t = Instant::now();
+        let permits = Arc::new(tokio::sync::Semaphore::new(64));
+        let mut sends = Vec::with_capacity(cfg.backlog);
+        for _ in 0..cfg.backlog {
+            let permit = permits.clone().acquire_owned().await.expect("never closed");
+            let s = sender.clone();
+            sends.push(tokio::spawn(async move {
+                s.new_conversation(Instant::now()).await;
+                drop(permit);
+            }));
+        }
+        for s in sends {
+            let _ = s.await;
+        }
+        fill_s = t.elapsed().as_secs_f64();
+        eprintln!("backlog: {} conversations opened in {fill_s:.1} s", stats.conversations_started.get());
+    }
+
+    // Agents connect and go available.
+    bar.set_message(format!("connecting {} agents", cfg.agents));
+    let t = Instant::now();
+    let shared = Arc::new(Shared {
+        api: api.clone(),
+        stats: stats.clone(),
+        customers: customers.clone(),
+        behaviour: Behaviour { think: cfg.think, handling: cfg.handling, pause_reason_id },
+        stopping: AtomicBool::new(false),
+    });
+    let mut controls = Vec::with_capacity(cfg.agents);
+    let mut tasks = Vec::with_capacity(cfg.agents);
+    for me in identities.iter().cloned() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        controls.push(tx);
+        tasks.push(tokio::spawn(agent::run(me, shared.clone(), rx)));
+    }
+    let mut drain_s = 0.0;
+    if cfg.backlog > 0 {
+        // Every waiting conversation offered or assigned (or the drain limit).
+        let until = Instant::now() + cfg.drain;
+        let monitor =
+            tokio::spawn(sample_monitor(api.clone(), admin.clone(), cfg.capacity, stats.clone(), stop_flag()));
+        while stats.reached() < stats.conversations_started.get() && Instant::now() < until {
+            bar.set_message(format!(
+                "backlog: {} of {} reached an agent",
+                stats.reached(),
+                stats.conversations_started.get()
+            ));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drain_s = t.elapsed().as_secs_f64();
+        monitor.abort();
+        eprintln!(
+            "backlog: {} of {} reached an agent after {drain_s:.1} s",
+            stats.reached(),
+            stats.conversations_started.get()
+        );
+    }
+    wait_available(&api, &admin, cfg.agents, Duration::from_secs(120 + cfg.agents as u64 / 20)).await?;
+    let agents_connected_s = t.elapsed().as_secs_f64();
+    // Let the server settle (buffers grown, pings exchanged) before reading its memory.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_connected = server_pid.and_then(sample_pid).map(|s| s.rss_bytes);
+
+    // The load.
+    let cpu0 = server_pid.and_then(sample_pid);
+    let pg0 = pg.map(Postgres::sample);
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let arrivals =
+        tokio::spawn(customer::poisson(sender.clone(), cfg.conversations_per_s, cfg.duration, true, stop.clone()));
+    let messages =
+        tokio::spawn(customer::poisson(sender.clone(), cfg.messages_per_s, cfg.duration, false, stop.clone()));
+    let monitor = tokio::spawn(sample_monitor(api.clone(), admin.clone(), cfg.capacity, stats.clone(), stop.clone()));
+    let chaos = tokio::spawn(disturb(controls.clone(), cfg.churn_per_min, cfg.pause_per_min, cfg.pause, stop.clone()));
+    bar.set_length(cfg.duration.as_secs().max(1));
+    let ticker = {
+        let (bar, stats, customers, stop) = (bar.clone(), stats.clone(), customers.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                bar.set_position(started.elapsed().as_secs());
+                bar.set_message(format!(
+                    "webhooks {}/{} acked · conversations {} · assigned {} · concluded {} · open {} · unseen {}",
+                    stats.webhooks_acked.get(),
+                    stats.webhooks_sent.get(),
+                    stats.conversations_started.get(),
+                    stats.assignments.get(),
+                    stats.concluded.get(),
+                    customers.open_count(),
+                    stats.unseen_acked(),
+                ));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let _ = arrivals.await;
+    let _ = messages.await;
+    let load_s = started.elapsed().as_secs_f64();
+    // Drain: every acknowledged message should reach an agent, every reply the provider.
+    let drain_until = Instant::now() + cfg.drain;
+    while Instant::now() < drain_until && (stats.unseen_acked() > 0 || stats.replies_missing() > 0) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    shared.stopping.store(true, Ordering::Relaxed);
+    let cpu1 = server_pid.and_then(sample_pid);
+    let pg1 = pg.map(Postgres::sample);
+    let rss_end = cpu1.map(|s| s.rss_bytes);
+    let _ = monitor.await;
+    let _ = chaos.await;
+    let _ = ticker.await;
+    drop(controls);
+    let mut observations: Vec<Observations> = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        observations.push(t.await.unwrap_or_default());
+    }
+    bar.finish_and_clear();
+
+    let backlog = (cfg.backlog > 0).then(|| {
+        let (out_of_order, worst_inversion_s) = check::drain_order(&observations);
+        BacklogReport { waiting: stats.conversations_started.get(), fill_s, drain_s, out_of_order, worst_inversion_s }
+    });
+    let ids: Vec<String> = identities.iter().map(|i| i.id.clone()).collect();
+    let mut correctness = check::replay(&observations, &ids, cfg.capacity);
+    correctness.waiting_while_free = stats.waiting_while_free.get();
+    correctness.acknowledged_messages_lost = lost_messages(&api, &admin, &stats).await;
+    correctness.replies_not_delivered = stats.replies_missing();
+
+    let conversations = stats.conversations_started.get();
+    // Rates over a load phase too short to mean anything (backlog, idle) read 0.
+    let rate = |n: u64| if load_s >= 1.0 { n as f64 / load_s } else { 0.0 };
+    let per_1000 = |cpu: Option<f64>| cpu.filter(|_| conversations > 0).map(|c| c * 1000.0 / conversations as f64);
+    let cpu_delta = |a: Option<ProcSample>, b: Option<ProcSample>| Some(b?.cpu_s - a?.cpu_s);
+    let server_cpu = cpu_delta(cpu0, cpu1);
+    let pg_cpu = cpu_delta(pg0, pg1);
+    let mb = |b: Option<u64>| b.map(|b| b as f64 / 1_048_576.0);
+    let per_agent_kb = match (rss_before, rss_connected) {
+        (Some(a), Some(b)) if cfg.agents > 0 => Some((b as f64 - a as f64) / cfg.agents as f64 / 1024.0),
+        _ => None,
+    };
+    Ok(Report {
+        scenario: cfg.scenario,
+        server: base.to_owned(),
+        agents: cfg.agents,
+        target_conversations_per_s: cfg.conversations_per_s,
+        target_messages_per_s: cfg.messages_per_s,
+        duration_s: load_s,
+        setup: Setup {
+            server_start_s: spawned.map(|s| s.start_time.as_secs_f64()),
+            agents_created_s,
+            agents_signed_in_s,
+            agents_connected_s,
+        },
+        latency: Latencies {
+            webhook_ack: stats.webhook_ack.summary(),
+            new_conversation_to_offer_or_assignment: stats.offer_or_assign.summary(),
+            customer_message_to_agent_screen: stats.message_to_screen.summary(),
+            customer_message_to_history_on_assignment: stats.message_to_history.summary(),
+            agent_send_to_provider: stats.send_to_provider.summary(),
+            agent_send_api: stats.agent_send_api.summary(),
+        },
+        throughput: Throughput {
+            webhooks_acked_per_s: rate(stats.webhooks_acked.get()),
+            conversations_per_s: rate(conversations),
+            replies_per_s: rate(stats.replies_sent.get()),
+        },
+        resources: Resources {
+            server_cpu_s: server_cpu,
+            server_cpu_s_per_1000_conversations: per_1000(server_cpu),
+            postgres_cpu_s: pg_cpu,
+            postgres_cpu_s_per_1000_conversations: per_1000(pg_cpu),
+            server_rss_before_agents_mb: mb(rss_before),
+            server_rss_agents_connected_mb: mb(rss_connected),
+            server_rss_end_mb: mb(rss_end),
+            rss_per_idle_agent_connection_kb: per_agent_kb,
+            open_conversations_at_end: customers.open_count(),
+        },
+        counts: Counts {
+            webhooks_sent: stats.webhooks_sent.get(),
+            webhooks_acked: stats.webhooks_acked.get(),
+            webhooks_refused: stats.webhooks_refused.get(),
+            webhooks_failed: stats.webhooks_failed.get(),
+            conversations_started: conversations,
+            offers: stats.offers.get(),
+            assignments: stats.assignments.get(),
+            concluded: stats.concluded.get(),
+            replies_sent: stats.replies_sent.get(),
+            replies_at_provider: stats.replies_at_provider.get(),
+            pauses: stats.pauses.get(),
+            reconnects: stats.reconnects.get(),
+            agent_api_errors: stats.agent_api_errors.get(),
+            monitor_samples: stats.monitor_samples.get(),
+        },
+        backlog,
+        correctness,
+    })
+}
+
+fn stop_flag() -> Arc<AtomicBool> {
+    Arc::new(AtomicBool::new(false))
+}
+
+fn id_of(v: &Value) -> anyhow::Result<String> {
+    v["id"].as_str().map(str::to_owned).with_context(|| format!("no id in {v}"))
+}
+
+fn progress_bar(show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(1);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {pos}/{len}s {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// Runs `f` over `items` with at most `n` at a time; answers the results in order.
+async fn bounded<I, F, Fut, T>(items: Vec<I>, n: usize, f: F) -> Vec<T>
+where
+    F: Fn(I) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let permits = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+    let mut handles = Vec::with_capacity(items.len());
+    for item in items {
+        let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let fut = f(item);
+        handles.push(tokio::spawn(async move {
+            let out = fut.await;
+            drop(permit);
+            out
+        }));
+    }
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.expect("a setup task panicked"));
+    }
+    out
+}
+
+/// Waits until the monitor shows `n` agents available with a connection.
+async fn wait_available(api: &Api, admin: &str, n: usize, deadline: Duration) -> anyhow::Result<()> {
+    let until = Instant::now() + deadline;
+    loop {
+        let agents = api.expect(Method::GET, "/api/v1/monitor/agents", Some(admin), None, StatusCode::OK).await?;
+        let ready = agents
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["status"] == "available" && a["connections"].as_u64().unwrap_or(0) > 0)
+            .count();
+        if ready >= n {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            bail!("only {ready} of {n} agents were connected and available after {deadline:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every second, reads the monitor's queues and agents. A channel counts as "waiting while an
+/// eligible agent is free" when a conversation has waited at least a second while some agent is
+/// available with room (active conversations plus pending offers under capacity) on that
+/// channel, in two samples in a row — so a routing decision in flight is not counted. The two
+/// reads are not one snapshot; the two-in-a-row rule also absorbs that.
+async fn sample_monitor(api: Api, admin: String, capacity: u32, stats: Arc<Stats>, stop: Arc<AtomicBool>) {
+    let mut flagged_before: Vec<String> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let queues = api.call(Method::GET, "/api/v1/monitor/queues", Some(&admin), None).await;
+        let agents = api.call(Method::GET, "/api/v1/monitor/agents", Some(&admin), None).await;
+        let (Ok((StatusCode::OK, queues)), Ok((StatusCode::OK, agents))) = (queues, agents) else { continue };
+        stats.monitor_samples.inc();
+        let mut flagged = Vec::new();
+        for q in queues.as_array().into_iter().flatten() {
+            let channel = q["channel"].as_str().unwrap_or_default();
+            if q["waiting"].as_u64().unwrap_or(0) == 0 || q["oldest_wait_s"].as_f64().unwrap_or(0.0) < 1.0 {
+                continue;
+            }
+            let free = agents.as_array().into_iter().flatten().any(|a| {
+                let active = a["conversations"][channel]["active"].as_u64().unwrap_or(0);
+                let offers = a["offers"].as_u64().unwrap_or(0);
+                a["status"] == "available"
+                    && a["connections"].as_u64().unwrap_or(0) > 0
+                    && active + offers < capacity as u64
+            });
+            if free {
+                flagged.push(channel.to_owned());
+            }
+        }
+        for ch in &flagged {
+            if flagged_before.contains(ch) {
+                stats.waiting_while_free.inc();
+                eprintln!("monitor: a {ch} conversation waits while an agent is free");
+            }
+        }
+        flagged_before = flagged;
+    }
+}
+
+/// Churn and pauses: every second, each agent disconnects (and comes back 1–5 s later) or
+/// pauses with the per-minute probabilities given.
+async fn disturb(
+    controls: Vec<mpsc::UnboundedSender<Control>>,
+    churn_per_min: f64,
+    pause_per_min: f64,
+    pause: Duration,
+    stop: Arc<AtomicBool>,
+) {
+    if controls.is_empty() || (churn_per_min <= 0.0 && pause_per_min <= 0.0) {
+        return;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for c in &controls {
+            let r: f64 = rand::random();
+            if r < churn_per_min / 60.0 {
+                let away = Duration::from_millis(1000 + (rand::random::<u64>() % 4000));
+                let _ = c.send(Control::Reconnect(away));
+            } else if r < (churn_per_min + pause_per_min) / 60.0 {
+                let _ = c.send(Control::Pause(pause));
+            }
+        }
+    }
+}
+
+/// Acknowledged messages no agent saw: before counting one lost, look for it where a desk
+/// would, in the conversations the admin can list (`GET /api/v1/conversations`) and their
+/// histories; a message found there was stored but never shown, and still counts as lost to
+/// the agent's screen only if absent from storage too.
+async fn lost_messages(api: &Api, admin: &str, stats: &Stats) -> u64 {
+    let missing = stats.unseen_acked_tags();
+    if missing.is_empty() {
+        return 0;
+    }
+    eprintln!("{} acknowledged messages were not seen by an agent; looking for them in storage", missing.len());
+    let mut stored = std::collections::HashSet::new();
+    if let Ok(list) = api.expect(Method::GET, "/api/v1/conversations", Some(admin), None, StatusCode::OK).await {
+        let items = list.as_array().cloned().or_else(|| list["items"].as_array().cloned()).unwrap_or_default();
+        for c in items {
+            let Some(id) = c["id"].as_str() else { continue };
+            if let Ok(detail) =
+                api.expect(Method::GET, &format!("/api/v1/conversations/{id}"), Some(admin), None, StatusCode::OK).await
+            {
+                for m in detail["messages"].as_array().into_iter().flatten() {
+                    if let Some((_, tag)) = m["body"].as_str().and_then(stats::parse_customer_tag) {
+                        stored.insert(tag);
+                    }
+                }
+            }
+        }
+    }
+    let in_storage = missing.iter().filter(|t| stored.contains(t)).count();
+    eprintln!("of those, {in_storage} are stored (the agent never got them on screen)");
+    missing.len() as u64
+}
+
+impl Report {
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let l = &self.latency;
+        out.push_str(&format!(
+            "scenario {:?} · {} agents · {:.0} new conversations/s · {:.0} messages/s · {:.1} s of load\n",
+            self.scenario, self.agents, self.target_conversations_per_s, self.target_messages_per_s, self.duration_s
+        ));
+        out.push_str(&format!(
+            "setup: server start {} · agents created {:.1} s · signed in {:.1} s · connected+available {:.1} s\n\n",
+            self.setup.server_start_s.map(|s| format!("{s:.2} s")).unwrap_or_else(|| "-".into()),
+            self.setup.agents_created_s,
+            self.setup.agents_signed_in_s,
+            self.setup.agents_connected_s
+        ));
+        out.push_str(&format!(
+            "{:<44} {:>8} {:>9} {:>9} {:>9} {:>9}\n",
+            "latency (ms)", "count", "p50", "p99", "p99.9", "max"
+        ));
+        for (name, s) in [
+            ("webhook acknowledgement", &l.webhook_ack),
+            ("new conversation → offer/assignment", &l.new_conversation_to_offer_or_assignment),
+            ("customer message → agent screen", &l.customer_message_to_agent_screen),
+            ("customer message → history on assignment", &l.customer_message_to_history_on_assignment),
+            ("agent send → provider", &l.agent_send_to_provider),
+            ("agent send API (201)", &l.agent_send_api),
+        ] {
+            out.push_str(&format!(
+                "{name:<44} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>9.2}\n",
+                s.count, s.p50_ms, s.p99_ms, s.p999_ms, s.max_ms
+            ));
+        }
+        let t = &self.throughput;
+        out.push_str(&format!(
+            "\nthroughput: {:.0} webhooks acked/s · {:.1} conversations/s · {:.0} agent replies/s\n",
+            t.webhooks_acked_per_s, t.conversations_per_s, t.replies_per_s
+        ));
+        let r = &self.resources;
+        let f = |v: Option<f64>, unit: &str| v.map(|v| format!("{v:.2} {unit}")).unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "server CPU {} ({} per 1,000 conversations) · PostgreSQL CPU {} ({} per 1,000 conversations)\n",
+            f(r.server_cpu_s, "s"),
+            f(r.server_cpu_s_per_1000_conversations, "s"),
+            f(r.postgres_cpu_s, "s"),
+            f(r.postgres_cpu_s_per_1000_conversations, "s"),
+        ));
+        out.push_str(&format!(
+            "server RSS: {} before agents · {} agents connected · {} at end · {} per idle agent connection\n",
+            f(r.server_rss_before_agents_mb, "MB"),
+            f(r.server_rss_agents_connected_mb, "MB"),
+            f(r.server_rss_end_mb, "MB"),
+            f(r.rss_per_idle_agent_connection_kb, "KB"),
+        ));
+        let c = &self.counts;
+        out.push_str(&format!(
+            "counts: webhooks {} sent / {} acked / {} refused / {} failed · conversations {} · offers {} · assignments {} · concluded {} · replies {} sent / {} at provider · pauses {} · reconnects {} · agent API errors {}\n",
+            c.webhooks_sent, c.webhooks_acked, c.webhooks_refused, c.webhooks_failed, c.conversations_started, c.offers,
+            c.assignments, c.concluded, c.replies_sent, c.replies_at_provider, c.pauses, c.reconnects, c.agent_api_errors
+        ));
+        if let Some(b) = &self.backlog {
+            out.push_str(&format!(
+                "backlog: {} waiting filled in {:.1} s · drained in {:.1} s after the agents started connecting · {} served out of arrival order (worst {:.3} s)\n",
+                b.waiting, b.fill_s, b.drain_s, b.out_of_order, b.worst_inversion_s
+            ));
+        }
+        let k = &self.correctness;
+        out.push_str(&format!(
+            "\ncorrectness (must be 0): double assignments {} · capacity exceeded {} · offers to unavailable agents {} · waiting while an agent was free {} ({} monitor samples) · acknowledged messages lost {} · replies not delivered {}\n",
+            k.double_assignments, k.capacity_exceeded, k.offers_to_unavailable, k.waiting_while_free, c.monitor_samples,
+            k.acknowledged_messages_lost, k.replies_not_delivered
+        ));
+        out
+    }
+}
