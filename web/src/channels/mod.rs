@@ -9,8 +9,8 @@ pub mod meta;
 pub mod outbound;
 pub mod sms;
 pub mod telegram;
-pub mod voice;
 pub mod templates;
+pub mod voice;
 pub mod whatsapp;
 
 use actix_web::web;
