@@ -204,7 +204,10 @@ impl Engine {
         match self.execute(Command::CustomerMessage { conversation, at: now }).await {
             Err(EngineError::ConversationNotFound) => {
                 // The conversation ended in the engine while this message was being stored: the
-                // message starts a new one, as the customer's next message would (R10).
+                // message starts a new one, as the customer's next message would (R10). The end
+                // may not be committed yet: wait for it, or the store would still see the
+                // conversation open and put the message back into it (the load harness saw 404s).
+                self.flush().await;
                 let (pool, m) = (self.pool.clone(), inbound);
                 let (row, opened) = tokio::task::spawn_blocking(move || {
                     let mut conn = pool.get()?;
