@@ -282,16 +282,14 @@ pub fn clean_name(name: &str) -> String {
     if cleaned.trim().is_empty() { "file".into() } else { cleaned }
 }
 
-/// Uploads one file (multipart field `file`) to attach to a message: 201 with its id.
-#[utoipa::path(post, path = "/api/v1/attachments", tag = "agent",
-    responses((status = 201, body = AttachmentDto), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
-              (status = 415, body = ErrorBody)))]
-#[post("/attachments")]
-pub async fn upload(
-    state: web::Data<AppState>,
-    me: CurrentAgent,
-    mut form: Multipart,
-) -> Result<HttpResponse, ApiError> {
+/// Reads the multipart field `file` (other fields drained): its cleaned name, its content type
+/// (one of [`ALLOWED_TYPES`]) and its bytes, at most `limit(content_type)`; `scope` ends the 413
+/// message (" in the chat"). Refusals are 400 / 413 / 415 JSON errors.
+pub async fn read_file_field(
+    form: &mut Multipart,
+    limit: impl Fn(&str) -> usize,
+    scope: &str,
+) -> Result<(String, String, Vec<u8>), ApiError> {
     let mut file: Option<(String, String, Vec<u8>)> = None;
     while let Some(field) = form.next().await {
         let mut field = field.map_err(|e| ApiError::bad_request("invalid_multipart", e.to_string()))?;
@@ -311,14 +309,15 @@ pub async fn upload(
                 format!("files of type {content_type:?} are not accepted"),
             ));
         }
+        let limit = limit(&content_type);
         let mut data = Vec::new();
         while let Some(chunk) = field.next().await {
             let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_multipart", e.to_string()))?;
-            if data.len() + chunk.len() > MAX_UPLOAD {
+            if data.len() + chunk.len() > limit {
                 return Err(ApiError::new(
                     actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
                     "file_too_large",
-                    format!("files are at most {} MiB", MAX_UPLOAD / 1024 / 1024),
+                    format!("files are at most {} MiB{scope}", limit / 1024 / 1024),
                 ));
             }
             data.extend_from_slice(&chunk);
@@ -330,6 +329,20 @@ pub async fn upload(
     if data.is_empty() {
         return Err(ApiError::bad_request("empty_file", "the file is empty"));
     }
+    Ok((name, content_type, data))
+}
+
+/// Uploads one file (multipart field `file`) to attach to a message: 201 with its id.
+#[utoipa::path(post, path = "/api/v1/attachments", tag = "agent",
+    responses((status = 201, body = AttachmentDto), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 415, body = ErrorBody)))]
+#[post("/attachments")]
+pub async fn upload(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    mut form: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let (name, content_type, data) = read_file_field(&mut form, |_| MAX_UPLOAD, "").await?;
     let row = Attachment {
         id: AttachmentId::new(),
         message_id: None,

@@ -16,7 +16,6 @@ use actix_multipart::Multipart;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::Utc;
-use futures_util::StreamExt;
 use rust_embed::RustEmbed;
 use schema::models::{Attachment, AttachmentContent, Conversation, Service, Visitor, WebchatUpload};
 use schema::{AttachmentId, Channel, Connection, ServiceId, store};
@@ -169,46 +168,12 @@ pub async fn upload(
         ));
     }
     let mut form = Multipart::new(req.headers(), payload);
-    let mut found: Option<(String, String, Vec<u8>)> = None;
-    while let Some(field) = form.next().await {
-        let mut field = field.map_err(|e| ApiError::bad_request("invalid_multipart", e.to_string()))?;
-        if field.name() != Some("file") || found.is_some() {
-            while let Some(chunk) = field.next().await {
-                chunk.map_err(|e| ApiError::bad_request("invalid_multipart", e.to_string()))?;
-            }
-            continue;
-        }
-        let name = crate::api::messages::clean_name(
-            field.content_disposition().and_then(|d| d.get_filename()).unwrap_or("file"),
-        );
-        let content_type = field.content_type().map(|m| m.essence_str().to_owned()).unwrap_or_default();
-        if !crate::api::messages::ALLOWED_TYPES.contains(&content_type.as_str()) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_file_type",
-                format!("files of type {content_type:?} are not accepted"),
-            ));
-        }
-        let limit = crate::api::messages::channel_limit(Channel::Webchat, &content_type);
-        let mut data = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_multipart", e.to_string()))?;
-            if data.len() + chunk.len() > limit {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "file_too_large",
-                    format!("files are at most {} MiB in the chat", limit / 1024 / 1024),
-                ));
-            }
-            data.extend_from_slice(&chunk);
-        }
-        found = Some((name, content_type, data));
-    }
-    let (name, content_type, data) =
-        found.ok_or_else(|| ApiError::bad_request("missing_file", "send the file in the field `file`"))?;
-    if data.is_empty() {
-        return Err(ApiError::bad_request("empty_file", "the file is empty"));
-    }
+    let (name, content_type, data) = crate::api::messages::read_file_field(
+        &mut form,
+        |content_type| crate::api::messages::channel_limit(Channel::Webchat, content_type),
+        " in the chat",
+    )
+    .await?;
     let row = Attachment {
         id: AttachmentId::new(),
         message_id: None,
