@@ -20,6 +20,9 @@ impl Api {
     pub fn new(base: &str) -> anyhow::Result<Self> {
         let http = Client::builder()
             .pool_max_idle_per_host(1024)
+            // Under the server's 5 s keep-alive: a pooled connection the server is closing would
+            // fail the next request with "connection closed before message completed".
+            .pool_idle_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()?;
