@@ -84,6 +84,19 @@ struct Args {
     /// Backlog scenario: conversations waiting before the agents connect.
     #[arg(long)]
     backlog: Option<usize>,
+    /// Conversations parked (open, waiting, timers armed) in a service no agent serves before
+    /// the agents connect: memory per open conversation (idle) and the restart's 100,000.
+    #[arg(long)]
+    parked: Option<usize>,
+    /// The services' customer inactivity time in minutes (R10).
+    #[arg(long)]
+    inactivity_minutes: Option<i32>,
+    /// Restart scenario: seconds into the load at which the server gets `kill -9`.
+    #[arg(long)]
+    kill_at: Option<u64>,
+    /// Ingest ceiling: the message rates to try, e.g. `500,1000,2000` (each for --duration).
+    #[arg(long, value_delimiter = ',')]
+    rates: Option<Vec<f64>>,
     /// Concurrent agent creations/sign-ins (each an argon2id hash on the server).
     #[arg(long)]
     login_concurrency: Option<usize>,
@@ -147,6 +160,21 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(v) = args.backlog {
         cfg.backlog = v;
+    }
+    if let Some(v) = args.parked {
+        cfg.parked = v;
+    }
+    if let Some(v) = args.inactivity_minutes {
+        cfg.inactivity_minutes = Some(v);
+    }
+    if let Some(v) = args.kill_at {
+        cfg.kill_at = Some(Duration::from_secs(v));
+    }
+    if let Some(v) = args.rates {
+        cfg.ceiling_rates = v;
+    }
+    if cfg.kill_at.is_some() && args.url.is_some() {
+        bail!("a restart needs a server the harness started (no --url)");
     }
     cfg.offers = !args.no_offers;
     cfg.progress = !args.quiet;

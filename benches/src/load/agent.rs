@@ -175,6 +175,21 @@ pub async fn run(me: Identity, shared: Arc<Shared>, mut ctl: mpsc::UnboundedRece
                             }
                         }
                         Some("snapshot") => {
+                            // Conversations that became mine while I was away (assigned during a
+                            // disconnect or a server restart) are in the snapshot but not in my
+                            // resume: ask for their whole history of events, as the desk shows them.
+                            let unknown: HashMap<String, i64> = v["conversations"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|c| c["id"].as_str())
+                                .filter(|id| !last_seq.contains_key(*id))
+                                .map(|id| (id.to_owned(), 0))
+                                .collect();
+                            if !unknown.is_empty() {
+                                let resume = json!({"type": "resume", "conversations": unknown});
+                                let _ = tx.send(Message::text(resume.to_string())).await;
+                            }
                             for offer in v["offers"].as_array().into_iter().flatten() {
                                 let conv = offer["conversation_id"].as_str().unwrap_or_default();
                                 let accept = json!({"type": "accept", "conversation_id": conv, "ref": conv});

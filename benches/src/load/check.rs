@@ -6,7 +6,8 @@
 //!   in order: an `assigned` / `offer_accepted` to agent B while agent A still holds it (no
 //!   conclusion, return or transfer in between) counts one.
 //! - **Capacity exceeded**: each agent's own stream, in the order its socket delivered it: the
-//!   conversations it holds per channel; more than its capacity at any point counts one.
+//!   active conversations it holds per channel (R10: one that became inactive frees its place
+//!   until reactivated); more than its capacity at any point counts one.
 //! - **Offers to unavailable agents**: an `offered` or `assigned` event to an agent whose server
 //!   time falls inside one of that agent's pauses (from the `since` of the `PUT presence` answer
 //!   that paused it to the `since` of the one that made it available again).
@@ -31,6 +32,10 @@ pub struct Correctness {
     pub acknowledged_messages_lost: u64,
     /// Agent replies answered 201 that never reached the provider by the end of the drain.
     pub replies_not_delivered: u64,
+    /// Restart scenario: conversations an agent held whose inactivity timer (R10), armed before
+    /// the `kill -9`, had not fired well after its deadline (no `became_inactive` as their last
+    /// event).
+    pub timers_not_fired: u64,
 }
 
 impl Correctness {
@@ -42,7 +47,33 @@ impl Correctness {
             && self.waiting_while_free == 0
             && self.acknowledged_messages_lost == 0
             && self.replies_not_delivered == 0
+            && self.timers_not_fired == 0
     }
+}
+
+/// Conversations some agent held (assigned, accepted or transferred to it) at some point.
+pub fn held(observations: &[Observations]) -> u64 {
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for o in observations.iter().flat_map(|o| o.events.iter()).filter(|o| holds(&o.kind)) {
+        seen.insert(o.conversation_id.as_str());
+    }
+    seen.len() as u64
+}
+
+/// Conversations whose last event (in `seq` order, gathered from every agent) leaves them active
+/// at an agent: once every customer has been silent for longer than the inactivity time, each
+/// should have gone inactive (`became_inactive`) or left the agent.
+/// Only conversations whose last event happened before `due` count: one assigned later is not
+/// due yet.
+pub fn still_active(observations: &[Observations], due: DateTime<Utc>) -> u64 {
+    let mut last: HashMap<&str, &Observed> = HashMap::new();
+    for o in observations.iter().flat_map(|o| o.events.iter()) {
+        let e = last.entry(o.conversation_id.as_str()).or_insert(o);
+        if o.seq > e.seq {
+            *e = o;
+        }
+    }
+    last.values().filter(|e| (holds(&e.kind) || e.kind == "reactivated") && e.at <= due).count() as u64
 }
 
 fn holds(kind: &str) -> bool {
@@ -101,7 +132,7 @@ pub fn replay(observations: &[Observations], ids: &[String], capacity: u32) -> C
             if mine && matches!(e.kind.as_str(), "offered" | "assigned") && within(&obs.unavailable, e.at) {
                 c.offers_to_unavailable += 1;
             }
-            if holds(&e.kind) {
+            if holds(&e.kind) || (mine && e.kind == "reactivated") {
                 let set = held.entry(channel).or_default();
                 if mine {
                     set.insert(e.conversation_id.as_str(), ());
@@ -111,7 +142,8 @@ pub fn replay(observations: &[Observations], ids: &[String], capacity: u32) -> C
                 } else {
                     set.remove(e.conversation_id.as_str());
                 }
-            } else if releases(&e.kind) {
+            } else if releases(&e.kind) || e.kind == "became_inactive" {
+                // R10: an inactive conversation stays with its agent but frees its capacity.
                 held.entry(channel).or_default().remove(e.conversation_id.as_str());
             }
         }
@@ -203,5 +235,42 @@ mod tests {
         let c = replay(&obs, &ids, 1);
         assert_eq!(c.capacity_exceeded, 1);
         assert_eq!(c.offers_to_unavailable, 2);
+    }
+
+    #[test]
+    fn an_inactive_conversation_frees_capacity_until_reactivated() {
+        let ids = vec!["a".to_owned()];
+        let obs = |events| vec![Observations { events, unavailable: vec![] }];
+        let freed = obs(vec![
+            ev(0, "c1", 1, "assigned", "a"),
+            ev(0, "c1", 2, "became_inactive", "a"),
+            ev(0, "c2", 1, "assigned", "a"),
+        ]);
+        assert!(replay(&freed, &ids, 1).all_zero());
+        let back = obs(vec![
+            ev(0, "c1", 1, "assigned", "a"),
+            ev(0, "c1", 2, "became_inactive", "a"),
+            ev(0, "c2", 1, "assigned", "a"),
+            ev(0, "c1", 3, "reactivated", "a"),
+        ]);
+        assert_eq!(replay(&back, &ids, 1).capacity_exceeded, 1);
+    }
+
+    #[test]
+    fn a_held_conversation_whose_last_event_is_not_inactivity_is_a_timer_not_fired() {
+        let obs = vec![Observations {
+            events: vec![
+                ev(0, "c1", 1, "assigned", "a"),
+                ev(0, "c1", 2, "became_inactive", "a"),
+                ev(0, "c2", 1, "assigned", "a"),
+                ev(0, "c3", 1, "assigned", "a"),
+                ev(0, "c3", 2, "became_inactive", "a"),
+                ev(0, "c3", 3, "reactivated", "a"),
+            ],
+            unavailable: vec![],
+        }];
+        assert_eq!(held(&obs), 3);
+        assert_eq!(still_active(&obs, Utc::now()), 2);
+        assert_eq!(still_active(&obs, Utc::now() - chrono::Duration::seconds(60)), 0);
     }
 }

@@ -24,12 +24,17 @@ pub const WA_PHONE_ID: &str = "100200300400";
 pub const WA_APP_SECRET: &str = "load-app-secret";
 /// The Telegram service's secret token.
 pub const TG_SECRET: &str = "load-telegram-secret";
+/// How long a customer's webhook is retried after failures (a provider retries for longer).
+const RETRY_FOR: Duration = Duration::from_secs(60);
 
 /// Where customers write to.
 #[derive(Debug, Clone)]
 pub struct Channels {
     /// `/webhooks/telegram/{service_id}`.
     pub telegram_service_id: String,
+    /// A Telegram service no agent serves: parked conversations wait there with their timers
+    /// armed (idle and restart scenarios).
+    pub parking_service_id: Option<String>,
 }
 
 /// The customers whose conversations are open, so further messages can go to them.
@@ -124,6 +129,24 @@ impl Sender {
         }
     }
 
+    /// A new customer writes to the parking service (no agent serves it): the conversation
+    /// stays open and waiting. Not tracked per message (no agent will see it); true when
+    /// acknowledged.
+    pub async fn park(self: Arc<Self>) -> bool {
+        let Some(service) = self.channels.parking_service_id.clone() else { return false };
+        let customer = self.next_customer.fetch_add(1, Ordering::Relaxed);
+        let tag = self.next_message.fetch_add(1, Ordering::Relaxed);
+        let text = format!("parked {}", customer_tag(customer, tag));
+        self.stats.webhooks_sent.inc();
+        let intended = Instant::now();
+        let ok = self.deliver(|| self.telegram_to(&service, customer, tag, &text), customer).await;
+        if ok {
+            self.stats.webhook_ack.since(intended);
+            self.stats.webhooks_acked.inc();
+        }
+        ok
+    }
+
     /// A customer with an open conversation writes again; nothing when none is open.
     pub async fn follow_up(self: Arc<Self>, intended: Instant) {
         if let Some(customer) = self.customers.pick() {
@@ -135,33 +158,55 @@ impl Sender {
     async fn send(&self, customer: u64, intended: Instant) -> bool {
         let tag = self.next_message.fetch_add(1, Ordering::Relaxed);
         let text = format!("hello {}", customer_tag(customer, tag));
-        self.stats.message_planned(tag, intended);
+        self.stats.message_planned(customer, tag, intended);
         self.stats.webhooks_sent.inc();
-        let req = if customer.is_multiple_of(2) {
-            self.whatsapp(customer, tag, &text)
-        } else {
-            self.telegram(customer, tag, &text)
-        };
-        match req.send().await {
-            Ok(res) if res.status().is_success() => {
-                self.stats.webhook_ack.since(intended);
-                self.stats.webhooks_acked.inc();
-                self.stats.message_acked(tag);
-                true
-            }
-            Ok(res) => {
-                let status = res.status();
-                let body = res.text().await.unwrap_or_default();
-                let channel = if customer.is_multiple_of(2) { "whatsapp" } else { "telegram" };
-                eprintln!("{channel} webhook of customer {customer} refused: {status} {body}");
-                self.stats.webhooks_refused.inc();
-                false
-            }
-            Err(e) => {
-                eprintln!("webhook failed: {}", chain(&e));
+        let telegram_service = self.channels.telegram_service_id.clone();
+        let ok = self
+            .deliver(
+                || {
+                    if customer.is_multiple_of(2) {
+                        self.whatsapp(customer, tag, &text)
+                    } else {
+                        self.telegram_to(&telegram_service, customer, tag, &text)
+                    }
+                },
+                customer,
+            )
+            .await;
+        if ok {
+            self.stats.webhook_ack.since(intended);
+            self.stats.window_ack.since(intended);
+            self.stats.webhooks_acked.inc();
+            self.stats.message_acked(tag);
+        }
+        ok
+    }
+
+    /// Sends a webhook until it is acknowledged, as providers do: a connection failure or a 5xx
+    /// is retried (the same body, so the same provider message id) every 250 ms for up to a
+    /// minute — which is what carries messages across a server restart. A 4xx is final.
+    async fn deliver(&self, request: impl Fn() -> reqwest::RequestBuilder, customer: u64) -> bool {
+        let give_up = Instant::now() + RETRY_FOR;
+        loop {
+            let retry = match request().send().await {
+                Ok(res) if res.status().is_success() => return true,
+                Ok(res) if res.status().is_server_error() => format!("answered {}", res.status()),
+                Ok(res) => {
+                    let status = res.status();
+                    let body = res.text().await.unwrap_or_default();
+                    eprintln!("webhook of customer {customer} refused: {status} {body}");
+                    self.stats.webhooks_refused.inc();
+                    return false;
+                }
+                Err(e) => chain(&e),
+            };
+            if Instant::now() >= give_up {
+                eprintln!("webhook of customer {customer} given up: {retry}");
                 self.stats.webhooks_failed.inc();
-                false
+                return false;
             }
+            self.stats.webhook_retries.inc();
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
@@ -185,14 +230,14 @@ impl Sender {
             .body(body)
     }
 
-    fn telegram(&self, customer: u64, tag: u64, text: &str) -> reqwest::RequestBuilder {
+    fn telegram_to(&self, service_id: &str, customer: u64, tag: u64, text: &str) -> reqwest::RequestBuilder {
         let body = json!({"update_id": tag, "message": {"message_id": tag,
             "from": {"id": customer, "is_bot": false, "first_name": "Customer", "last_name": customer.to_string()},
             "chat": {"id": customer, "type": "private"}, "date": unix_now(), "text": text}})
         .to_string();
         self.api
             .http
-            .post(format!("{}/webhooks/telegram/{}", self.api.base, self.channels.telegram_service_id))
+            .post(format!("{}/webhooks/telegram/{service_id}", self.api.base))
             .header("Content-Type", "application/json")
             .header("X-Telegram-Bot-Api-Secret-Token", TG_SECRET)
             .body(body)

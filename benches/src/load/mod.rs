@@ -60,7 +60,18 @@ pub enum Scenario {
     /// 10,000 conversations wait before any agent is connected; then 500 agents connect at once:
     /// drain time and order.
     Backlog,
+    /// Steady load while 10% of the agents disconnect and reconnect each minute.
+    Churn,
+    /// Steps of rising message rate until p99 (acknowledgement or message → screen) passes
+    /// 100 ms or the server stops keeping up: the sustained ingest ceiling.
+    IngestCeiling,
+    /// 100,000 open conversations with armed timers, traffic flowing, then `kill -9`: time to
+    /// ready, zero loss (webhooks retried as providers do), every timer firing at its deadline.
+    Restart,
 }
+
+/// The p99 (ms) past which the ingest-ceiling scenario stops raising the rate.
+pub const CEILING_P99_MS: f64 = 100.0;
 
 /// One run's settings.
 #[derive(Debug, Clone)]
@@ -92,6 +103,15 @@ pub struct Config {
     pub login_concurrency: usize,
     /// Backlog: conversations opened before the agents connect.
     pub backlog: usize,
+    /// Conversations opened (before the agents connect) in a service no agent serves: they stay
+    /// open and waiting, timers armed — memory per open conversation; restart's 100,000.
+    pub parked: usize,
+    /// The services' customer inactivity time (R10); the server's default when `None`.
+    pub inactivity_minutes: Option<i32>,
+    /// Restart: `kill -9` the server this far into the load, and start it again.
+    pub kill_at: Option<Duration>,
+    /// Ingest ceiling: the message rates tried, each for `duration`.
+    pub ceiling_rates: Vec<f64>,
     pub progress: bool,
 }
 
@@ -115,6 +135,10 @@ impl Config {
             drain: Duration::from_secs(20),
             login_concurrency: 4,
             backlog: 0,
+            parked: 0,
+            inactivity_minutes: None,
+            kill_at: None,
+            ceiling_rates: Vec::new(),
             progress: true,
         };
         match scenario {
@@ -146,10 +170,35 @@ impl Config {
             },
             Scenario::Idle => Self {
                 agents: 10_000,
+                parked: 100_000,
                 conversations_per_s: 0.0,
                 messages_per_s: 0.0,
                 duration: Duration::from_secs(5),
                 pause_per_min: 0.0,
+                ..base
+            },
+            Scenario::Churn => Self { churn_per_min: 0.10, ..base },
+            Scenario::IngestCeiling => Self {
+                agents: 200,
+                duration: Duration::from_secs(10),
+                think: Duration::from_secs(5),
+                pause_per_min: 0.0,
+                ceiling_rates: vec![500.0, 1000.0, 2000.0, 3000.0, 4000.0, 6000.0, 8000.0, 10_000.0, 12_000.0],
+                ..base
+            },
+            Scenario::Restart => Self {
+                agents: 200,
+                parked: 100_000,
+                conversations_per_s: 20.0,
+                messages_per_s: 200.0,
+                duration: Duration::from_secs(20),
+                kill_at: Some(Duration::from_secs(10)),
+                // Agents reply but keep their conversations: the inactivity timers armed before
+                // the crash must fire after it.
+                handling: Duration::from_secs(3600),
+                inactivity_minutes: Some(1),
+                pause_per_min: 0.0,
+                drain: Duration::from_secs(60),
                 ..base
             },
         }
@@ -171,7 +220,64 @@ pub struct Report {
     pub resources: Resources,
     pub counts: Counts,
     pub backlog: Option<BacklogReport>,
+    pub parked: Option<ParkedReport>,
+    pub restart: Option<RestartReport>,
+    pub ceiling: Option<CeilingReport>,
     pub correctness: Correctness,
+}
+
+/// Conversations parked in a service no agent serves: open, waiting, timers armed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParkedReport {
+    /// Acknowledged first messages, so open conversations.
+    pub conversations: u64,
+    pub fill_s: f64,
+    pub rss_before_mb: Option<f64>,
+    pub rss_after_mb: Option<f64>,
+    /// Server RSS growth per open conversation (message stored, conversation routed and queued,
+    /// its actor and abandonment timer armed).
+    pub bytes_per_open_conversation: Option<f64>,
+}
+
+/// The restart scenario's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestartReport {
+    /// Open conversations when the server was killed (parked + the customers' open ones).
+    pub open_conversations_at_kill: u64,
+    /// Seconds into the load when `kill -9` was sent.
+    pub killed_at_s: f64,
+    /// New process `exec` → serving (routing book rebuilt, timers re-armed, port bound).
+    pub time_to_ready_s: f64,
+    /// Kill → every agent connected and available again.
+    pub agents_back_s: f64,
+    /// Parked conversations the monitor shows waiting after the restart (must equal
+    /// `conversations` of the parked report).
+    pub parked_waiting_after: u64,
+    /// Conversations agents held whose inactivity timer was checked after the restart.
+    pub timers_checked: u64,
+}
+
+/// The ingest-ceiling scenario: one row per message rate tried.
+#[derive(Debug, Clone, Serialize)]
+pub struct CeilingReport {
+    pub steps: Vec<CeilingStep>,
+    /// The highest acknowledged rate of a step whose p99s stayed under 100 ms and that kept up
+    /// (≥ 90% of the planned rate acknowledged).
+    pub ceiling_messages_per_s: f64,
+}
+
+/// One step of the ingest ceiling.
+#[derive(Debug, Clone, Serialize)]
+pub struct CeilingStep {
+    pub target_messages_per_s: f64,
+    pub acked_per_s: f64,
+    pub webhook_ack: LatencySummary,
+    pub customer_message_to_agent_screen: LatencySummary,
+    pub server_cpu_s: Option<f64>,
+    pub postgres_cpu_s: Option<f64>,
+    /// The harness's own CPU: it shares the machine, so a saturated harness shows here.
+    pub harness_cpu_s: Option<f64>,
+    pub kept_up: bool,
 }
 
 /// The backlog scenario's figures.
@@ -250,6 +356,7 @@ pub struct Counts {
     pub reconnects: u64,
     pub agent_api_errors: u64,
     pub monitor_samples: u64,
+    pub webhook_retries: u64,
 }
 
 /// An exponentially distributed duration with the given mean (Poisson inter-arrival times).
@@ -313,18 +420,34 @@ async fn drive(
             Some(&admin),
             Some(&json!({"name": "Load WhatsApp", "channel": "whatsapp", "auto_distribution": true,
                 "provider": {"phone_number_id": WA_PHONE_ID, "app_secret": WA_APP_SECRET, "verify_token": "load-verify",
-                             "access_token": "load-token", "api_base_url": provider_base}})),
+                             "access_token": "load-token", "api_base_url": provider_base},
+                "inactivity_minutes": cfg.inactivity_minutes.unwrap_or(30)})),
             StatusCode::CREATED,
         )
         .await?;
-    let mut tg_body = json!({"name": "Load Telegram", "channel": "telegram", "auto_distribution": true,
-        "provider": {"bot_token": "123456:LOAD", "secret_token": TG_SECRET, "api_base_url": provider_base}});
+    let telegram = |name: &str| {
+        let mut body = json!({"name": name, "channel": "telegram", "auto_distribution": true,
+            "provider": {"bot_token": "123456:LOAD", "secret_token": TG_SECRET, "api_base_url": provider_base}});
+        if let Some(m) = cfg.inactivity_minutes {
+            body["inactivity_minutes"] = json!(m);
+        }
+        body
+    };
+    let mut tg_body = telegram("Load Telegram");
     if cfg.offers {
         tg_body["offer_timeout_s"] = json!(30);
     }
     let tg =
         api.expect(Method::POST, "/api/v1/admin/services", Some(&admin), Some(&tg_body), StatusCode::CREATED).await?;
     let service_ids = [id_of(&wa)?, id_of(&tg)?];
+    let parking_service_id = if cfg.parked > 0 {
+        let body = telegram("Load Parking (no agents)");
+        Some(id_of(
+            &api.expect(Method::POST, "/api/v1/admin/services", Some(&admin), Some(&body), StatusCode::CREATED).await?,
+        )?)
+    } else {
+        None
+    };
     let pause = api
         .expect(
             Method::POST,
@@ -385,21 +508,22 @@ async fn drive(
         identities.push(Identity { index, id, token });
     }
     let agents_signed_in_s = t.elapsed().as_secs_f64();
-    let server_pid = spawned.map(|s| s.pid);
+    let server_pid = spawned.map(|s| s.pid());
     // Sign-in leaves argon2id's memory behind for the allocator to give back: let it settle.
     if server_pid.is_some() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let rss_before = server_pid.and_then(sample_pid).map(|s| s.rss_bytes);
-
     let customers = Arc::new(Customers::default());
     let sender = Arc::new(Sender::new(
         api.clone(),
         stats.clone(),
         customers.clone(),
-        Channels { telegram_service_id: service_ids[1].clone() },
+        Channels { telegram_service_id: service_ids[1].clone(), parking_service_id: parking_service_id.clone() },
         1,
     ));
+    let parked = if cfg.parked > 0 { Some(park(cfg, &sender, &bar, server_pid).await) } else { None };
+    let parked_acked = parked.as_ref().map_or(0, |p| p.conversations);
+    let rss_before = server_pid.and_then(sample_pid).map(|s| s.rss_bytes);
     let mut fill_s = 0.0;
     if cfg.backlog > 0 {
         bar.set_message(format!("opening {} waiting conversations", cfg.backlog));
@@ -442,8 +566,14 @@ async fn drive(
     if cfg.backlog > 0 {
         // Every waiting conversation offered or assigned (or the drain limit).
         let until = Instant::now() + cfg.drain;
-        let monitor =
-            tokio::spawn(sample_monitor(api.clone(), admin.clone(), cfg.capacity, stats.clone(), stop_flag()));
+        let monitor = tokio::spawn(sample_monitor(
+            api.clone(),
+            admin.clone(),
+            cfg.capacity,
+            service_ids.to_vec(),
+            stats.clone(),
+            stop_flag(),
+        ));
         while stats.reached() < stats.conversations_started.get() && Instant::now() < until {
             bar.set_message(format!(
                 "backlog: {} of {} reached an agent",
@@ -471,11 +601,19 @@ async fn drive(
     let pg0 = pg.map(Postgres::sample);
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let arrivals =
-        tokio::spawn(customer::poisson(sender.clone(), cfg.conversations_per_s, cfg.duration, true, stop.clone()));
-    let messages =
-        tokio::spawn(customer::poisson(sender.clone(), cfg.messages_per_s, cfg.duration, false, stop.clone()));
-    let monitor = tokio::spawn(sample_monitor(api.clone(), admin.clone(), cfg.capacity, stats.clone(), stop.clone()));
+    // The ingest ceiling drives its own steps (see `climb`).
+    let (conversation_rate, message_rate) =
+        if cfg.ceiling_rates.is_empty() { (cfg.conversations_per_s, cfg.messages_per_s) } else { (0.0, 0.0) };
+    let arrivals = tokio::spawn(customer::poisson(sender.clone(), conversation_rate, cfg.duration, true, stop.clone()));
+    let messages = tokio::spawn(customer::poisson(sender.clone(), message_rate, cfg.duration, false, stop.clone()));
+    let monitor = tokio::spawn(sample_monitor(
+        api.clone(),
+        admin.clone(),
+        cfg.capacity,
+        service_ids.to_vec(),
+        stats.clone(),
+        stop.clone(),
+    ));
     let chaos = tokio::spawn(disturb(controls.clone(), cfg.churn_per_min, cfg.pause_per_min, cfg.pause, stop.clone()));
     bar.set_length(cfg.duration.as_secs().max(1));
     let ticker = {
@@ -497,6 +635,29 @@ async fn drive(
             }
         })
     };
+    let ceiling =
+        if cfg.ceiling_rates.is_empty() { None } else { Some(climb(cfg, &sender, &stats, server_pid, pg, &bar).await) };
+    let mut restart = None;
+    if let (Some(at), Some(server)) = (cfg.kill_at, spawned) {
+        tokio::time::sleep(at).await;
+        let open_at_kill = customers.open_count() as u64 + parked_acked;
+        bar.set_message(format!("kill -9 with {open_at_kill} open conversations; restarting"));
+        let killed = Instant::now();
+        let ready = server.crash_and_restart().await?;
+        eprintln!(
+            "restart: killed with {open_at_kill} open conversations; ready {:.2} s after exec",
+            ready.as_secs_f64()
+        );
+        wait_available(&api, &admin, cfg.agents, Duration::from_secs(120 + cfg.agents as u64 / 20)).await?;
+        restart = Some(RestartReport {
+            open_conversations_at_kill: open_at_kill,
+            killed_at_s: at.as_secs_f64(),
+            time_to_ready_s: ready.as_secs_f64(),
+            agents_back_s: killed.elapsed().as_secs_f64(),
+            parked_waiting_after: 0,
+            timers_checked: 0,
+        });
+    }
     let _ = arrivals.await;
     let _ = messages.await;
     let load_s = started.elapsed().as_secs_f64();
@@ -505,9 +666,21 @@ async fn drive(
     while Instant::now() < drain_until && (stats.unseen_acked() > 0 || stats.replies_missing() > 0) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    if let Some(r) = restart.as_mut() {
+        // Every customer has been silent since the load ended: once the inactivity time has
+        // passed (plus a margin), each conversation an agent holds must have gone inactive —
+        // by a timer armed before the crash and re-armed by the restart.
+        let wait = Duration::from_secs(60 * cfg.inactivity_minutes.unwrap_or(30).max(0) as u64 + 15)
+            .saturating_sub(started.elapsed().saturating_sub(Duration::from_secs_f64(load_s)));
+        bar.set_message(format!("waiting {} s for the inactivity timers", wait.as_secs()));
+        tokio::time::sleep(wait).await;
+        r.parked_waiting_after = waiting_in(&api, &admin, parking_service_id.as_deref()).await?;
+    }
+    let checked_at = chrono::Utc::now();
     stop.store(true, Ordering::Relaxed);
     shared.stopping.store(true, Ordering::Relaxed);
-    let cpu1 = server_pid.and_then(sample_pid);
+    // After a restart the process is another one: its CPU is not comparable.
+    let cpu1 = server_pid.filter(|pid| spawned.map(|s| s.pid()) == Some(*pid)).and_then(sample_pid);
     let pg1 = pg.map(Postgres::sample);
     let rss_end = cpu1.map(|s| s.rss_bytes);
     let _ = monitor.await;
@@ -529,6 +702,15 @@ async fn drive(
     correctness.waiting_while_free = stats.waiting_while_free.get();
     correctness.acknowledged_messages_lost = lost_messages(&api, &admin, &stats).await;
     correctness.replies_not_delivered = stats.replies_missing();
+    if let Some(r) = restart.as_mut() {
+        r.timers_checked = check::held(&observations);
+        // Held since before (the check − the inactivity time − 10 s): its deadline has passed.
+        let minutes = i64::from(cfg.inactivity_minutes.unwrap_or(30));
+        let due = checked_at - chrono::Duration::minutes(minutes) - chrono::Duration::seconds(10);
+        correctness.timers_not_fired = check::still_active(&observations, due);
+        // A parked conversation missing after the restart is an acknowledged message lost.
+        correctness.acknowledged_messages_lost += parked_acked.saturating_sub(r.parked_waiting_after);
+    }
 
     let conversations = stats.conversations_started.get();
     // Rates over a load phase too short to mean anything (backlog, idle) read 0.
@@ -594,8 +776,12 @@ async fn drive(
             reconnects: stats.reconnects.get(),
             agent_api_errors: stats.agent_api_errors.get(),
             monitor_samples: stats.monitor_samples.get(),
+            webhook_retries: stats.webhook_retries.get(),
         },
         backlog,
+        parked,
+        restart,
+        ceiling,
         correctness,
     })
 }
@@ -646,6 +832,129 @@ where
     out
 }
 
+/// Opens `cfg.parked` conversations in the parking service (64 webhooks at a time) and measures
+/// the server's memory before and after.
+async fn park(cfg: &Config, sender: &Arc<Sender>, bar: &ProgressBar, server_pid: Option<u32>) -> ParkedReport {
+    let rss_before = server_pid.and_then(sample_pid).map(|s| s.rss_bytes);
+    let t = Instant::now();
+    let permits = Arc::new(tokio::sync::Semaphore::new(64));
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut sends = Vec::with_capacity(cfg.parked);
+    for i in 0..cfg.parked {
+        let permit = permits.clone().acquire_owned().await.expect("never closed");
+        let (s, acked) = (sender.clone(), acked.clone());
+        sends.push(tokio::spawn(async move {
+            if s.park().await {
+                acked.fetch_add(1, Ordering::Relaxed);
+            }
+            drop(permit);
+        }));
+        if i % 1000 == 0 {
+            bar.set_message(format!("parking conversations: {i} of {}", cfg.parked));
+        }
+    }
+    for s in sends {
+        let _ = s.await;
+    }
+    let fill_s = t.elapsed().as_secs_f64();
+    let conversations = acked.load(Ordering::Relaxed);
+    eprintln!("parked: {conversations} open conversations in {fill_s:.1} s");
+    // Let the write-behind work (media fetcher, journal) settle before reading memory.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_after = server_pid.and_then(sample_pid).map(|s| s.rss_bytes);
+    let mb = |b: Option<u64>| b.map(|b| b as f64 / 1_048_576.0);
+    ParkedReport {
+        conversations,
+        fill_s,
+        rss_before_mb: mb(rss_before),
+        rss_after_mb: mb(rss_after),
+        bytes_per_open_conversation: match (rss_before, rss_after) {
+            (Some(a), Some(b)) if conversations > 0 => Some((b as f64 - a as f64) / conversations as f64),
+            _ => None,
+        },
+    }
+}
+
+/// The ingest ceiling: new conversations arrive at the configured rate throughout; after a
+/// 10-second warm-up (so customers have open conversations to write to), customer messages
+/// come in steps of rising rate, each `cfg.duration` long, until a step's p99 (webhook
+/// acknowledgement or message → agent screen) passes [`CEILING_P99_MS`] or less than 90% of
+/// its planned messages were acknowledged.
+async fn climb(
+    cfg: &Config,
+    sender: &Arc<Sender>,
+    stats: &Arc<Stats>,
+    server_pid: Option<u32>,
+    pg: Option<&Postgres>,
+    bar: &ProgressBar,
+) -> CeilingReport {
+    let stop = Arc::new(AtomicBool::new(false));
+    let arrivals = tokio::spawn(customer::poisson(
+        sender.clone(),
+        cfg.conversations_per_s,
+        Duration::from_secs(24 * 3600),
+        true,
+        stop.clone(),
+    ));
+    bar.set_message("ingest ceiling: warm-up (conversations only)".to_owned());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let mut steps = Vec::new();
+    let mut ceiling = 0.0f64;
+    let harness = std::process::id();
+    for &rate in &cfg.ceiling_rates {
+        bar.set_message(format!("ingest ceiling: {rate:.0} messages/s"));
+        stats.window_ack.take();
+        stats.window_screen.take();
+        let acked0 = stats.webhooks_acked.get();
+        let (cpu0, pg0, me0) = (server_pid.and_then(sample_pid), pg.map(Postgres::sample), sample_pid(harness));
+        let t = Instant::now();
+        customer::poisson(sender.clone(), rate, cfg.duration, false, stop.clone()).await;
+        let elapsed = t.elapsed().as_secs_f64();
+        // Sends still in flight finish inside this step's window.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (cpu1, pg1, me1) = (server_pid.and_then(sample_pid), pg.map(Postgres::sample), sample_pid(harness));
+        let delta = |a: Option<ProcSample>, b: Option<ProcSample>| Some(b?.cpu_s - a?.cpu_s);
+        let acked_per_s = (stats.webhooks_acked.get() - acked0) as f64 / elapsed;
+        let ack = stats.window_ack.take();
+        let screen = stats.window_screen.take();
+        let kept_up = acked_per_s >= 0.9 * rate && ack.p99_ms <= CEILING_P99_MS && screen.p99_ms <= CEILING_P99_MS;
+        eprintln!(
+            "ceiling step {rate:.0}/s: {acked_per_s:.0} acked/s · ack p99 {:.1} ms · screen p99 {:.1} ms",
+            ack.p99_ms, screen.p99_ms
+        );
+        steps.push(CeilingStep {
+            target_messages_per_s: rate,
+            acked_per_s,
+            webhook_ack: ack,
+            customer_message_to_agent_screen: screen,
+            server_cpu_s: delta(cpu0, cpu1),
+            postgres_cpu_s: delta(pg0, pg1),
+            harness_cpu_s: delta(me0, me1),
+            kept_up,
+        });
+        if !kept_up {
+            break;
+        }
+        ceiling = ceiling.max(acked_per_s);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = arrivals.await;
+    CeilingReport { steps, ceiling_messages_per_s: ceiling }
+}
+
+/// How many conversations the monitor shows waiting in `service` (0 when none is given).
+async fn waiting_in(api: &Api, admin: &str, service: Option<&str>) -> anyhow::Result<u64> {
+    let Some(service) = service else { return Ok(0) };
+    let queues = api.expect(Method::GET, "/api/v1/monitor/queues", Some(admin), None, StatusCode::OK).await?;
+    Ok(queues
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|q| q["service_id"] == service)
+        .map(|q| q["waiting"].as_u64().unwrap_or(0))
+        .sum())
+}
+
 /// Waits until the monitor shows `n` agents available with a connection.
 async fn wait_available(api: &Api, admin: &str, n: usize, deadline: Duration) -> anyhow::Result<()> {
     let until = Instant::now() + deadline;
@@ -668,11 +977,18 @@ async fn wait_available(api: &Api, admin: &str, n: usize, deadline: Duration) ->
 }
 
 /// Every second, reads the monitor's queues and agents. A channel counts as "waiting while an
-/// eligible agent is free" when a conversation has waited at least a second while some agent is
+/// eligible agent is free" when a conversation of the agents' `services` has waited at least a second while some agent is
 /// available with room (active conversations plus pending offers under capacity) on that
 /// channel, in two samples in a row — so a routing decision in flight is not counted. The two
 /// reads are not one snapshot; the two-in-a-row rule also absorbs that.
-async fn sample_monitor(api: Api, admin: String, capacity: u32, stats: Arc<Stats>, stop: Arc<AtomicBool>) {
+async fn sample_monitor(
+    api: Api,
+    admin: String,
+    capacity: u32,
+    services: Vec<String>,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+) {
     let mut flagged_before: Vec<String> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -683,6 +999,10 @@ async fn sample_monitor(api: Api, admin: String, capacity: u32, stats: Arc<Stats
         let mut flagged = Vec::new();
         for q in queues.as_array().into_iter().flatten() {
             let channel = q["channel"].as_str().unwrap_or_default();
+            // Every simulated agent serves exactly these services (not the parking one).
+            if !q["service_id"].as_str().is_some_and(|s| services.iter().any(|m| m == s)) {
+                continue;
+            }
             if q["waiting"].as_u64().unwrap_or(0) == 0 || q["oldest_wait_s"].as_f64().unwrap_or(0.0) < 1.0 {
                 continue;
             }
@@ -734,9 +1054,10 @@ async fn disturb(
 }
 
 /// Acknowledged messages that are not stored: those no agent saw are looked for where a desk
-/// would, in the conversations the admin can list (`GET /api/v1/conversations`) and their
-/// histories. One found there is stored but was not on a screen when the run ended (its
-/// conversation still waiting, say): printed, not counted; one absent from storage is lost.
+/// would — in the queues (`GET /api/v1/queues/{channel}/items?content=<tag>`, the conversations
+/// still waiting) and in the newest conversations the admin can list with their histories. One
+/// found is stored but was not on a screen when the run ended (its conversation still waiting,
+/// say): printed, not counted; one absent from storage is lost.
 async fn lost_messages(api: &Api, admin: &str, stats: &Stats) -> u64 {
     let missing = stats.unseen_acked_tags();
     if missing.is_empty() {
@@ -744,7 +1065,9 @@ async fn lost_messages(api: &Api, admin: &str, stats: &Stats) -> u64 {
     }
     eprintln!("{} acknowledged messages were not seen by an agent; looking for them in storage", missing.len());
     let mut stored = std::collections::HashSet::new();
-    if let Ok(list) = api.expect(Method::GET, "/api/v1/conversations", Some(admin), None, StatusCode::OK).await {
+    if let Ok(list) =
+        api.expect(Method::GET, "/api/v1/conversations?limit=1000", Some(admin), None, StatusCode::OK).await
+    {
         let items = list.as_array().cloned().or_else(|| list["items"].as_array().cloned()).unwrap_or_default();
         for c in items {
             let Some(id) = c["id"].as_str() else { continue };
@@ -759,9 +1082,37 @@ async fn lost_messages(api: &Api, admin: &str, stats: &Stats) -> u64 {
             }
         }
     }
-    let in_storage = missing.iter().filter(|t| stored.contains(t)).count();
+    // The rest, one search each (bounded: a run that leaves more unseen has a bigger problem).
+    let unknown: Vec<(u64, u64)> = missing.iter().filter(|(_, t)| !stored.contains(t)).take(5000).copied().collect();
+    for (customer, tag) in unknown {
+        let needle = stats::customer_tag(customer, tag);
+        for channel in ["whatsapp", "telegram"] {
+            let path = format!("/api/v1/queues/{channel}/items?limit=1&content={}", urlencode(&needle));
+            if let Ok(found) = api.expect(Method::GET, &path, Some(admin), None, StatusCode::OK).await
+                && found.as_array().is_some_and(|a| !a.is_empty())
+            {
+                stored.insert(tag);
+                break;
+            }
+        }
+    }
+    let in_storage = missing.iter().filter(|(_, t)| stored.contains(t)).count();
+    let absent: Vec<String> = missing
+        .iter()
+        .filter(|(_, t)| !stored.contains(t))
+        .take(10)
+        .map(|(c, t)| stats::customer_tag(*c, *t))
+        .collect();
+    if !absent.is_empty() {
+        eprintln!("not found in storage (first 10): {}", absent.join(" "));
+    }
     eprintln!("of those, {in_storage} are stored (not on an agent's screen when the run ended)");
     (missing.len() - in_storage) as u64
+}
+
+/// Percent-encodes a query value (the tags hold `[`, `]` and `:`).
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 impl Report {
@@ -824,6 +1175,49 @@ impl Report {
             c.webhooks_sent, c.webhooks_acked, c.webhooks_refused, c.webhooks_failed, c.conversations_started, c.offers,
             c.assignments, c.concluded, c.replies_sent, c.replies_at_provider, c.pauses, c.reconnects, c.agent_api_errors
         ));
+        if let Some(p) = &self.parked {
+            out.push_str(&format!(
+                "parked: {} open conversations (no agent serves them) in {:.1} s · server RSS {} → {} · {} per open conversation\n",
+                p.conversations,
+                p.fill_s,
+                f(p.rss_before_mb, "MB"),
+                f(p.rss_after_mb, "MB"),
+                p.bytes_per_open_conversation.map(|b| format!("{b:.0} bytes")).unwrap_or_else(|| "-".into()),
+            ));
+        }
+        if let Some(r) = &self.restart {
+            out.push_str(&format!(
+                "restart: kill -9 at {:.0} s with {} open conversations · ready {:.2} s after exec · every agent back {:.1} s after the kill · {} parked waiting after (expected {}) · {} held conversations' inactivity timers checked · webhook retries {}\n",
+                r.killed_at_s,
+                r.open_conversations_at_kill,
+                r.time_to_ready_s,
+                r.agents_back_s,
+                r.parked_waiting_after,
+                self.parked.as_ref().map_or(0, |p| p.conversations),
+                r.timers_checked,
+                c.webhook_retries,
+            ));
+        }
+        if let Some(ceiling) = &self.ceiling {
+            out.push_str(&format!(
+                "\ningest ceiling (p99 limit {CEILING_P99_MS} ms): {:.0} messages/s\n{:>10} {:>10} {:>12} {:>12} {:>14} {:>10} {:>10} {:>10}\n",
+                ceiling.ceiling_messages_per_s, "target/s", "acked/s", "ack p99 ms", "ack max ms", "screen p99 ms", "server s", "pg s", "harness s"
+            ));
+            for st in &ceiling.steps {
+                out.push_str(&format!(
+                    "{:>10.0} {:>10.0} {:>12.2} {:>12.2} {:>14.2} {:>10} {:>10} {:>10}{}\n",
+                    st.target_messages_per_s,
+                    st.acked_per_s,
+                    st.webhook_ack.p99_ms,
+                    st.webhook_ack.max_ms,
+                    st.customer_message_to_agent_screen.p99_ms,
+                    f(st.server_cpu_s, ""),
+                    f(st.postgres_cpu_s, ""),
+                    f(st.harness_cpu_s, ""),
+                    if st.kept_up { "" } else { "  ← over the limit" },
+                ));
+            }
+        }
         if let Some(b) = &self.backlog {
             out.push_str(&format!(
                 "backlog: {} waiting filled in {:.1} s · drained in {:.1} s after the agents started connecting · {} served out of arrival order (worst {:.3} s)\n",
@@ -832,9 +1226,9 @@ impl Report {
         }
         let k = &self.correctness;
         out.push_str(&format!(
-            "\ncorrectness (must be 0): double assignments {} · capacity exceeded {} · offers to unavailable agents {} · waiting while an agent was free {} ({} monitor samples) · acknowledged messages lost {} · replies not delivered {}\n",
+            "\ncorrectness (must be 0): double assignments {} · capacity exceeded {} · offers to unavailable agents {} · waiting while an agent was free {} ({} monitor samples) · acknowledged messages lost {} · replies not delivered {} · timers not fired after restart {}\n",
             k.double_assignments, k.capacity_exceeded, k.offers_to_unavailable, k.waiting_while_free, c.monitor_samples,
-            k.acknowledged_messages_lost, k.replies_not_delivered
+            k.acknowledged_messages_lost, k.replies_not_delivered, k.timers_not_fired
         ));
         out
     }

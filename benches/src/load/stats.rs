@@ -33,6 +33,19 @@ impl Latency {
     /// Percentiles in milliseconds.
     pub fn summary(&self) -> LatencySummary {
         let h = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Self::summarise(&h)
+    }
+
+    /// Percentiles in milliseconds of what was recorded since the last call, and a fresh start
+    /// (the ingest-ceiling scenario's per-step windows).
+    pub fn take(&self) -> LatencySummary {
+        let mut h = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let out = Self::summarise(&h);
+        h.reset();
+        out
+    }
+
+    fn summarise(h: &Histogram<u64>) -> LatencySummary {
         let ms = |v: u64| v as f64 / 1000.0;
         LatencySummary {
             count: h.len(),
@@ -73,6 +86,7 @@ impl Count {
 /// A customer message sent by the harness: when it was meant to go, and whether it was
 /// acknowledged.
 struct Sent {
+    customer: u64,
     intended: Instant,
     acked: bool,
     seen: bool,
@@ -94,6 +108,12 @@ pub struct Stats {
     pub send_to_provider: Latency,
     /// Agent's `POST …/messages` → 201.
     pub agent_send_api: Latency,
+    /// The same as `webhook_ack` and `message_to_screen`, for the current window only
+    /// (emptied by [`Latency::take`] at each step of the ingest-ceiling scenario).
+    pub window_ack: Latency,
+    pub window_screen: Latency,
+    /// Webhooks sent again after a failure or a 5xx (as a provider retries).
+    pub webhook_retries: Count,
     pub webhooks_sent: Count,
     pub webhooks_acked: Count,
     pub webhooks_refused: Count,
@@ -123,11 +143,11 @@ pub struct Stats {
 
 impl Stats {
     /// Registers a customer message about to be sent.
-    pub fn message_planned(&self, tag: u64, intended: Instant) {
+    pub fn message_planned(&self, customer: u64, tag: u64, intended: Instant) {
         self.messages
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(tag, Sent { intended, acked: false, seen: false });
+            .insert(tag, Sent { customer, intended, acked: false, seen: false });
     }
 
     /// The webhook carrying `tag` was answered 2xx.
@@ -150,7 +170,12 @@ impl Stats {
                 _ => return,
             }
         };
-        if frame { self.message_to_screen.since(intended) } else { self.message_to_history.since(intended) }
+        if frame {
+            self.message_to_screen.since(intended);
+            self.window_screen.since(intended);
+        } else {
+            self.message_to_history.since(intended);
+        }
     }
 
     /// Acknowledged messages no agent has seen yet.
@@ -158,14 +183,14 @@ impl Stats {
         self.messages.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|m| m.acked && !m.seen).count() as u64
     }
 
-    /// The tags of acknowledged messages no agent has seen.
-    pub fn unseen_acked_tags(&self) -> Vec<u64> {
+    /// The customer and tag of acknowledged messages no agent has seen.
+    pub fn unseen_acked_tags(&self) -> Vec<(u64, u64)> {
         self.messages
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .filter(|(_, m)| m.acked && !m.seen)
-            .map(|(t, _)| *t)
+            .map(|(t, m)| (m.customer, *t))
             .collect()
     }
 

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -18,13 +19,14 @@ pub const ADMIN_PASSWORD: &str = "load-admin-password";
 
 /// A server started by the harness; killed when dropped.
 pub struct Spawned {
-    child: Child,
-    /// Its process id.
-    pub pid: u32,
+    child: std::sync::Mutex<Option<Child>>,
+    pid: AtomicU32,
     /// `http://127.0.0.1:port`.
     pub base: String,
     /// How long from `exec` to the first line saying it serves.
     pub start_time: Duration,
+    binary: PathBuf,
+    url: String,
     admin_url: String,
     database: String,
     keep: bool,
@@ -39,39 +41,60 @@ impl Spawned {
             PgConnection::establish(database_url).with_context(|| format!("connecting to {database_url}"))?;
         diesel::sql_query(format!("CREATE DATABASE {database}")).execute(&mut admin)?;
         let url = with_database(database_url, &database)?;
-        let started = Instant::now();
-        let mut child = Command::new(binary)
-            .arg("serve")
-            .env("DATABASE_URL", &url)
-            .env("OMNIROUTE_BIND", "127.0.0.1:0")
-            .env("OMNIROUTE_BOOTSTRAP_ADMIN", format!("{ADMIN_LOGIN}:{ADMIN_PASSWORD}"))
-            .env("RUST_LOG", std::env::var("LOAD_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+        let (child, base, start_time) = launch(binary, &url, "127.0.0.1:0").await?;
         let pid = child.id().context("the server exited at once")?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-                .await
-                .context("the server printed no address within 60 s")??;
-            let Some(line) = line else { bail!("the server exited before serving (see its log above)") };
-            if let Some(rest) = line.split("serving at ").nth(1) {
-                break rest.trim().trim_end_matches('/').to_owned();
+        Ok(Self {
+            child: std::sync::Mutex::new(Some(child)),
+            pid: AtomicU32::new(pid),
+            base,
+            start_time,
+            binary: binary.to_owned(),
+            url,
+            admin_url: database_url.to_owned(),
+            database,
+            keep,
+        })
+    }
+
+    /// The server's process id (a new one after [`Spawned::crash_and_restart`]).
+    pub fn pid(&self) -> u32 {
+        self.pid.load(Ordering::Relaxed)
+    }
+
+    /// `kill -9`, then the same binary started again on the same database and port. Answers
+    /// how long from the new `exec` until it served (migrations checked, the routing book
+    /// rebuilt from PostgreSQL with every timer re-armed, the port bound).
+    pub async fn crash_and_restart(&self) -> anyhow::Result<Duration> {
+        let old = self.child.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut child) = old {
+            child.start_kill()?;
+            child.wait().await?;
+        }
+        let bind = self.base.trim_start_matches("http://").to_owned();
+        // The port was just released by the dead process; binding it again may need a moment.
+        let mut attempts = 0;
+        let (child, _, ready) = loop {
+            match launch(&self.binary, &self.url, &bind).await {
+                Ok(started) => break started,
+                Err(e) if attempts < 20 => {
+                    attempts += 1;
+                    eprintln!("restart attempt {attempts}: {e:#}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
             }
         };
-        let start_time = started.elapsed();
-        // Keep draining its stdout so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, pid, base, start_time, admin_url: database_url.to_owned(), database, keep })
+        self.pid.store(child.id().context("the server exited at once")?, Ordering::Relaxed);
+        *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        Ok(ready)
     }
 
     /// Stops the server (SIGKILL) and drops its database unless asked to keep it.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        let _ = self.child.kill().await;
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let child = self.child.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut child) = child {
+            let _ = child.kill().await;
+        }
         if !self.keep {
             let mut admin = PgConnection::establish(&self.admin_url)?;
             diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database)).execute(&mut admin)?;
@@ -83,6 +106,38 @@ impl Spawned {
     pub fn database(&self) -> &str {
         &self.database
     }
+}
+
+/// Starts `binary serve` on database `url`, bound to `bind`; answers the child, its address and
+/// how long from `exec` to the line saying it serves.
+async fn launch(binary: &Path, url: &str, bind: &str) -> anyhow::Result<(Child, String, Duration)> {
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .arg("serve")
+        .env("DATABASE_URL", url)
+        .env("OMNIROUTE_BIND", bind)
+        .env("OMNIROUTE_BOOTSTRAP_ADMIN", format!("{ADMIN_LOGIN}:{ADMIN_PASSWORD}"))
+        .env("RUST_LOG", std::env::var("LOAD_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .context("the server printed no address within 60 s")??;
+        let Some(line) = line else { bail!("the server exited before serving (see its log above)") };
+        if let Some(rest) = line.split("serving at ").nth(1) {
+            break rest.trim().trim_end_matches('/').to_owned();
+        }
+    };
+    let ready = started.elapsed();
+    // Keep draining its stdout so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, base, ready))
 }
 
 /// `url` with its path (the database name) replaced by `database`.
