@@ -78,6 +78,9 @@ struct Args {
     /// Fraction of agents that pause each minute.
     #[arg(long)]
     pauses: Option<f64>,
+    /// No website visitors (for a server without `/ws/webchat`, such as the peer).
+    #[arg(long)]
+    no_webchat: bool,
     /// Direct assignment on every service (no offer/accept on Telegram).
     #[arg(long)]
     no_offers: bool,
@@ -177,6 +180,7 @@ fn main() -> anyhow::Result<()> {
         bail!("a restart needs a server the harness started (no --url)");
     }
     cfg.offers = !args.no_offers;
+    cfg.webchat = !args.no_webchat;
     cfg.progress = !args.quiet;
     raise_fd_limit_hint(cfg.agents);
 

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::api::Api;
 use super::stats::{Stats, customer_tag};
+use super::webchat::Visitors;
 
 /// The WhatsApp service's `phone_number_id` (what webhooks are routed by).
 pub const WA_PHONE_ID: &str = "100200300400";
@@ -28,13 +29,23 @@ pub const TG_SECRET: &str = "load-telegram-secret";
 const RETRY_FOR: Duration = Duration::from_secs(60);
 
 /// Where customers write to.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Channels {
     /// `/webhooks/telegram/{service_id}`.
     pub telegram_service_id: String,
     /// A Telegram service no agent serves: parked conversations wait there with their timers
     /// armed (idle and restart scenarios).
     pub parking_service_id: Option<String>,
+    /// Website visitors (every third customer) when the run has a webchat service.
+    pub webchat: Option<Arc<Visitors>>,
+}
+
+/// The channel a customer writes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    WhatsApp,
+    Telegram,
+    Webchat,
 }
 
 /// The customers whose conversations are open, so further messages can go to them.
@@ -161,25 +172,51 @@ impl Sender {
         self.stats.message_planned(customer, tag, intended);
         self.stats.webhooks_sent.inc();
         let telegram_service = self.channels.telegram_service_id.clone();
-        let ok = self
-            .deliver(
-                || {
-                    if customer.is_multiple_of(2) {
-                        self.whatsapp(customer, tag, &text)
-                    } else {
-                        self.telegram_to(&telegram_service, customer, tag, &text)
-                    }
-                },
-                customer,
-            )
-            .await;
+        let channel = self.channel_of(customer);
+        let ok = match (channel, &self.channels.webchat) {
+            (Channel::Webchat, Some(visitors)) => {
+                let ok = visitors.send(customer, tag, text).await;
+                if ok {
+                    self.stats.webchat_ack.since(intended);
+                    self.stats.window_ack.since(intended);
+                }
+                ok
+            }
+            _ => {
+                let ok = self
+                    .deliver(
+                        || {
+                            if channel == Channel::WhatsApp {
+                                self.whatsapp(customer, tag, &text)
+                            } else {
+                                self.telegram_to(&telegram_service, customer, tag, &text)
+                            }
+                        },
+                        customer,
+                    )
+                    .await;
+                if ok {
+                    self.stats.webhook_ack.since(intended);
+                    self.stats.window_ack.since(intended);
+                }
+                ok
+            }
+        };
         if ok {
-            self.stats.webhook_ack.since(intended);
-            self.stats.window_ack.since(intended);
             self.stats.webhooks_acked.inc();
             self.stats.message_acked(tag);
         }
         ok
+    }
+
+    /// Customers take turns: WhatsApp, Telegram, and webchat when the run has it.
+    pub fn channel_of(&self, customer: u64) -> Channel {
+        let kinds = if self.channels.webchat.is_some() { 3 } else { 2 };
+        match customer % kinds {
+            0 => Channel::WhatsApp,
+            1 => Channel::Telegram,
+            _ => Channel::Webchat,
+        }
     }
 
     /// Sends a webhook until it is acknowledged, as providers do: a connection failure or a 5xx

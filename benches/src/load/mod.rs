@@ -17,6 +17,7 @@ pub mod customer;
 pub mod provider;
 pub mod stats;
 pub mod target;
+pub mod webchat;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use check::Correctness;
 use customer::{Channels, Customers, Sender, TG_SECRET, WA_APP_SECRET, WA_PHONE_ID};
 use stats::{LatencySummary, Stats};
 use target::{ADMIN_LOGIN, ADMIN_PASSWORD, Postgres, ProcSample, Spawned, sample_pid};
+use webchat::Visitors;
 
 /// Which server to load.
 #[derive(Debug, Clone)]
@@ -112,6 +114,9 @@ pub struct Config {
     pub kill_at: Option<Duration>,
     /// Ingest ceiling: the message rates tried, each for `duration`.
     pub ceiling_rates: Vec<f64>,
+    /// Every third customer is a website visitor on `/ws/webchat` (a server without webchat,
+    /// such as the peer, runs with this off).
+    pub webchat: bool,
     pub progress: bool,
 }
 
@@ -139,6 +144,7 @@ impl Config {
             inactivity_minutes: None,
             kill_at: None,
             ceiling_rates: Vec::new(),
+            webchat: true,
             progress: true,
         };
         match scenario {
@@ -310,6 +316,8 @@ pub struct Setup {
 #[derive(Debug, Clone, Serialize)]
 pub struct Latencies {
     pub webhook_ack: LatencySummary,
+    /// Webchat visitors: `message` frame → `ack` (committed).
+    pub webchat_ack: LatencySummary,
     pub new_conversation_to_offer_or_assignment: LatencySummary,
     pub customer_message_to_agent_screen: LatencySummary,
     pub customer_message_to_history_on_assignment: LatencySummary,
@@ -439,7 +447,21 @@ async fn drive(
     }
     let tg =
         api.expect(Method::POST, "/api/v1/admin/services", Some(&admin), Some(&tg_body), StatusCode::CREATED).await?;
-    let service_ids = [id_of(&wa)?, id_of(&tg)?];
+    let mut service_ids = vec![id_of(&wa)?, id_of(&tg)?];
+    let webchat_service_id = if cfg.webchat {
+        let mut body = json!({"name": "Load Webchat", "channel": "webchat", "auto_distribution": true,
+            "provider": {"allowed_origins": ["*"]}});
+        if let Some(m) = cfg.inactivity_minutes {
+            body["inactivity_minutes"] = json!(m);
+        }
+        let id = id_of(
+            &api.expect(Method::POST, "/api/v1/admin/services", Some(&admin), Some(&body), StatusCode::CREATED).await?,
+        )?;
+        service_ids.push(id.clone());
+        Some(id)
+    } else {
+        None
+    };
     let parking_service_id = if cfg.parked > 0 {
         let body = telegram("Load Parking (no agents)");
         Some(id_of(
@@ -464,7 +486,7 @@ async fn drive(
     let t = Instant::now();
     let run_id = chrono::Utc::now().timestamp_millis();
     let logins: Vec<String> = (0..cfg.agents).map(|i| format!("load{run_id}a{i}")).collect();
-    let capacity = json!({"whatsapp": cfg.capacity, "telegram": cfg.capacity});
+    let capacity = json!({"whatsapp": cfg.capacity, "telegram": cfg.capacity, "webchat": cfg.capacity});
     let services = json!(service_ids);
     let created =
         bounded(logins.clone(), cfg.login_concurrency, |login| {
@@ -518,7 +540,11 @@ async fn drive(
         api.clone(),
         stats.clone(),
         customers.clone(),
-        Channels { telegram_service_id: service_ids[1].clone(), parking_service_id: parking_service_id.clone() },
+        Channels {
+            telegram_service_id: service_ids[1].clone(),
+            parking_service_id: parking_service_id.clone(),
+            webchat: webchat_service_id.as_deref().map(|id| Arc::new(Visitors::new(base, id, stats.clone()))),
+        },
         1,
     ));
     let parked = if cfg.parked > 0 { Some(park(cfg, &sender, &bar, server_pid).await) } else { None };
@@ -598,6 +624,9 @@ async fn drive(
 
     // The load.
     let cpu0 = server_pid.and_then(sample_pid);
+    // Rates count the load phase only (not the backlog or the parked conversations).
+    let (acked_before_load, conversations_before_load) =
+        (stats.webhooks_acked.get(), stats.conversations_started.get());
     let pg0 = pg.map(Postgres::sample);
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -681,7 +710,8 @@ async fn drive(
     shared.stopping.store(true, Ordering::Relaxed);
     // After a restart the process is another one: its CPU is not comparable.
     let cpu1 = server_pid.filter(|pid| spawned.map(|s| s.pid()) == Some(*pid)).and_then(sample_pid);
-    let pg1 = pg.map(Postgres::sample);
+    // A restart closes the server's connections, and their backends take their CPU time along.
+    let pg1 = pg.filter(|_| restart.is_none()).map(Postgres::sample);
     let rss_end = cpu1.map(|s| s.rss_bytes);
     let _ = monitor.await;
     let _ = chaos.await;
@@ -739,6 +769,7 @@ async fn drive(
         },
         latency: Latencies {
             webhook_ack: stats.webhook_ack.summary(),
+            webchat_ack: stats.webchat_ack.summary(),
             new_conversation_to_offer_or_assignment: stats.offer_or_assign.summary(),
             customer_message_to_agent_screen: stats.message_to_screen.summary(),
             customer_message_to_history_on_assignment: stats.message_to_history.summary(),
@@ -746,8 +777,8 @@ async fn drive(
             agent_send_api: stats.agent_send_api.summary(),
         },
         throughput: Throughput {
-            webhooks_acked_per_s: rate(stats.webhooks_acked.get()),
-            conversations_per_s: rate(conversations),
+            webhooks_acked_per_s: rate(stats.webhooks_acked.get() - acked_before_load),
+            conversations_per_s: rate(conversations - conversations_before_load),
             replies_per_s: rate(stats.replies_sent.get()),
         },
         resources: Resources {
@@ -1086,7 +1117,7 @@ async fn lost_messages(api: &Api, admin: &str, stats: &Stats) -> u64 {
     let unknown: Vec<(u64, u64)> = missing.iter().filter(|(_, t)| !stored.contains(t)).take(5000).copied().collect();
     for (customer, tag) in unknown {
         let needle = stats::customer_tag(customer, tag);
-        for channel in ["whatsapp", "telegram"] {
+        for channel in ["whatsapp", "telegram", "webchat"] {
             let path = format!("/api/v1/queues/{channel}/items?limit=1&content={}", urlencode(&needle));
             if let Ok(found) = api.expect(Method::GET, &path, Some(admin), None, StatusCode::OK).await
                 && found.as_array().is_some_and(|a| !a.is_empty())
@@ -1137,6 +1168,7 @@ impl Report {
         ));
         for (name, s) in [
             ("webhook acknowledgement", &l.webhook_ack),
+            ("webchat message → ack", &l.webchat_ack),
             ("new conversation → offer/assignment", &l.new_conversation_to_offer_or_assignment),
             ("customer message → agent screen", &l.customer_message_to_agent_screen),
             ("customer message → history on assignment", &l.customer_message_to_history_on_assignment),

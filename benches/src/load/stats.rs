@@ -112,6 +112,8 @@ pub struct Stats {
     /// (emptied by [`Latency::take`] at each step of the ingest-ceiling scenario).
     pub window_ack: Latency,
     pub window_screen: Latency,
+    /// Webchat `message` frame sent (intended time) → `ack` (committed).
+    pub webchat_ack: Latency,
     /// Webhooks sent again after a failure or a 5xx (as a provider retries).
     pub webhook_retries: Count,
     pub webhooks_sent: Count,
