@@ -145,6 +145,36 @@ pub struct Distributor {
     restored_logged_in: Vec<AgentId>,
     /// Set when the database refused a write for good: commands wait until the book is rebuilt.
     resyncing: bool,
+    /// The agent who held each recently ended conversation: a customer message committed just
+    /// before the end but published just after still reaches that agent's screen.
+    recently_closed: RecentlyClosed,
+}
+
+/// A bounded memory of who held the last conversations that ended (oldest forgotten first).
+#[derive(Default)]
+struct RecentlyClosed {
+    owners: HashMap<ConversationId, AgentId>,
+    order: std::collections::VecDeque<ConversationId>,
+}
+
+impl RecentlyClosed {
+    /// How many ended conversations are remembered: the race it covers lasts milliseconds.
+    const CAPACITY: usize = 4096;
+
+    fn remember(&mut self, conversation: ConversationId, agent: AgentId) {
+        if self.owners.insert(conversation, agent).is_none() {
+            self.order.push_back(conversation);
+        }
+        while self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.owners.remove(&old);
+            }
+        }
+    }
+
+    fn owner(&self, conversation: ConversationId) -> Option<AgentId> {
+        self.owners.get(&conversation).copied()
+    }
 }
 
 impl Distributor {
@@ -166,6 +196,7 @@ impl Distributor {
             subscribers: Vec::new(),
             restored_logged_in: logged_in,
             resyncing: false,
+            recently_closed: RecentlyClosed::default(),
         }
     }
 
@@ -249,6 +280,11 @@ impl Distributor {
         for e in &outcome.events {
             if let BookEvent::Conversation(c) = e {
                 touched.insert(c.facts.id);
+                if let Some(crate::model::AssignmentChange::Closed { agent, .. }) = c.assignment
+                    && c.facts.ended_at.is_some()
+                {
+                    self.recently_closed.remember(c.facts.id, agent);
+                }
             }
         }
         for id in touched {
@@ -541,7 +577,11 @@ impl Handler<PublishMessage> for Distributor {
     type Result = ();
 
     fn handle(&mut self, msg: PublishMessage, _: &mut Context<Self>) {
-        let owner = self.book.conversation(msg.conversation).and_then(|c| c.owner);
+        let owner = match self.book.conversation(msg.conversation) {
+            Some(c) => c.owner,
+            // Ended between the message's commit and now: its agent still sees it.
+            None => self.recently_closed.owner(msg.conversation),
+        };
         let event = EngineEvent::Message {
             conversation_id: msg.conversation,
             service_id: msg.service,

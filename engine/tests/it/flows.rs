@@ -121,3 +121,31 @@ async fn transfer_to_an_agent_keeps_who_started_and_records_who_concluded() {
     assert_eq!(moved.arrived_at, arrived);
     engine.stop();
 }
+
+#[actix_rt::test]
+async fn a_customer_message_committed_just_before_the_conclusion_still_reaches_the_agent() {
+    let w = World::new();
+    let s = w.service("WhatsApp", Channel::Whatsapp, |_| {});
+    let ana = w.agent("ana", &[s], None);
+    let engine = w.engine().await;
+    let (recipient, seen) = desk();
+    engine.connect(ana, recipient).await.unwrap();
+    engine.set_presence(ana, PresenceRequest::Available).await.unwrap();
+    let c =
+        engine.open_conversation(engine::NewConversation::new(s, Channel::Whatsapp, "5511988887777")).await.unwrap();
+    // The message is stored; before it is pushed to the desks, Ana's conclusion commits.
+    engine.conclude(By::Agent(ana), c, None).await.unwrap();
+    engine.publish_message(c, s, serde_json::json!({"body": "one last thing"})).await;
+    let pushed = || {
+        seen.lock().unwrap().iter().any(|e| {
+            matches!(e, engine::feed::EngineEvent::Message { conversation_id, owner, message, .. }
+                if *conversation_id == c && *owner == Some(ana) && message["body"] == "one last thing")
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !pushed() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(pushed(), "the message reached Ana's desk");
+    engine.stop();
+}

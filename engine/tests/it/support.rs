@@ -1,7 +1,11 @@
 #![allow(dead_code)]
 //! A small contact center in a fresh database, and an engine over it.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use actix::prelude::*;
+use engine::feed::EngineEvent;
 
 use chrono::{TimeZone, Utc};
 use engine::{AgentProfile, Clock, Engine, ServiceSettings};
@@ -76,3 +80,23 @@ pub fn profile(id: AgentId, services: Vec<ServiceId>) -> AgentProfile {
 
 pub const MINUTE: Duration = Duration::from_secs(60);
 pub const HOUR: Duration = Duration::from_secs(3600);
+
+/// A desk that remembers what it was told.
+struct RecordingDesk(Arc<Mutex<Vec<EngineEvent>>>);
+
+impl Actor for RecordingDesk {
+    type Context = Context<Self>;
+}
+
+impl Handler<EngineEvent> for RecordingDesk {
+    type Result = ();
+    fn handle(&mut self, e: EngineEvent, _: &mut Context<Self>) {
+        self.0.lock().unwrap().push(e);
+    }
+}
+
+/// A desk to connect (`engine.connect(agent, recipient)`) and what it has been told so far.
+pub fn desk() -> (Recipient<EngineEvent>, Arc<Mutex<Vec<EngineEvent>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    (RecordingDesk(seen.clone()).start().recipient(), seen)
+}

@@ -1,34 +1,13 @@
 //! Timers with a controllable clock (no sleeping): inactivity (30 min), abandonment (48 h),
 //! disconnect grace (R9), offer timeout (R7), alerts.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::prelude::*;
 use engine::feed::{AlertKind, EngineEvent};
 use engine::{By, NewConversation, Presence, PresenceRequest};
 use schema::{Channel, ConversationState, SubState};
 
 use crate::support::*;
-
-/// A desk that remembers what it was told.
-struct Desk(Arc<Mutex<Vec<EngineEvent>>>);
-
-impl Actor for Desk {
-    type Context = Context<Self>;
-}
-
-impl Handler<EngineEvent> for Desk {
-    type Result = ();
-    fn handle(&mut self, e: EngineEvent, _: &mut Context<Self>) {
-        self.0.lock().unwrap().push(e);
-    }
-}
-
-fn desk() -> (Recipient<EngineEvent>, Arc<Mutex<Vec<EngineEvent>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    (Desk(seen.clone()).start().recipient(), seen)
-}
 
 #[actix_rt::test]
 async fn inactivity_moves_to_the_inactive_tab_frees_capacity_and_a_message_brings_it_back() {
