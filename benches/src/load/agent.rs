@@ -282,6 +282,7 @@ fn spawn_reached(shared: &Arc<Shared>, me: &Identity, conv: &str) {
             .await
             && let Some((customer, _)) = first_tag(&v)
         {
+            shared.stats.conversation_of(customer, &conv);
             shared.stats.conversation_reached(customer, &conv, at);
         }
     });
@@ -319,7 +320,11 @@ async fn handle(me: Identity, shared: Arc<Shared>, conv: String) {
                     shared.stats.message_seen(tag, false);
                 }
             }
-            first_tag(&v).map(|(c, _)| c)
+            let customer = first_tag(&v).map(|(c, _)| c);
+            if let Some(c) = customer {
+                shared.stats.conversation_of(c, &conv);
+            }
+            customer
         }
         Err(e) => {
             eprintln!("agent {}: {e:#}", me.index);

@@ -1085,8 +1085,9 @@ async fn disturb(
 }
 
 /// Acknowledged messages that are not stored: those no agent saw are looked for where a desk
-/// would — in the queues (`GET /api/v1/queues/{channel}/items?content=<tag>`, the conversations
-/// still waiting) and in the newest conversations the admin can list with their histories. One
+/// would — in the newest conversations the admin can list with their histories, in the
+/// conversations agents were given for that customer (ended ones too), and in the queues
+/// (`GET /api/v1/queues/{channel}/items?content=<tag>`, the conversations still waiting). One
 /// found is stored but was not on a screen when the run ended (its conversation still waiting,
 /// say): printed, not counted; one absent from storage is lost.
 async fn lost_messages(api: &Api, admin: &str, stats: &Stats) -> u64 {
@@ -1113,8 +1114,28 @@ async fn lost_messages(api: &Api, admin: &str, stats: &Stats) -> u64 {
             }
         }
     }
-    // The rest, one search each (bounded: a run that leaves more unseen has a bigger problem).
+    // The conversations agents were given for those customers (ended ones included).
+    let mut read: std::collections::HashSet<String> = std::collections::HashSet::new();
     let unknown: Vec<(u64, u64)> = missing.iter().filter(|(_, t)| !stored.contains(t)).take(5000).copied().collect();
+    for &(customer, _) in &unknown {
+        for id in stats.conversations_of(customer) {
+            if !read.insert(id.clone()) {
+                continue;
+            }
+            if let Ok(detail) =
+                api.expect(Method::GET, &format!("/api/v1/conversations/{id}"), Some(admin), None, StatusCode::OK).await
+            {
+                for m in detail["messages"].as_array().into_iter().flatten() {
+                    if let Some((_, tag)) = m["body"].as_str().and_then(stats::parse_customer_tag) {
+                        stored.insert(tag);
+                    }
+                }
+            }
+        }
+    }
+    // The rest are looked for in the queues, one search each (bounded: a run that leaves more
+    // unseen has a bigger problem).
+    let unknown: Vec<(u64, u64)> = unknown.into_iter().filter(|(_, t)| !stored.contains(t)).collect();
     for (customer, tag) in unknown {
         let needle = stats::customer_tag(customer, tag);
         for channel in ["whatsapp", "telegram", "webchat"] {

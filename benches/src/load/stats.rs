@@ -141,6 +141,8 @@ pub struct Stats {
     /// Conversations whose first message the harness sent, by customer → intended time.
     first_messages: Mutex<HashMap<u64, Instant>>,
     offered_once: Mutex<HashSet<String>>,
+    /// The conversations agents were given, by customer (to look for unseen messages).
+    conversations_of: Mutex<HashMap<u64, HashSet<String>>>,
 }
 
 impl Stats {
@@ -210,6 +212,26 @@ impl Stats {
         if let Some(intended) = self.first_messages.lock().unwrap_or_else(|e| e.into_inner()).remove(&customer) {
             self.offer_or_assign.record_us(at.saturating_duration_since(intended).as_micros() as u64);
         }
+    }
+
+    /// An agent learnt that `conversation` is `customer`'s.
+    pub fn conversation_of(&self, customer: u64, conversation: &str) {
+        self.conversations_of
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(customer)
+            .or_default()
+            .insert(conversation.to_owned());
+    }
+
+    /// The conversations of `customer` agents were given.
+    pub fn conversations_of(&self, customer: u64) -> Vec<String> {
+        self.conversations_of
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&customer)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// How many conversations have reached an agent (offered or assigned).
