@@ -34,6 +34,16 @@ bench: deps
 		--scenario smoke --json $(TARGET_DIR)/load/smoke.json
 	$(WITH_BENCH_DB) $(TARGET_DIR)/release/omniroute-load --server-bin $(TARGET_DIR)/release/omniroute \
 		--scenario steady --agents 200 --duration 30 --json $(TARGET_DIR)/load/steady.json
+	$(WITH_BENCH_DB) $(TARGET_DIR)/release/omniroute-load --server-bin $(TARGET_DIR)/release/omniroute \
+		--scenario churn --agents 200 --duration 30 --churn 0.5 --json $(TARGET_DIR)/load/churn.json
+	$(WITH_BENCH_DB) $(TARGET_DIR)/release/omniroute-load --server-bin $(TARGET_DIR)/release/omniroute \
+		--scenario ingest-ceiling --duration 5 --json $(TARGET_DIR)/load/ingest-ceiling.json
+	$(WITH_BENCH_DB) $(TARGET_DIR)/release/omniroute-load --server-bin $(TARGET_DIR)/release/omniroute \
+		--scenario backlog --backlog 2000 --agents 100 --json $(TARGET_DIR)/load/backlog.json
+	$(WITH_BENCH_DB) $(TARGET_DIR)/release/omniroute-load --server-bin $(TARGET_DIR)/release/omniroute \
+		--scenario idle --agents 1000 --parked 10000 --json $(TARGET_DIR)/load/idle.json
+	$(WITH_BENCH_DB) $(TARGET_DIR)/release/omniroute-load --server-bin $(TARGET_DIR)/release/omniroute \
+		--scenario restart --parked 20000 --json $(TARGET_DIR)/load/restart.json
 
 ## make lint: formatting and clippy, as CI checks them.
 lint:
