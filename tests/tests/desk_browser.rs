@@ -4,150 +4,36 @@
 //! concluded with a classification, and both screens follow without a reload. A hostile customer
 //! name shows as text. Screenshots of every step go to `target/e2e/`.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use actix_web::{App, HttpServer, web as aw};
 use chrono::Utc;
 use engine::{Clock, Engine};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Client;
 use schema::testing::TestDb;
 use schema::{Channel, Connection, store};
 use serde_json::json;
 use web::state::AppState;
 
+mod browser;
+use browser::{browser, click, driver, find, shot, text_until};
+
 const XSS: &str = "<img src=x onerror=alert(1)>";
 
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// chromedriver on a free port (`make test` installs Debian's chromium-driver when missing).
-async fn driver() -> (Driver, u16) {
-    let port = free_port();
-    // Owned by `Driver` at once, so it is killed and reaped however the test ends.
-    let driver = Driver(
-        Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian's chromium-driver; `make test` installs it)"),
-    );
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (driver, port);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("chromedriver did not start");
-}
-
-async fn browser(port: u16) -> Client {
-    let profile = std::env::temp_dir().join(format!("omniroute-e2e-{}", uuid_like()));
-    let caps = json!({
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1280,800",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }
-    });
-    let caps = caps.as_object().unwrap().clone().into_iter().collect();
-    ClientBuilder::native()
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a browser session")
-}
-
-fn uuid_like() -> String {
-    format!("{:x}{:x}", std::process::id(), Utc::now().timestamp_nanos_opt().unwrap_or(0))
-}
-
-fn shots_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn shot(c: &Client, name: &str) {
-    if let Ok(png) = c.screenshot().await {
-        let _ = std::fs::write(shots_dir().join(format!("{name}.png")), png);
-    }
-}
-
+/// The desk names its elements with `data-testid`.
 fn tid(id: &str) -> String {
     format!("[data-testid=\"{id}\"]")
 }
 
-async fn find(c: &Client, id: &str) -> fantoccini::elements::Element {
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(&tid(id)))
-        .await
-        .unwrap_or_else(|e| panic!("no element {id}: {e}"))
-}
-
-/// Clicks an element, finding it again if the desk re-rendered it in between (live updates
-/// replace list items, so a found element can go stale before the click lands).
-async fn click(c: &Client, id: &str) {
-    let mut last = String::new();
-    for _ in 0..50 {
-        match c.find(Locator::Css(&tid(id))).await {
-            Ok(el) => match el.click().await {
-                Ok(()) => return,
-                Err(e) => last = e.to_string(),
-            },
-            Err(e) => last = e.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("could not click {id}: {last}");
-}
-
-/// Waits until the element's text satisfies `pred`.
-async fn text_until(c: &Client, id: &str, pred: impl Fn(&str) -> bool) -> String {
-    let mut last = String::new();
-    for _ in 0..100 {
-        if let Ok(el) = c.find(Locator::Css(&tid(id))).await
-            && let Ok(t) = el.text().await
-        {
-            if pred(&t) {
-                return t;
-            }
-            last = t;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{id} never matched; last text: {last:?}");
-}
-
 async fn sign_in(c: &Client, base: &str, login: &str) {
     c.goto(base).await.unwrap();
-    find(c, "login-input").await.send_keys(login).await.unwrap();
-    find(c, "password-input").await.send_keys(&format!("{login}-demo1")).await.unwrap();
-    click(c, "login-submit").await;
-    find(c, "presence-status").await;
+    find(c, &tid("login-input")).await.send_keys(login).await.unwrap();
+    find(c, &tid("password-input")).await.send_keys(&format!("{login}-demo1")).await.unwrap();
+    click(c, &tid("login-submit")).await;
+    find(c, &tid("presence-status")).await;
 }
 
 async fn go_available(c: &Client) {
-    click(c, "presence-available").await;
-    text_until(c, "presence-status", |t| t.to_lowercase().contains("dispon")).await;
+    click(c, &tid("presence-available")).await;
+    text_until(c, &tid("presence-status"), |t| t.to_lowercase().contains("dispon")).await;
 }
 
 /// The customer writes on WhatsApp: a webhook in Meta's format, signed with the demo service's app
@@ -211,8 +97,8 @@ async fn two_agents_serve_a_customer_from_arrival_to_conclusion() {
     actix_rt::spawn(server.run());
 
     let (_driver, port) = driver().await;
-    let ana = browser(port).await;
-    let bruno = browser(port).await;
+    let ana = browser(port, &[], json!({})).await;
+    let bruno = browser(port, &[], json!({})).await;
 
     sign_in(&ana, &base, "ana").await;
     sign_in(&bruno, &base, "bruno").await;
@@ -228,13 +114,13 @@ async fn two_agents_serve_a_customer_from_arrival_to_conclusion() {
     // Call (C8).
     identify(&db, c, "+5511987654321");
     ana.refresh().await.unwrap();
-    find(&ana, "presence-status").await;
+    find(&ana, &tid("presence-status")).await;
     let item = format!("conv-item-{c}");
-    click(&ana, &item).await;
-    text_until(&ana, "message-list", |t| t.contains(XSS)).await;
+    click(&ana, &tid(&item)).await;
+    text_until(&ana, &tid("message-list"), |t| t.contains(XSS)).await;
     // The demo's voice service has no phone system: the desk says so, and nothing else changes.
-    click(&ana, "action-call").await;
-    text_until(&ana, "toasts", |t| t.contains("Nenhum serviço de voz seu pode fazer ligações")).await;
+    click(&ana, &tid("action-call")).await;
+    text_until(&ana, &tid("toasts"), |t| t.contains("Nenhum serviço de voz seu pode fazer ligações")).await;
     shot(&ana, "02-ana-gets-the-customer").await;
     let injected: bool = ana
         .execute("return !!document.querySelector('[data-testid=\"conv-view\"] img[src=\"x\"]')", vec![])
@@ -243,46 +129,46 @@ async fn two_agents_serve_a_customer_from_arrival_to_conclusion() {
         .as_bool()
         .unwrap_or(true);
     assert!(!injected, "customer content is text, never markup");
-    text_until(&ana, "tab-active-count", |t| t.trim() == "1").await;
+    text_until(&ana, &tid("tab-active-count"), |t| t.trim() == "1").await;
 
     // They exchange messages.
-    find(&ana, "composer-input").await.send_keys("Bom dia! Como posso ajudar?").await.unwrap();
-    click(&ana, "composer-send").await;
-    text_until(&ana, "message-list", |t| t.contains("Como posso ajudar")).await;
+    find(&ana, &tid("composer-input")).await.send_keys("Bom dia! Como posso ajudar?").await.unwrap();
+    click(&ana, &tid("composer-send")).await;
+    text_until(&ana, &tid("message-list"), |t| t.contains("Como posso ajudar")).await;
     customer_writes(&base, "wamid.E2E2", "Quero saber do meu pedido").await;
-    text_until(&ana, "message-list", |t| t.contains("meu pedido")).await;
+    text_until(&ana, &tid("message-list"), |t| t.contains("meu pedido")).await;
     shot(&ana, "03-messages-exchanged").await;
 
     // Ana transfers it to Bruno: it leaves her Active tab and appears in his, history kept.
     // She picks him from the colleagues of the service, listed with their presence.
-    click(&ana, "action-transfer").await;
-    let option = find(&ana, "transfer-agent-bruno").await;
+    click(&ana, &tid("action-transfer")).await;
+    let option = find(&ana, &tid("transfer-agent-bruno")).await;
     let label = option.text().await.unwrap();
     assert!(label.contains("Bruno") && label.contains("Dispon"), "Bruno is listed as available: {label:?}");
-    find(&ana, "transfer-agent").await.select_by_label(&label).await.unwrap();
+    find(&ana, &tid("transfer-agent")).await.select_by_label(&label).await.unwrap();
     shot(&ana, "04-transfer-dialog").await;
-    click(&ana, "transfer-confirm").await;
-    text_until(&ana, "tab-active-count", |t| t.trim() == "0").await;
-    click(&bruno, &item).await;
-    text_until(&bruno, "message-list", |t| t.contains("meu pedido") && t.contains("Como posso ajudar")).await;
-    text_until(&bruno, "tab-active-count", |t| t.trim() == "1").await;
+    click(&ana, &tid("transfer-confirm")).await;
+    text_until(&ana, &tid("tab-active-count"), |t| t.trim() == "0").await;
+    click(&bruno, &tid(&item)).await;
+    text_until(&bruno, &tid("message-list"), |t| t.contains("meu pedido") && t.contains("Como posso ajudar")).await;
+    text_until(&bruno, &tid("tab-active-count"), |t| t.trim() == "1").await;
     shot(&bruno, "05-bruno-has-it").await;
 
     // Bruno concludes with a classification.
     let classification = store::classifications_for(&mut db.conn(), None).unwrap().into_iter().next().unwrap();
-    click(&bruno, "action-conclude").await;
-    let select = find(&bruno, "conclude-classification").await;
+    click(&bruno, &tid("action-conclude")).await;
+    let select = find(&bruno, &tid("conclude-classification")).await;
     select.select_by_value(&classification.id.to_string()).await.unwrap();
-    click(&bruno, "conclude-confirm").await;
-    text_until(&bruno, "tab-active-count", |t| t.trim() == "0").await;
+    click(&bruno, &tid("conclude-confirm")).await;
+    text_until(&bruno, &tid("tab-active-count"), |t| t.trim() == "0").await;
     shot(&bruno, "06-bruno-concluded").await;
     let row = schema::models::Conversation::find(&mut db.conn(), c).unwrap();
     assert_eq!(row.state, schema::ConversationState::Concluded);
     assert_eq!(row.classification_id, Some(classification.id));
 
     // Both summaries follow without a reload: Ana started it, Bruno concluded it (D2).
-    text_until(&ana, "summary-started-count", |t| t.trim() == "1").await;
-    text_until(&bruno, "summary-concluded-count", |t| t.trim() == "1").await;
+    text_until(&ana, &tid("summary-started-count"), |t| t.trim() == "1").await;
+    text_until(&bruno, &tid("summary-concluded-count"), |t| t.trim() == "1").await;
     shot(&ana, "07-ana-summary").await;
     shot(&bruno, "08-bruno-summary").await;
 

@@ -1,0 +1,140 @@
+//! What the browser tests share: chromedriver on a free port, a headless Chromium session
+//! (Debian's chromium + chromium-driver; `make test` installs them), screenshots to
+//! `target/e2e/`, and finding, clicking and reading elements by CSS selector while the page
+//! re-renders live.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::Utc;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// chromedriver, killed and reaped however the test ends.
+pub struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free local port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// chromedriver on a free port.
+pub async fn driver() -> (Driver, u16) {
+    let port = free_port();
+    // Owned by `Driver` at once, so it is killed and reaped however the test ends.
+    let driver = Driver(
+        Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver; `make test` installs it)"),
+    );
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (driver, port);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("chromedriver did not start");
+}
+
+/// A headless Chromium session with a fresh profile, 1280×800, no background networking;
+/// `extra_args` and Chrome `prefs` added.
+pub async fn browser(port: u16, extra_args: &[String], prefs: Value) -> Client {
+    let profile = std::env::temp_dir().join(format!("omniroute-e2e-{}", uuid_like()));
+    let mut args: Vec<String> = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,800",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra_args.iter().cloned());
+    args.push(format!("--user-data-dir={}", profile.display()));
+    let caps = json!({"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args, "prefs": prefs}});
+    let caps = caps.as_object().unwrap().clone().into_iter().collect();
+    ClientBuilder::native()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a browser session")
+}
+
+/// A name unique to this process and instant.
+pub fn uuid_like() -> String {
+    format!("{:x}{:x}", std::process::id(), Utc::now().timestamp_nanos_opt().unwrap_or(0))
+}
+
+fn shots_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A screenshot as `target/e2e/<name>.png`.
+pub async fn shot(c: &Client, name: &str) {
+    if let Ok(png) = c.screenshot().await {
+        let _ = std::fs::write(shots_dir().join(format!("{name}.png")), png);
+    }
+}
+
+/// The element `css` selects, waiting up to 10 s for it.
+pub async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+}
+
+/// Clicks an element, finding it again if the page re-rendered it in between (live updates
+/// replace list items, so a found element can go stale before the click lands).
+pub async fn click(c: &Client, css: &str) {
+    let mut last = String::new();
+    for _ in 0..50 {
+        match c.find(Locator::Css(css)).await {
+            Ok(el) => match el.click().await {
+                Ok(()) => return,
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("could not click {css}: {last}");
+}
+
+/// Waits until the element's text satisfies `pred`.
+pub async fn text_until(c: &Client, css: &str, pred: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(el) = c.find(Locator::Css(css)).await
+            && let Ok(t) = el.text().await
+        {
+            if pred(&t) {
+                return t;
+            }
+            last = t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} never matched; last text: {last:?}");
+}
