@@ -38,9 +38,12 @@ impl AgentActor {
         Self { id, distributor, timers, clock, grace, connections: HashMap::new(), next_connection: 1 }
     }
 
+    /// Arms (the last desk went away) or disarms (a desk is back) the grace timer, and tells the
+    /// routing book whether the agent can be given new work.
     fn set_grace(&self, ctx: &mut Context<Self>, armed: bool) {
         let at = armed.then(|| self.clock.now() + chrono::Duration::from_std(self.grace).unwrap_or_default());
         self.timers.do_send(SetTimer { key: TimerKey::Grace(self.id), at, target: ctx.address().recipient() });
+        self.distributor.do_send(Execute(Command::Away { agent: self.id, away: armed }));
     }
 }
 

@@ -69,6 +69,10 @@ pub enum Command {
     SetPresence { agent: AgentId, presence: PresenceRequest },
     /// The grace period after an agent's last connection ended, or the agent logged off (R9).
     Logoff { agent: AgentId, reason: LogoffReason },
+    /// The agent's last desk connection dropped (`away`: the grace period of R9 runs) or a desk
+    /// is back. While away it keeps its conversations but is given nothing new, and its pending
+    /// offers go back to their queues: no customer waits on a desk nobody is looking at.
+    Away { agent: AgentId, away: bool },
     /// A new conversation, `queued` or held in `pre_opening` (R1, R14, C6).
     Arrive { conversation: ConversationFacts },
     /// A supervisor lets a held conversation into its queue (C6).
@@ -304,6 +308,8 @@ pub struct AgentEntry {
     pub offers: BTreeSet<ConversationId>,
     /// Since when it has had nothing new (R6 "longest idle").
     pub idle_since: DateTime<Utc>,
+    /// Its last desk connection dropped and the grace period runs (see [`Command::Away`]).
+    pub away: bool,
     /// Where it stands in the pools of free agents of its services (see `ServiceEntry::free`).
     pool_keys: Vec<(ServiceId, PoolKey)>,
 }
@@ -475,6 +481,7 @@ impl RoutingBook {
                 self.logoff(tx, agent, reason)?;
                 Ok(Reply::Presence(Presence::Offline))
             }
+            Command::Away { agent, away } => self.set_away(tx, agent, away),
             Command::Arrive { conversation } => self.arrive(tx, conversation),
             Command::Approve { conversation, by } => self.approve(tx, conversation, by),
             Command::Reject { conversation, by } => self.reject(tx, conversation, by),
@@ -555,6 +562,7 @@ impl RoutingBook {
                         owned: BTreeSet::new(),
                         offers: BTreeSet::new(),
                         idle_since: tx.now,
+                        away: false,
                         pool_keys: Vec::new(),
                     },
                 );
@@ -602,6 +610,34 @@ impl RoutingBook {
 
     fn agent_mut(&mut self, id: AgentId) -> Result<&mut AgentEntry, EngineError> {
         self.agents.get_mut(&id).ok_or(EngineError::AgentNotFound)
+    }
+
+    /// Start-up (R15): an agent logged in before the restart has no desk yet, so it is away —
+    /// quietly: its pending offers keep their deadlines (a restart alone routes nothing).
+    pub fn restored_away(&mut self, agent: AgentId) {
+        if let Some(entry) = self.agents.get_mut(&agent) {
+            entry.away = true;
+            self.refresh_pools(agent);
+        }
+    }
+
+    fn set_away(&mut self, tx: &mut Tx, agent: AgentId, away: bool) -> Result<Reply, EngineError> {
+        let entry = self.agent_mut(agent)?;
+        if entry.away == away {
+            return Ok(Reply::Done);
+        }
+        entry.away = away;
+        if away {
+            let offers: Vec<_> = entry.offers.iter().copied().collect();
+            for c in offers {
+                self.end_offer(tx, c, Some(agent), OfferOutcome::Withdrawn)?;
+            }
+        } else {
+            // Back: what waited in its services may be its now.
+            tx.dirty.extend(entry.profile.services.iter().copied());
+        }
+        self.refresh_pools(agent);
+        Ok(Reply::Done)
     }
 
     fn set_presence(&mut self, tx: &mut Tx, agent: AgentId, request: PresenceRequest) -> Result<Reply, EngineError> {
@@ -1522,7 +1558,7 @@ fn agent_view(a: &AgentEntry, s: &ServiceSettings) -> AgentView {
     let i = channel_index(s.channel);
     AgentView {
         id: a.profile.id,
-        available: a.presence == Presence::Available,
+        available: a.presence == Presence::Available && !a.away,
         auto: a.profile.auto_distribution.unwrap_or(s.auto_distribution),
         active: a.active[i],
         capacity: a.profile.capacity[i],

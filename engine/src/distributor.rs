@@ -418,6 +418,8 @@ impl Actor for Distributor {
             self.sync_conversation(id, ctx);
         }
         for agent in std::mem::take(&mut self.restored_logged_in) {
+            // Nobody is connected yet: nothing new goes to a desk until it reconnects.
+            self.book.restored_away(agent);
             let addr = self.agent_actor(agent, ctx);
             addr.do_send(StartGrace);
         }

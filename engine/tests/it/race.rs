@@ -174,8 +174,14 @@ async fn agent_desk(c: Rc<Center>, i: usize, mut rng: Rng, events: Arc<AtomicUsi
     let mut connection = c.record("connect", e.connect(me, desk.clone().recipient()).await);
     c.record("available", e.set_presence(me, PresenceRequest::Available).await);
     while !c.stop.get() {
+        // Now and then the agent looks away from a connected desk for longer than the offer
+        // timeout: what was offered meanwhile lapses (R7). (A desk that drops gives its offers
+        // back at once instead.)
+        if rng.chance(1) && rng.chance(40) {
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
         let Some(snap) = e.agent(me).await else { break };
-        // Most offers are answered at once; the others are left to lapse (R7).
+        // Most offers are answered at once; the others wait for a later look or lapse (R7).
         if let Some(offer) = rng.pick(&snap.offers).filter(|_| rng.chance(80)) {
             if rng.chance(75) {
                 c.record("accept", e.accept(me, offer.id).await);

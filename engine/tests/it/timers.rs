@@ -189,6 +189,59 @@ async fn a_disconnected_agent_keeps_its_chats_through_the_grace_and_loses_them_a
 }
 
 #[actix_rt::test]
+async fn an_agent_whose_desk_dropped_gets_nothing_new_until_it_is_back() {
+    let w = World::new();
+    let s = w.service("Telegram", Channel::Telegram, |s| s.offer_timeout_s = Some(30));
+    let ana = w.agent("ana", &[s], Some(1));
+    let bruno = w.agent("bruno", &[s], Some(1));
+    let engine = w.engine().await;
+    let (desk_a, _) = desk();
+    let (desk_b, _) = desk();
+    let tab_a = engine.connect(ana, desk_a).await.unwrap();
+    let tab_b = engine.connect(bruno, desk_b).await.unwrap();
+    engine.set_presence(ana, PresenceRequest::Available).await.unwrap();
+    engine.set_presence(bruno, PresenceRequest::Available).await.unwrap();
+    let first = engine.open_conversation(NewConversation::new(s, Channel::Telegram, "1")).await.unwrap();
+    let offered_to = engine.conversation(first).await.unwrap().offer.map(|(a, _)| a).unwrap();
+    let (gone, other, gone_tab) = if offered_to == ana { (ana, bruno, tab_a) } else { (bruno, ana, tab_b) };
+
+    // The desk with the offer drops: the offer goes to the colleague at once, not after 30 s.
+    engine.disconnect(gone, gone_tab).await;
+    let facts = settle(&engine, first, |f| f.offer.map(|(a, _)| a) == Some(other)).await;
+    assert_eq!(facts.offer.map(|(a, _)| a), Some(other));
+    assert_eq!(engine.agent(gone).await.unwrap().presence, Presence::Available, "still logged in (grace)");
+
+    // The colleague is full; the one away is free but gets nothing: the next customer waits…
+    engine.accept(other, first).await.unwrap();
+    let second = engine.open_conversation(NewConversation::new(s, Channel::Telegram, "2")).await.unwrap();
+    assert_eq!(engine.conversation(second).await.unwrap().state, ConversationState::Queued);
+
+    // …and is offered the moment a desk is back.
+    let (desk_again, _) = desk();
+    engine.connect(gone, desk_again).await.unwrap();
+    let facts = settle(&engine, second, |f| f.offer.map(|(a, _)| a) == Some(gone)).await;
+    assert_eq!(facts.offer.map(|(a, _)| a), Some(gone));
+    engine.stop();
+}
+
+/// The conversation once `done` holds (the agent actor tells the book asynchronously), or as it
+/// is after a while.
+async fn settle(
+    engine: &engine::Engine,
+    c: schema::ConversationId,
+    done: impl Fn(&engine::ConversationFacts) -> bool,
+) -> engine::ConversationFacts {
+    for _ in 0..200 {
+        let facts = engine.conversation(c).await.unwrap();
+        if done(&facts) {
+            return facts;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    engine.conversation(c).await.unwrap()
+}
+
+#[actix_rt::test]
 async fn a_pause_asked_with_open_chats_waits_for_the_last_one() {
     let w = World::new();
     let s = w.service("WhatsApp", Channel::Whatsapp, |_| {});
