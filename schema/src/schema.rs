@@ -393,20 +393,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    webhook_receipts (id) {
-        id -> Int8,
-        channel -> Text,
-        service_id -> Nullable<Uuid>,
-        received_at -> Timestamptz,
-        headers -> Jsonb,
-        body -> Bytea,
-        signature_valid -> Bool,
-        outcome -> Text,
-        detail -> Nullable<Text>,
-    }
-}
-
-diesel::table! {
     whatsapp_contacts (id) {
         id -> Uuid,
         phone -> Text,
@@ -481,7 +467,6 @@ diesel::joinable!(webchat_uploads -> attachments (attachment_id));
 diesel::joinable!(webchat_uploads -> webchat_visitors (visitor_id));
 diesel::joinable!(webchat_visitors -> customers (customer_id));
 diesel::joinable!(webchat_visitors -> services (service_id));
-diesel::joinable!(webhook_receipts -> services (service_id));
 diesel::joinable!(whatsapp_contacts -> customers (customer_id));
 diesel::joinable!(whatsapp_templates -> services (service_id));
 
@@ -514,7 +499,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     webchat_uploads,
     webchat_visitors,
-    webhook_receipts,
     whatsapp_contacts,
     whatsapp_templates,
 );

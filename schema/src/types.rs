@@ -319,16 +319,6 @@ text_enum! {
     }
 }
 
-text_enum! {
-    /// What became of a webhook request.
-    WebhookOutcome ("webhook outcome") {
-        Stored = "stored",
-        Duplicate = "duplicate",
-        Ignored = "ignored",
-        Rejected = "rejected",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -95,5 +95,4 @@ serial_store! {
     NewAssignment => Assignment in assignments;
     NewOffer => Offer in offers;
     NewRoutingDecision => RoutingDecision in routing_decisions;
-    NewWebhookReceipt => WebhookReceipt in webhook_receipts;
 }

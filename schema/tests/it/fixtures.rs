@@ -12,7 +12,7 @@ use schema::{
 };
 
 /// Every table of the data model (the migrations must create exactly these).
-pub const TABLES: [&str; 31] = [
+pub const TABLES: [&str; 30] = [
     "agent_capacities",
     "agents",
     "assignments",
@@ -41,7 +41,6 @@ pub const TABLES: [&str; 31] = [
     "sessions",
     "webchat_uploads",
     "webchat_visitors",
-    "webhook_receipts",
     "whatsapp_contacts",
     "whatsapp_templates",
 ];

@@ -10,7 +10,7 @@ use schema::{
     ClassificationId, ConversationId, ConversationState, DecisionMode, Direction, EmailTemplateId, FieldType,
     FormAnswerId, FormFieldId, HoldReason, MessageDirection, MessageId, MessageKind, MessageStatus, OfferOutcome,
     PauseReasonId, PgConnection, PresenceStatus, Role, ServiceTypeId, StoreError, SubState, TemplateCategory,
-    TemplateStatus, WebhookOutcome, WhatsappContactId, WhatsappTemplateId, store,
+    TemplateStatus, WhatsappContactId, WhatsappTemplateId, store,
 };
 use serde_json::json;
 
@@ -998,37 +998,6 @@ fn form_answers_round_trip() {
     let expected = FormAnswer { value: json!("devolução"), updated_at: at(44), ..answer };
     assert_eq!(saved, expected);
     assert_eq!(store::form_answers_of(&mut conn, conversation.id).expect("answers of"), vec![expected]);
-}
-
-#[test]
-fn webhook_receipts_round_trip() {
-    let db = TestDb::new();
-    let mut conn = db.conn();
-    let service = fixtures::insert_service(&mut conn, Channel::Whatsapp);
-    let new = NewWebhookReceipt {
-        channel: "whatsapp".to_owned(),
-        service_id: Some(service.id),
-        received_at: at(77),
-        headers: json!({"content-type": "application/json", "x-hub-signature-256": "sha256=ab12"}),
-        body: br#"{"object":"whatsapp_business_account","entry":[]}"#.to_vec(),
-        signature_valid: true,
-        outcome: WebhookOutcome::Duplicate,
-        detail: Some("wamid.1 already stored".to_owned()),
-    };
-    let stored = new.insert(&mut conn).expect("insert");
-    let expected = WebhookReceipt {
-        id: stored.id,
-        channel: new.channel.clone(),
-        service_id: new.service_id,
-        received_at: new.received_at,
-        headers: new.headers.clone(),
-        body: new.body.clone(),
-        signature_valid: true,
-        outcome: WebhookOutcome::Duplicate,
-        detail: new.detail.clone(),
-    };
-    assert_eq!(stored, expected);
-    assert_eq!(WebhookReceipt::find(&mut conn, stored.id).expect("find"), expected);
 }
 
 #[test]
