@@ -5,7 +5,7 @@ use anyhow::{Context, anyhow};
 use chrono::Utc;
 use schema::models::Agent;
 use schema::{AgentId, PgConnection, PoolOptions, Role, store};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::state::AppState;
@@ -34,6 +34,18 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
     let engine =
         engine::Engine::start(pool.clone(), engine::Clock::System).await.context("starting the routing engine")?;
     info!(elapsed_ms = started.elapsed().as_millis() as u64, "routing engine ready");
+    // One process per database: sends and fetches a dead predecessor had leased are due now.
+    match pool
+        .get()
+        .map_err(schema::StoreError::from)
+        .and_then(|mut c| store::release_after_restart(&mut c, Utc::now()))
+    {
+        Ok((messages, fetches)) if messages + fetches > 0 => {
+            info!(messages, fetches, "pending sends and media fetches made due after the restart")
+        }
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "could not release the previous process's leases"),
+    }
     let mut state = AppState::new(pool, engine.clone());
     state.allowed_origins = std::sync::Arc::new(config.allowed_origins.clone());
     state.time_zone = config.time_zone;

@@ -517,6 +517,27 @@ pub fn claim_outbox(
     .load::<Message>(conn)?)
 }
 
+/// At start-up, before the senders run: every pending outbound message and media fetch is due
+/// now. Omniroute runs as one process per database (the routing book lives in it), so a lease
+/// still running was taken by the process that just died: without this, what it was sending
+/// would wait out the lease (a minute) before anyone tried again. Backoffs in progress are cut
+/// short too: one early attempt. Answers how many messages and fetches were made due.
+pub fn release_after_restart(conn: &mut PgConnection, now: DateTime<Utc>) -> StoreResult<(usize, usize)> {
+    use diesel::sql_types::Timestamptz;
+    let messages = diesel::sql_query(
+        "UPDATE messages SET next_attempt_at = $1
+          WHERE status = 'pending' AND direction = 'out' AND next_attempt_at > $1",
+    )
+    .bind::<Timestamptz, _>(now)
+    .execute(conn)?;
+    let fetches = diesel::sql_query(
+        "UPDATE media_fetches SET next_attempt_at = $1 WHERE status = 'pending' AND next_attempt_at > $1",
+    )
+    .bind::<Timestamptz, _>(now)
+    .execute(conn)?;
+    Ok((messages, fetches))
+}
+
 /// Records a send: the provider's id and `sent`, unless a status already moved it further.
 pub fn mark_sent(
     conn: &mut PgConnection,

@@ -161,3 +161,28 @@ async fn a_refusal_outside_the_24_hour_window_is_failed_with_the_providers_error
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(fake.requests.lock().unwrap().len(), 1, "a refusal is not retried");
 }
+
+#[actix_rt::test]
+async fn a_send_leased_by_a_process_that_died_goes_out_at_the_restart_not_after_the_lease() {
+    let fake = FakeGraph::default();
+    let graph = fake_graph(fake.clone()).await;
+    let (app, service, _, token) = setup(&graph).await;
+    let c = customer_conversation(&app, service).await;
+    let sent = app.post(&format!("/api/v1/conversations/{c}/messages"), Some(&token), &json!({"text": "again"})).await;
+    let id = sent.ok(201)["id"].as_str().unwrap().to_owned();
+    until_status(&app, &id, MessageStatus::Sent).await;
+    // As a process killed mid-send leaves it: pending, its next attempt a minute away (the lease).
+    use diesel::RunQueryDsl;
+    diesel::sql_query(
+        "UPDATE messages SET status = 'pending', provider_message_id = NULL, \
+         next_attempt_at = now() + interval '60 seconds' WHERE id = $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id.parse::<schema::MessageId>().unwrap())
+    .execute(&mut app.conn())
+    .unwrap();
+    let (messages, _) = store::release_after_restart(&mut app.conn(), Utc::now()).unwrap();
+    assert_eq!(messages, 1);
+    let m = until_status(&app, &id, MessageStatus::Sent).await;
+    assert_eq!(m.provider_message_id.as_deref(), Some("wamid.SENT2"));
+    assert_eq!(fake.requests.lock().unwrap().len(), 2);
+}
