@@ -67,7 +67,10 @@ async fn answer(
         }
         return Ok(reply(
             StatusCode::OK,
-            json!({"ok": true, "result": {"message_id": n, "chat": {"id": parsed["chat_id"], "type": "private"},
+            // Telegram numbers messages per chat, both directions in one sequence: the bot's
+            // replies never share an id with the customer's messages. The harness's customers use
+            // small numbers, so the fake's replies count from a billion.
+            json!({"ok": true, "result": {"message_id": 1_000_000_000 + n, "chat": {"id": parsed["chat_id"], "type": "private"},
                    "date": 1_764_000_000, "text": parsed["text"]}}),
         ));
     }
