@@ -34,6 +34,9 @@ bench: deps
 		--scenario smoke --json $(TARGET_DIR)/load/smoke.json
 	$(WITH_BENCH_DB) $(TARGET_DIR)/release/omniroute-load --server-bin $(TARGET_DIR)/release/omniroute \
 		--scenario steady --agents 200 --duration 30 --json $(TARGET_DIR)/load/steady.json
+	$(WITH_BENCH_DB) $(TARGET_DIR)/release/omniroute-load --server-bin $(TARGET_DIR)/release/omniroute --compare \
+		--scenario steady --agents 50 --conversations 5 --messages 50 --duration 10 --handling 10 --think-ms 1000 \
+		--quiet --json $(TARGET_DIR)/load/compare.json
 
 ## make lint: formatting and clippy, as CI checks them.
 lint:

@@ -765,6 +765,16 @@ async function main () {
       .catch((e) => console.error('sweeper:', e.message))
   }, 1000).unref()
 
+  if (process.env.PEER_DEBUG) {
+    let last = Date.now()
+    setInterval(() => {
+      const now = Date.now()
+      if (now - last > 300 || pool.waitingCount > 0) {
+        console.error(`debug: event loop lag ${now - last - 100} ms, pool waiting ${pool.waitingCount}, total ${pool.totalCount}, idle ${pool.idleCount}`)
+      }
+      last = now
+    }, 100).unref()
+  }
   const server = http.createServer((req, res) => { handle(req, res) })
   server.on('upgrade', (req, socket, head) => { onUpgrade(req, socket, head) })
   const bind = process.env.OMNIROUTE_BIND || '127.0.0.1:8080'

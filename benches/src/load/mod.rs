@@ -13,6 +13,7 @@
 pub mod agent;
 pub mod api;
 pub mod check;
+pub mod compare;
 pub mod customer;
 pub mod provider;
 pub mod stats;
@@ -40,9 +41,9 @@ use target::{ADMIN_LOGIN, ADMIN_PASSWORD, Postgres, ProcSample, Spawned, sample_
 /// Which server to load.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// Start `binary serve` on a fresh database next to `database_url` (created and dropped by
-    /// the harness). `pg_data` is the cluster's data directory, to read PostgreSQL's CPU time.
-    Spawn { binary: PathBuf, database_url: String, pg_data: Option<PathBuf>, keep_db: bool },
+    /// Start `server` (Omniroute or the peer) on a fresh database next to `database_url` (created
+    /// and dropped by the harness). `pg_data` is the cluster's data directory, for PostgreSQL's CPU.
+    Spawn { server: target::ServerCommand, database_url: String, pg_data: Option<PathBuf>, keep_db: bool },
     /// A server already running at `base` (`http://host:port`), with an admin's credentials.
     Url { base: String, admin_login: String, admin_password: String },
 }
@@ -272,8 +273,8 @@ const AGENT_PASSWORD: &str = "load-agent-password";
 pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let stats = Arc::new(Stats::default());
     let (spawned, base, admin_login, admin_password, pg) = match &cfg.target {
-        Target::Spawn { binary, database_url, pg_data, keep_db } => {
-            let s = Spawned::start(binary, database_url, *keep_db).await?;
+        Target::Spawn { server, database_url, pg_data, keep_db } => {
+            let s = Spawned::start(server, database_url, *keep_db).await?;
             let pg = pg_data.as_deref().and_then(Postgres::find);
             let base = s.base.clone();
             (Some(s), base, ADMIN_LOGIN.to_owned(), ADMIN_PASSWORD.to_owned(), pg)

@@ -1,6 +1,7 @@
 //! The server under load: one the harness starts itself on a fresh database (`--spawn`), or one
-//! already running (`--url`). Also reads CPU time and memory of the server and of PostgreSQL from
-//! `/proc`.
+//! already running (`--url`). The started server is a [`ServerCommand`]: Omniroute's binary, or
+//! the pg-boss peer (`node benches/peer/server.js`); both get the same environment. Also reads CPU
+//! time and memory of the server and of PostgreSQL from `/proc`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -15,6 +16,39 @@ use tokio::process::{Child, Command};
 pub const ADMIN_LOGIN: &str = "loadadmin";
 /// Its password.
 pub const ADMIN_PASSWORD: &str = "load-admin-password";
+
+/// How to start a server: a program and its arguments. It is given `DATABASE_URL`,
+/// `OMNIROUTE_BIND=127.0.0.1:0` and `OMNIROUTE_BOOTSTRAP_ADMIN`, and must print
+/// `serving at http://host:port` on stdout once it serves.
+#[derive(Debug, Clone)]
+pub struct ServerCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl ServerCommand {
+    /// Omniroute: `<binary> serve`.
+    pub fn omniroute(binary: &Path) -> Self {
+        Self { program: binary.to_owned(), args: vec!["serve".into()] }
+    }
+
+    /// The pg-boss + ws peer of issue 6: `node <dir>/server.js`, after `npm ci` in `dir` when its
+    /// `node_modules` is missing. The measured process is node itself (CPU and memory).
+    pub fn peer(dir: &Path) -> anyhow::Result<Self> {
+        if !dir.join("node_modules").is_dir() {
+            eprintln!("installing the peer's dependencies (npm ci in {})", dir.display());
+            let status = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(dir)
+                .status()
+                .context("running npm ci for the peer (is Node.js installed?)")?;
+            if !status.success() {
+                bail!("npm ci in {} failed", dir.display());
+            }
+        }
+        Ok(Self { program: "node".into(), args: vec![dir.join("server.js").display().to_string()] })
+    }
+}
 
 /// A server started by the harness; killed when dropped.
 pub struct Spawned {
@@ -32,16 +66,16 @@ pub struct Spawned {
 
 impl Spawned {
     /// Creates database `load_<unix time>` next to the one `database_url` names, and starts
-    /// `binary serve` on it with a free port and the bootstrap admin.
-    pub async fn start(binary: &Path, database_url: &str, keep: bool) -> anyhow::Result<Self> {
+    /// `server` on it with a free port and the bootstrap admin.
+    pub async fn start(server: &ServerCommand, database_url: &str, keep: bool) -> anyhow::Result<Self> {
         let database = format!("load_{}_{}", chrono::Utc::now().format("%Y%m%d%H%M%S"), std::process::id());
         let mut admin =
             PgConnection::establish(database_url).with_context(|| format!("connecting to {database_url}"))?;
         diesel::sql_query(format!("CREATE DATABASE {database}")).execute(&mut admin)?;
         let url = with_database(database_url, &database)?;
         let started = Instant::now();
-        let mut child = Command::new(binary)
-            .arg("serve")
+        let mut child = Command::new(&server.program)
+            .args(&server.args)
             .env("DATABASE_URL", &url)
             .env("OMNIROUTE_BIND", "127.0.0.1:0")
             .env("OMNIROUTE_BOOTSTRAP_ADMIN", format!("{ADMIN_LOGIN}:{ADMIN_PASSWORD}"))
@@ -50,7 +84,7 @@ impl Spawned {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+            .with_context(|| format!("starting {}", server.program.display()))?;
         let pid = child.id().context("the server exited at once")?;
         let stdout = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
