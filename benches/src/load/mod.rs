@@ -5,8 +5,9 @@
 //!
 //! The server is either started by the harness on a fresh database ([`Target::Spawn`]) or one
 //! already running ([`Target::Url`]). Everything the harness does to it goes through SPEC A, so a
-//! second server speaking the same subset (the pg-boss peer of issue 6) can be measured by the
-//! same code: [`Target::Url`] with its admin credentials.
+//! second server speaking the same subset (the pg-boss peer of issue 6, `benches/peer/`) is
+//! measured by the same code: started like Omniroute ([`target::ServerCommand::peer`]), and side
+//! by side with it in [`compare`].
 //!
 //! Method and figures: docs/performance.md, section "Load harness".
 
