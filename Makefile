@@ -44,6 +44,9 @@ bench: deps
 		--scenario idle --agents 1000 --parked 10000 --json $(TARGET_DIR)/load/idle.json
 	$(WITH_BENCH_DB) $(TARGET_DIR)/release/omniroute-load --server-bin $(TARGET_DIR)/release/omniroute \
 		--scenario restart --parked 20000 --json $(TARGET_DIR)/load/restart.json
+	$(WITH_BENCH_DB) $(TARGET_DIR)/release/omniroute-load --server-bin $(TARGET_DIR)/release/omniroute --compare \
+		--scenario steady --agents 50 --conversations 5 --messages 50 --duration 10 --handling 10 --think-ms 1000 \
+		--quiet --json $(TARGET_DIR)/load/compare.json
 
 ## make lint: formatting and clippy, as CI checks them.
 lint:

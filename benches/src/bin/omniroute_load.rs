@@ -5,14 +5,21 @@
 //!     scripts/pg.sh with bench target/release/omniroute-load --scenario smoke
 //!     scripts/pg.sh with bench target/release/omniroute-load --scenario steady --agents 200 --duration 30 --json target/load/steady.json
 //!     target/release/omniroute-load --url http://127.0.0.1:8080 --admin admin:password --scenario smoke
+//!     scripts/pg.sh with bench target/release/omniroute-load --target peer --scenario smoke
+//!     scripts/pg.sh with bench target/release/omniroute-load --compare --scenario steady --agents 100 --duration 30
 //!
-//! Method and figures: docs/performance.md, section "Load harness".
+//! `--target peer` starts the pg-boss + ws peer of issue 6 (`node benches/peer/server.js`) instead;
+//! `--compare` runs Omniroute, peer, peer, Omniroute (ABBA), each on a fresh database, and reports
+//! the ratios.
+//!
+//! Method and figures: docs/performance.md, sections "Load harness" and "Peer: pg-boss + ws".
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use benches::load::{self, Config, Scenario, Target};
+use benches::load::target::ServerCommand;
+use benches::load::{self, Config, Scenario, Target, compare};
 use clap::Parser;
 
 /// Which server implementation is under load.
@@ -20,7 +27,7 @@ use clap::Parser;
 enum Implementation {
     /// Omniroute.
     Omniroute,
-    /// The pg-boss + ws peer of issue 6 (not written yet: use --url with its address).
+    /// The pg-boss + ws peer of issue 6 (`node <peer-dir>/server.js`).
     Peer,
 }
 
@@ -30,9 +37,16 @@ struct Args {
     /// The scenario (its defaults can be overridden by the flags below).
     #[arg(long, value_enum, default_value = "smoke")]
     scenario: Scenario,
-    /// Which implementation is under load (the peer must be given with --url).
+    /// Which implementation is under load.
     #[arg(long, value_enum, default_value = "omniroute")]
     target: Implementation,
+    /// Run Omniroute, the peer, the peer, Omniroute (ABBA), each on a fresh database, and report
+    /// the ratios (spawn mode only; --target is ignored).
+    #[arg(long)]
+    compare: bool,
+    /// The peer's directory (its server.js; `npm ci` runs there when node_modules is missing).
+    #[arg(long, default_value = "benches/peer")]
+    peer_dir: PathBuf,
     /// A server already running (http://host:port); without it the harness starts one.
     #[arg(long)]
     url: Option<String>,
@@ -119,9 +133,11 @@ fn main() -> anyhow::Result<()> {
             let (login, password) = admin.split_once(':').context("--admin is login:password")?;
             Target::Url { base: url.clone(), admin_login: login.into(), admin_password: password.into() }
         }
-        (None, Implementation::Peer) => bail!("the peer is not started by the harness yet: run it and pass --url"),
-        (None, Implementation::Omniroute) => Target::Spawn {
-            binary: args.server_bin.clone(),
+        (None, implementation) => Target::Spawn {
+            server: match implementation {
+                Implementation::Omniroute => ServerCommand::omniroute(&args.server_bin),
+                Implementation::Peer => ServerCommand::peer(&args.peer_dir)?,
+            },
             database_url: args
                 .database_url
                 .clone()
@@ -180,23 +196,46 @@ fn main() -> anyhow::Result<()> {
         bail!("a restart needs a server the harness started (no --url)");
     }
     cfg.offers = !args.no_offers;
-    cfg.webchat = !args.no_webchat;
+    // The peer has no webchat: it and any comparison with it run WhatsApp and Telegram only, so
+    // both sides get the same load.
+    cfg.webchat = !args.no_webchat && !args.compare && args.target != Implementation::Peer;
     cfg.progress = !args.quiet;
     raise_fd_limit_hint(cfg.agents);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if args.compare {
+        let Target::Spawn { database_url, pg_data, keep_db, .. } = cfg.target.clone() else {
+            bail!("--compare starts both servers itself: drop --url");
+        };
+        let omniroute = ServerCommand::omniroute(&args.server_bin);
+        let peer = ServerCommand::peer(&args.peer_dir)?;
+        let comparison = runtime.block_on(compare::run(cfg, omniroute, peer, database_url, pg_data, keep_db))?;
+        print!("{}", comparison.table());
+        if let Some(path) = &args.json {
+            write_json(path, &comparison)?;
+        }
+        if args.scenario == Scenario::Smoke && !comparison.all_correct {
+            bail!("a correctness counter is not zero");
+        }
+        return Ok(());
+    }
     let report = runtime.block_on(load::run(cfg))?;
     print!("{}", report.table());
     if let Some(path) = &args.json {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
-        println!("report written to {}", path.display());
+        write_json(path, &report)?;
     }
     if args.scenario == Scenario::Smoke && !report.correctness.all_zero() {
         bail!("a correctness counter is not zero");
     }
+    Ok(())
+}
+
+fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(value)?)?;
+    println!("report written to {}", path.display());
     Ok(())
 }
 

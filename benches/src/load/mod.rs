@@ -5,14 +5,16 @@
 //!
 //! The server is either started by the harness on a fresh database ([`Target::Spawn`]) or one
 //! already running ([`Target::Url`]). Everything the harness does to it goes through SPEC A, so a
-//! second server speaking the same subset (the pg-boss peer of issue 6) can be measured by the
-//! same code: [`Target::Url`] with its admin credentials.
+//! second server speaking the same subset (the pg-boss peer of issue 6, `benches/peer/`) is
+//! measured by the same code: started like Omniroute ([`target::ServerCommand::peer`]), and side
+//! by side with it in [`compare`].
 //!
 //! Method and figures: docs/performance.md, section "Load harness".
 
 pub mod agent;
 pub mod api;
 pub mod check;
+pub mod compare;
 pub mod customer;
 pub mod provider;
 pub mod stats;
@@ -42,9 +44,9 @@ use webchat::Visitors;
 /// Which server to load.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// Start `binary serve` on a fresh database next to `database_url` (created and dropped by
-    /// the harness). `pg_data` is the cluster's data directory, to read PostgreSQL's CPU time.
-    Spawn { binary: PathBuf, database_url: String, pg_data: Option<PathBuf>, keep_db: bool },
+    /// Start `server` (Omniroute or the peer) on a fresh database next to `database_url` (created
+    /// and dropped by the harness). `pg_data` is the cluster's data directory, for PostgreSQL's CPU.
+    Spawn { server: target::ServerCommand, database_url: String, pg_data: Option<PathBuf>, keep_db: bool },
     /// A server already running at `base` (`http://host:port`), with an admin's credentials.
     Url { base: String, admin_login: String, admin_password: String },
 }
@@ -387,8 +389,8 @@ const AGENT_PASSWORD: &str = "load-agent-password";
 pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let stats = Arc::new(Stats::default());
     let (spawned, base, admin_login, admin_password, pg) = match &cfg.target {
-        Target::Spawn { binary, database_url, pg_data, keep_db } => {
-            let s = Spawned::start(binary, database_url, *keep_db).await?;
+        Target::Spawn { server, database_url, pg_data, keep_db } => {
+            let s = Spawned::start(server, database_url, *keep_db).await?;
             let pg = pg_data.as_deref().and_then(Postgres::find);
             let base = s.base.clone();
             (Some(s), base, ADMIN_LOGIN.to_owned(), ADMIN_PASSWORD.to_owned(), pg)

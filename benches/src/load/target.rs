@@ -1,6 +1,7 @@
 //! The server under load: one the harness starts itself on a fresh database (`--spawn`), or one
-//! already running (`--url`). Also reads CPU time and memory of the server and of PostgreSQL from
-//! `/proc`.
+//! already running (`--url`). The started server is a [`ServerCommand`]: Omniroute's binary, or
+//! the pg-boss peer (`node benches/peer/server.js`); both get the same environment. Also reads CPU
+//! time and memory of the server and of PostgreSQL from `/proc`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,6 +18,39 @@ pub const ADMIN_LOGIN: &str = "loadadmin";
 /// Its password.
 pub const ADMIN_PASSWORD: &str = "load-admin-password";
 
+/// How to start a server: a program and its arguments. It is given `DATABASE_URL`,
+/// `OMNIROUTE_BIND=127.0.0.1:0` and `OMNIROUTE_BOOTSTRAP_ADMIN`, and must print
+/// `serving at http://host:port` on stdout once it serves.
+#[derive(Debug, Clone)]
+pub struct ServerCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl ServerCommand {
+    /// Omniroute: `<binary> serve`.
+    pub fn omniroute(binary: &Path) -> Self {
+        Self { program: binary.to_owned(), args: vec!["serve".into()] }
+    }
+
+    /// The pg-boss + ws peer of issue 6: `node <dir>/server.js`, after `npm ci` in `dir` when its
+    /// `node_modules` is missing. The measured process is node itself (CPU and memory).
+    pub fn peer(dir: &Path) -> anyhow::Result<Self> {
+        if !dir.join("node_modules").is_dir() {
+            eprintln!("installing the peer's dependencies (npm ci in {})", dir.display());
+            let status = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(dir)
+                .status()
+                .context("running npm ci for the peer (is Node.js installed?)")?;
+            if !status.success() {
+                bail!("npm ci in {} failed", dir.display());
+            }
+        }
+        Ok(Self { program: "node".into(), args: vec![dir.join("server.js").display().to_string()] })
+    }
+}
+
 /// A server started by the harness; killed when dropped.
 pub struct Spawned {
     child: std::sync::Mutex<Option<Child>>,
@@ -25,7 +59,7 @@ pub struct Spawned {
     pub base: String,
     /// How long from `exec` to the first line saying it serves.
     pub start_time: Duration,
-    binary: PathBuf,
+    server: ServerCommand,
     url: String,
     admin_url: String,
     database: String,
@@ -34,21 +68,21 @@ pub struct Spawned {
 
 impl Spawned {
     /// Creates database `load_<unix time>` next to the one `database_url` names, and starts
-    /// `binary serve` on it with a free port and the bootstrap admin.
-    pub async fn start(binary: &Path, database_url: &str, keep: bool) -> anyhow::Result<Self> {
+    /// `server` on it with a free port and the bootstrap admin.
+    pub async fn start(server: &ServerCommand, database_url: &str, keep: bool) -> anyhow::Result<Self> {
         let database = format!("load_{}_{}", chrono::Utc::now().format("%Y%m%d%H%M%S"), std::process::id());
         let mut admin =
             PgConnection::establish(database_url).with_context(|| format!("connecting to {database_url}"))?;
         diesel::sql_query(format!("CREATE DATABASE {database}")).execute(&mut admin)?;
         let url = with_database(database_url, &database)?;
-        let (child, base, start_time) = launch(binary, &url, "127.0.0.1:0").await?;
+        let (child, base, start_time) = launch(server, &url, "127.0.0.1:0").await?;
         let pid = child.id().context("the server exited at once")?;
         Ok(Self {
             child: std::sync::Mutex::new(Some(child)),
             pid: AtomicU32::new(pid),
             base,
             start_time,
-            binary: binary.to_owned(),
+            server: server.clone(),
             url,
             admin_url: database_url.to_owned(),
             database,
@@ -74,7 +108,7 @@ impl Spawned {
         // The port was just released by the dead process; binding it again may need a moment.
         let mut attempts = 0;
         let (child, _, ready) = loop {
-            match launch(&self.binary, &self.url, &bind).await {
+            match launch(&self.server, &self.url, &bind).await {
                 Ok(started) => break started,
                 Err(e) if attempts < 20 => {
                     attempts += 1;
@@ -108,12 +142,12 @@ impl Spawned {
     }
 }
 
-/// Starts `binary serve` on database `url`, bound to `bind`; answers the child, its address and
+/// Starts `server` on database `url`, bound to `bind`; answers the child, its address and
 /// how long from `exec` to the line saying it serves.
-async fn launch(binary: &Path, url: &str, bind: &str) -> anyhow::Result<(Child, String, Duration)> {
+async fn launch(server: &ServerCommand, url: &str, bind: &str) -> anyhow::Result<(Child, String, Duration)> {
     let started = Instant::now();
-    let mut child = Command::new(binary)
-        .arg("serve")
+    let mut child = Command::new(&server.program)
+        .args(&server.args)
         .env("DATABASE_URL", url)
         .env("OMNIROUTE_BIND", bind)
         .env("OMNIROUTE_BOOTSTRAP_ADMIN", format!("{ADMIN_LOGIN}:{ADMIN_PASSWORD}"))
@@ -122,7 +156,7 @@ async fn launch(binary: &Path, url: &str, bind: &str) -> anyhow::Result<(Child, 
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("starting {}", binary.display()))?;
+        .with_context(|| format!("starting {}", server.program.display()))?;
     let stdout = child.stdout.take().context("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let base = loop {
