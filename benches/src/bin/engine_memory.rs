@@ -187,7 +187,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     // 3. Restarts: the restore of R15, timed until everything is in place.
     engine.stop();
     drop(engine);
-    settle().await;
+    released(&base).await;
     let stopped = Heap::now();
     println!("engine stopped: {}", stopped.show());
     let mut times = Vec::new();
@@ -216,7 +216,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
         times.push(ready.as_secs_f64());
         engine.stop();
         drop(engine);
-        settle().await;
+        released(&base).await;
     }
     if !times.is_empty() {
         times.sort_by(f64::total_cmp);
@@ -246,6 +246,20 @@ async fn wait_for_timers(engine: &Engine, n: usize) -> anyhow::Result<()> {
         actix_rt::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())
+}
+
+/// Waits until a stopped engine's thread has dropped its actors: the heap is back within 10,000
+/// blocks of `base` (at most 60 s; on a busy machine that thread can take seconds).
+async fn released(base: &Heap) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while Heap::now().blocks > base.blocks + 10_000 {
+        if Instant::now() > until {
+            println!("WARNING: the stopped engine's memory was not released within 60 s");
+            return;
+        }
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    settle().await;
 }
 
 /// Lets in-flight messages finish and a stopped engine's thread drop its actors before the heap
