@@ -28,6 +28,8 @@ bench: deps
 	$(CARGO) bench -j$(JOBS) -p omniroute-benches --bench routing_decision
 	$(CARGO) build --release -j$(JOBS) -p omniroute-benches --bin engine_throughput
 	$(WITH_BENCH_DB) $(TARGET_DIR)/release/engine_throughput
+	$(CARGO) build --release -j$(JOBS) -p omniroute-benches --bin engine_memory
+	$(WITH_BENCH_DB) $(TARGET_DIR)/release/engine_memory
 	$(CARGO) build --release -j$(JOBS) -p omniroute-web -p omniroute-benches --bin omniroute --bin omniroute-load
 	mkdir -p $(TARGET_DIR)/load
 	$(WITH_BENCH_DB) $(TARGET_DIR)/release/omniroute-load --server-bin $(TARGET_DIR)/release/omniroute \

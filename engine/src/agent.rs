@@ -42,7 +42,7 @@ impl AgentActor {
     /// routing book whether the agent can be given new work.
     fn set_grace(&self, ctx: &mut Context<Self>, armed: bool) {
         let at = armed.then(|| self.clock.now() + chrono::Duration::from_std(self.grace).unwrap_or_default());
-        self.timers.do_send(SetTimer { key: TimerKey::Grace(self.id), at, target: ctx.address().recipient() });
+        self.timers.do_send(SetTimer { key: TimerKey::Grace(self.id), at, target: Some(ctx.address().recipient()) });
         self.distributor.do_send(Execute(Command::Away { agent: self.id, away: armed }));
     }
 }

@@ -1,5 +1,9 @@
 //! One actor per open conversation: it owns the conversation's timers (offer timeout, inactivity,
 //! abandonment, alerts — R7, R10) and turns each that fires into a command for the distributor.
+//!
+//! The actor holds only its conversation's id (issue 6: memory per open conversation). Its timers
+//! are set without a recipient of their own; when one fires, the timer wheel tells the distributor
+//! (its router), which hands it to this actor with its own address ([`Due`]).
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -14,6 +18,13 @@ use crate::timers::{TimerFired, TimerKey};
 /// The actor of one open conversation.
 pub struct ConversationActor {
     pub id: ConversationId,
+}
+
+/// One of the conversation's timers fired; `distributor` takes the command it turns into.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Due {
+    pub fired: TimerFired,
     pub distributor: Addr<Distributor>,
 }
 
@@ -34,12 +45,11 @@ impl Handler<Close> for ConversationActor {
     }
 }
 
-impl Handler<TimerFired> for ConversationActor {
+impl Handler<Due> for ConversationActor {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, fired: TimerFired, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Due { fired, distributor }: Due, _: &mut Context<Self>) -> Self::Result {
         let conversation = self.id;
-        let distributor = self.distributor.clone();
         Box::pin(async move {
             let command = match fired.key {
                 TimerKey::Offer(_) => Command::OfferExpired { conversation },

@@ -17,13 +17,13 @@ use tracing::{error, info};
 use crate::agent::{AgentActor, Connect, Deliver, Disconnect, StartGrace};
 use crate::book::{BookEvent, Command, Outcome, Reply, RoutingBook};
 use crate::clock::Clock;
-use crate::conversation::{Close, ConversationActor, deadlines};
+use crate::conversation::{Close, ConversationActor, Due, deadlines};
 use crate::error::EngineError;
 use crate::feed::{Alert, AlertKind, EngineEvent, QueueCounts};
 use crate::journal::{Committed, Journal, Unit};
 use crate::model::{AgentProfile, ConversationFacts, Presence};
 use crate::queue::{QueueActor, UpdateCounts, Watch};
-use crate::timers::{SetTimer, TimerKey, Timers};
+use crate::timers::{Route, SetTimer, TimerFired, TimerKey, Timers};
 
 /// Runs one command of the routing book; answers after its events are committed.
 #[derive(Debug, Message)]
@@ -244,8 +244,8 @@ impl Distributor {
 
     /// Brings actors and timers in step with the book after a command (before the commit: the
     /// timers follow the newest state, and the book re-checks every deadline when one fires).
-    fn sync_conversation(&mut self, id: ConversationId, ctx: &mut Context<Self>) {
-        let Some(facts) = self.book.conversation(id).cloned() else {
+    fn sync_conversation(&mut self, id: ConversationId, _: &mut Context<Self>) {
+        let Some(facts) = self.book.conversation(id) else {
             if let Some(addr) = self.conversations.remove(&id) {
                 for key in [
                     TimerKey::Offer(id),
@@ -255,18 +255,23 @@ impl Distributor {
                     TimerKey::CustomerReminder(id),
                     TimerKey::Opening(id),
                 ] {
-                    self.timers.do_send(SetTimer { key, at: None, target: addr.clone().recipient() });
+                    self.timers.do_send(SetTimer { key, at: None, target: None });
                 }
                 addr.do_send(Close);
             }
             return;
         };
-        let Some(settings) = self.book.service(facts.service).cloned() else { return };
-        let distributor = ctx.address();
-        let addr =
-            self.conversations.entry(id).or_insert_with(|| ConversationActor { id, distributor }.start()).clone();
-        for (key, at) in deadlines(&facts, &settings) {
-            self.timers.do_send(SetTimer { key, at, target: addr.clone().recipient() });
+        let Some(settings) = self.book.service(facts.service) else { return };
+        // A new actor has no timer armed yet: only the armed ones are sent (a restore of 100,000
+        // conversations sends 100,000 messages, not 600,000).
+        let new = !self.conversations.contains_key(&id);
+        for (key, at) in deadlines(facts, settings) {
+            if at.is_some() || !new {
+                self.timers.do_send(SetTimer { key, at, target: None });
+            }
+        }
+        if new {
+            self.conversations.insert(id, ConversationActor { id }.start());
         }
     }
 
@@ -412,6 +417,8 @@ impl Actor for Distributor {
         // Commands arrive faster than one at a time under load; a larger mailbox avoids
         // back-pressuring senders on bursts (senders still wait for their answer).
         ctx.set_mailbox_capacity(4096);
+        // The conversations' timers fire here, and are handed to their actors (`TimerFired`).
+        self.timers.do_send(Route(ctx.address().recipient()));
         self.journal = Some(Journal::spawn(self.pool.clone(), ctx.address().recipient()));
         let ids: Vec<_> = self.book.conversations().map(|c| c.id).collect();
         for id in ids {
@@ -440,6 +447,21 @@ impl Actor for Distributor {
             self.sync_conversation(id, ctx);
         }
         self.submit(Outcome { reply: Reply::Done, events }, None);
+    }
+}
+
+impl Handler<TimerFired> for Distributor {
+    type Result = ResponseFuture<()>;
+
+    /// A conversation's timer: its actor turns it into a command (answers once that is handled).
+    fn handle(&mut self, fired: TimerFired, ctx: &mut Context<Self>) -> Self::Result {
+        let actor = fired.key.conversation().and_then(|id| self.conversations.get(&id)).cloned();
+        let distributor = ctx.address();
+        Box::pin(async move {
+            if let Some(actor) = actor {
+                let _ = actor.send(Due { fired, distributor }).await;
+            }
+        })
     }
 }
 

@@ -38,15 +38,37 @@ pub struct TimerFired {
     pub deadline: DateTime<Utc>,
 }
 
+impl TimerKey {
+    /// The conversation whose timer this is (`None` for an agent's).
+    pub fn conversation(&self) -> Option<ConversationId> {
+        match *self {
+            TimerKey::Offer(c)
+            | TimerKey::Inactivity(c)
+            | TimerKey::Abandon(c)
+            | TimerKey::AgentAlert(c)
+            | TimerKey::CustomerReminder(c)
+            | TimerKey::Opening(c) => Some(c),
+            TimerKey::Grace(_) => None,
+        }
+    }
+}
+
 /// Sets (or moves) the deadline of a key; `None` removes it.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct SetTimer {
     pub key: TimerKey,
     pub at: Option<DateTime<Utc>>,
-    /// Who is told when it fires.
-    pub target: Recipient<TimerFired>,
+    /// Who is told when it fires; `None`: the wheel's router ([`Route`]). A timer without a target
+    /// of its own holds no recipient: 100,000 open conversations' timers cost no 100,000 of them.
+    pub target: Option<Recipient<TimerFired>>,
 }
+
+/// Who is told of the timers set without a target of their own (the distributor, which hands
+/// each to its conversation's actor). Timers that fire before a router is set are dropped.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Route(pub Recipient<TimerFired>);
 
 /// Fires every due timer and waits until each target has handled its message (manual clock).
 #[derive(Debug, Message)]
@@ -62,14 +84,15 @@ pub struct CountTimers;
 pub struct Timers {
     clock: Clock,
     deadlines: BTreeSet<(DateTime<Utc>, TimerKey)>,
-    by_key: HashMap<TimerKey, (DateTime<Utc>, Recipient<TimerFired>)>,
+    by_key: HashMap<TimerKey, (DateTime<Utc>, Option<Recipient<TimerFired>>)>,
+    router: Option<Recipient<TimerFired>>,
     armed: Option<(DateTime<Utc>, SpawnHandle)>,
 }
 
 impl Timers {
     /// A wheel reading `clock`.
     pub fn new(clock: Clock) -> Self {
-        Self { clock, deadlines: BTreeSet::new(), by_key: HashMap::new(), armed: None }
+        Self { clock, deadlines: BTreeSet::new(), by_key: HashMap::new(), router: None, armed: None }
     }
 
     fn take_due(&mut self) -> Vec<(TimerFired, Recipient<TimerFired>)> {
@@ -80,7 +103,9 @@ impl Timers {
                 break;
             }
             self.deadlines.pop_first();
-            if let Some((_, target)) = self.by_key.remove(&key) {
+            if let Some((_, target)) = self.by_key.remove(&key)
+                && let Some(target) = target.or_else(|| self.router.clone())
+            {
                 due.push((TimerFired { key, deadline: at }, target));
             }
         }
@@ -132,6 +157,14 @@ impl Handler<SetTimer> for Timers {
             self.by_key.insert(msg.key, (at, msg.target));
         }
         self.rearm(ctx);
+    }
+}
+
+impl Handler<Route> for Timers {
+    type Result = ();
+
+    fn handle(&mut self, Route(router): Route, _: &mut Context<Self>) {
+        self.router = Some(router);
     }
 }
 
