@@ -234,7 +234,12 @@ impl Engine {
                 if opened {
                     self.execute(Command::Arrive { conversation: arrive(&row) }).await?;
                 } else {
-                    self.execute(Command::CustomerMessage { conversation: row.id, at: now }).await?;
+                    match self.execute(Command::CustomerMessage { conversation: row.id, at: now }).await {
+                        // Open in the database after the flush, unknown to the engine: another
+                        // caller opened it and its arrival is on its way, which covers this message.
+                        Ok(_) | Err(EngineError::ConversationNotFound) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
                 let message = message.map(|mut m| {
                     m.conversation_id = row.id;

@@ -1,13 +1,14 @@
 //! The ingest writer: group commit of customer messages (C3, C4). Concurrent [`Engine::ingest`]
-//! calls hand their message to one writer thread, which takes every message waiting and stores
-//! them in one transaction with a handful of set-based statements: the provider ids already
+//! calls hand their message to a few writer threads; the one whose turn it is takes every message
+//! waiting and stores them in one transaction with a handful of set-based statements: the provider ids already
 //! stored, the open conversations of the addresses, one INSERT of the conversations to open, one
 //! INSERT … ON CONFLICT DO NOTHING of the messages, one UPDATE of the conversations' last customer
 //! message. Each caller is answered only after that commit.
 //!
 //! The semantics are those of [`store_inbound_with`], which stays the path of a message the
 //! batch cannot take: a replay (in the batch or stored before) stores nothing; the first messages
-//! of one new address open one conversation; a batch the database refuses (another writer opened
+//! of one new address open one conversation (across two writers' batches, the partial unique
+//! indexes decide, as between two single-message transactions); a batch the database refuses (another writer opened
 //! a conversation meanwhile, an extra refused) is written again one message per transaction, so
 //! one message's refusal is that message's alone; with the database down every caller of the
 //! batch gets the error and nothing is acknowledged.
@@ -15,7 +16,7 @@
 //! [`Engine::ingest`]: crate::Engine::ingest
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use chrono::{DateTime, Utc};
 use schema::models::{Conversation, Message};
@@ -30,6 +31,9 @@ use crate::ingest::{
 
 /// Most messages stored in one transaction (well under PostgreSQL's 65,535 bind parameters).
 const MAX_BATCH: usize = 500;
+/// Writer threads: while one commits, the next gathers the messages that arrived meanwhile, and
+/// the database works on several batches at once (one backend each).
+const WRITERS: usize = 3;
 
 /// One caller's message.
 struct Request {
@@ -55,13 +59,17 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    /// Starts the writer thread storing through `pool`.
+    /// Starts the writer threads storing through `pool`.
     pub fn spawn(pool: PgPool) -> Inbox {
         let (tx, rx) = mpsc::channel::<Request>();
-        std::thread::Builder::new()
-            .name("omniroute-inbox".into())
-            .spawn(move || run(pool, rx))
-            .expect("spawn the ingest writer thread");
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..WRITERS {
+            let (pool, rx) = (pool.clone(), rx.clone());
+            std::thread::Builder::new()
+                .name(format!("omniroute-inbox-{n}"))
+                .spawn(move || run(pool, rx))
+                .expect("spawn an ingest writer thread");
+        }
         Inbox { tx }
     }
 
@@ -80,15 +88,21 @@ impl Inbox {
     }
 }
 
-fn run(pool: PgPool, rx: mpsc::Receiver<Request>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
+fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Request>>>) {
+    loop {
+        // One writer gathers at a time; the others are committing or wait for their turn.
+        let batch = {
+            let Ok(rx) = rx.lock() else { return };
+            let Ok(first) = rx.recv() else { return };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
             }
-        }
+            batch
+        };
         let results = write(&pool, &batch);
         for (request, result) in batch.into_iter().zip(results) {
             let _ = request.reply.send(result);
@@ -181,6 +195,9 @@ fn store_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Vec<Outcome>, 
         }
         rows.push(row);
     }
+    // In key order, so that two writers inserting the same keys wait for each other instead of
+    // deadlocking.
+    rows.sort_by(|a, b| address_of_row(a).cmp(&address_of_row(b)));
     // One INSERT; when another writer opened one of them meanwhile (its own savepoint refused),
     // row by row, joining the conversation that won.
     let opened = match c.transaction(|c| store::insert_conversations(c, &rows)) {
@@ -227,8 +244,11 @@ fn store_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Vec<Outcome>, 
         r.extras.prepare(&mut message);
         messages.push(message);
     }
+    let mut in_key_order: Vec<&Message> = messages.iter().collect();
+    in_key_order.sort_by(|a, b| (a.service_id, &a.provider_message_id).cmp(&(b.service_id, &b.provider_message_id)));
+    let in_key_order: Vec<Message> = in_key_order.into_iter().cloned().collect();
     let mut inserted: HashMap<schema::MessageId, Message> =
-        store::insert_messages_once(c, &messages)?.into_iter().map(|m| (m.id, m)).collect();
+        store::insert_messages_once(c, &in_key_order)?.into_iter().map(|m| (m.id, m)).collect();
 
     // Who opened each new conversation: its first message stored (a new conversation none of
     // whose messages was stored goes away, as the single-message path rolls it back).
@@ -249,7 +269,8 @@ fn store_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Vec<Outcome>, 
     for target in targets.values().filter(|t| t.new && !opener.contains_key(&t.conversation.id)) {
         store::delete_unseen_conversation(c, target.conversation.id)?;
     }
-    let changes: Vec<(ConversationId, DateTime<Utc>)> = last_at.into_iter().collect();
+    let mut changes: Vec<(ConversationId, DateTime<Utc>)> = last_at.into_iter().collect();
+    changes.sort();
     store::set_last_customer_messages(c, &changes)?;
 
     Ok(batch
