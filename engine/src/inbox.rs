@@ -197,7 +197,7 @@ fn store_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Vec<Outcome>, 
     }
     // In key order, so that two writers inserting the same keys wait for each other instead of
     // deadlocking.
-    rows.sort_by(|a, b| address_of_row(a).cmp(&address_of_row(b)));
+    rows.sort_by_key(address_of_row);
     // One INSERT; when another writer opened one of them meanwhile (its own savepoint refused),
     // row by row, joining the conversation that won.
     let opened = match c.transaction(|c| store::insert_conversations(c, &rows)) {
