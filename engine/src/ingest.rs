@@ -239,7 +239,15 @@ pub fn move_to_new_conversation(
                 {
                     (row.customer_id, row.customer_name) = (Some(known.id), Some(known.name));
                 }
-                (row.insert(c)?, true)
+                // Another message of this customer may open one at the same moment (a batch of
+                // the ingest writer): the partial unique index lets one open it; this joins it.
+                match c.transaction(|c| row.insert(c)) {
+                    Ok(inserted) => (inserted, true),
+                    Err(StoreError::Conflict { .. }) => {
+                        (store::open_conversation_for(c, m.service, &m.address)?.ok_or(StoreError::Retry)?, false)
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         store::move_message(c, message, row.id)?;

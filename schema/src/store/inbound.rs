@@ -12,40 +12,60 @@ use crate::models::{Conversation, Message};
 use crate::schema::{conversations, messages};
 use crate::types::ConversationState;
 
-/// Which of these (service, provider message id) pairs are stored already (C3): one query.
+#[derive(QueryableByName)]
+struct Stored {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    service_id: ServiceId,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    provider_message_id: String,
+}
+
+/// Which of these (service, provider message id) pairs are stored already (C3): one query, an
+/// index lookup per pair (`messages_provider_id_key`).
 pub fn stored_provider_ids(
     conn: &mut PgConnection,
     keys: &[(ServiceId, String)],
 ) -> StoreResult<HashSet<(ServiceId, String)>> {
+    use diesel::sql_types::{Array, Text, Uuid};
     if keys.is_empty() {
         return Ok(HashSet::new());
     }
-    let services: Vec<ServiceId> = distinct(keys.iter().map(|(s, _)| *s));
-    let ids: Vec<String> = keys.iter().map(|(_, id)| id.clone()).collect();
-    let found: Vec<(ServiceId, Option<String>)> = messages::table
-        .filter(messages::service_id.eq_any(services))
-        .filter(messages::provider_message_id.eq_any(ids))
-        .select((messages::service_id, messages::provider_message_id))
-        .load(conn)?;
-    let wanted: HashSet<&(ServiceId, String)> = keys.iter().collect();
-    Ok(found.into_iter().filter_map(|(s, id)| id.map(|id| (s, id))).filter(|k| wanted.contains(k)).collect())
+    let services: Vec<ServiceId> = keys.iter().map(|(s, _)| *s).collect();
+    let ids: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
+    // A join on the pairs, not `service_id = ANY(…) AND provider_message_id = ANY(…)`: with one
+    // service that would read every message of the service.
+    let found = diesel::sql_query(
+        "SELECT m.service_id, m.provider_message_id
+           FROM unnest($1::uuid[], $2::text[]) AS k(service_id, provider_message_id)
+           JOIN messages m ON m.service_id = k.service_id AND m.provider_message_id = k.provider_message_id
+          WHERE m.provider_message_id IS NOT NULL",
+    )
+    .bind::<Array<Uuid>, _>(services)
+    .bind::<Array<Text>, _>(ids)
+    .load::<Stored>(conn)?;
+    Ok(found.into_iter().map(|r| (r.service_id, r.provider_message_id)).collect())
 }
 
-/// The open conversations of these (service, customer address) pairs: one query.
+/// The open conversations of these (service, customer address) pairs: one query, an index
+/// lookup per pair.
 pub fn open_conversations_for(conn: &mut PgConnection, keys: &[(ServiceId, String)]) -> StoreResult<Vec<Conversation>> {
+    use diesel::sql_types::{Array, Text, Uuid};
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let services: Vec<ServiceId> = distinct(keys.iter().map(|(s, _)| *s));
-    let addresses: Vec<String> = keys.iter().map(|(_, a)| a.clone()).collect();
-    let wanted: HashSet<(ServiceId, &str)> = keys.iter().map(|(s, a)| (*s, a.as_str())).collect();
-    let found: Vec<Conversation> = conversations::table
-        .filter(conversations::service_id.eq_any(services))
-        .filter(conversations::customer_address.eq_any(addresses))
-        .filter(conversations::state.eq_any(ConversationState::OPEN))
-        .select(Conversation::as_select())
-        .load(conn)?;
-    Ok(found.into_iter().filter(|c| wanted.contains(&(c.service_id, c.customer_address.as_str()))).collect())
+    let services: Vec<ServiceId> = keys.iter().map(|(s, _)| *s).collect();
+    let addresses: Vec<&str> = keys.iter().map(|(_, a)| a.as_str()).collect();
+    let open: Vec<&str> = ConversationState::OPEN.iter().map(|s| s.as_str()).collect();
+    Ok(diesel::sql_query(
+        "SELECT c.*
+           FROM unnest($1::uuid[], $2::text[]) AS k(service_id, customer_address)
+           JOIN conversations c ON c.service_id = k.service_id AND c.customer_address = k.customer_address
+          WHERE c.state::text = ANY($3)",
+    )
+    .bind::<Array<Uuid>, _>(services)
+    .bind::<Array<Text>, _>(addresses)
+    .bind::<Array<Text>, _>(open)
+    .load::<Conversation>(conn)?)
 }
 
 /// Inserts new conversations in one statement and returns them as stored. A conflict (another
@@ -96,9 +116,4 @@ pub fn set_last_customer_messages(
     .bind::<Array<Timestamptz>, _>(ats)
     .execute(conn)?;
     Ok(())
-}
-
-fn distinct<T: Eq + std::hash::Hash + Copy>(items: impl Iterator<Item = T>) -> Vec<T> {
-    let mut seen = HashSet::new();
-    items.filter(|x| seen.insert(*x)).collect()
 }
