@@ -30,6 +30,8 @@ pub struct Engine {
     clock: Clock,
     pool: PgPool,
     arbiter: ArbiterHandle,
+    /// The ingest writer (group commit of customer messages).
+    inbox: crate::inbox::Inbox,
 }
 
 /// A new conversation to open (ingest, phone calls, tests).
@@ -83,7 +85,8 @@ impl Engine {
         let distributor = Distributor::start_in_arbiter(&arbiter, move |_| {
             Distributor::new(restored.book, d_clock, d_pool, d_timers, restored.logged_in)
         });
-        let engine = Engine { distributor, timers, clock, pool, arbiter };
+        let inbox = crate::inbox::Inbox::spawn(pool.clone());
+        let engine = Engine { distributor, timers, clock, pool, arbiter, inbox };
         engine.flush().await;
         Ok(engine)
     }
@@ -178,16 +181,29 @@ impl Engine {
         use crate::ingest::{Ingested, move_to_new_conversation, store_inbound_with};
         let now = self.clock.now();
         let opening = self.opening(inbound.service, now).await?;
-        let (pool, m) = (self.pool.clone(), inbound.clone());
-        let (ingested, message, opened) = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            store_inbound_with(&mut conn, &m, opening, now, extras.as_ref())
-        })
-        .await
-        .map_err(|e| EngineError::Unavailable(e.to_string()))??;
+        let ((ingested, message, opened), joined_new) = if inbound.channel == Channel::Voice {
+            // Calls are not grouped: two calls from one number at once are two conversations (R13).
+            let (pool, m) = (self.pool.clone(), inbound.clone());
+            let stored = tokio::task::spawn_blocking(move || {
+                let mut conn = pool.get()?;
+                store_inbound_with(&mut conn, &m, opening, now, extras.as_ref())
+            })
+            .await
+            .map_err(|e| EngineError::Unavailable(e.to_string()))??;
+            (stored, false)
+        } else {
+            let outcome =
+                self.inbox.store(inbound.clone(), opening, now, extras).await.ok_or(EngineError::Stopped)??;
+            (outcome.stored, outcome.joined_new)
+        };
         let Ingested::Stored { conversation, message: message_id, .. } = ingested.clone() else {
             return Ok((ingested, None));
         };
+        if joined_new {
+            // Another message of the same commit opened this conversation: its caller tells the
+            // engine it arrived (the engine may not know it yet, so no CustomerMessage here).
+            return Ok((ingested, message));
+        }
         let arrive = |row: &Conversation| {
             let mut facts =
                 ConversationFacts::arriving(row.id, row.service_id, row.channel, row.priority, row.arrived_at);
@@ -218,7 +234,12 @@ impl Engine {
                 if opened {
                     self.execute(Command::Arrive { conversation: arrive(&row) }).await?;
                 } else {
-                    self.execute(Command::CustomerMessage { conversation: row.id, at: now }).await?;
+                    match self.execute(Command::CustomerMessage { conversation: row.id, at: now }).await {
+                        // Open in the database after the flush, unknown to the engine: another
+                        // caller opened it and its arrival is on its way, which covers this message.
+                        Ok(_) | Err(EngineError::ConversationNotFound) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
                 let message = message.map(|mut m| {
                     m.conversation_id = row.id;

@@ -2,6 +2,9 @@
 //! conversation of that customer address found or opened, the message inserted unless the provider
 //! already delivered it — and only then handed to the routing engine. A replay, sequential or
 //! concurrent, stores one message and one conversation: the partial unique indexes decide.
+//! `Engine::ingest` stores many callers' messages in one transaction (the group commit of
+//! `inbox.rs`), with the same outcomes; [`store_inbound_with`] is the one-message path it falls
+//! back to, and the path of phone calls.
 
 use chrono::{DateTime, Utc};
 use schema::models::{Conversation, ConversationChangeset, Customer, Message};
@@ -182,7 +185,7 @@ pub fn phone_forms(address: &str) -> Vec<String> {
     numbers.iter().flat_map(|n| [n.clone(), format!("+{n}")]).collect()
 }
 
-fn new_conversation(m: &InboundMessage, opening: Opening, now: DateTime<Utc>) -> Conversation {
+pub(crate) fn new_conversation(m: &InboundMessage, opening: Opening, now: DateTime<Utc>) -> Conversation {
     Conversation {
         id: ConversationId::new(),
         service_id: m.service,
@@ -236,7 +239,15 @@ pub fn move_to_new_conversation(
                 {
                     (row.customer_id, row.customer_name) = (Some(known.id), Some(known.name));
                 }
-                (row.insert(c)?, true)
+                // Another message of this customer may open one at the same moment (a batch of
+                // the ingest writer): the partial unique index lets one open it; this joins it.
+                match c.transaction(|c| row.insert(c)) {
+                    Ok(inserted) => (inserted, true),
+                    Err(StoreError::Conflict { .. }) => {
+                        (store::open_conversation_for(c, m.service, &m.address)?.ok_or(StoreError::Retry)?, false)
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         store::move_message(c, message, row.id)?;

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod feed;
 pub mod hours;
+mod inbox;
 pub mod ingest;
 pub mod journal;
 pub mod model;

@@ -16,6 +16,11 @@
 //! - `saturated`: 1,000 agents full at capacity 3 with 10,000 waiting; each cycle an agent
 //!   concludes (the head of the queue takes the slot) and a new conversation arrives at the tail:
 //!   `concluded`, `assigned`, `arrived`, with the queue staying 10,000 deep.
+//! - `ingest`: customer messages committed per second through `Engine::ingest` (the webhooks'
+//!   path), `--messages` from new addresses (each opens a conversation, assigned on arrival) and
+//!   `--messages` into `--open-addresses` open conversations; once through the grouped writer
+//!   (`Engine::ingest`) and once the per-message way (one transaction per message, then the
+//!   engine command), for comparison.
 //!
 //! Run it through `make bench`, or `scripts/pg.sh with bench cargo run --release -p
 //! omniroute-benches --bin engine_throughput -- --help`.
@@ -28,9 +33,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use benches::store::{BenchDb, EventsSince, event_mark, events_since, setting};
 use clap::{Parser, ValueEnum};
+use engine::ingest::{InboundMessage, Ingested, Opening, store_inbound};
 use engine::{By, Clock, Command, ConversationFacts, Engine, NewConversation, PresenceRequest};
 use hdrhistogram::Histogram;
-use schema::{AgentId, Channel, PoolOptions, build_pool};
+use schema::{AgentId, Channel, MessageKind, PoolOptions, build_pool};
 
 /// The channel of the benchmark service.
 const CHANNEL: Channel = Channel::Whatsapp;
@@ -43,6 +49,7 @@ enum Scenario {
     Arrive,
     Cycle,
     Saturated,
+    Ingest,
     All,
 }
 
@@ -74,6 +81,12 @@ struct Options {
     /// Conclude-and-arrive cycles of the `saturated` scenario.
     #[arg(long, default_value_t = 10_000)]
     cycles: usize,
+    /// Customer messages of each `ingest` measurement.
+    #[arg(long, default_value_t = 20_000)]
+    messages: usize,
+    /// Open conversations the `ingest` scenario's messages into open conversations go to.
+    #[arg(long, default_value_t = 1_000)]
+    open_addresses: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -119,6 +132,12 @@ async fn run(options: Options) -> anyhow::Result<()> {
             Scenario::Open => open(&options).await?,
             Scenario::Arrive => arrive(&options).await?,
             Scenario::Cycle => cycle(&options).await?,
+            Scenario::Ingest => {
+                for report in ingest(&options).await? {
+                    report.print();
+                }
+                continue;
+            }
             Scenario::Saturated | Scenario::All => saturated(&options).await?,
         };
         report.print();
@@ -311,6 +330,125 @@ async fn saturated(options: &Options) -> anyhow::Result<Report> {
         .await?;
     let waiting = rig.engine.waiting(rig.world.service).await.len();
     Ok(Report { note: Some(format!("{waiting} conversations waiting at the end")), ..report })
+}
+
+/// How a customer message is stored: through `Engine::ingest` (the grouped writer), or the
+/// per-message way (`store_inbound` in a transaction of its own, then the engine command), as
+/// `Engine::ingest` did before the group commit.
+#[derive(Debug, Clone, Copy)]
+enum IngestPath {
+    Grouped,
+    PerMessage,
+}
+
+async fn ingest(options: &Options) -> anyhow::Result<Vec<Report>> {
+    let mut reports = Vec::new();
+    for path in [IngestPath::PerMessage, IngestPath::Grouped] {
+        for into_open in [false, true] {
+            reports.push(ingest_one(options, path, into_open).await?);
+        }
+    }
+    Ok(reports)
+}
+
+async fn ingest_one(options: &Options, path: IngestPath, into_open: bool) -> anyhow::Result<Report> {
+    let rig = Rig::start(options, options.agents, LARGE_CAPACITY, 0).await?;
+    let pool = build_pool(
+        rig.world.db.url(),
+        &PoolOptions { max_size: options.pool.max(2), connection_timeout: Duration::from_secs(30) },
+    );
+    let service = rig.world.service;
+    let addresses = options.open_addresses.max(1);
+    if into_open {
+        // The conversations exist beforehand (not timed).
+        let tickets = Tickets::new(addresses);
+        run_workers(options.concurrency, |_| {
+            let (engine, tickets) = (rig.engine.clone(), tickets.clone());
+            async move {
+                while let Some(i) = tickets.take() {
+                    engine.ingest(inbound(service, customer(i), format!("wamid.open-{i}"))).await?;
+                }
+                Ok(())
+            }
+        })
+        .await?;
+        rig.engine.flush().await;
+    }
+    let tickets = Tickets::new(options.messages);
+    let latencies = Latencies::new(&["ingest"]);
+    let title = format!(
+        "ingest ({path:?}): {} messages {}, {} callers, {} free agents, pool {}",
+        options.messages,
+        if into_open { format!("into {addresses} open conversations") } else { "from new addresses".into() },
+        options.concurrency,
+        options.agents,
+        options.pool
+    );
+    let report = rig
+        .measure(title, options.messages, options.concurrency, latencies.clone(), |_| {
+            let (engine, tickets, latencies, pool) =
+                (rig.engine.clone(), tickets.clone(), latencies.clone(), pool.clone());
+            async move {
+                while let Some(i) = tickets.take() {
+                    let address = if into_open { customer(i % addresses) } else { customer(i) };
+                    let m = inbound(service, address, format!("wamid.{i}"));
+                    let started = Instant::now();
+                    match path {
+                        IngestPath::Grouped => {
+                            engine.ingest(m).await?;
+                        }
+                        IngestPath::PerMessage => per_message(&engine, &pool, m).await?,
+                    }
+                    latencies.record(0, started.elapsed());
+                }
+                Ok(())
+            }
+        })
+        .await?;
+    let mut conn = rig.world.conn();
+    let stored: i64 = {
+        use diesel::prelude::*;
+        schema::schema::messages::table.count().get_result(&mut conn)?
+    };
+    Ok(Report { note: Some(format!("{stored} messages stored in all")), ..report })
+}
+
+/// The ingest as it was before the group commit: one transaction per message, then the command.
+async fn per_message(engine: &Engine, pool: &schema::PgPool, m: InboundMessage) -> anyhow::Result<()> {
+    let now = engine.clock().now();
+    let pool = pool.clone();
+    let (ingested, _, opened) = tokio::task::spawn_blocking(move || -> Result<_, schema::StoreError> {
+        let mut conn = pool.get()?;
+        store_inbound(&mut conn, &m, Opening::default(), now)
+    })
+    .await??;
+    match (ingested, opened) {
+        (_, Some(row)) => {
+            let facts = ConversationFacts::arriving(row.id, row.service_id, row.channel, row.priority, row.arrived_at);
+            engine.execute(Command::Arrive { conversation: facts }).await?;
+        }
+        (Ingested::Stored { conversation, .. }, None) => {
+            engine.execute(Command::CustomerMessage { conversation, at: now }).await?;
+        }
+        (Ingested::Duplicate, None) => {}
+    }
+    Ok(())
+}
+
+fn inbound(service: schema::ServiceId, address: String, provider_id: String) -> InboundMessage {
+    InboundMessage {
+        service,
+        channel: CHANNEL,
+        address,
+        customer_name: None,
+        customer_id: None,
+        provider_message_id: Some(provider_id),
+        kind: MessageKind::Text,
+        body: Some("Olá, preciso de ajuda".into()),
+        payload: serde_json::json!({}),
+        sent_at: None,
+        subject: None,
+    }
 }
 
 fn customer(i: usize) -> String {

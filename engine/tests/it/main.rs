@@ -2,6 +2,7 @@
 
 mod customer_left;
 mod flows;
+mod ingest;
 mod race;
 mod restart;
 mod support;

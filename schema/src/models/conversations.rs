@@ -53,7 +53,7 @@ pub struct Case {
 }
 
 /// One contact of one customer on one channel, from arrival to end.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Identifiable)]
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable, Identifiable)]
 #[diesel(table_name = conversations, check_for_backend(diesel::pg::Pg))]
 pub struct Conversation {
     pub id: ConversationId,

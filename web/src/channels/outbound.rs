@@ -1,6 +1,8 @@
 //! Outbound (C2): agents' messages go out through the provider's API. A sender task claims due
 //! `pending` messages (a lease per attempt, `FOR UPDATE SKIP LOCKED`, so two senders never take
-//! the same one), sends each, and records the provider's id and `sent`, or the provider's refusal
+//! the same one) up to [`CLAIM`] at once, sends them concurrently — up to [`IN_FLIGHT`]
+//! conversations at once, the messages of one conversation one at a time in their order — and
+//! records for each the provider's id and `sent`, or the provider's refusal
 //! as `failed` with its error (D8), or — on 429, 5xx or no answer — another attempt later with
 //! backoff. Only a crash between the provider's answer and the commit can repeat a send; the
 //! providers offer no idempotency key to close that window.
@@ -31,6 +33,10 @@ use crate::state::AppState;
 pub const MAX_ATTEMPTS: i32 = 6;
 /// How long an attempt holds its message before another sender may retry it.
 const LEASE: Duration = Duration::from_secs(60);
+/// Most messages claimed at once (one `UPDATE … FOR UPDATE SKIP LOCKED`).
+const CLAIM: i64 = 128;
+/// Most conversations sending at once; the messages of one conversation go one at a time, in order.
+const IN_FLIGHT: usize = 64;
 
 /// Wakes the sender when an agent sends (besides its one-second tick).
 #[derive(Clone, Default)]
@@ -82,19 +88,45 @@ pub fn spawn(state: AppState, signal: OutboxSignal) {
                 if batch.is_empty() {
                     break;
                 }
-                for m in batch {
-                    send_one(&state, &client, m).await;
-                }
+                use futures_util::StreamExt as _;
+                futures_util::stream::iter(by_conversation(batch))
+                    .for_each_concurrent(IN_FLIGHT, |messages| {
+                        let (state, client) = (&state, &client);
+                        async move {
+                            for m in messages {
+                                send_one(state, client, m).await;
+                            }
+                        }
+                    })
+                    .await;
             }
         }
     });
+}
+
+/// A claimed batch as one list per conversation, each in the conversation's order (the claim's
+/// `UPDATE … RETURNING` keeps no order), the conversations in the order of their oldest message.
+fn by_conversation(mut batch: Vec<Message>) -> Vec<Vec<Message>> {
+    batch.sort_by_key(|m| (m.created_at, m.id));
+    let mut groups: Vec<Vec<Message>> = Vec::new();
+    let mut index: std::collections::HashMap<schema::ConversationId, usize> = std::collections::HashMap::new();
+    for m in batch {
+        match index.get(&m.conversation_id) {
+            Some(&i) => groups[i].push(m),
+            None => {
+                index.insert(m.conversation_id, groups.len());
+                groups.push(vec![m]);
+            }
+        }
+    }
+    groups
 }
 
 async fn claim(state: &AppState) -> Result<Vec<Message>, ()> {
     let pool = state.pool.clone();
     let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
     actix_web::web::block(move || -> Result<Vec<Message>, schema::StoreError> {
-        store::claim_outbox(&mut *pool.get()?, Utc::now(), lease, 20)
+        store::claim_outbox(&mut *pool.get()?, Utc::now(), lease, CLAIM)
     })
     .await
     .map_err(|_| ())?

@@ -1,0 +1,300 @@
+//! The ingest writer: group commit of customer messages (C3, C4). Concurrent [`Engine::ingest`]
+//! calls hand their message to a few writer threads; the one whose turn it is takes every message
+//! waiting and stores them in one transaction with a handful of set-based statements: the provider ids already
+//! stored, the open conversations of the addresses, one INSERT of the conversations to open, one
+//! INSERT … ON CONFLICT DO NOTHING of the messages, one UPDATE of the conversations' last customer
+//! message. Each caller is answered only after that commit.
+//!
+//! The semantics are those of [`store_inbound_with`], which stays the path of a message the
+//! batch cannot take: a replay (in the batch or stored before) stores nothing; the first messages
+//! of one new address open one conversation (across two writers' batches, the partial unique
+//! indexes decide, as between two single-message transactions); a batch the database refuses (another writer opened
+//! a conversation meanwhile, an extra refused) is written again one message per transaction, so
+//! one message's refusal is that message's alone; with the database down every caller of the
+//! batch gets the error and nothing is acknowledged.
+//!
+//! [`Engine::ingest`]: crate::Engine::ingest
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, mpsc};
+
+use chrono::{DateTime, Utc};
+use schema::models::{Conversation, Message};
+use schema::{
+    Connection, ConversationId, MessageDirection, MessageStatus, PgConnection, PgPool, ServiceId, StoreError, store,
+};
+use tokio::sync::oneshot;
+
+use crate::ingest::{
+    InboundMessage, IngestExtras, Ingested, Opening, StoredInbound, identify, new_conversation, store_inbound_with,
+};
+
+/// Most messages stored in one transaction (well under PostgreSQL's 65,535 bind parameters).
+const MAX_BATCH: usize = 500;
+/// Writer threads: while one commits, the next gathers the messages that arrived meanwhile, and
+/// the database works on several batches at once (one backend each).
+const WRITERS: usize = 3;
+
+/// One caller's message.
+struct Request {
+    inbound: InboundMessage,
+    opening: Opening,
+    now: DateTime<Utc>,
+    extras: Arc<dyn IngestExtras>,
+    reply: oneshot::Sender<Result<Outcome, StoreError>>,
+}
+
+/// What storing one message did.
+pub(crate) struct Outcome {
+    pub stored: StoredInbound,
+    /// The message joined a conversation that another message of the same batch opened: that
+    /// message's caller tells the engine it arrived, which covers this one.
+    pub joined_new: bool,
+}
+
+/// A handle on the ingest writer thread.
+#[derive(Clone)]
+pub(crate) struct Inbox {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Inbox {
+    /// Starts the writer threads storing through `pool`.
+    pub fn spawn(pool: PgPool) -> Inbox {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..WRITERS {
+            let (pool, rx) = (pool.clone(), rx.clone());
+            std::thread::Builder::new()
+                .name(format!("omniroute-inbox-{n}"))
+                .spawn(move || run(pool, rx))
+                .expect("spawn an ingest writer thread");
+        }
+        Inbox { tx }
+    }
+
+    /// Stores one message with those of the other callers; answers after the commit. `None`
+    /// when the writer has stopped.
+    pub async fn store(
+        &self,
+        inbound: InboundMessage,
+        opening: Opening,
+        now: DateTime<Utc>,
+        extras: Arc<dyn IngestExtras>,
+    ) -> Option<Result<Outcome, StoreError>> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Request { inbound, opening, now, extras, reply }).ok()?;
+        answer.await.ok()
+    }
+}
+
+fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Request>>>) {
+    loop {
+        // One writer gathers at a time; the others are committing or wait for their turn.
+        let batch = {
+            let Ok(rx) = rx.lock() else { return };
+            let Ok(first) = rx.recv() else { return };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let results = write(&pool, &batch);
+        for (request, result) in batch.into_iter().zip(results) {
+            let _ = request.reply.send(result);
+        }
+    }
+}
+
+/// Stores a batch in one transaction; when the database refuses it (not merely unreachable),
+/// each message again in a transaction of its own.
+fn write(pool: &PgPool, batch: &[Request]) -> Vec<Result<Outcome, StoreError>> {
+    let attempt = pool.get().map_err(StoreError::from).and_then(|mut conn| conn.transaction(|c| store_batch(c, batch)));
+    match attempt {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(StoreError::Unavailable(why)) => batch.iter().map(|_| Err(StoreError::Unavailable(why.clone()))).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, messages = batch.len(), "ingest batch refused; storing its messages one by one");
+            write_each(pool, batch)
+        }
+    }
+}
+
+/// Each message of a batch in a transaction of its own (the one-message path).
+fn write_each(pool: &PgPool, batch: &[Request]) -> Vec<Result<Outcome, StoreError>> {
+    batch
+        .iter()
+        .map(|r| {
+            let mut conn = pool.get()?;
+            let stored = store_inbound_with(&mut conn, &r.inbound, r.opening, r.now, r.extras.as_ref())?;
+            Ok(Outcome { stored, joined_new: false })
+        })
+        .collect()
+}
+
+type Address = (ServiceId, String);
+
+/// The conversation a batch's messages of one address go to.
+struct Target {
+    conversation: Conversation,
+    /// Opened by this batch.
+    new: bool,
+}
+
+/// Stores every message of the batch (call inside a transaction); one outcome per request.
+fn store_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Vec<Outcome>, StoreError> {
+    // Replays: of an earlier message of the batch, or of one stored before.
+    let mut first_of: HashMap<Address, usize> = HashMap::new();
+    let mut live: Vec<usize> = Vec::with_capacity(batch.len());
+    for (i, r) in batch.iter().enumerate() {
+        match &r.inbound.provider_message_id {
+            Some(id) => {
+                if let std::collections::hash_map::Entry::Vacant(e) = first_of.entry((r.inbound.service, id.clone())) {
+                    e.insert(i);
+                    live.push(i);
+                }
+            }
+            None => live.push(i),
+        }
+    }
+    let keys: Vec<Address> = first_of.into_keys().collect();
+    let stored_before = store::stored_provider_ids(c, &keys)?;
+    live.retain(|&i| {
+        let m = &batch[i].inbound;
+        m.provider_message_id.as_ref().is_none_or(|id| !stored_before.contains(&(m.service, id.clone())))
+    });
+
+    // The conversation of each address: the open one, else one opened now by its first message.
+    let mut addresses: Vec<Address> = Vec::new();
+    let mut seen: HashSet<Address> = HashSet::new();
+    for &i in &live {
+        let key = address_of(&batch[i].inbound);
+        if seen.insert(key.clone()) {
+            addresses.push(key);
+        }
+    }
+    let mut targets: HashMap<Address, Target> = store::open_conversations_for(c, &addresses)?
+        .into_iter()
+        .map(|conv| ((conv.service_id, conv.customer_address.clone()), Target { conversation: conv, new: false }))
+        .collect();
+    let mut rows = Vec::new();
+    for &i in &live {
+        let r = &batch[i];
+        if targets.contains_key(&address_of(&r.inbound)) || !seen.remove(&address_of(&r.inbound)) {
+            continue;
+        }
+        let mut row = new_conversation(&r.inbound, r.opening, r.now);
+        if row.customer_id.is_none()
+            && let Some(known) = identify(c, r.inbound.channel, &r.inbound.address)?
+        {
+            (row.customer_id, row.customer_name) = (Some(known.id), Some(known.name));
+        }
+        rows.push(row);
+    }
+    // In key order, so that two writers inserting the same keys wait for each other instead of
+    // deadlocking.
+    rows.sort_by_key(address_of_row);
+    // One INSERT; when another writer opened one of them meanwhile (its own savepoint refused),
+    // row by row, joining the conversation that won.
+    let opened = match c.transaction(|c| store::insert_conversations(c, &rows)) {
+        Ok(inserted) => inserted.into_iter().map(|row| (row, true)).collect(),
+        Err(StoreError::Conflict { .. }) => {
+            let mut each = Vec::with_capacity(rows.len());
+            for row in &rows {
+                match c.transaction(|c| row.insert(c)) {
+                    Ok(inserted) => each.push((inserted, true)),
+                    Err(StoreError::Conflict { .. }) => {
+                        let open = store::open_conversation_for(c, row.service_id, &row.customer_address)?
+                            .ok_or(StoreError::Retry)?;
+                        each.push((open, false));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            each
+        }
+        Err(e) => return Err(e),
+    };
+    for (conv, new) in opened {
+        targets.insert(address_of_row(&conv), Target { conversation: conv, new });
+    }
+
+    // The messages, in one INSERT that skips what a concurrent writer stored meanwhile.
+    let mut messages = Vec::with_capacity(live.len());
+    for &i in &live {
+        let r = &batch[i];
+        let target = &targets[&address_of(&r.inbound)];
+        let m = &r.inbound;
+        let mut message = Message::new(
+            target.conversation.id,
+            m.service,
+            MessageDirection::In,
+            m.kind,
+            MessageStatus::Received,
+            r.now,
+        );
+        message.body = m.body.clone();
+        message.payload = m.payload.clone();
+        message.provider_message_id = m.provider_message_id.clone();
+        message.email_subject = m.subject.clone();
+        r.extras.prepare(&mut message);
+        messages.push(message);
+    }
+    let mut in_key_order: Vec<&Message> = messages.iter().collect();
+    in_key_order.sort_by(|a, b| (a.service_id, &a.provider_message_id).cmp(&(b.service_id, &b.provider_message_id)));
+    let in_key_order: Vec<Message> = in_key_order.into_iter().cloned().collect();
+    let mut inserted: HashMap<schema::MessageId, Message> =
+        store::insert_messages_once(c, &in_key_order)?.into_iter().map(|m| (m.id, m)).collect();
+
+    // Who opened each new conversation: its first message stored (a new conversation none of
+    // whose messages was stored goes away, as the single-message path rolls it back).
+    let mut opener: HashMap<ConversationId, usize> = HashMap::new();
+    let mut last_at: HashMap<ConversationId, DateTime<Utc>> = HashMap::new();
+    let mut stored: Vec<Option<Message>> = (0..batch.len()).map(|_| None).collect();
+    for (k, &i) in live.iter().enumerate() {
+        let Some(message) = inserted.remove(&messages[k].id) else { continue };
+        let conversation = message.conversation_id;
+        if targets[&address_of(&batch[i].inbound)].new {
+            opener.entry(conversation).or_insert(i);
+        }
+        let at = last_at.entry(conversation).or_insert(batch[i].now);
+        *at = (*at).max(batch[i].now);
+        batch[i].extras.stored(c, &message)?;
+        stored[i] = Some(message);
+    }
+    for target in targets.values().filter(|t| t.new && !opener.contains_key(&t.conversation.id)) {
+        store::delete_unseen_conversation(c, target.conversation.id)?;
+    }
+    let mut changes: Vec<(ConversationId, DateTime<Utc>)> = last_at.into_iter().collect();
+    changes.sort();
+    store::set_last_customer_messages(c, &changes)?;
+
+    Ok(batch
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match stored[i].take() {
+            None => Outcome { stored: (Ingested::Duplicate, None, None), joined_new: false },
+            Some(message) => {
+                let target = &targets[&address_of(&r.inbound)];
+                let opened = opener.get(&message.conversation_id) == Some(&i);
+                let ingested = Ingested::Stored { conversation: message.conversation_id, message: message.id, opened };
+                Outcome {
+                    stored: (ingested, Some(message), opened.then(|| target.conversation.clone())),
+                    joined_new: target.new && !opened,
+                }
+            }
+        })
+        .collect())
+}
+
+fn address_of(m: &InboundMessage) -> Address {
+    (m.service, m.address.clone())
+}
+
+fn address_of_row(row: &Conversation) -> Address {
+    (row.service_id, row.customer_address.clone())
+}

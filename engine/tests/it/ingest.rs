@@ -1,0 +1,111 @@
+//! Ingest's group commit (issue 6): many customer messages at once are stored together, each
+//! caller answered after the commit holding its message, with the outcomes of the one-message
+//! path: a replay stores nothing, one new address opens one conversation, and the engine knows
+//! every conversation opened by the time its messages' callers are answered.
+
+use std::collections::{HashMap, HashSet};
+
+use diesel::prelude::*;
+use engine::ingest::{InboundMessage, Ingested};
+use schema::{Channel, ConversationId, ConversationState, MessageKind, ServiceId};
+
+use crate::support::World;
+
+fn inbound(service: ServiceId, customer: usize, n: usize) -> InboundMessage {
+    InboundMessage {
+        service,
+        channel: Channel::Whatsapp,
+        address: format!("55119{customer:08}"),
+        customer_name: None,
+        customer_id: None,
+        provider_message_id: Some(format!("wamid.{customer}.{n}")),
+        kind: MessageKind::Text,
+        body: Some(format!("message {n}")),
+        payload: serde_json::json!({}),
+        sent_at: None,
+        subject: None,
+    }
+}
+
+/// Ingests every message at once; the outcomes in the same order.
+async fn all_at_once(engine: &engine::Engine, messages: Vec<InboundMessage>) -> Vec<Ingested> {
+    let handles: Vec<_> = messages
+        .into_iter()
+        .map(|m| {
+            let engine = engine.clone();
+            actix_rt::spawn(async move { engine.ingest(m).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for h in handles {
+        outcomes.push(h.await.unwrap().expect("stored or a duplicate").0);
+    }
+    outcomes
+}
+
+#[actix_rt::test]
+async fn many_messages_at_once_are_stored_once_each_with_one_conversation_per_address() {
+    let world = World::new();
+    let service = world.service("WA", Channel::Whatsapp, |_| {});
+    let engine = world.engine().await;
+
+    // 20 new customers writing 5 messages each, every message delivered 3 times, all at once.
+    let mut wave = Vec::new();
+    for _copy in 0..3 {
+        for customer in 0..20 {
+            for n in 0..5 {
+                wave.push(inbound(service, customer, n));
+            }
+        }
+    }
+    let outcomes = all_at_once(&engine, wave).await;
+    let stored: Vec<(ConversationId, bool)> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Ingested::Stored { conversation, opened, .. } => Some((*conversation, *opened)),
+            Ingested::Duplicate => None,
+        })
+        .collect();
+    assert_eq!(stored.len(), 100, "each message stored once; the other 200 deliveries are duplicates");
+    let conversations: HashSet<ConversationId> = stored.iter().map(|(c, _)| *c).collect();
+    assert_eq!(conversations.len(), 20, "one conversation per customer");
+    let openers: Vec<ConversationId> = stored.iter().filter(|(_, opened)| *opened).map(|(c, _)| *c).collect();
+    assert_eq!(openers.len(), 20, "each conversation opened by exactly one message");
+    assert_eq!(openers.iter().collect::<HashSet<_>>().len(), 20);
+    for id in &conversations {
+        let facts = engine.conversation(*id).await.expect("the engine knows every conversation opened");
+        assert_eq!(facts.state, ConversationState::Queued);
+    }
+
+    // What the database holds: 20 conversations of 5 messages each.
+    let mut conn = world.db.conn();
+    let per_conversation: HashMap<ConversationId, i64> = {
+        use schema::schema::messages::dsl::*;
+        messages.group_by(conversation_id).select((conversation_id, diesel::dsl::count_star())).load(&mut conn).unwrap()
+    }
+    .into_iter()
+    .collect();
+    assert_eq!(per_conversation.len(), 20);
+    assert!(per_conversation.values().all(|n| *n == 5), "{per_conversation:?}");
+    let open: i64 = {
+        use schema::schema::conversations::dsl::*;
+        conversations.filter(last_customer_message_at.is_not_null()).count().get_result(&mut conn).unwrap()
+    };
+    assert_eq!(open, 20);
+
+    // A second wave: the first wave again (all duplicates) and one new message per customer,
+    // which joins the customer's open conversation.
+    let mut wave: Vec<InboundMessage> =
+        (0..20).flat_map(|c| (0..5).map(move |n| (c, n))).map(|(c, n)| inbound(service, c, n)).collect();
+    wave.extend((0..20).map(|c| inbound(service, c, 5)));
+    let outcomes = all_at_once(&engine, wave).await;
+    assert!(outcomes[..100].iter().all(|o| *o == Ingested::Duplicate), "replays of stored messages store nothing");
+    for o in &outcomes[100..] {
+        match o {
+            Ingested::Stored { conversation, opened: false, .. } => assert!(conversations.contains(conversation)),
+            other => panic!("a new message of an open conversation joins it: {other:?}"),
+        }
+    }
+    let total: i64 = schema::schema::messages::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(total, 120);
+}

@@ -1,0 +1,119 @@
+//! Set-based writes of the ingest's group commit: many customer messages stored with a handful of
+//! statements in one transaction (the engine's ingest writer), instead of a transaction each.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use crate::StoreResult;
+use crate::ids::{ConversationId, ServiceId};
+use crate::models::{Conversation, Message};
+use crate::schema::{conversations, messages};
+use crate::types::ConversationState;
+
+#[derive(QueryableByName)]
+struct Stored {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    service_id: ServiceId,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    provider_message_id: String,
+}
+
+/// Which of these (service, provider message id) pairs are stored already (C3): one query, an
+/// index lookup per pair (`messages_provider_id_key`).
+pub fn stored_provider_ids(
+    conn: &mut PgConnection,
+    keys: &[(ServiceId, String)],
+) -> StoreResult<HashSet<(ServiceId, String)>> {
+    use diesel::sql_types::{Array, Text, Uuid};
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let services: Vec<ServiceId> = keys.iter().map(|(s, _)| *s).collect();
+    let ids: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
+    // A join on the pairs, not `service_id = ANY(…) AND provider_message_id = ANY(…)`: with one
+    // service that would read every message of the service.
+    let found = diesel::sql_query(
+        "SELECT m.service_id, m.provider_message_id
+           FROM unnest($1::uuid[], $2::text[]) AS k(service_id, provider_message_id)
+           JOIN messages m ON m.service_id = k.service_id AND m.provider_message_id = k.provider_message_id
+          WHERE m.provider_message_id IS NOT NULL",
+    )
+    .bind::<Array<Uuid>, _>(services)
+    .bind::<Array<Text>, _>(ids)
+    .load::<Stored>(conn)?;
+    Ok(found.into_iter().map(|r| (r.service_id, r.provider_message_id)).collect())
+}
+
+/// The open conversations of these (service, customer address) pairs: one query, an index
+/// lookup per pair.
+pub fn open_conversations_for(conn: &mut PgConnection, keys: &[(ServiceId, String)]) -> StoreResult<Vec<Conversation>> {
+    use diesel::sql_types::{Array, Text, Uuid};
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let services: Vec<ServiceId> = keys.iter().map(|(s, _)| *s).collect();
+    let addresses: Vec<&str> = keys.iter().map(|(_, a)| a.as_str()).collect();
+    let open: Vec<&str> = ConversationState::OPEN.iter().map(|s| s.as_str()).collect();
+    Ok(diesel::sql_query(
+        "SELECT c.*
+           FROM unnest($1::uuid[], $2::text[]) AS k(service_id, customer_address)
+           JOIN conversations c ON c.service_id = k.service_id AND c.customer_address = k.customer_address
+          WHERE c.state::text = ANY($3)",
+    )
+    .bind::<Array<Uuid>, _>(services)
+    .bind::<Array<Text>, _>(addresses)
+    .bind::<Array<Text>, _>(open)
+    .load::<Conversation>(conn)?)
+}
+
+/// Inserts new conversations in one statement and returns them as stored. A conflict (another
+/// writer opened one of them meanwhile) fails the whole statement: call inside a savepoint.
+pub fn insert_conversations(conn: &mut PgConnection, rows: &[Conversation]) -> StoreResult<Vec<Conversation>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(diesel::insert_into(conversations::table)
+        .values(rows)
+        .returning(Conversation::as_returning())
+        .get_results(conn)?)
+}
+
+/// Inserts inbound messages in one statement, skipping those whose provider id the service
+/// already holds (C3); returns those inserted.
+pub fn insert_messages_once(conn: &mut PgConnection, rows: &[Message]) -> StoreResult<Vec<Message>> {
+    use diesel::upsert::DecoratableTarget;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(diesel::insert_into(messages::table)
+        .values(rows)
+        .on_conflict((messages::service_id, messages::provider_message_id))
+        .filter_target(messages::provider_message_id.is_not_null())
+        .do_nothing()
+        .returning(Message::as_returning())
+        .get_results(conn)?)
+}
+
+/// Sets `last_customer_message_at` of many conversations in one statement.
+pub fn set_last_customer_messages(
+    conn: &mut PgConnection,
+    changes: &[(ConversationId, DateTime<Utc>)],
+) -> StoreResult<()> {
+    use diesel::sql_types::{Array, Timestamptz, Uuid};
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<ConversationId> = changes.iter().map(|(id, _)| *id).collect();
+    let ats: Vec<DateTime<Utc>> = changes.iter().map(|(_, at)| *at).collect();
+    diesel::sql_query(
+        "UPDATE conversations c SET last_customer_message_at = v.at
+           FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, at)
+          WHERE c.id = v.id",
+    )
+    .bind::<Array<Uuid>, _>(ids)
+    .bind::<Array<Timestamptz>, _>(ats)
+    .execute(conn)?;
+    Ok(())
+}
