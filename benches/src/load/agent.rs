@@ -276,14 +276,21 @@ fn spawn_reached(shared: &Arc<Shared>, me: &Identity, conv: &str) {
     let token = me.token.clone();
     let conv = conv.to_owned();
     tokio::spawn(async move {
-        if let Ok(v) = shared
-            .api
-            .expect(Method::GET, &format!("/api/v1/conversations/{conv}"), Some(&token), None, StatusCode::OK)
-            .await
-            && let Some((customer, _)) = first_tag(&v)
-        {
-            shared.stats.conversation_of(customer, &conv);
-            shared.stats.conversation_reached(customer, &conv, at);
+        // A webchat conversation opens at the visitor's `start`, so it can reach an agent before
+        // its first message is stored: look again shortly rather than miss it (a missed one would
+        // be credited to the customer's next conversation, many seconds later).
+        for _ in 0..50 {
+            if let Ok(v) = shared
+                .api
+                .expect(Method::GET, &format!("/api/v1/conversations/{conv}"), Some(&token), None, StatusCode::OK)
+                .await
+                && let Some((customer, _)) = first_tag(&v)
+            {
+                shared.stats.conversation_of(customer, &conv);
+                shared.stats.conversation_reached(customer, &conv, at);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
 }

@@ -620,8 +620,10 @@ async fn drive(
     }
     wait_available(&api, &admin, cfg.agents, Duration::from_secs(120 + cfg.agents as u64 / 20)).await?;
     let agents_connected_s = t.elapsed().as_secs_f64();
-    // Let the server settle (buffers grown, pings exchanged) before reading its memory.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Let the server settle (buffers grown, pings exchanged) before reading its memory, and the
+    // harness's pooled HTTP connections of the setup retire (2 s idle): each holds the server's
+    // per-connection buffers, which are not an agent connection's.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let rss_connected = server_pid.and_then(sample_pid).map(|s| s.rss_bytes);
 
     // The load.

@@ -100,7 +100,7 @@ async fn visitor(
     let mut failures = 0u32;
     let mut closing: Option<tokio::time::Instant> = None;
     loop {
-        let ws = match open(&url, &service_id, customer, token.as_deref()).await {
+        let ws = match open(&url, &service_id, customer, token.as_deref(), &stats).await {
             Ok((ws, t)) => {
                 failures = 0;
                 token = Some(t);
@@ -189,9 +189,16 @@ async fn visitor(
     }
 }
 
-/// Connects and identifies: `start` the first time, `resume` with the token after. Answers the
-/// socket and the visitor's token.
-async fn open(url: &str, service_id: &str, customer: u64, token: Option<&str>) -> anyhow::Result<(Ws, String)> {
+/// Connects and identifies: `start` the first time, `resume` with the token after (the agent
+/// replies in the history it answers count as received). Answers the socket and the visitor's
+/// token.
+async fn open(
+    url: &str,
+    service_id: &str,
+    customer: u64,
+    token: Option<&str>,
+    stats: &Stats,
+) -> anyhow::Result<(Ws, String)> {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
     let hello = match token {
         None => json!({"type": "start", "name": format!("Visitor {customer}"),
@@ -207,6 +214,13 @@ async fn open(url: &str, service_id: &str, customer: u64, token: Option<&str>) -
         let v: Value = serde_json::from_str(text.as_str())?;
         match v["type"].as_str() {
             Some("started") => {
+                // After a resume, the agent's messages sent while the socket was down are in the
+                // history: that is where the visitor sees them.
+                for m in v["messages"].as_array().into_iter().flatten().filter(|m| m["from"] == "agent") {
+                    if let Some(n) = m["text"].as_str().and_then(parse_reply_tag) {
+                        stats.reply_at_provider(n);
+                    }
+                }
                 let t = v["token"].as_str().map(str::to_owned).or_else(|| token.map(str::to_owned));
                 return Ok((ws, t.ok_or_else(|| anyhow::anyhow!("`started` without a token"))?));
             }
