@@ -210,7 +210,11 @@ impl Stats {
             return;
         }
         if let Some(intended) = self.first_messages.lock().unwrap_or_else(|e| e.into_inner()).remove(&customer) {
-            self.offer_or_assign.record_us(at.saturating_duration_since(intended).as_micros() as u64);
+            let waited = at.saturating_duration_since(intended);
+            if waited.as_secs() >= 10 {
+                eprintln!("slow first offer/assignment: customer {customer}, conversation {conversation}, {waited:?}");
+            }
+            self.offer_or_assign.record_us(waited.as_micros() as u64);
         }
     }
 
