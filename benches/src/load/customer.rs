@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::api::Api;
 use super::stats::{Stats, customer_tag};
-use super::webchat::Visitors;
+use super::webchat::{Sent, Visitors};
 
 /// The WhatsApp service's `phone_number_id` (what webhooks are routed by).
 pub const WA_PHONE_ID: &str = "100200300400";
@@ -174,14 +174,25 @@ impl Sender {
         let telegram_service = self.channels.telegram_service_id.clone();
         let channel = self.channel_of(customer);
         let ok = match (channel, &self.channels.webchat) {
-            (Channel::Webchat, Some(visitors)) => {
-                let ok = visitors.send(customer, tag, text).await;
-                if ok {
+            (Channel::Webchat, Some(visitors)) => match visitors.send(customer, tag, text).await {
+                Sent::Acked => {
                     self.stats.webchat_ack.since(intended);
                     self.stats.window_ack.since(intended);
+                    true
                 }
-                ok
-            }
+                Sent::Refused => {
+                    self.stats.webhooks_refused.inc();
+                    false
+                }
+                Sent::Unanswered => {
+                    self.stats.webchat_unanswered.inc();
+                    false
+                }
+                Sent::Gone => {
+                    self.stats.webchat_gone.inc();
+                    false
+                }
+            },
             _ => {
                 let ok = self
                     .deliver(

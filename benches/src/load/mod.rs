@@ -367,6 +367,10 @@ pub struct Counts {
     pub agent_api_errors: u64,
     pub monitor_samples: u64,
     pub webhook_retries: u64,
+    /// Webchat messages sent whose widget closed (its chat had ended) before an `ack`.
+    pub webchat_unanswered: u64,
+    /// Webchat messages not sent: the visitor's chat had ended and its widget had closed.
+    pub webchat_gone: u64,
 }
 
 /// An exponentially distributed duration with the given mean (Poisson inter-arrival times).
@@ -812,6 +816,8 @@ async fn drive(
             agent_api_errors: stats.agent_api_errors.get(),
             monitor_samples: stats.monitor_samples.get(),
             webhook_retries: stats.webhook_retries.get(),
+            webchat_unanswered: stats.webchat_unanswered.get(),
+            webchat_gone: stats.webchat_gone.get(),
         },
         backlog,
         parked,
@@ -1228,9 +1234,10 @@ impl Report {
         ));
         let c = &self.counts;
         out.push_str(&format!(
-            "counts: webhooks {} sent / {} acked / {} refused / {} failed · conversations {} · offers {} · assignments {} · concluded {} · replies {} sent / {} at provider · pauses {} · reconnects {} · agent API errors {}\n",
-            c.webhooks_sent, c.webhooks_acked, c.webhooks_refused, c.webhooks_failed, c.conversations_started, c.offers,
-            c.assignments, c.concluded, c.replies_sent, c.replies_at_provider, c.pauses, c.reconnects, c.agent_api_errors
+            "counts: customer messages {} sent / {} acked / {} refused / {} failed / {} to a closing widget unanswered / {} to a closed widget · conversations {} · offers {} · assignments {} · concluded {} · replies {} sent / {} at provider · pauses {} · reconnects {} · agent API errors {}\n",
+            c.webhooks_sent, c.webhooks_acked, c.webhooks_refused, c.webhooks_failed, c.webchat_unanswered, c.webchat_gone,
+            c.conversations_started, c.offers, c.assignments, c.concluded, c.replies_sent, c.replies_at_provider, c.pauses,
+            c.reconnects, c.agent_api_errors
         ));
         if let Some(p) = &self.parked {
             out.push_str(&format!(

@@ -114,6 +114,10 @@ pub struct Stats {
     pub window_screen: Latency,
     /// Webchat `message` frame sent (intended time) → `ack` (committed).
     pub webchat_ack: Latency,
+    /// Webchat messages sent whose widget closed (chat ended) before an `ack` came.
+    pub webchat_unanswered: Count,
+    /// Webchat messages not sent: the visitor's chat had ended and its widget had closed.
+    pub webchat_gone: Count,
     /// Webhooks sent again after a failure or a 5xx (as a provider retries).
     pub webhook_retries: Count,
     pub webhooks_sent: Count,

@@ -17,11 +17,24 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::stats::{Stats, parse_reply_tag};
 
-/// A customer message for a visitor's socket; `done` answers whether it was acknowledged.
+/// What became of a visitor's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// `ack`: committed.
+    Acked,
+    /// An `error` frame: the server refused it (nothing stored).
+    Refused,
+    /// Sent, but the widget closed (its chat had ended) or gave up reconnecting before an `ack`.
+    Unanswered,
+    /// Not sent: the visitor's chat had ended and its widget was already closed.
+    Gone,
+}
+
+/// A customer message for a visitor's socket; `done` answers what became of it.
 struct Outgoing {
     client_id: String,
     text: String,
-    done: oneshot::Sender<bool>,
+    done: oneshot::Sender<Sent>,
 }
 
 /// The visitors of one webchat service.
@@ -48,7 +61,7 @@ impl Visitors {
 
     /// Visitor `customer` writes `text` (its first message opens the chat); true when the
     /// server acknowledged it.
-    pub async fn send(&self, customer: u64, tag: u64, text: String) -> bool {
+    pub async fn send(&self, customer: u64, tag: u64, text: String) -> Sent {
         let socket = {
             let mut sockets = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
             sockets
@@ -70,9 +83,9 @@ impl Visitors {
         if socket.send(Outgoing { client_id: format!("m{tag}"), text, done }).is_err() {
             // Its chat ended and the widget closed.
             self.sockets.lock().unwrap_or_else(|e| e.into_inner()).remove(&customer);
-            return false;
+            return Sent::Gone;
         }
-        answer.await.unwrap_or(false)
+        answer.await.unwrap_or(Sent::Unanswered)
     }
 }
 
@@ -85,7 +98,7 @@ async fn sleep_until_some(at: Option<tokio::time::Instant>) {
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// One visitor's socket, until its chat ends (`ended`; the widget closes a few seconds later) or
+/// One visitor's socket, until its chat ends (`ended`; the widget closes 30 s later) or
 /// it gives up.
 async fn visitor(
     url: String,
@@ -96,7 +109,7 @@ async fn visitor(
 ) {
     let mut token: Option<String> = None;
     // Sent, not yet acknowledged: client id → (text, answer, first sent).
-    let mut pending: HashMap<String, (String, oneshot::Sender<bool>, Instant)> = HashMap::new();
+    let mut pending: HashMap<String, (String, oneshot::Sender<Sent>, Instant)> = HashMap::new();
     let mut failures = 0u32;
     let mut closing: Option<tokio::time::Instant> = None;
     loop {
@@ -112,7 +125,7 @@ async fn visitor(
                 if oldest.is_some_and(|at| at.elapsed() > GIVE_UP) || failures > 240 {
                     eprintln!("webchat visitor {customer}: gave up: {e:#}");
                     for (_, (_, done, _)) in pending.drain() {
-                        let _ = done.send(false);
+                        let _ = done.send(Sent::Unanswered);
                     }
                     return;
                 }
@@ -131,7 +144,7 @@ async fn visitor(
                 _ = sleep_until_some(closing) => {
                     let _ = tx.send(Message::Close(None)).await;
                     for (_, (_, done, _)) in pending.drain() {
-                        let _ = done.send(false);
+                        let _ = done.send(Sent::Unanswered);
                     }
                     return;
                 }
@@ -153,11 +166,11 @@ async fn visitor(
                     match v["type"].as_str() {
                         Some("ack") => {
                             if let Some((_, done, _)) = v["client_id"].as_str().and_then(|c| pending.remove(c)) {
-                                let _ = done.send(true);
+                                let _ = done.send(Sent::Acked);
                             }
                         }
                         Some("ended") => {
-                            closing = Some(tokio::time::Instant::now() + Duration::from_secs(5));
+                            closing = Some(tokio::time::Instant::now() + Duration::from_secs(30));
                         }
                         Some("message") if v["message"]["from"] == "agent" => {
                             if let Some(n) = v["message"]["text"].as_str().and_then(parse_reply_tag) {
@@ -176,7 +189,7 @@ async fn visitor(
                                 }
                             } else if let Some((_, done, _)) = client_id.and_then(|c| pending.remove(&c)) {
                                 eprintln!("webchat visitor {customer}: refused: {v}");
-                                let _ = done.send(false);
+                                let _ = done.send(Sent::Refused);
                             }
                         }
                         _ => {}
