@@ -4,17 +4,14 @@
 //! concluded with a classification, and both screens follow without a reload. A hostile customer
 //! name shows as text. Screenshots of every step go to `target/e2e/`.
 
-use actix_web::{App, HttpServer, web as aw};
 use chrono::Utc;
-use engine::{Clock, Engine};
 use fantoccini::Client;
 use schema::testing::TestDb;
-use schema::{Channel, Connection, store};
+use schema::{Channel, store};
 use serde_json::json;
-use web::state::AppState;
 
 mod browser;
-use browser::{browser, click, driver, find, shot, text_until};
+use browser::{Demo, browser, click, demo_server, driver, find, shot, text_until};
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
 
@@ -80,21 +77,7 @@ fn identify(db: &TestDb, c: schema::ConversationId, phone: &str) {
 
 #[actix_rt::test]
 async fn two_agents_serve_a_customer_from_arrival_to_conclusion() {
-    let db = TestDb::new();
-    db.conn().transaction(web::seed::seed).unwrap();
-    let whatsapp =
-        store::list_services(&mut db.conn()).unwrap().into_iter().find(|s| s.channel == Channel::Whatsapp).unwrap().id;
-    let engine = Engine::start(db.pool(), Clock::System).await.unwrap();
-    let state = AppState::new(db.pool(), engine.clone());
-    let app_state = state.clone();
-    let server = HttpServer::new(move || {
-        App::new().app_data(aw::Data::new(app_state.clone())).configure(web::routes::configure)
-    })
-    .workers(2)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let base = format!("http://127.0.0.1:{}/", server.addrs()[0].port());
-    actix_rt::spawn(server.run());
+    let Demo { db, service: whatsapp, engine, base, .. } = demo_server(Channel::Whatsapp).await;
 
     let (_driver, port) = driver().await;
     let ana = browser(port, &[], json!({})).await;

@@ -6,16 +6,12 @@
 
 use std::time::Duration;
 
-use actix_web::{App, HttpServer, web as aw};
-use engine::{Clock, Engine};
 use fantoccini::{Client, Locator};
-use schema::testing::TestDb;
-use schema::{Channel, Connection, MessageStatus, store};
+use schema::{Channel, MessageStatus, store};
 use serde_json::{Value, json};
-use web::state::AppState;
 
 mod browser;
-use browser::{browser, click, driver, find, shot, text_until};
+use browser::{Demo, browser, click, demo_server, driver, find, shot, text_until};
 
 /// The widget's elements are found by their id.
 fn tid(id: &str) -> String {
@@ -82,22 +78,8 @@ async fn agent_ready(base: &str, login: &str) -> String {
 
 #[actix_rt::test]
 async fn a_customer_chats_on_the_page_gets_the_agents_answer_live_and_keeps_it_after_a_reload() {
-    let db = TestDb::new();
-    db.conn().transaction(web::seed::seed).unwrap();
-    let service =
-        store::list_services(&mut db.conn()).unwrap().into_iter().find(|s| s.channel == Channel::Webchat).unwrap().id;
-    let engine = Engine::start(db.pool(), Clock::System).await.unwrap();
-    let state = AppState::new(db.pool(), engine.clone());
+    let Demo { db, service, engine, state, base } = demo_server(Channel::Webchat).await;
     web::channels::outbound::spawn(state.clone(), state.outbox.clone());
-    let app_state = state.clone();
-    let server = HttpServer::new(move || {
-        App::new().app_data(aw::Data::new(app_state.clone())).configure(web::routes::configure)
-    })
-    .workers(2)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let base = format!("http://127.0.0.1:{}/", server.addrs()[0].port());
-    actix_rt::spawn(server.run());
     let ana = agent_ready(&base, "ana").await;
 
     let (_driver, port) = driver().await;

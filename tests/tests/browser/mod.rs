@@ -144,3 +144,35 @@ pub async fn text_until(c: &Client, css: &str, pred: impl Fn(&str) -> bool) -> S
     }
     panic!("{css} never matched; last text: {last:?}");
 }
+
+/// The demo contact center (`web::seed`) on a fresh database, served on a free port.
+pub struct Demo {
+    pub db: schema::testing::TestDb,
+    /// The demo's service of the channel asked for.
+    pub service: schema::ServiceId,
+    pub engine: engine::Engine,
+    pub state: web::state::AppState,
+    /// `http://127.0.0.1:port/`.
+    pub base: String,
+}
+
+/// Seeds the demo, starts the engine and serves every route, as `omniroute serve` would.
+pub async fn demo_server(channel: schema::Channel) -> Demo {
+    use schema::Connection;
+    let db = schema::testing::TestDb::new();
+    db.conn().transaction(web::seed::seed).unwrap();
+    let service =
+        schema::store::list_services(&mut db.conn()).unwrap().into_iter().find(|s| s.channel == channel).unwrap().id;
+    let engine = engine::Engine::start(db.pool(), engine::Clock::System).await.unwrap();
+    let state = web::state::AppState::new(db.pool(), engine.clone());
+    let app_state = state.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().app_data(actix_web::web::Data::new(app_state.clone())).configure(web::routes::configure)
+    })
+    .workers(2)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}/", server.addrs()[0].port());
+    actix_rt::spawn(server.run());
+    Demo { db, service, engine, state, base }
+}
