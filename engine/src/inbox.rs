@@ -200,7 +200,9 @@ fn store_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Vec<Outcome>, 
     rows.sort_by_key(address_of_row);
     // One INSERT; when another writer opened one of them meanwhile (its own savepoint refused),
     // row by row, joining the conversation that won.
-    let opened = match c.transaction(|c| store::insert_conversations(c, &rows)) {
+    let inserted =
+        if rows.is_empty() { Ok(Vec::new()) } else { c.transaction(|c| store::insert_conversations(c, &rows)) };
+    let opened = match inserted {
         Ok(inserted) => inserted.into_iter().map(|row| (row, true)).collect(),
         Err(StoreError::Conflict { .. }) => {
             let mut each = Vec::with_capacity(rows.len());

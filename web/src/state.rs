@@ -29,6 +29,10 @@ pub struct AppState {
     pub outbox: crate::channels::outbound::OutboxSignal,
     /// The connected webchat visitors.
     pub webchat: crate::webchat::hub::WebchatHub,
+    /// The services, kept in memory for the webhooks.
+    pub services: Arc<crate::directory::ServiceDirectory>,
+    /// Sessions recently checked.
+    pub sessions: Arc<crate::api::auth::SessionCache>,
 }
 
 impl AppState {
@@ -46,6 +50,8 @@ impl AppState {
             time_zone: chrono_tz::America::Sao_Paulo,
             outbox: crate::channels::outbound::OutboxSignal::default(),
             webchat: crate::webchat::hub::WebchatHub::new(engine.clone()),
+            services: Arc::default(),
+            sessions: Arc::default(),
         }
     }
 }

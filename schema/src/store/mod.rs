@@ -11,6 +11,7 @@ mod customers;
 mod email;
 mod inbound;
 mod media;
+mod outbox;
 mod webchat;
 mod webhooks;
 
@@ -22,6 +23,7 @@ pub use customers::*;
 pub use email::*;
 pub use inbound::*;
 pub use media::*;
+pub use outbox::*;
 pub use webchat::*;
 pub use webhooks::*;
 

@@ -250,6 +250,7 @@ pub async fn create_service(
     let stored = db(&state, move |c| s.insert(c))
         .await
         .map_err(|e| conflict_as(e, "service_exists", "a service with that name or provider id exists"))?;
+    state.services.forget();
     state.engine.upsert_service(ServiceSettings::from_row(&stored)).await?;
     Ok(HttpResponse::Created().json(ServiceDto::from_row(&stored)))
 }
@@ -375,6 +376,7 @@ pub async fn patch_service(
     let stored = db(&state, move |c| store::update_service(c, id, &ch))
         .await
         .map_err(|e| conflict_as(e, "service_exists", "a service with that name or provider id exists"))?;
+    state.services.forget();
     state.engine.upsert_service(ServiceSettings::from_row(&stored)).await?;
     Ok(HttpResponse::Ok().json(ServiceDto::from_row(&stored)))
 }
@@ -622,6 +624,7 @@ pub async fn patch_agent(
     })
     .await
     .map_err(|e| conflict_as(e, "agent_exists", "an agent with that extension exists"))?;
+    state.sessions.forget();
     if deactivated {
         // Its conversations go back to the queues for others (R9).
         let _ = state.engine.logoff(id).await;

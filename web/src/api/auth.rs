@@ -275,6 +275,7 @@ pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
         store::revoke_session(&mut *pool.get()?, &hash, Utc::now())
     })
     .await??;
+    state.sessions.forget();
     if !revoked {
         return Err(ApiError::unauthenticated());
     }
@@ -330,6 +331,11 @@ async fn authenticate(req: &HttpRequest) -> Result<CurrentAgent, ApiError> {
         .cloned()
         .ok_or_else(|| ApiError::internal(&"application state missing"))?;
     let hash = token_hash(&token);
+    if let Some(me) = state.sessions.get(&hash) {
+        return Ok(me);
+    }
+    let generation = state.sessions.generation();
+    let key = hash.clone();
     let pool = state.pool.clone();
     let found = web::block(move || -> Result<Option<(Session, Agent, Vec<ServiceId>)>, schema::StoreError> {
         let mut conn = pool.get()?;
@@ -341,7 +347,61 @@ async fn authenticate(req: &HttpRequest) -> Result<CurrentAgent, ApiError> {
     })
     .await??;
     let (session, agent, services) = found.ok_or_else(ApiError::unauthenticated)?;
-    Ok(CurrentAgent { agent, session: session.id, services })
+    let me = CurrentAgent { agent, session: session.id, services };
+    state.sessions.remember(key, &me, session.expires_at, generation);
+    Ok(me)
+}
+
+/// How long a checked session is trusted without reading it again.
+const SESSION_TRUSTED_FOR: Duration = Duration::from_secs(2);
+/// Most sessions kept; past it the copies are dropped and read again.
+const SESSION_CACHE_MAX: usize = 100_000;
+
+/// Sessions checked in the last [`SESSION_TRUSTED_FOR`], so that a busy desk's requests do not
+/// each read the session and the agent's services. Every change this process makes to sessions
+/// or agents (sign-out, an admin's change of an agent) drops the copies at once; a change made
+/// by anything else is seen within two seconds.
+#[derive(Default)]
+pub struct SessionCache {
+    known: Mutex<KnownSessions>,
+}
+
+#[derive(Default)]
+struct KnownSessions {
+    by_hash: HashMap<Vec<u8>, (CurrentAgent, chrono::DateTime<Utc>, Instant)>,
+    /// Counts [`SessionCache::forget`]s: a session read before a change is not kept after it.
+    generation: u64,
+}
+
+impl SessionCache {
+    fn get(&self, hash: &[u8]) -> Option<CurrentAgent> {
+        let known = self.known.lock().ok()?;
+        let (me, expires_at, checked) = known.by_hash.get(hash)?;
+        (checked.elapsed() < SESSION_TRUSTED_FOR && *expires_at > Utc::now()).then(|| me.clone())
+    }
+
+    fn generation(&self) -> u64 {
+        self.known.lock().map(|k| k.generation).unwrap_or_default()
+    }
+
+    fn remember(&self, hash: Vec<u8>, me: &CurrentAgent, expires_at: chrono::DateTime<Utc>, generation: u64) {
+        let Ok(mut known) = self.known.lock() else { return };
+        if known.generation != generation {
+            return;
+        }
+        if known.by_hash.len() >= SESSION_CACHE_MAX {
+            known.by_hash.retain(|_, (_, _, checked)| checked.elapsed() < SESSION_TRUSTED_FOR);
+        }
+        known.by_hash.insert(hash, (me.clone(), expires_at, Instant::now()));
+    }
+
+    /// Drops every copy: call after a session or an agent changed.
+    pub fn forget(&self) {
+        if let Ok(mut known) = self.known.lock() {
+            known.generation += 1;
+            known.by_hash.clear();
+        }
+    }
 }
 
 /// Middleware of `/api/v1`: the session is checked before anything reads the request's body,

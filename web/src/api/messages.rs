@@ -184,7 +184,8 @@ pub async fn send_message(
             if let Some(k) = &key
                 && let Some(existing) = store::message_by_idempotency_key(c, id, k)?
             {
-                return Ok(Ok(existing));
+                let files = store::attachments_of(c, existing.id)?;
+                return Ok(Ok((existing, files)));
             }
             let mut files = Vec::new();
             for a in &attachment_ids {
@@ -233,22 +234,23 @@ pub async fn send_message(
             m.idempotency_key = key.clone();
             m.next_attempt_at = Some(now);
             let m = m.insert(c)?;
-            for f in files {
+            for f in &mut files {
                 store::link_attachment(c, f.id, m.id, id)?;
+                (f.message_id, f.conversation_id) = (Some(m.id), Some(id));
             }
             store::update_conversation(
                 c,
                 id,
                 &ConversationChangeset { last_agent_message_at: Some(Some(now)), ..Default::default() },
             )?;
-            Ok(Ok(m))
+            Ok(Ok((m, files)))
         })
     })
     .await?;
-    let message = stored?;
-    let json = message_json(&state, message).await?;
+    let (message, files) = stored?;
+    let json = message_value(&message, &files);
     state.engine.publish_message(id, service, json.clone()).await;
-    state.outbox.wake();
+    state.outbox.ready(message.id);
     Ok(HttpResponse::Created().json(json))
 }
 

@@ -74,18 +74,7 @@ pub async fn receive(
         .ok_or_else(|| ApiError::bad_request("invalid_payload", "expected entry: [...]"))?;
     let ids: Vec<String> =
         entries.iter().filter_map(|e| e.get("id").and_then(Value::as_str)).map(str::to_owned).collect();
-    let services: Vec<Service> = db(&state, move |c| {
-        let mut found: Vec<Service> = Vec::new();
-        for id in &ids {
-            if let Some(s) = store::service_by_provider_key(c, channel, id)?
-                && !found.iter().any(|f| f.id == s.id)
-            {
-                found.push(s);
-            }
-        }
-        Ok(found)
-    })
-    .await?;
+    let services: Vec<Service> = crate::directory::services_by_keys(&state, channel, &ids).await?;
     if services.is_empty() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_page", "no service has this page or account id"));
     }

@@ -20,8 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use schema::models::{Attachment, Message, Service};
-use schema::{Channel, MessageStatus, store};
+use schema::models::{Attachment, Message};
+use schema::store::OutboxContext;
+use schema::{Channel, Connection, MessageId, MessageStatus, store};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tracing::warn;
@@ -38,14 +39,29 @@ const CLAIM: i64 = 128;
 /// Most conversations sending at once; the messages of one conversation go one at a time, in order.
 const IN_FLIGHT: usize = 64;
 
-/// Wakes the sender when an agent sends (besides its one-second tick).
+/// Hands the sender the messages agents just stored (besides its one-second scan for what is
+/// due: retries, and what a previous process left).
 #[derive(Clone, Default)]
-pub struct OutboxSignal(Arc<Notify>);
+pub struct OutboxSignal(Arc<Ready>);
+
+#[derive(Default)]
+struct Ready {
+    notify: Notify,
+    ids: std::sync::Mutex<Vec<MessageId>>,
+}
 
 impl OutboxSignal {
-    /// Something new to send.
-    pub fn wake(&self) {
-        self.0.notify_one();
+    /// A message was committed `pending` and due now: the sender claims it by id, without
+    /// scanning for due messages.
+    pub fn ready(&self, id: MessageId) {
+        if let Ok(mut ids) = self.0.ids.lock() {
+            ids.push(id);
+        }
+        self.0.notify.notify_one();
+    }
+
+    fn take(&self) -> Vec<MessageId> {
+        self.0.ids.lock().map(|mut ids| std::mem::take(&mut *ids)).unwrap_or_default()
     }
 }
 
@@ -80,21 +96,35 @@ impl Outgoing {
 
 /// Runs the sender until the system stops. Call inside the actix system (awc needs it).
 pub fn spawn(state: AppState, signal: OutboxSignal) {
+    let recorder = Recorder::spawn(state.clone());
     actix_web::rt::spawn(async move {
         let client = awc::Client::builder().timeout(Duration::from_secs(20)).finish();
+        let mut scanned = std::time::Instant::now() - SCAN_EVERY;
         loop {
-            let _ = tokio::time::timeout(Duration::from_secs(1), signal.0.notified()).await;
-            while let Ok(batch) = claim(&state).await {
-                if batch.is_empty() {
+            let _ = tokio::time::timeout(SCAN_EVERY, signal.0.notify.notified()).await;
+            loop {
+                // What agents just sent, by id; the scan for everything due once a second.
+                let ready = signal.take();
+                let claimed = if !ready.is_empty() {
+                    claim(&state, Claim::These(ready)).await
+                } else if scanned.elapsed() >= SCAN_EVERY {
+                    scanned = std::time::Instant::now();
+                    claim(&state, Claim::Due).await
+                } else {
                     break;
+                };
+                let Ok((batch, context)) = claimed else { break };
+                if batch.is_empty() {
+                    continue;
                 }
                 use futures_util::StreamExt as _;
+                let context = &context;
                 futures_util::stream::iter(by_conversation(batch))
                     .for_each_concurrent(IN_FLIGHT, |messages| {
-                        let (state, client) = (&state, &client);
+                        let (state, client, recorder) = (&state, &client, &recorder);
                         async move {
                             for m in messages {
-                                send_one(state, client, m).await;
+                                send_one(state, client, recorder, context, m).await;
                             }
                         }
                     })
@@ -102,6 +132,18 @@ pub fn spawn(state: AppState, signal: OutboxSignal) {
             }
         }
     });
+}
+
+/// How often the sender looks for due messages nobody handed it (retries after a backoff, what
+/// a previous process left).
+const SCAN_EVERY: Duration = Duration::from_secs(1);
+
+/// Which messages a claim takes.
+enum Claim {
+    /// These, if still pending and due (by primary key).
+    These(Vec<MessageId>),
+    /// Any due, oldest first (an index scan).
+    Due,
 }
 
 /// A claimed batch as one list per conversation, each in the conversation's order (the claim's
@@ -122,91 +164,151 @@ fn by_conversation(mut batch: Vec<Message>) -> Vec<Vec<Message>> {
     groups
 }
 
-async fn claim(state: &AppState) -> Result<Vec<Message>, ()> {
+/// Claims due messages and loads what sending them needs, in one trip to the database.
+async fn claim(state: &AppState, which: Claim) -> Result<(Vec<Message>, OutboxContext), ()> {
     let pool = state.pool.clone();
     let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
-    actix_web::web::block(move || -> Result<Vec<Message>, schema::StoreError> {
-        store::claim_outbox(&mut *pool.get()?, Utc::now(), lease, CLAIM)
+    actix_web::web::block(move || -> Result<(Vec<Message>, OutboxContext), schema::StoreError> {
+        let mut c = pool.get()?;
+        let batch = match which {
+            Claim::These(ids) => store::claim_outbox_ids(&mut c, &ids, Utc::now(), lease)?,
+            Claim::Due => store::claim_outbox(&mut c, Utc::now(), lease, CLAIM)?,
+        };
+        let context = store::outbox_context(&mut c, &batch)?;
+        Ok((batch, context))
     })
     .await
     .map_err(|_| ())?
     .map_err(|e| warn!(error = %e, "claiming outbound messages"))
 }
 
-async fn send_one(state: &AppState, client: &awc::Client, m: Message) {
-    let pool = state.pool.clone();
-    let (id, conversation) = (m.id, m.conversation_id);
-    type Loaded = (Service, String, Outgoing);
-    let Ok(Ok((service, address, out))) = actix_web::web::block(move || -> Result<Loaded, schema::StoreError> {
-        let mut c = pool.get()?;
-        let conv = schema::models::Conversation::find(&mut c, conversation)?;
-        let service = Service::find(&mut c, conv.service_id)?;
-        let last_customer_at = store::last_customer_message_at(&mut c, conv.service_id, &conv.customer_address)?;
-        // The bytes are read for the senders below that send files; others read their own.
-        let files = match service.channel {
-            Channel::Whatsapp | Channel::Telegram | Channel::Sms | Channel::Messenger | Channel::Instagram => {
-                store::attachments_with_contents(&mut c, id)?
-            }
-            _ => Vec::new(),
-        };
-        Ok((service, conv.customer_address, Outgoing { last_customer_at, files }))
-    })
-    .await
-    else {
+async fn send_one(state: &AppState, client: &awc::Client, recorder: &Recorder, context: &OutboxContext, m: Message) {
+    let (Some(conv), files) = (context.conversations.get(&m.conversation_id), context.files.get(&m.id)) else {
         return;
     };
+    let Some(service) = context.services.get(&conv.service_id) else { return };
+    let address = conv.customer_address.as_str();
+    let files = files.cloned().unwrap_or_default();
+    let last_customer_at = context.last_customer_at.get(&(conv.service_id, conv.customer_address.clone())).copied();
+    let out = Outgoing { last_customer_at, files };
     let result = match service.channel {
-        Channel::Whatsapp => whatsapp_send(state, client, &service.provider, &address, &m, &out).await,
-        Channel::Telegram => telegram_send(state, client, &service.provider, &address, &m, &out).await,
-        Channel::Sms => twilio_send(client, &service.provider, &address, &m, &out).await,
-        Channel::Messenger | Channel::Instagram => {
-            meta_send(state, client, &service.provider, &address, &m, &out).await
+        Channel::Whatsapp => whatsapp_send(state, client, &service.provider, address, &m, &out).await,
+        Channel::Telegram => telegram_send(state, client, &service.provider, address, &m, &out).await,
+        Channel::Sms => twilio_send(client, &service.provider, address, &m, &out).await,
+        Channel::Messenger | Channel::Instagram => meta_send(state, client, &service.provider, address, &m, &out).await,
+        Channel::Email => super::email::smtp::send(state, service, address, &m).await,
+        Channel::Webchat => {
+            let attached: Vec<Attachment> = out.files.iter().map(|(a, _)| a.clone()).collect();
+            crate::webchat::send(state, address, &m, &attached).await
         }
-        Channel::Email => super::email::smtp::send(state, &service, &address, &m).await,
-        Channel::Webchat => crate::webchat::send(state, &address, &m).await,
         _ => SendResult::Unsupported,
     };
-    let pool = state.pool.clone();
-    let attempts = m.attempts;
-    let now = Utc::now();
-    let changed = actix_web::web::block(move || -> Result<Option<Message>, schema::StoreError> {
-        let mut c = pool.get()?;
-        match result {
-            SendResult::Sent(provider_id) => store::mark_sent(&mut c, id, &provider_id, now),
-            SendResult::Refused(code, message) => {
-                store::advance_message_status(&mut c, id, MessageStatus::Failed, now, Some((code, message)))
+    if let Some(changed) = recorder.record(m.id, m.attempts, result).await {
+        let attached: Vec<Attachment> = out.files.into_iter().map(|(a, _)| a).collect();
+        let json = crate::api::messages::message_value(&changed, &attached);
+        state.engine.publish_message(m.conversation_id, service.id, json).await;
+    }
+}
+
+/// Records what the providers answered: every answer waiting is written in one transaction (the
+/// accepted sends in one statement), so a busy sender costs the database a few statements per
+/// batch of answers instead of a transaction per message. Each sender waits for its answer's
+/// commit before the conversation's next message goes out.
+#[derive(Clone)]
+struct Recorder {
+    tx: tokio::sync::mpsc::UnboundedSender<Answer>,
+}
+
+struct Answer {
+    id: schema::MessageId,
+    attempts: i32,
+    result: SendResult,
+    reply: tokio::sync::oneshot::Sender<Option<Message>>,
+}
+
+/// Most answers written in one transaction.
+const RECORD_BATCH: usize = 256;
+
+impl Recorder {
+    fn spawn(state: AppState) -> Recorder {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Answer>();
+        actix_web::rt::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut answers = vec![first];
+                while answers.len() < RECORD_BATCH {
+                    match rx.try_recv() {
+                        Ok(a) => answers.push(a),
+                        Err(_) => break,
+                    }
+                }
+                let (work, replies): (Vec<_>, Vec<_>) =
+                    answers.into_iter().map(|a| ((a.id, a.attempts, a.result), (a.id, a.reply))).unzip();
+                let pool = state.pool.clone();
+                let written = actix_web::web::block(move || -> Result<Vec<Message>, schema::StoreError> {
+                    let mut c = pool.get()?;
+                    c.transaction(|c| write_answers(c, work, Utc::now()))
+                })
+                .await;
+                let mut changed: std::collections::HashMap<schema::MessageId, Message> = match written {
+                    Ok(Ok(changed)) => changed.into_iter().map(|m| (m.id, m)).collect(),
+                    // Not recorded: the lease runs out and the message is sent again.
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "recording outbound answers");
+                        Default::default()
+                    }
+                    Err(_) => Default::default(),
+                };
+                for (id, reply) in replies {
+                    let _ = reply.send(changed.remove(&id));
+                }
             }
-            SendResult::Retry(why) if attempts >= MAX_ATTEMPTS => store::advance_message_status(
-                &mut c,
+        });
+        Recorder { tx }
+    }
+
+    /// Records one answer; the message as changed when its status moved.
+    async fn record(&self, id: schema::MessageId, attempts: i32, result: SendResult) -> Option<Message> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx.send(Answer { id, attempts, result, reply }).ok()?;
+        answer.await.ok().flatten()
+    }
+}
+
+/// Writes a batch of answers (inside a transaction); the messages whose status moved.
+fn write_answers(
+    c: &mut schema::PgConnection,
+    answers: Vec<(schema::MessageId, i32, SendResult)>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Message>, schema::StoreError> {
+    let mut sent = Vec::new();
+    let mut changed = Vec::new();
+    for (id, attempts, result) in answers {
+        match result {
+            SendResult::Sent(provider_id) => sent.push((id, provider_id)),
+            SendResult::Refused(code, message) => {
+                changed.extend(store::advance_message_status(c, id, MessageStatus::Failed, now, Some((code, message)))?)
+            }
+            SendResult::Retry(why) if attempts >= MAX_ATTEMPTS => changed.extend(store::advance_message_status(
+                c,
                 id,
                 MessageStatus::Failed,
                 now,
                 Some(("gave_up".into(), format!("no answer from the provider after {attempts} attempts: {why}"))),
-            ),
+            )?),
             SendResult::Retry(_) => {
                 let backoff = chrono::Duration::seconds(1i64 << attempts.clamp(0, 8));
-                store::retry_at(&mut c, id, now + backoff)?;
-                Ok(None)
+                store::retry_at(c, id, now + backoff)?;
             }
-            SendResult::AwaitingCustomer => {
-                // The widget's resume marks it sent; looked at again hourly meanwhile.
-                store::retry_at(&mut c, id, now + chrono::Duration::hours(1))?;
-                Ok(None)
-            }
-            SendResult::Unsupported => {
-                // This channel has no sender in this version: looked at again hourly, so an
-                // upgrade that adds it sends what waited.
-                store::retry_at(&mut c, id, now + chrono::Duration::hours(1))?;
-                Ok(None)
+            // Webchat: the widget's resume marks it sent; looked at again hourly meanwhile.
+            // Unsupported: this channel has no sender in this version: looked at again hourly, so
+            // an upgrade that adds it sends what waited.
+            SendResult::AwaitingCustomer | SendResult::Unsupported => {
+                store::retry_at(c, id, now + chrono::Duration::hours(1))?;
             }
         }
-    })
-    .await;
-    if let Ok(Ok(Some(m))) = changed
-        && let Ok(json) = crate::api::messages::message_json(state, m).await
-    {
-        state.engine.publish_message(conversation, service.id, json).await;
     }
+    changed.extend(store::mark_many_sent(c, &sent, now)?);
+    Ok(changed)
 }
 
 /// Records that one file went out as the provider's message `provider_id` (a retry skips it).

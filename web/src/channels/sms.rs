@@ -63,9 +63,10 @@ pub async fn receive(
         serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::bad_request("invalid_form", e.to_string()))?;
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let to = get("To").ok_or_else(|| ApiError::bad_request("invalid_payload", "To is required"))?.trim().to_owned();
-    let lookup = to.clone();
-    let service = db(&state, move |c| store::service_by_provider_key(c, Channel::Sms, &lookup))
+    let service = crate::directory::services_by_keys(&state, Channel::Sms, std::slice::from_ref(&to))
         .await?
+        .into_iter()
+        .next()
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_number", "no SMS service has this To number"))?;
     let token = service.provider.get("auth_token").and_then(Value::as_str).unwrap_or("");
     let url = service.provider.get("webhook_url").and_then(Value::as_str).unwrap_or("");

@@ -10,7 +10,7 @@ use schema::models::Service;
 use schema::{Channel, MessageKind, ServiceId};
 use serde_json::{Value, json};
 
-use crate::api::agent::{db, parse_id};
+use crate::api::agent::parse_id;
 use crate::api::error::ApiError;
 use crate::state::AppState;
 
@@ -28,13 +28,10 @@ pub async fn receive(
     let service_id: ServiceId = parse_id(&path, "service id")?;
     let secret = req.headers().get("X-Telegram-Bot-Api-Secret-Token").and_then(|v| v.to_str().ok()).map(str::to_owned);
     // Not found is 404; the database being down is 503, so Telegram retries.
-    let service = db(&state, move |c| match Service::find(c, service_id) {
-        Err(schema::StoreError::NotFound) => Ok(None),
-        found => found.map(Some),
-    })
-    .await?
-    .filter(|s| s.channel == Channel::Telegram)
-    .ok_or_else(|| ApiError::not_found("Telegram service"))?;
+    let service = crate::directory::service(&state, service_id)
+        .await?
+        .filter(|s| s.channel == Channel::Telegram)
+        .ok_or_else(|| ApiError::not_found("Telegram service"))?;
     let expected = service.provider.get("secret_token").and_then(Value::as_str).unwrap_or("");
     let Some(secret) = secret else {
         return Err(ApiError::new(

@@ -225,9 +225,10 @@ pub async fn start_whatsapp(
         })
     })
     .await?;
+    let id = stored.id;
     let json = crate::api::messages::message_json(&state, stored).await?;
     state.engine.publish_message(conversation, service_id, json.clone()).await;
-    state.outbox.wake();
+    state.outbox.ready(id);
     Ok(HttpResponse::Created().json(json!({"conversation_id": conversation, "assigned": assigned, "message": json})))
 }
 

@@ -80,17 +80,7 @@ pub async fn receive(
             ids.push(id.to_owned());
         }
     }
-    let lookup = ids.clone();
-    let services: Vec<Service> = db(&state, move |c| {
-        let mut found = Vec::new();
-        for id in &lookup {
-            if let Some(s) = store::service_by_provider_key(c, Channel::Whatsapp, id)? {
-                found.push(s);
-            }
-        }
-        Ok(found)
-    })
-    .await?;
+    let services: Vec<Service> = crate::directory::services_by_keys(&state, Channel::Whatsapp, &ids).await?;
     if services.is_empty() {
         // Nothing this installation serves, so nothing to verify it against.
         return Err(ApiError::new(

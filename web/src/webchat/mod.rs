@@ -43,11 +43,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// unknown or inactive one or one of another channel).
 pub async fn webchat_service(state: &AppState, raw: &str) -> Result<Service, ApiError> {
     let id: ServiceId = parse_id(raw, "service id")?;
-    match db(state, move |c| Service::find(c, id)).await {
-        Ok(s) if s.channel == Channel::Webchat && s.active => Ok(s),
-        Ok(_) => Err(ApiError::not_found("webchat service")),
-        Err(e) if e.status == StatusCode::NOT_FOUND => Err(ApiError::not_found("webchat service")),
-        Err(e) => Err(e),
+    match crate::directory::service(state, id).await? {
+        Some(s) if s.channel == Channel::Webchat && s.active => Ok(s),
+        _ => Err(ApiError::not_found("webchat service")),
     }
 }
 

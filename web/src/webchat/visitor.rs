@@ -7,7 +7,7 @@ use chrono::Utc;
 use engine::NewConversation;
 use engine::ingest::{InboundMessage, Ingested};
 use rand::RngCore;
-use schema::models::{Conversation, Message, Service, Visitor};
+use schema::models::{Attachment, Conversation, Message, Service, Visitor};
 use schema::{
     AttachmentId, Channel, ConversationId, MessageDirection, MessageId, MessageKind, MessageStatus, VisitorId, store,
 };
@@ -238,14 +238,19 @@ pub async fn message(
     };
     // Linking is idempotent, so a replay after a crash between the two commits completes it.
     let (message_id, conversation) = (stored.id, stored.conversation_id);
-    let files = db(state, move |c| {
-        if !ids.is_empty() {
-            store::link_uploads(c, visitor, &ids, message_id, conversation)?;
-        }
-        store::attachments_of(c, message_id)
-    })
-    .await
-    .map_err(refusal)?;
+    // A new message without uploads has no files: no trip to the database for them.
+    let files = if ids.is_empty() && new {
+        Vec::new()
+    } else {
+        db(state, move |c| {
+            if !ids.is_empty() {
+                store::link_uploads(c, visitor, &ids, message_id, conversation)?;
+            }
+            store::attachments_of(c, message_id)
+        })
+        .await
+        .map_err(refusal)?
+    };
     if new {
         let json = crate::api::messages::message_value(&stored, &files);
         state.engine.publish_message(conversation, service, json).await;
@@ -296,15 +301,11 @@ pub async fn receipt(
 /// The outbound sender's webchat channel: pushes an agent's message to its visitor's sockets.
 /// `Sent` when at least one got it; otherwise it waits as `pending` (the visitor's next resume
 /// replays it and marks it sent).
-pub async fn send(state: &AppState, address: &str, m: &Message) -> SendResult {
+pub async fn send(state: &AppState, address: &str, m: &Message, files: &[Attachment]) -> SendResult {
     let Ok(visitor) = address.parse::<VisitorId>() else {
         return SendResult::Refused("invalid_address".into(), "this conversation has no webchat visitor".into());
     };
-    let id = m.id;
-    let Ok(files) = db(state, move |c| store::attachments_of(c, id)).await else {
-        return SendResult::Retry("the database is unavailable".into());
-    };
-    let frame = ServerFrame::Message { message: ChatMessage::from_row(m, &files) };
+    let frame = ServerFrame::Message { message: ChatMessage::from_row(m, files) };
     if state.webchat.deliver(visitor, frame, None).await > 0 {
         SendResult::Sent(format!("webchat:{}", m.id))
     } else {

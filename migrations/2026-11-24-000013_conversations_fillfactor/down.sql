@@ -1,0 +1,1 @@
+ALTER TABLE conversations RESET (fillfactor);

@@ -1,0 +1,152 @@
+//! Set-based reads and writes of the outbound sender: what a claimed batch needs loaded in a
+//! handful of statements, and the sends the providers accepted marked in one.
+//!
+//! [`claim_outbox`]: crate::store::claim_outbox
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use crate::StoreResult;
+use crate::ids::{ConversationId, MessageId, ServiceId};
+use crate::models::{Attachment, Conversation, Message, Service};
+use crate::schema::{attachment_contents, attachments, conversations, services};
+
+/// What the sender needs to send a claimed batch: its conversations, their services, the
+/// customer's last message per (service, address) (the reply windows of C7) and the messages'
+/// files with their bytes, in their order.
+#[derive(Debug, Default)]
+pub struct OutboxContext {
+    pub conversations: HashMap<ConversationId, Conversation>,
+    pub services: HashMap<ServiceId, Service>,
+    pub last_customer_at: HashMap<(ServiceId, String), DateTime<Utc>>,
+    pub files: HashMap<MessageId, Vec<(Attachment, Vec<u8>)>>,
+}
+
+#[derive(QueryableByName)]
+struct LastCustomer {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    service_id: ServiceId,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    customer_address: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    at: DateTime<Utc>,
+}
+
+/// Loads the context of a batch: four statements whatever its size.
+pub fn outbox_context(conn: &mut PgConnection, batch: &[Message]) -> StoreResult<OutboxContext> {
+    use diesel::sql_types::{Array, Text, Uuid};
+    if batch.is_empty() {
+        return Ok(OutboxContext::default());
+    }
+    let conversation_ids: Vec<ConversationId> = batch.iter().map(|m| m.conversation_id).collect();
+    let conversations: HashMap<ConversationId, Conversation> = conversations::table
+        .filter(conversations::id.eq_any(&conversation_ids))
+        .select(Conversation::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    let mut service_ids: Vec<ServiceId> = conversations.values().map(|c| c.service_id).collect();
+    service_ids.sort();
+    service_ids.dedup();
+    let services = services::table
+        .filter(services::id.eq_any(&service_ids))
+        .select(Service::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let mut keys: Vec<(ServiceId, &str)> =
+        conversations.values().map(|c| (c.service_id, c.customer_address.as_str())).collect();
+    keys.sort();
+    keys.dedup();
+    let (key_services, key_addresses): (Vec<ServiceId>, Vec<&str>) = keys.into_iter().unzip();
+    let last_customer_at = diesel::sql_query(
+        "SELECT k.service_id, k.customer_address, max(c.last_customer_message_at) AS at
+           FROM unnest($1::uuid[], $2::text[]) AS k(service_id, customer_address)
+           JOIN conversations c ON c.service_id = k.service_id AND c.customer_address = k.customer_address
+          WHERE c.last_customer_message_at IS NOT NULL
+          GROUP BY k.service_id, k.customer_address",
+    )
+    .bind::<Array<Uuid>, _>(key_services)
+    .bind::<Array<Text>, _>(key_addresses)
+    .load::<LastCustomer>(conn)?
+    .into_iter()
+    .map(|r| ((r.service_id, r.customer_address), r.at))
+    .collect();
+    let message_ids: Vec<MessageId> = batch.iter().map(|m| m.id).collect();
+    let mut files: HashMap<MessageId, Vec<(Attachment, Vec<u8>)>> = HashMap::new();
+    let loaded: Vec<(Attachment, Vec<u8>)> = attachments::table
+        .inner_join(attachment_contents::table)
+        .filter(attachments::message_id.eq_any(&message_ids))
+        .order((attachments::created_at.asc(), attachments::id.asc()))
+        .select((Attachment::as_select(), attachment_contents::data))
+        .load(conn)?;
+    for (a, data) in loaded {
+        if let Some(m) = a.message_id {
+            files.entry(m).or_default().push((a, data));
+        }
+    }
+    Ok(OutboxContext { conversations, services, last_customer_at, files })
+}
+
+/// Marks these messages `sent` with the provider's id each, in one statement; a message whose
+/// status has already moved past `sent` (a delivery receipt that overtook the answer) keeps
+/// its status but gets its provider id. Returns the messages whose status changed.
+pub fn mark_many_sent(
+    conn: &mut PgConnection,
+    sent: &[(MessageId, String)],
+    at: DateTime<Utc>,
+) -> StoreResult<Vec<Message>> {
+    use chrono::SubsecRound;
+    use diesel::sql_types::{Array, Text, Timestamptz, Uuid};
+    if sent.is_empty() {
+        return Ok(Vec::new());
+    }
+    // As stored (microseconds), so that the rows this statement moved are known by it.
+    let at = at.trunc_subsecs(6);
+    let (ids, provider_ids): (Vec<MessageId>, Vec<&str>) = sent.iter().map(|(id, p)| (*id, p.as_str())).unzip();
+    // Status ranks as in `advance_message_status`: `sent` is progress only from `pending`.
+    Ok(diesel::sql_query(
+        "UPDATE messages m
+            SET provider_message_id = v.provider_message_id,
+                status = CASE WHEN m.status = 'pending' THEN 'sent' ELSE m.status END,
+                sent_at = CASE WHEN m.status = 'pending' THEN $3 ELSE m.sent_at END
+           FROM unnest($1::uuid[], $2::text[]) AS v(id, provider_message_id)
+          WHERE m.id = v.id
+      RETURNING m.*",
+    )
+    .bind::<Array<Uuid>, _>(ids)
+    .bind::<Array<Text>, _>(provider_ids)
+    .bind::<Timestamptz, _>(at)
+    .load::<Message>(conn)?
+    .into_iter()
+    .filter(|m| m.sent_at == Some(at))
+    .collect())
+}
+
+/// Claims these outbound messages for one attempt (a lease until `now + lease`) if they are
+/// still pending and due: by primary key, for the messages the sender was handed as they were
+/// stored (the scan of [`claim_outbox`] finds the rest).
+pub fn claim_outbox_ids(
+    conn: &mut PgConnection,
+    ids: &[MessageId],
+    now: DateTime<Utc>,
+    lease: chrono::Duration,
+) -> StoreResult<Vec<Message>> {
+    use diesel::sql_types::{Array, Timestamptz, Uuid};
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(diesel::sql_query(
+        "UPDATE messages SET attempts = attempts + 1, next_attempt_at = $3
+          WHERE id = ANY($1) AND status = 'pending' AND direction = 'out' AND next_attempt_at <= $2
+          RETURNING *",
+    )
+    .bind::<Array<Uuid>, _>(ids)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Timestamptz, _>(now + lease)
+    .load::<Message>(conn)?)
+}
