@@ -1,9 +1,10 @@
 //! The ingest writer: group commit of customer messages (C3, C4). Concurrent [`Engine::ingest`]
 //! calls hand their message to a few writer threads; the one whose turn it is takes every message
-//! waiting and stores them in one transaction with a handful of set-based statements: the provider ids already
-//! stored, the open conversations of the addresses, one INSERT of the conversations to open, one
-//! INSERT … ON CONFLICT DO NOTHING of the messages, one UPDATE of the conversations' last customer
-//! message. Each caller is answered only after that commit.
+//! waiting and stores them in one transaction with a handful of set-based statements: the open
+//! conversations of the addresses, one INSERT of the conversations to open (when there are any),
+//! one INSERT … ON CONFLICT DO NOTHING of the messages (a replay of a message stored before is
+//! the row it does not insert), one UPDATE of the conversations' last customer message. Each
+//! caller is answered only after that commit.
 //!
 //! The semantics are those of [`store_inbound_with`], which stays the path of a message the
 //! batch cannot take: a replay (in the batch or stored before) stores nothing; the first messages
@@ -147,7 +148,7 @@ struct Target {
 
 /// Stores every message of the batch (call inside a transaction); one outcome per request.
 fn store_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Vec<Outcome>, StoreError> {
-    // Replays: of an earlier message of the batch, or of one stored before.
+    // Replays of an earlier message of the batch.
     let mut first_of: HashMap<Address, usize> = HashMap::new();
     let mut live: Vec<usize> = Vec::with_capacity(batch.len());
     for (i, r) in batch.iter().enumerate() {
@@ -161,12 +162,9 @@ fn store_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Vec<Outcome>, 
             None => live.push(i),
         }
     }
-    let keys: Vec<Address> = first_of.into_keys().collect();
-    let stored_before = store::stored_provider_ids(c, &keys)?;
-    live.retain(|&i| {
-        let m = &batch[i].inbound;
-        m.provider_message_id.as_ref().is_none_or(|id| !stored_before.contains(&(m.service, id.clone())))
-    });
+    // A replay of a message stored before is not looked for here: its INSERT below does nothing
+    // and its caller hears `Duplicate`. The conversation it would open (when the one it was
+    // stored in has ended since) stores no message and goes away with the others that store none.
 
     // The conversation of each address: the open one, else one opened now by its first message.
     let mut addresses: Vec<Address> = Vec::new();

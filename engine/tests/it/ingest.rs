@@ -109,3 +109,32 @@ async fn many_messages_at_once_are_stored_once_each_with_one_conversation_per_ad
     let total: i64 = schema::schema::messages::table.count().get_result(&mut conn).unwrap();
     assert_eq!(total, 120);
 }
+
+#[actix_rt::test]
+async fn a_replay_after_the_conversation_ended_stores_nothing_and_opens_nothing() {
+    let world = World::new();
+    let service = world.service("WA", Channel::Whatsapp, |_| {});
+    let ana = world.agent("ana", &[service], None);
+    let engine = world.engine().await;
+    engine.set_presence(ana, engine::PresenceRequest::Available).await.unwrap();
+    let Ingested::Stored { conversation, .. } = engine.ingest(inbound(service, 1, 0)).await.unwrap().0 else {
+        panic!("the first delivery is stored");
+    };
+    assert_eq!(engine.conversation(conversation).await.unwrap().owner, Some(ana));
+    engine.conclude(engine::By::Agent(ana), conversation, None).await.expect("ana concludes it");
+
+    // The provider delivers the same message again (alone, then with a new one of the customer).
+    assert_eq!(engine.ingest(inbound(service, 1, 0)).await.unwrap().0, Ingested::Duplicate);
+    let outcomes = all_at_once(&engine, vec![inbound(service, 1, 0), inbound(service, 1, 1)]).await;
+    assert_eq!(outcomes[0], Ingested::Duplicate);
+    let Ingested::Stored { conversation: second, opened: true, .. } = outcomes[1] else {
+        panic!("the new message opens a new conversation: {:?}", outcomes[1]);
+    };
+    assert_ne!(second, conversation);
+
+    let mut conn = world.db.conn();
+    let conversations: i64 = schema::schema::conversations::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(conversations, 2, "the ended one and the one the new message opened, no other");
+    let messages: i64 = schema::schema::messages::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(messages, 2);
+}

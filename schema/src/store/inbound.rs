@@ -1,8 +1,6 @@
 //! Set-based writes of the ingest's group commit: many customer messages stored with a handful of
 //! statements in one transaction (the engine's ingest writer), instead of a transaction each.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
@@ -11,40 +9,6 @@ use crate::ids::{ConversationId, ServiceId};
 use crate::models::{Conversation, Message};
 use crate::schema::{conversations, messages};
 use crate::types::ConversationState;
-
-#[derive(QueryableByName)]
-struct Stored {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    service_id: ServiceId,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    provider_message_id: String,
-}
-
-/// Which of these (service, provider message id) pairs are stored already (C3): one query, an
-/// index lookup per pair (`messages_provider_id_key`).
-pub fn stored_provider_ids(
-    conn: &mut PgConnection,
-    keys: &[(ServiceId, String)],
-) -> StoreResult<HashSet<(ServiceId, String)>> {
-    use diesel::sql_types::{Array, Text, Uuid};
-    if keys.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let services: Vec<ServiceId> = keys.iter().map(|(s, _)| *s).collect();
-    let ids: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
-    // A join on the pairs, not `service_id = ANY(…) AND provider_message_id = ANY(…)`: with one
-    // service that would read every message of the service.
-    let found = diesel::sql_query(
-        "SELECT m.service_id, m.provider_message_id
-           FROM unnest($1::uuid[], $2::text[]) AS k(service_id, provider_message_id)
-           JOIN messages m ON m.service_id = k.service_id AND m.provider_message_id = k.provider_message_id
-          WHERE m.provider_message_id IS NOT NULL",
-    )
-    .bind::<Array<Uuid>, _>(services)
-    .bind::<Array<Text>, _>(ids)
-    .load::<Stored>(conn)?;
-    Ok(found.into_iter().map(|r| (r.service_id, r.provider_message_id)).collect())
-}
 
 /// The open conversations of these (service, customer address) pairs: one query, an index
 /// lookup per pair.

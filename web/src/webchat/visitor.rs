@@ -181,29 +181,40 @@ pub async fn message(
     let ids: Vec<AttachmentId> = attachment_ids.iter().filter_map(|a| a.parse().ok()).collect();
     let (pid, wanted, has_text) = (provider_id.clone(), ids.clone(), text.is_some());
     // A replay is answered with the stored message; a new message's files are checked first.
-    let checked = db(state, move |c| {
-        if let Some(m) = store::message_by_provider_id(c, service, &pid)? {
-            return Ok(Ok(Check::Replay(Box::new(m))));
-        }
-        let files = store::uploads_of_visitor(c, visitor, &wanted)?;
-        if files.len() != wanted.len() || files.iter().any(|f| f.message_id.is_some()) {
-            return Ok(Err(FrameError::new("invalid_attachment", "attach files you uploaded and have not sent yet")));
-        }
-        if let Some(f) = files.iter().find(|f| {
-            usize::try_from(f.size_bytes).unwrap_or(usize::MAX)
-                > crate::api::messages::channel_limit(Channel::Webchat, &f.content_type)
-        }) {
-            return Ok(Err(FrameError::new("attachment_not_allowed", format!("{} is too large for the chat", f.name))));
-        }
-        let kind = match (&has_text, files.as_slice()) {
-            (true, _) | (false, []) => MessageKind::Text,
-            (false, [one]) => kind_of(&one.content_type),
-            (false, _) => MessageKind::Document,
-        };
-        Ok(Ok(Check::New(kind)))
-    })
-    .await
-    .map_err(refusal)??;
+    // Without files there is nothing to check: the ingest itself tells a replay (a duplicate).
+    let checked = if wanted.is_empty() {
+        Check::New(MessageKind::Text)
+    } else {
+        db(state, move |c| {
+            if let Some(m) = store::message_by_provider_id(c, service, &pid)? {
+                return Ok(Ok(Check::Replay(Box::new(m))));
+            }
+            let files = store::uploads_of_visitor(c, visitor, &wanted)?;
+            if files.len() != wanted.len() || files.iter().any(|f| f.message_id.is_some()) {
+                return Ok(Err(FrameError::new(
+                    "invalid_attachment",
+                    "attach files you uploaded and have not sent yet",
+                )));
+            }
+            if let Some(f) = files.iter().find(|f| {
+                usize::try_from(f.size_bytes).unwrap_or(usize::MAX)
+                    > crate::api::messages::channel_limit(Channel::Webchat, &f.content_type)
+            }) {
+                return Ok(Err(FrameError::new(
+                    "attachment_not_allowed",
+                    format!("{} is too large for the chat", f.name),
+                )));
+            }
+            let kind = match (&has_text, files.as_slice()) {
+                (true, _) | (false, []) => MessageKind::Text,
+                (false, [one]) => kind_of(&one.content_type),
+                (false, _) => MessageKind::Document,
+            };
+            Ok(Ok(Check::New(kind)))
+        })
+        .await
+        .map_err(refusal)??
+    };
     let (stored, new) = match checked {
         Check::Replay(existing) => (*existing, false),
         Check::New(kind) => {
