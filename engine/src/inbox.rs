@@ -3,8 +3,9 @@
 //! waiting and stores them in one transaction with a handful of set-based statements: the open
 //! conversations of the addresses, one INSERT of the conversations to open (when there are any),
 //! one INSERT … ON CONFLICT DO NOTHING of the messages (a replay of a message stored before is
-//! the row it does not insert), one UPDATE of the conversations' last customer message. Each
-//! caller is answered only after that commit.
+//! the row it does not insert; a trigger sets the conversations' last customer message). A batch
+//! that opens no conversation is that one INSERT, with no transaction around it. Each caller is
+//! answered only after the commit.
 //!
 //! The semantics are those of [`store_inbound_with`], which stays the path of a message the
 //! batch cannot take: a replay (in the batch or stored before) stores nothing; the first messages
@@ -114,7 +115,16 @@ fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Request>>>) {
 /// Stores a batch in one transaction; when the database refuses it (not merely unreachable),
 /// each message again in a transaction of its own.
 fn write(pool: &PgPool, batch: &[Request]) -> Vec<Result<Outcome, StoreError>> {
-    let attempt = pool.get().map_err(StoreError::from).and_then(|mut conn| conn.transaction(|c| store_batch(c, batch)));
+    let attempt = pool.get().map_err(StoreError::from).and_then(|mut conn| {
+        let plan = plan_batch(&mut conn, batch)?;
+        // Messages of open conversations only: one INSERT, atomic on its own (a trigger keeps
+        // the conversations' last customer message), no transaction to open and commit.
+        if plan.rows.is_empty() && !batch.iter().any(|r| r.extras.stores_more()) {
+            store_batch(&mut conn, batch, plan)
+        } else {
+            conn.transaction(|c| store_batch(c, batch, plan))
+        }
+    });
     match attempt {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(StoreError::Unavailable(why)) => batch.iter().map(|_| Err(StoreError::Unavailable(why.clone()))).collect(),
@@ -146,8 +156,16 @@ struct Target {
     new: bool,
 }
 
-/// Stores every message of the batch (call inside a transaction); one outcome per request.
-fn store_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Vec<Outcome>, StoreError> {
+/// What a batch will store: the messages that are not replays within the batch, the open
+/// conversation of each address, and the conversations to open.
+struct Plan {
+    live: Vec<usize>,
+    targets: HashMap<Address, Target>,
+    rows: Vec<Conversation>,
+}
+
+/// Reads what the batch needs (outside any transaction: read committed would see the same).
+fn plan_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Plan, StoreError> {
     // Replays of an earlier message of the batch.
     let mut first_of: HashMap<Address, usize> = HashMap::new();
     let mut live: Vec<usize> = Vec::with_capacity(batch.len());
@@ -175,7 +193,7 @@ fn store_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Vec<Outcome>, 
             addresses.push(key);
         }
     }
-    let mut targets: HashMap<Address, Target> = store::open_conversations_for(c, &addresses)?
+    let targets: HashMap<Address, Target> = store::open_conversations_for(c, &addresses)?
         .into_iter()
         .map(|conv| ((conv.service_id, conv.customer_address.clone()), Target { conversation: conv, new: false }))
         .collect();
@@ -196,6 +214,13 @@ fn store_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Vec<Outcome>, 
     // In key order, so that two writers inserting the same keys wait for each other instead of
     // deadlocking.
     rows.sort_by_key(address_of_row);
+    Ok(Plan { live, targets, rows })
+}
+
+/// Stores every message of the batch as planned (inside a transaction when it opens
+/// conversations or stores more than messages); one outcome per request.
+fn store_batch(c: &mut PgConnection, batch: &[Request], plan: Plan) -> Result<Vec<Outcome>, StoreError> {
+    let Plan { live, mut targets, rows } = plan;
     // One INSERT; when another writer opened one of them meanwhile (its own savepoint refused),
     // row by row, joining the conversation that won.
     let inserted =
@@ -253,7 +278,6 @@ fn store_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Vec<Outcome>, 
     // Who opened each new conversation: its first message stored (a new conversation none of
     // whose messages was stored goes away, as the single-message path rolls it back).
     let mut opener: HashMap<ConversationId, usize> = HashMap::new();
-    let mut last_at: HashMap<ConversationId, DateTime<Utc>> = HashMap::new();
     let mut stored: Vec<Option<Message>> = (0..batch.len()).map(|_| None).collect();
     for (k, &i) in live.iter().enumerate() {
         let Some(message) = inserted.remove(&messages[k].id) else { continue };
@@ -261,17 +285,12 @@ fn store_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Vec<Outcome>, 
         if targets[&address_of(&batch[i].inbound)].new {
             opener.entry(conversation).or_insert(i);
         }
-        let at = last_at.entry(conversation).or_insert(batch[i].now);
-        *at = (*at).max(batch[i].now);
         batch[i].extras.stored(c, &message)?;
         stored[i] = Some(message);
     }
     for target in targets.values().filter(|t| t.new && !opener.contains_key(&t.conversation.id)) {
         store::delete_unseen_conversation(c, target.conversation.id)?;
     }
-    let mut changes: Vec<(ConversationId, DateTime<Utc>)> = last_at.into_iter().collect();
-    changes.sort();
-    store::set_last_customer_messages(c, &changes)?;
 
     Ok(batch
         .iter()

@@ -61,6 +61,11 @@ pub trait IngestExtras: Send + Sync {
     fn stored(&self, _conn: &mut PgConnection, _message: &Message) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Whether [`IngestExtras::stored`] writes anything (then the message is stored inside a
+    /// transaction with it).
+    fn stores_more(&self) -> bool {
+        false
+    }
 }
 
 /// Nothing besides the message.

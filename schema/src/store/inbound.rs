@@ -1,11 +1,10 @@
 //! Set-based writes of the ingest's group commit: many customer messages stored with a handful of
 //! statements in one transaction (the engine's ingest writer), instead of a transaction each.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::StoreResult;
-use crate::ids::{ConversationId, ServiceId};
+use crate::ids::ServiceId;
 use crate::models::{Conversation, Message};
 use crate::schema::{conversations, messages};
 use crate::types::ConversationState;
@@ -58,26 +57,4 @@ pub fn insert_messages_once(conn: &mut PgConnection, rows: &[Message]) -> StoreR
         .do_nothing()
         .returning(Message::as_returning())
         .get_results(conn)?)
-}
-
-/// Sets `last_customer_message_at` of many conversations in one statement.
-pub fn set_last_customer_messages(
-    conn: &mut PgConnection,
-    changes: &[(ConversationId, DateTime<Utc>)],
-) -> StoreResult<()> {
-    use diesel::sql_types::{Array, Timestamptz, Uuid};
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<ConversationId> = changes.iter().map(|(id, _)| *id).collect();
-    let ats: Vec<DateTime<Utc>> = changes.iter().map(|(_, at)| *at).collect();
-    diesel::sql_query(
-        "UPDATE conversations c SET last_customer_message_at = v.at
-           FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, at)
-          WHERE c.id = v.id",
-    )
-    .bind::<Array<Uuid>, _>(ids)
-    .bind::<Array<Timestamptz>, _>(ats)
-    .execute(conn)?;
-    Ok(())
 }

@@ -204,6 +204,10 @@ impl IngestExtras for EmailExtras {
         m.email_html = self.mail.html.clone();
     }
 
+    fn stores_more(&self) -> bool {
+        !self.files.is_empty()
+    }
+
     fn stored(&self, c: &mut PgConnection, m: &Message) -> Result<(), StoreError> {
         let now = Utc::now();
         for f in &self.files {
