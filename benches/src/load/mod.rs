@@ -703,6 +703,15 @@ async fn drive(
     while Instant::now() < drain_until && (stats.unseen_acked() > 0 || stats.replies_missing() > 0) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let missing = stats.missing_replies(10);
+    if !missing.is_empty() {
+        // Their tags, to look them up in the database (`--keep-db`): `body LIKE '%[rp:N]%'`.
+        let tags: Vec<String> = missing
+            .iter()
+            .map(|(n, age)| format!("{} ({:.1} s ago)", stats::reply_tag(*n), age.as_secs_f64()))
+            .collect();
+        eprintln!("replies the provider has not received (first {}): {}", tags.len(), tags.join(", "));
+    }
     if let Some(r) = restart.as_mut() {
         // Every customer has been silent since the load ended: once the inactivity time has
         // passed (plus a margin), each conversation an agent holds must have gone inactive —

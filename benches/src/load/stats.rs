@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -264,6 +264,16 @@ impl Stats {
     /// A reply that was refused: the provider will never see it.
     pub fn forget_reply(&self, n: u64) {
         self.replies.lock().unwrap_or_else(|e| e.into_inner()).remove(&n);
+    }
+
+    /// Up to `limit` replies the provider has not received, oldest first, with how long ago
+    /// they were sent.
+    pub fn missing_replies(&self, limit: usize) -> Vec<(u64, Duration)> {
+        let replies = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+        let mut missing: Vec<(u64, Duration)> = replies.iter().map(|(n, at)| (*n, at.elapsed())).collect();
+        missing.sort_by_key(|(_, age)| std::cmp::Reverse(*age));
+        missing.truncate(limit);
+        missing
     }
 
     /// Replies sent by agents that the provider has not received.
