@@ -321,3 +321,44 @@ fn agent_by_login_ignores_case() {
     assert_eq!(store::agent_by_login(&mut conn, "ana").expect("lookup"), None);
     assert_eq!(store::agent_by_login(&mut conn, "ana.souza ").expect("lookup"), None);
 }
+
+#[test]
+fn a_conversation_follows_its_last_customer_and_agent_messages_forward_only() {
+    use schema::models::{Conversation, Message};
+    let db = schema::testing::TestDb::new();
+    let mut conn = db.conn();
+    let agent = crate::fixtures::insert_agent(&mut conn);
+    let service = crate::fixtures::insert_service(&mut conn, schema::Channel::Whatsapp);
+    let conversation = crate::fixtures::queued_conversation(&service, "5511912345678");
+    let conversation = Conversation { last_customer_message_at: None, ..conversation }.insert(&mut conn).unwrap();
+    let times = |conn: &mut diesel::PgConnection| {
+        let c = Conversation::find(conn, conversation.id).unwrap();
+        (c.last_customer_message_at, c.last_agent_message_at)
+    };
+    let inbound = |id: &str, seconds: i64| Message {
+        created_at: crate::fixtures::at(seconds),
+        ..crate::fixtures::inbound_message(&conversation, id)
+    };
+    let from_agent = |seconds: i64, agent: Option<schema::AgentId>| Message {
+        created_at: crate::fixtures::at(seconds),
+        sender_agent_id: agent,
+        ..crate::fixtures::outbound_message(&conversation)
+    };
+    let at = |s| Some(crate::fixtures::at(s));
+
+    // Two customer messages in one statement (the ingest's batch): the later one counts.
+    schema::store::insert_messages_once(&mut conn, &[inbound("wamid.1", 30), inbound("wamid.2", 40)]).unwrap();
+    assert_eq!(times(&mut conn), (at(40), None));
+    // An earlier one arriving late does not move it back.
+    inbound("wamid.3", 35).insert(&mut conn).unwrap();
+    assert_eq!(times(&mut conn), (at(40), None));
+    // An agent's message sets the last agent message; a system message (no agent) does not.
+    from_agent(50, Some(agent.id)).insert(&mut conn).unwrap();
+    assert_eq!(times(&mut conn), (at(40), at(50)));
+    from_agent(60, None).insert(&mut conn).unwrap();
+    assert_eq!(times(&mut conn), (at(40), at(50)));
+    from_agent(45, Some(agent.id)).insert(&mut conn).unwrap();
+    assert_eq!(times(&mut conn), (at(40), at(50)));
+    inbound("wamid.4", 70).insert(&mut conn).unwrap();
+    assert_eq!(times(&mut conn), (at(70), at(50)));
+}

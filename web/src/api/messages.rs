@@ -7,7 +7,7 @@ use actix_multipart::Multipart;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use schema::models::{Attachment, AttachmentContent, ConversationChangeset, Message};
+use schema::models::{Attachment, AttachmentContent, Message};
 use schema::{
     AttachmentId, Channel, Connection, ConversationId, ConversationState, MessageDirection, MessageKind, MessageStatus,
     store,
@@ -238,11 +238,7 @@ pub async fn send_message(
                 store::link_attachment(c, f.id, m.id, id)?;
                 (f.message_id, f.conversation_id) = (Some(m.id), Some(id));
             }
-            store::update_conversation(
-                c,
-                id,
-                &ConversationChangeset { last_agent_message_at: Some(Some(now)), ..Default::default() },
-            )?;
+            // The conversation's last agent message follows by the messages' trigger.
             Ok(Ok((m, files)))
         })
     })
