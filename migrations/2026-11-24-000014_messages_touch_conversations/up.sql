@@ -2,30 +2,27 @@
 -- and last agent message follow its messages in the statement that inserts them: the ingest's
 -- group commit stores a batch of customer messages with one INSERT and nothing else, an agent's
 -- message is one INSERT too, and this keeps the conversations in step without a statement of
--- their own. Neither ever moves backwards.
+-- their own. Neither ever moves backwards. (Two simple UPDATEs: one UPDATE of both columns with
+-- an OR in its condition was planned as a scan of every conversation.)
 CREATE FUNCTION messages_touch_conversations() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE conversations c
-       SET last_customer_message_at = CASE
-               WHEN n.customer_at IS NOT NULL
-                AND (c.last_customer_message_at IS NULL OR c.last_customer_message_at < n.customer_at)
-               THEN n.customer_at ELSE c.last_customer_message_at END,
-           last_agent_message_at = CASE
-               WHEN n.agent_at IS NOT NULL
-                AND (c.last_agent_message_at IS NULL OR c.last_agent_message_at < n.agent_at)
-               THEN n.agent_at ELSE c.last_agent_message_at END
-      FROM (SELECT conversation_id,
-                   max(created_at) FILTER (WHERE direction = 'in') AS customer_at,
-                   max(created_at) FILTER (WHERE direction = 'out' AND sender_agent_id IS NOT NULL) AS agent_at
+       SET last_customer_message_at = n.at
+      FROM (SELECT conversation_id, max(created_at) AS at
               FROM inserted
-             WHERE direction = 'in' OR (direction = 'out' AND sender_agent_id IS NOT NULL)
+             WHERE direction = 'in'
              GROUP BY conversation_id) n
      WHERE c.id = n.conversation_id
-       AND ((n.customer_at IS NOT NULL
-             AND (c.last_customer_message_at IS NULL OR c.last_customer_message_at < n.customer_at))
-         OR (n.agent_at IS NOT NULL
-             AND (c.last_agent_message_at IS NULL OR c.last_agent_message_at < n.agent_at)));
+       AND (c.last_customer_message_at IS NULL OR c.last_customer_message_at < n.at);
+    UPDATE conversations c
+       SET last_agent_message_at = n.at
+      FROM (SELECT conversation_id, max(created_at) AS at
+              FROM inserted
+             WHERE direction = 'out' AND sender_agent_id IS NOT NULL
+             GROUP BY conversation_id) n
+     WHERE c.id = n.conversation_id
+       AND (c.last_agent_message_at IS NULL OR c.last_agent_message_at < n.at);
     RETURN NULL;
 END
 $$;

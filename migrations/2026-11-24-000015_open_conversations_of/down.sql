@@ -1,0 +1,1 @@
+DROP FUNCTION open_conversations_of(uuid[], text[], text[]);
