@@ -4,6 +4,7 @@ pub mod api;
 pub mod channels;
 pub mod config;
 pub mod desk;
+pub mod metrics;
 pub mod password;
 pub mod routes;
 pub mod seed;

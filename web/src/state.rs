@@ -29,6 +29,10 @@ pub struct AppState {
     pub outbox: crate::channels::outbound::OutboxSignal,
     /// The connected webchat visitors.
     pub webchat: crate::webchat::hub::WebchatHub,
+    /// The web layer's monitoring counters (S5, `GET /metrics`).
+    pub counters: Arc<crate::metrics::WebCounters>,
+    /// When set, `GET /metrics` takes `Authorization: Bearer <this>` (`OMNIROUTE_METRICS_TOKEN`).
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -46,6 +50,8 @@ impl AppState {
             time_zone: chrono_tz::America::Sao_Paulo,
             outbox: crate::channels::outbound::OutboxSignal::default(),
             webchat: crate::webchat::hub::WebchatHub::new(engine.clone()),
+            counters: Arc::default(),
+            metrics_token: None,
         }
     }
 }

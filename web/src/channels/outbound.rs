@@ -202,6 +202,9 @@ async fn send_one(state: &AppState, client: &awc::Client, m: Message) {
         }
     })
     .await;
+    if let Ok(Ok(Some(m))) = &changed {
+        state.counters.outbound(service.channel, m.status);
+    }
     if let Ok(Ok(Some(m))) = changed
         && let Ok(json) = crate::api::messages::message_json(state, m).await
     {
