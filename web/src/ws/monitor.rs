@@ -241,9 +241,13 @@ impl MonitorView {
         }
     }
 
-    /// The agents to look up, once each.
-    pub fn take_lookups(&mut self) -> Vec<AgentId> {
-        std::mem::take(&mut self.lookups).into_iter().collect()
+    /// The agents to look up, once each, with their stored row when the view has it (then only
+    /// the engine is asked).
+    pub fn take_lookups(&mut self) -> Vec<(AgentId, Option<Agent>)> {
+        std::mem::take(&mut self.lookups)
+            .into_iter()
+            .map(|id| (id, self.rows.get(&id).map(|r| r.agent.clone())))
+            .collect()
     }
 
     /// Whether a flush may have something to send.

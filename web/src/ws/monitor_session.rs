@@ -106,14 +106,18 @@ impl MonitorSession {
     }
 }
 
-/// A fresh look at agents: their stored row and the engine's view (`None` when either is gone).
+/// A fresh look at agents: their stored row (read unless given) and the engine's view (`None`
+/// when either is gone).
 async fn look_up(
     state: AppState,
-    ids: Vec<AgentId>,
+    ids: Vec<(AgentId, Option<Agent>)>,
 ) -> Vec<(AgentId, Option<(Agent, engine::distributor::AgentSnapshot)>)> {
     let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let row = db(&state, move |c| Agent::find(c, id)).await.ok();
+    for (id, known) in ids {
+        let row = match known {
+            Some(agent) => Some(agent),
+            None => db(&state, move |c| Agent::find(c, id)).await.ok(),
+        };
         let snap = state.engine.agent(id).await;
         out.push((id, row.zip(snap)));
     }

@@ -314,3 +314,107 @@ async fn metrics_are_prometheus_text_and_move_when_a_customer_writes() {
     assert_eq!(done[r#"omniroute_conversations_ended_total{channel="whatsapp",state="concluded"}"#], 1.0);
     assert_eq!(done[&format!("omniroute_conversations_assigned{{{service}}}")], 0.0);
 }
+
+/// A fake Graph API: answers each send with the next queued answer (then 200 with an id).
+async fn fake_graph(answers: Vec<(u16, Value)>) -> String {
+    use actix_web::{App, HttpResponse, HttpServer, web as aw};
+    let answers = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(answers)));
+    let server = HttpServer::new(move || {
+        let answers = answers.clone();
+        App::new().route(
+            "/v21.0/{phone}/messages",
+            aw::post().to(move || {
+                let answers = answers.clone();
+                async move {
+                    let (status, answer) = answers
+                        .lock()
+                        .unwrap()
+                        .pop_front()
+                        .unwrap_or((200, json!({"messaging_product": "whatsapp", "messages": [{"id": "wamid.OUT"}]})));
+                    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(answer)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+    actix_rt::spawn(server.run());
+    base
+}
+
+/// Polls `/metrics` until `series` has `want` (the sender works in the background).
+async fn until_metric(app: &TestApp, series: &str, want: f64) {
+    let mut last = None;
+    for _ in 0..100 {
+        last = parse_metrics(&app.get("/metrics", None).await.text).get(series).copied();
+        if last == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{series} stayed {last:?}, expected {want}");
+}
+
+#[actix_rt::test]
+async fn outbound_messages_sent_and_failed_are_counted() {
+    let refusal = json!({"error": {"message": "Re-engagement message", "type": "OAuthException", "code": 131047}});
+    let graph = fake_graph(vec![(200, json!({"messages": [{"id": "wamid.OK1"}]})), (400, refusal)]).await;
+    let (app, service) = TestApp::start_sending(move |conn| {
+        let mut s = schema::models::Service::with_defaults("WhatsApp", schema::Channel::Whatsapp, chrono::Utc::now());
+        s.provider = json!({"phone_number_id": PHONE_ID, "app_secret": SECRET, "verify_token": "v",
+                            "access_token": "token", "api_base_url": graph});
+        s.provider_key = Some(PHONE_ID.into());
+        let s = s.insert(conn).unwrap();
+        crate::api_support::agent_in(conn, "ana", &[s.id], None);
+        s.id
+    })
+    .await;
+    let ana = app.login("ana").await;
+    app.put("/api/v1/me/presence", Some(&ana), &json!({"status": "available"})).await.ok(200);
+    assert_eq!(customer_writes(&app, "wamid.IN1", "5511987650004", "Oi").await, 1);
+    let id = conversation_of(&app, "5511987650004");
+    let services = parse_metrics(&app.get("/metrics", None).await.text);
+    assert_eq!(
+        services[&format!(r#"omniroute_conversations_assigned{{service="{service}",channel="whatsapp"}}"#)],
+        1.0
+    );
+    for text in ["first", "second"] {
+        app.post(&format!("/api/v1/conversations/{id}/messages"), Some(&ana), &json!({"text": text})).await.ok(201);
+    }
+    until_metric(&app, r#"omniroute_messages_sent_total{channel="whatsapp"}"#, 1.0).await;
+    until_metric(&app, r#"omniroute_messages_failed_total{channel="whatsapp"}"#, 1.0).await;
+}
+
+#[actix_rt::test]
+async fn a_metrics_token_guards_the_endpoint() {
+    use actix_web::{App, HttpServer, web as aw};
+    let db = schema::testing::TestDb::new();
+    let engine = engine::Engine::start(db.pool(), engine::Clock::System).await.unwrap();
+    let mut state = web::state::AppState::new(db.pool(), engine);
+    state.metrics_token = Some("prom-s3cret".into());
+    let server =
+        HttpServer::new(move || App::new().app_data(aw::Data::new(state.clone())).configure(web::routes::configure))
+            .workers(1)
+            .bind("127.0.0.1:0")
+            .unwrap();
+    let url = format!("http://127.0.0.1:{}/metrics", server.addrs()[0].port());
+    actix_rt::spawn(server.run());
+    let client = awc::Client::new();
+    for auth in [None, Some("Bearer wrong"), Some("prom-s3cret"), Some("Basic cHJvbS1zM2NyZXQ=")] {
+        let mut req = client.get(&url);
+        if let Some(a) = auth {
+            req = req.insert_header(("Authorization", a));
+        }
+        let mut res = req.send().await.unwrap();
+        assert_eq!(res.status(), 401, "{auth:?}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "unauthenticated");
+        assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+    }
+    let mut res = client.get(&url).insert_header(("Authorization", "Bearer prom-s3cret")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let text = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert!(parse_metrics(&text).contains_key(r#"omniroute_agents{state="available"}"#), "{text}");
+}
