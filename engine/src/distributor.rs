@@ -101,6 +101,11 @@ pub struct GetService(pub ServiceId);
 #[rtype(result = "Vec<QueueCounts>")]
 pub struct GetQueues;
 
+/// The gauges of the monitoring endpoint (S5), counted in the book.
+#[derive(Message)]
+#[rtype(result = "crate::stats::Gauges")]
+pub struct GetGauges;
+
 /// A service's waiting conversations in queue order.
 #[derive(Message)]
 #[rtype(result = "Vec<ConversationFacts>")]
@@ -148,6 +153,8 @@ pub struct Distributor {
     /// The agent who held each recently ended conversation: a customer message committed just
     /// before the end but published just after still reaches that agent's screen.
     recently_closed: RecentlyClosed,
+    /// Counters of committed events (S5), shared with the [`crate::Engine`] handle.
+    stats: Arc<crate::stats::EngineStats>,
 }
 
 /// A bounded memory of who held the last conversations that ended (oldest forgotten first).
@@ -180,6 +187,18 @@ impl RecentlyClosed {
 impl Distributor {
     /// A distributor over a restored book.
     pub fn new(book: RoutingBook, clock: Clock, pool: PgPool, timers: Addr<Timers>, logged_in: Vec<AgentId>) -> Self {
+        Self::with_stats(book, clock, pool, timers, logged_in, Arc::default())
+    }
+
+    /// [`Distributor::new`] counting committed events into `stats`.
+    pub fn with_stats(
+        book: RoutingBook,
+        clock: Clock,
+        pool: PgPool,
+        timers: Addr<Timers>,
+        logged_in: Vec<AgentId>,
+        stats: Arc<crate::stats::EngineStats>,
+    ) -> Self {
         Self {
             book,
             clock,
@@ -197,6 +216,7 @@ impl Distributor {
             restored_logged_in: logged_in,
             resyncing: false,
             recently_closed: RecentlyClosed::default(),
+            stats,
         }
     }
 
@@ -322,6 +342,7 @@ impl Distributor {
             match event {
                 BookEvent::Conversation(e) => {
                     services.insert(e.facts.service);
+                    self.stats.conversation_event(&e);
                     let mut involved: Vec<AgentId> = Vec::with_capacity(3);
                     involved.extend(e.facts.owner);
                     involved.extend(e.agent);
@@ -657,6 +678,43 @@ impl Handler<GetQueues> for Distributor {
     fn handle(&mut self, _: GetQueues, _: &mut Context<Self>) -> Self::Result {
         let ids: Vec<_> = self.book.services().map(|s| s.id).collect();
         ids.into_iter().filter_map(|s| self.queue_counts(s)).collect()
+    }
+}
+
+impl Handler<GetGauges> for Distributor {
+    type Result = MessageResult<GetGauges>;
+
+    fn handle(&mut self, _: GetGauges, _: &mut Context<Self>) -> Self::Result {
+        use schema::{ConversationState, PresenceStatus, SubState};
+        let open = ConversationState::OPEN;
+        let mut per_service: HashMap<ServiceId, (Vec<usize>, usize)> = HashMap::new();
+        for c in self.book.conversations() {
+            let (by_state, inactive) = per_service.entry(c.service).or_insert_with(|| (vec![0; open.len()], 0));
+            if let Some(i) = open.iter().position(|s| *s == c.state) {
+                by_state[i] += 1;
+            }
+            if c.state == ConversationState::InService && c.sub_state == Some(SubState::InactiveAtAgent) {
+                *inactive += 1;
+            }
+        }
+        let mut services = Vec::new();
+        for s in self.book.services() {
+            let (by_state, inactive_at_agent) = per_service.remove(&s.id).unwrap_or_else(|| (vec![0; open.len()], 0));
+            services.push(crate::stats::ServiceGauges {
+                service_id: s.id,
+                channel: s.channel,
+                by_state: open.iter().copied().zip(by_state).collect(),
+                inactive_at_agent,
+                oldest_wait_s: self.queue_counts(s.id).map_or(0, |q| q.oldest_wait_s),
+            });
+        }
+        let mut agents: Vec<(PresenceStatus, usize)> = PresenceStatus::ALL.iter().map(|s| (*s, 0)).collect();
+        for a in self.book.agents() {
+            if let Some(entry) = agents.iter_mut().find(|(s, _)| *s == a.presence.status()) {
+                entry.1 += 1;
+            }
+        }
+        MessageResult(crate::stats::Gauges { services, agents })
     }
 }
 

@@ -14,8 +14,8 @@ use schema::{
 use crate::book::{By, Command, LogoffReason, PresenceRequest, Reply};
 use crate::clock::Clock;
 use crate::distributor::{
-    AgentSnapshot, ConnectAgent, DisconnectAgent, Distributor, Execute, Flush, GetAgent, GetConversation, GetQueues,
-    GetService, GetWaiting, PublishMessage, Subscribe, WatchQueue,
+    AgentSnapshot, ConnectAgent, DisconnectAgent, Distributor, Execute, Flush, GetAgent, GetConversation, GetGauges,
+    GetQueues, GetService, GetWaiting, PublishMessage, Subscribe, WatchQueue,
 };
 use crate::error::EngineError;
 use crate::feed::{EngineEvent, QueueCounts};
@@ -32,6 +32,8 @@ pub struct Engine {
     arbiter: ArbiterHandle,
     /// The ingest writer (group commit of customer messages).
     inbox: crate::inbox::Inbox,
+    /// Monitoring counters (S5).
+    stats: std::sync::Arc<crate::stats::EngineStats>,
 }
 
 /// A new conversation to open (ingest, phone calls, tests).
@@ -81,12 +83,13 @@ impl Engine {
         let arbiter = Arbiter::new().handle();
         let timers_clock = clock.clone();
         let timers = Timers::start_in_arbiter(&arbiter, move |_| Timers::new(timers_clock));
-        let (d_clock, d_pool, d_timers) = (clock.clone(), pool.clone(), timers.clone());
+        let stats = std::sync::Arc::new(crate::stats::EngineStats::default());
+        let (d_clock, d_pool, d_timers, d_stats) = (clock.clone(), pool.clone(), timers.clone(), stats.clone());
         let distributor = Distributor::start_in_arbiter(&arbiter, move |_| {
-            Distributor::new(restored.book, d_clock, d_pool, d_timers, restored.logged_in)
+            Distributor::with_stats(restored.book, d_clock, d_pool, d_timers, restored.logged_in, d_stats)
         });
         let inbox = crate::inbox::Inbox::spawn(pool.clone());
-        let engine = Engine { distributor, timers, clock, pool, arbiter, inbox };
+        let engine = Engine { distributor, timers, clock, pool, arbiter, inbox, stats };
         engine.flush().await;
         Ok(engine)
     }
@@ -99,6 +102,16 @@ impl Engine {
     /// The engine's clock.
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// The engine's monitoring counters (S5).
+    pub fn stats(&self) -> &crate::stats::EngineStats {
+        &self.stats
+    }
+
+    /// The engine's monitoring gauges (S5), counted in memory.
+    pub async fn gauges(&self) -> crate::stats::Gauges {
+        self.distributor.send(GetGauges).await.unwrap_or_default()
     }
 
     /// Runs a command; answers after its events are committed.
@@ -199,6 +212,7 @@ impl Engine {
         let Ingested::Stored { conversation, message: message_id, .. } = ingested.clone() else {
             return Ok((ingested, None));
         };
+        self.stats.message_ingested(inbound.channel);
         if joined_new {
             // Another message of the same commit opened this conversation: its caller tells the
             // engine it arrived (the engine may not know it yet, so no CustomerMessage here).

@@ -23,6 +23,7 @@ pub mod model;
 pub mod policy;
 pub mod queue;
 pub mod restore;
+pub mod stats;
 pub mod timers;
 
 pub use book::{By, Command, LogoffReason, PresenceRequest, Reply};
@@ -31,3 +32,4 @@ pub use engine::{Engine, NewConversation};
 pub use error::EngineError;
 pub use feed::EngineEvent;
 pub use model::{AgentProfile, ConversationFacts, Presence, ServiceSettings, TransferTarget};
+pub use stats::{EngineStats, Gauges, ServiceGauges};

@@ -51,6 +51,8 @@ pub struct Config {
     pub time_zone: chrono_tz::Tz,
     /// `OMNIROUTE_IMAP_POLL_S`: how often each email service's mailbox is polled.
     pub imap_poll: Duration,
+    /// `OMNIROUTE_METRICS_TOKEN`: when set, `GET /metrics` takes `Authorization: Bearer <it>`.
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -80,6 +82,7 @@ impl Config {
                 .unwrap_or_default(),
             time_zone: parse(&lookup, "OMNIROUTE_TIME_ZONE", chrono_tz::America::Sao_Paulo)?,
             imap_poll: Duration::from_secs(positive(&lookup, "OMNIROUTE_IMAP_POLL_S", 30)?),
+            metrics_token: lookup("OMNIROUTE_METRICS_TOKEN").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()),
         })
     }
 }

@@ -49,6 +49,7 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
     let mut state = AppState::new(pool, engine.clone());
     state.allowed_origins = std::sync::Arc::new(config.allowed_origins.clone());
     state.time_zone = config.time_zone;
+    state.metrics_token = config.metrics_token.as_deref().map(std::sync::Arc::from);
     crate::channels::outbound::spawn(state.clone(), state.outbox.clone());
     crate::channels::voice::start(state.clone()).await;
     let poller = crate::channels::email::imap::spawn(state.clone(), config.imap_poll);

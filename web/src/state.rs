@@ -33,6 +33,10 @@ pub struct AppState {
     pub services: Arc<crate::directory::ServiceDirectory>,
     /// Sessions recently checked.
     pub sessions: Arc<crate::api::auth::SessionCache>,
+    /// The web layer's monitoring counters (S5, `GET /metrics`).
+    pub counters: Arc<crate::metrics::WebCounters>,
+    /// When set, `GET /metrics` takes `Authorization: Bearer <this>` (`OMNIROUTE_METRICS_TOKEN`).
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -52,6 +56,8 @@ impl AppState {
             webchat: crate::webchat::hub::WebchatHub::new(engine.clone()),
             services: Arc::default(),
             sessions: Arc::default(),
+            counters: Arc::default(),
+            metrics_token: None,
         }
     }
 }

@@ -137,7 +137,7 @@ pub async fn put_presence(
 // ----- queues -----
 
 /// One queue's counts.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueDto {
     pub channel: String,
     pub service_id: String,

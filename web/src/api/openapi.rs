@@ -22,9 +22,10 @@ use crate::api::{admin, agent, auth, lists, messages, supervisor};
         admin::create_service_type,
         supervisor::monitor_agents, supervisor::monitor_queues, supervisor::approve, supervisor::reject,
         crate::channels::voice::dial::call_customer,
+        crate::metrics::metrics,
     ),
     tags(
-        (name = "session"), (name = "agent"), (name = "admin"), (name = "supervisor"),
+        (name = "session"), (name = "agent"), (name = "admin"), (name = "supervisor"), (name = "operations"),
     )
 )]
 pub struct ApiDoc;

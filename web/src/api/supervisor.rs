@@ -2,9 +2,10 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
+use engine::distributor::AgentSnapshot;
 use schema::models::{Agent, Conversation};
 use schema::{ConversationId, Role};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::api::agent::{QueueDto, db, parse_id};
@@ -13,12 +14,13 @@ use crate::api::dto::ConversationDto;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-fn supervisor(me: &CurrentAgent) -> Result<(), ApiError> {
+/// 403 unless a supervisor or an admin.
+pub fn supervisor(me: &CurrentAgent) -> Result<(), ApiError> {
     me.require(&[Role::Supervisor, Role::Admin])
 }
 
-/// One agent as the monitor shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// One agent as the monitor shows it (REST and `/ws/monitor`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MonitorAgentDto {
     pub id: String,
     pub login: String,
@@ -34,37 +36,75 @@ pub struct MonitorAgentDto {
     pub connections: usize,
 }
 
+impl MonitorAgentDto {
+    /// The row of an agent: its stored identity and the engine's view of it. `conversations`
+    /// gives each open conversation it holds as (channel, counts against capacity).
+    pub fn new(
+        agent: &Agent,
+        presence: engine::Presence,
+        since: DateTime<Utc>,
+        conversations: impl IntoIterator<Item = (schema::Channel, bool)>,
+        offers: usize,
+        connections: usize,
+    ) -> Self {
+        let mut per_channel: Map<String, Value> = Map::new();
+        for (channel, active) in conversations {
+            let entry = per_channel.entry(channel.to_string()).or_insert_with(|| json!({"active": 0, "inactive": 0}));
+            let key = if active { "active" } else { "inactive" };
+            entry[key] = json!(entry[key].as_i64().unwrap_or(0) + 1);
+        }
+        Self {
+            id: agent.id.to_string(),
+            login: agent.login.clone(),
+            name: agent.name.clone(),
+            status: presence.status().to_string(),
+            pause_reason_id: presence.reason().map(|r| r.to_string()),
+            since: Some(since),
+            conversations: per_channel,
+            offers,
+            connections,
+        }
+    }
+
+    /// The row of an agent from the engine's snapshot of it.
+    pub fn from_engine(agent: &Agent, snap: &AgentSnapshot) -> Self {
+        let conversations = snap.conversations.iter().map(|c| (c.channel, c.counts_against_capacity()));
+        Self::new(agent, snap.presence, snap.presence_since, conversations, snap.offers.len(), snap.connections)
+    }
+}
+
+/// Whether a supervisor sees an agent: an admin sees everyone, a supervisor the agents of its
+/// services (S1).
+pub fn sees_agent(me: &CurrentAgent, services: &[schema::ServiceId]) -> bool {
+    me.agent.role == Role::Admin || services.iter().any(|s| me.services.contains(s))
+}
+
+/// The active agents a supervisor sees, with the engine's view of each (S1).
+pub async fn monitored_agents(state: &AppState, me: &CurrentAgent) -> Result<Vec<(Agent, AgentSnapshot)>, ApiError> {
+    let agents: Vec<Agent> = db(state, schema::store::list_agents).await?;
+    let mut out = Vec::new();
+    for a in agents.into_iter().filter(|a| a.active) {
+        let Some(snap) = state.engine.agent(a.id).await else { continue };
+        if sees_agent(me, &snap.profile.services) {
+            out.push((a, snap));
+        }
+    }
+    Ok(out)
+}
+
+/// The queues a supervisor sees (S1).
+pub async fn monitored_queues(state: &AppState, me: &CurrentAgent) -> Vec<QueueDto> {
+    state.engine.queues().await.into_iter().filter(|q| me.sees_service(q.service_id)).map(QueueDto::from).collect()
+}
+
 /// Agents of my services with their state, pause and conversations (S1).
 #[utoipa::path(get, path = "/api/v1/monitor/agents", tag = "supervisor",
     responses((status = 200, body = [MonitorAgentDto]), (status = 403, body = ErrorBody)))]
 #[get("/monitor/agents")]
 pub async fn monitor_agents(state: web::Data<AppState>, me: CurrentAgent) -> Result<HttpResponse, ApiError> {
     supervisor(&me)?;
-    let agents: Vec<Agent> = db(&state, schema::store::list_agents).await?;
-    let mut out = Vec::new();
-    for a in agents.into_iter().filter(|a| a.active) {
-        let Some(snap) = state.engine.agent(a.id).await else { continue };
-        if me.agent.role != Role::Admin && !snap.profile.services.iter().any(|s| me.services.contains(s)) {
-            continue;
-        }
-        let mut per_channel: Map<String, Value> = Map::new();
-        for c in &snap.conversations {
-            let entry = per_channel.entry(c.channel.to_string()).or_insert_with(|| json!({"active": 0, "inactive": 0}));
-            let key = if c.counts_against_capacity() { "active" } else { "inactive" };
-            entry[key] = json!(entry[key].as_i64().unwrap_or(0) + 1);
-        }
-        out.push(MonitorAgentDto {
-            id: a.id.to_string(),
-            login: a.login,
-            name: a.name,
-            status: snap.presence.status().to_string(),
-            pause_reason_id: snap.presence.reason().map(|r| r.to_string()),
-            since: Some(snap.presence_since),
-            conversations: per_channel,
-            offers: snap.offers.len(),
-            connections: snap.connections,
-        });
-    }
+    let out: Vec<MonitorAgentDto> =
+        monitored_agents(&state, &me).await?.iter().map(|(a, snap)| MonitorAgentDto::from_engine(a, snap)).collect();
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -74,9 +114,7 @@ pub async fn monitor_agents(state: web::Data<AppState>, me: CurrentAgent) -> Res
 #[get("/monitor/queues")]
 pub async fn monitor_queues(state: web::Data<AppState>, me: CurrentAgent) -> Result<HttpResponse, ApiError> {
     supervisor(&me)?;
-    let out: Vec<QueueDto> =
-        state.engine.queues().await.into_iter().filter(|q| me.sees_service(q.service_id)).map(QueueDto::from).collect();
-    Ok(HttpResponse::Ok().json(out))
+    Ok(HttpResponse::Ok().json(monitored_queues(&state, &me).await))
 }
 
 async fn held(state: &AppState, me: &CurrentAgent, raw: &str) -> Result<ConversationId, ApiError> {

@@ -204,6 +204,7 @@ async fn send_one(state: &AppState, client: &awc::Client, recorder: &Recorder, c
         _ => SendResult::Unsupported,
     };
     if let Some(changed) = recorder.record(m.id, m.attempts, result).await {
+        state.counters.outbound(service.channel, changed.status);
         let attached: Vec<Attachment> = out.files.into_iter().map(|(a, _)| a).collect();
         let json = crate::api::messages::message_value(&changed, &attached);
         state.engine.publish_message(m.conversation_id, service.id, json).await;

@@ -7,11 +7,19 @@ pub mod health;
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz);
+    cfg.service(crate::metrics::metrics);
     cfg.service(crate::ws::session::ws_agent);
+    cfg.service(crate::ws::monitor_session::ws_monitor);
     cfg.service(crate::desk::index);
     cfg.service(crate::desk::asset);
     crate::api::configure(cfg);
     cfg.app_data(web::QueryConfig::default().error_handler(crate::api::error::query_error));
-    crate::channels::configure(cfg);
     crate::webchat::configure(cfg);
+    // Last: a scope without a prefix takes every path, so nothing may come after it (paths it
+    // does not know get the app's 404). It only adds counting the webhooks' 4xx (S5).
+    cfg.service(
+        web::scope("")
+            .wrap(actix_web::middleware::from_fn(crate::metrics::count_refusals))
+            .configure(crate::channels::configure),
+    );
 }

@@ -15,6 +15,7 @@ mod identify;
 mod mail_servers;
 mod media;
 mod meta;
+mod monitor;
 mod outage;
 mod outbound;
 mod replays;
