@@ -3,10 +3,12 @@
 //! through the administration routes of this same process (Omniroute runs as one process per
 //! database), which [`ServiceDirectory::forget`] the copies. A lookup that misses reads the
 //! database and keeps what it found; an unknown key is not kept, so a service created meanwhile
-//! is found on the next request.
+//! is found on the next request. A copy is also read again after [`KEPT_FOR`], so a change made
+//! outside this process (a script, SQL) is seen within that time.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use schema::models::Service;
 use schema::{Channel, ServiceId, StoreError, store};
@@ -21,9 +23,12 @@ pub struct ServiceDirectory {
     known: RwLock<Known>,
 }
 
+/// How long a copy is used before it is read again.
+pub const KEPT_FOR: Duration = Duration::from_secs(10);
+
 #[derive(Default)]
 struct Known {
-    by_id: HashMap<ServiceId, Service>,
+    by_id: HashMap<ServiceId, (Service, Instant)>,
     by_key: HashMap<(Channel, String), ServiceId>,
     /// Counts [`ServiceDirectory::forget`]s: a row read before a change committed is not kept
     /// after it.
@@ -52,18 +57,20 @@ impl ServiceDirectory {
             if let Some(key) = &service.provider_key {
                 known.by_key.insert((service.channel, key.clone()), service.id);
             }
-            known.by_id.insert(service.id, service.clone());
+            known.by_id.insert(service.id, (service.clone(), Instant::now()));
         }
     }
 
     fn by_id(&self, id: ServiceId) -> Option<Service> {
-        self.known.read().ok()?.by_id.get(&id).cloned()
+        let known = self.known.read().ok()?;
+        let (service, read_at) = known.by_id.get(&id)?;
+        (read_at.elapsed() < KEPT_FOR).then(|| service.clone())
     }
 
     fn by_key(&self, channel: Channel, key: &str) -> Option<Service> {
-        let known = self.known.read().ok()?;
-        let id = known.by_key.get(&(channel, key.to_owned()))?;
-        known.by_id.get(id).cloned()
+        let id = *self.known.read().ok()?.by_key.get(&(channel, key.to_owned()))?;
+        // The copy must still carry the key (it may have moved to another service since).
+        self.by_id(id).filter(|s| s.channel == channel && s.provider_key.as_deref() == Some(key))
     }
 }
 
