@@ -170,3 +170,20 @@ async fn a_reply_goes_out_through_send_message() {
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen, vec![("/bot123456:ABC/sendMessage".to_owned(), json!({"chat_id": 777, "text": "Olá, João!"}))]);
 }
+
+/// Webhooks find their service without a query (services are kept in memory): an administrator's
+/// change must still count from the next request on.
+#[actix_rt::test]
+async fn a_rotated_secret_counts_from_the_next_update() {
+    let app = TestApp::seeded().await;
+    let admin = app.demo_login("admin").await;
+    let service = app.service_of(Channel::Telegram).id;
+    let body = |id: i64| update(id, text(id, "Olá")).to_string().into_bytes();
+    post(&app, service, &body(1), Some("demo-secret-token")).await.ok(200);
+
+    let path = format!("/api/v1/admin/services/{service}");
+    app.patch(&path, Some(&admin), &json!({"provider": {"secret_token": "rotated-Secret_2"}})).await.ok(200);
+    post(&app, service, &body(2), Some("demo-secret-token")).await.err(401, "invalid_secret_token");
+    post(&app, service, &body(3), Some("rotated-Secret_2")).await.ok(200);
+    assert_eq!(messages(&app).len(), 2, "the update with the old secret stored nothing");
+}
