@@ -109,9 +109,18 @@ pub async fn run(me: Identity, shared: Arc<Shared>, mut ctl: mpsc::UnboundedRece
         let (mut tx, mut rx) = ws.split();
         if first {
             first = false;
-            if let Err(e) = set_presence(&shared.api, &me.token, json!({"status": "available"})).await {
-                eprintln!("agent {}: {e:#}", me.index);
-                shared.stats.agent_api_errors.inc();
+            // Thousands of agents connecting at once on two cores: a pooled connection can be
+            // closed under the request (the server's request timeout). Tried again, as a desk
+            // would; an error is counted only if every attempt fails.
+            let mut attempt = 0;
+            while let Err(e) = set_presence(&shared.api, &me.token, json!({"status": "available"})).await {
+                attempt += 1;
+                if attempt == 5 {
+                    eprintln!("agent {}: {e:#}", me.index);
+                    shared.stats.agent_api_errors.inc();
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         } else if !last_seq.is_empty() {
             let resume = json!({"type": "resume", "conversations": last_seq});

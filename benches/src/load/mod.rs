@@ -346,6 +346,9 @@ pub struct Resources {
     pub server_rss_agents_connected_mb: Option<f64>,
     pub server_rss_end_mb: Option<f64>,
     pub rss_per_idle_agent_connection_kb: Option<f64>,
+    /// TCP connections the server held on its port when the RSS with the agents connected was
+    /// read (the agents' WebSockets alone once the setup's pooled connections are closed).
+    pub server_connections_at_measurement: Option<usize>,
     pub open_conversations_at_end: usize,
 }
 
@@ -626,8 +629,24 @@ async fn drive(
     let agents_connected_s = t.elapsed().as_secs_f64();
     // Let the server settle (buffers grown, pings exchanged) before reading its memory, and the
     // harness's pooled HTTP connections of the setup retire (2 s idle): each holds the server's
-    // per-connection buffers, which are not an agent connection's.
+    // per-connection buffers, which are not an agent connection's. The server's side of its port
+    // is counted: memory is read once it holds the agents' WebSockets and nothing else (the
+    // visitors' sockets too, in scenarios that have them), or after 20 s.
     tokio::time::sleep(Duration::from_secs(4)).await;
+    let port = base.rsplit_once(':').and_then(|(_, p)| p.trim_end_matches('/').parse::<u16>().ok());
+    let mut server_connections = None;
+    if server_pid.is_some()
+        && let Some(port) = port
+    {
+        let until = Instant::now() + Duration::from_secs(16);
+        loop {
+            server_connections = target::established_on_port(port);
+            if server_connections.is_none_or(|n| n <= cfg.agents) || Instant::now() > until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
     let rss_connected = server_pid.and_then(sample_pid).map(|s| s.rss_bytes);
 
     // The load.
@@ -807,6 +826,7 @@ async fn drive(
             server_rss_agents_connected_mb: mb(rss_connected),
             server_rss_end_mb: mb(rss_end),
             rss_per_idle_agent_connection_kb: per_agent_kb,
+            server_connections_at_measurement: server_connections,
             open_conversations_at_end: customers.open_count(),
         },
         counts: Counts {
@@ -1235,9 +1255,10 @@ impl Report {
             f(r.postgres_cpu_s_per_1000_conversations, "s"),
         ));
         out.push_str(&format!(
-            "server RSS: {} before agents · {} agents connected · {} at end · {} per idle agent connection\n",
+            "server RSS: {} before agents · {} agents connected ({} TCP connections) · {} at end · {} per idle agent connection\n",
             f(r.server_rss_before_agents_mb, "MB"),
             f(r.server_rss_agents_connected_mb, "MB"),
+            r.server_connections_at_measurement.map_or_else(|| "-".to_owned(), |n| n.to_string()),
             f(r.server_rss_end_mb, "MB"),
             f(r.rss_per_idle_agent_connection_kb, "KB"),
         ));

@@ -209,6 +209,29 @@ pub fn sample_pid(pid: u32) -> Option<ProcSample> {
     Some(ProcSample { cpu_s: (utime + stime) / TICKS_PER_S, rss_bytes: rss_kb * 1024 })
 }
 
+/// The TCP connections established on the server's side of `port` (local port `port` in
+/// `/proc/net/tcp` and `tcp6`): what the server holds open to its clients, WebSockets and pooled
+/// HTTP connections alike.
+pub fn established_on_port(port: u16) -> Option<usize> {
+    let mut n = 0;
+    let mut read_any = false;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        read_any = true;
+        n += text
+            .lines()
+            .skip(1)
+            .filter(|line| {
+                let mut fields = line.split_whitespace();
+                let local = fields.nth(1).unwrap_or_default();
+                let state = fields.nth(1).unwrap_or_default();
+                state == "01" && local.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok()) == Some(port)
+            })
+            .count();
+    }
+    read_any.then_some(n)
+}
+
 fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
