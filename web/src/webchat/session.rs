@@ -2,7 +2,7 @@
 //! desk's. It decodes frames with [`protocol::parse`], hands them to [`visitor`], and pushes what
 //! the hub sends (the agent's messages, state changes). Everything socket-specific is here.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web::{HttpRequest, HttpResponse, get, web};
@@ -16,10 +16,6 @@ use crate::webchat::hub::{Follow, Join, Leave, Push};
 use crate::webchat::protocol::{self, ClientFrame, FrameError, ServerFrame};
 use crate::webchat::visitor::{self, VisitorCtx};
 
-/// How often the server pings.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-/// A widget that answered no ping for this long is gone.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Frames sent without the widget answering a ping: past this it cannot keep up and is
 /// disconnected (it resumes on reconnect) instead of the server buffering without end.
 pub const MAX_UNACKED: usize = 1_000;
@@ -206,13 +202,8 @@ impl Actor for VisitorSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(HEARTBEAT_INTERVAL, |this, ctx| {
-            if this.last_heard.elapsed() > CLIENT_TIMEOUT {
-                ctx.stop();
-                return;
-            }
-            ctx.ping(b"");
-        });
+        // The desks' heartbeat: a ping every 5 s, a widget silent for 20 s is gone.
+        crate::ws::session::keep_alive(ctx, |this| this.last_heard);
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {

@@ -11,7 +11,6 @@ use actix_web_actors::ws;
 use engine::EngineEvent;
 use schema::AgentId;
 use schema::models::Agent;
-use tracing::debug;
 
 use crate::api::agent::db;
 use crate::api::auth::CurrentAgent;
@@ -19,7 +18,7 @@ use crate::api::error::ApiError;
 use crate::api::supervisor::{monitored_agents, monitored_queues, supervisor};
 use crate::state::AppState;
 use crate::ws::monitor::{MonitorClientMsg, MonitorMsg, MonitorView};
-use crate::ws::session::{CLIENT_TIMEOUT, HEARTBEAT_INTERVAL, MAX_FRAME, MAX_UNACKED, origin_allowed};
+use crate::ws::session::{MAX_FRAME, keep_alive, origin_allowed, send_counted};
 
 /// Changes are coalesced: each agent row and queue is sent at most once per this interval.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -41,21 +40,7 @@ pub struct MonitorSession {
 
 impl MonitorSession {
     fn send(&mut self, msg: &MonitorMsg, ctx: &mut ws::WebsocketContext<Self>) {
-        match serde_json::to_string(msg) {
-            Ok(text) => {
-                ctx.text(text);
-                self.unacked += 1;
-                if self.unacked > MAX_UNACKED {
-                    debug!(agent.id = %self.me.agent.id, "monitor too slow; disconnecting");
-                    ctx.close(Some(ws::CloseReason {
-                        code: ws::CloseCode::Policy,
-                        description: Some("too slow".into()),
-                    }));
-                    ctx.stop();
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "encoding a monitor message"),
-        }
+        send_counted(ctx, &mut self.unacked, msg, self.me.agent.id);
     }
 
     /// Applies the events held during a snapshot or lookup, then goes on.
@@ -128,13 +113,7 @@ impl Actor for MonitorSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(HEARTBEAT_INTERVAL, |this, ctx| {
-            if this.last_heard.elapsed() > CLIENT_TIMEOUT {
-                ctx.stop();
-                return;
-            }
-            ctx.ping(b"");
-        });
+        keep_alive(ctx, |this| this.last_heard);
         let (state, me, recipient) = (self.state.clone(), self.me.clone(), ctx.address().recipient());
         let setup = async move {
             state.engine.subscribe(recipient).await;

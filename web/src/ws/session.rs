@@ -9,7 +9,7 @@ use actix::prelude::*;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use actix_web_actors::ws;
 use engine::EngineEvent;
-use schema::ConversationId;
+use schema::{AgentId, ConversationId};
 use tracing::debug;
 
 use crate::api::auth::CurrentAgent;
@@ -40,23 +40,46 @@ pub struct AgentSession {
     snapshot_seqs: HashMap<ConversationId, i64>,
 }
 
+/// Sends `msg` as a text frame and counts it until the client acknowledges (a pong or an `ack`);
+/// a client more than [`MAX_UNACKED`] messages behind is closed as too slow (a desk or a monitor
+/// that stopped reading must not grow the server's memory).
+pub(crate) fn send_counted<A, M>(ctx: &mut ws::WebsocketContext<A>, unacked: &mut usize, msg: &M, who: AgentId)
+where
+    A: Actor<Context = ws::WebsocketContext<A>>,
+    M: serde::Serialize,
+{
+    match serde_json::to_string(msg) {
+        Ok(text) => {
+            ctx.text(text);
+            *unacked += 1;
+            if *unacked > MAX_UNACKED {
+                debug!(agent.id = %who, "client too slow; disconnecting");
+                ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Policy, description: Some("too slow".into()) }));
+                ctx.stop();
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "encoding a WebSocket message"),
+    }
+}
+
+/// Pings the client every [`HEARTBEAT_INTERVAL`] and stops the session when it has not been heard
+/// from for [`CLIENT_TIMEOUT`] (`last_heard` reads when it last was).
+pub(crate) fn keep_alive<A>(ctx: &mut ws::WebsocketContext<A>, last_heard: fn(&A) -> Instant)
+where
+    A: Actor<Context = ws::WebsocketContext<A>>,
+{
+    ctx.run_interval(HEARTBEAT_INTERVAL, move |this, ctx| {
+        if last_heard(this).elapsed() > CLIENT_TIMEOUT {
+            ctx.stop();
+            return;
+        }
+        ctx.ping(b"");
+    });
+}
+
 impl AgentSession {
     fn send(&mut self, msg: &ServerMsg, ctx: &mut ws::WebsocketContext<Self>) {
-        match serde_json::to_string(msg) {
-            Ok(text) => {
-                ctx.text(text);
-                self.unacked += 1;
-                if self.unacked > MAX_UNACKED {
-                    debug!(agent.id = %self.me.agent.id, "desk too slow; disconnecting");
-                    ctx.close(Some(ws::CloseReason {
-                        code: ws::CloseCode::Policy,
-                        description: Some("too slow".into()),
-                    }));
-                    ctx.stop();
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "encoding a desk message"),
-        }
+        send_counted(ctx, &mut self.unacked, msg, self.me.agent.id);
     }
 
     fn deliver(&mut self, event: &EngineEvent, ctx: &mut ws::WebsocketContext<Self>) {
@@ -75,13 +98,7 @@ impl Actor for AgentSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(HEARTBEAT_INTERVAL, |this, ctx| {
-            if this.last_heard.elapsed() > CLIENT_TIMEOUT {
-                ctx.stop();
-                return;
-            }
-            ctx.ping(b"");
-        });
+        keep_alive(ctx, |this| this.last_heard);
         let (state, me, recipient) = (self.state.clone(), self.me.clone(), ctx.address().recipient());
         let setup = async move {
             let connection = state.engine.connect(me.agent.id, recipient.clone()).await.ok();
