@@ -545,8 +545,7 @@ pub fn mark_sent(
     provider_id: &str,
     at: DateTime<Utc>,
 ) -> StoreResult<Option<Message>> {
-    diesel::update(messages::table.find(id)).set(messages::provider_message_id.eq(provider_id)).execute(conn)?;
-    advance_message_status(conn, id, MessageStatus::Sent, at, None)
+    Ok(super::mark_many_sent(conn, &[(id, provider_id.to_owned())], at)?.into_iter().next())
 }
 
 /// Schedules another attempt of a send at `at`.

@@ -150,17 +150,3 @@ pub fn mark_attachment_sent(
         .execute(conn)?;
     Ok(())
 }
-
-/// The files of a message with their bytes, in the order they were uploaded (the sender).
-pub fn attachments_with_contents(
-    conn: &mut PgConnection,
-    message: MessageId,
-) -> StoreResult<Vec<(Attachment, Vec<u8>)>> {
-    use crate::schema::{attachment_contents, attachments};
-    Ok(attachments::table
-        .inner_join(attachment_contents::table)
-        .filter(attachments::message_id.eq(message))
-        .order((attachments::created_at.asc(), attachments::id.asc()))
-        .select((Attachment::as_select(), attachment_contents::data))
-        .load(conn)?)
-}

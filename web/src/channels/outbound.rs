@@ -82,12 +82,12 @@ pub enum SendResult {
 
 /// What a sender needs besides the message: the customer's last message (the window) and the
 /// message's files with their bytes.
-struct Outgoing {
+struct Outgoing<'a> {
     last_customer_at: Option<DateTime<Utc>>,
-    files: Vec<(Attachment, Vec<u8>)>,
+    files: &'a [(Attachment, Vec<u8>)],
 }
 
-impl Outgoing {
+impl Outgoing<'_> {
     /// The files not sent yet (a retry skips the others).
     fn unsent(&self) -> impl Iterator<Item = &(Attachment, Vec<u8>)> {
         self.files.iter().filter(|(a, _)| a.provider_media_id.is_none())
@@ -188,7 +188,7 @@ async fn send_one(state: &AppState, client: &awc::Client, recorder: &Recorder, c
     };
     let Some(service) = context.services.get(&conv.service_id) else { return };
     let address = conv.customer_address.as_str();
-    let files = files.cloned().unwrap_or_default();
+    let files = files.map_or(&[][..], Vec::as_slice);
     let last_customer_at = context.last_customer_at.get(&(conv.service_id, conv.customer_address.clone())).copied();
     let out = Outgoing { last_customer_at, files };
     let result = match service.channel {
@@ -205,7 +205,7 @@ async fn send_one(state: &AppState, client: &awc::Client, recorder: &Recorder, c
     };
     if let Some(changed) = recorder.record(m.id, m.attempts, result).await {
         state.counters.outbound(service.channel, changed.status);
-        let attached: Vec<Attachment> = out.files.into_iter().map(|(a, _)| a).collect();
+        let attached: Vec<Attachment> = out.files.iter().map(|(a, _)| a.clone()).collect();
         let json = crate::api::messages::message_value(&changed, &attached);
         state.engine.publish_message(m.conversation_id, service.id, json).await;
     }
@@ -324,7 +324,7 @@ async fn file_sent(state: &AppState, file: &Attachment, provider_id: &str) -> Re
 }
 
 /// Whether the text rides as the first file's caption (else it is a message of its own).
-fn text_in_caption(m: &Message, out: &Outgoing, takes_caption: impl Fn(&str) -> bool) -> bool {
+fn text_in_caption(m: &Message, out: &Outgoing<'_>, takes_caption: impl Fn(&str) -> bool) -> bool {
     m.body.is_some() && out.files.first().is_some_and(|(a, _)| takes_caption(&a.content_type))
 }
 
@@ -353,7 +353,7 @@ async fn whatsapp_send(
     provider: &Value,
     to: &str,
     m: &Message,
-    out: &Outgoing,
+    out: &Outgoing<'_>,
 ) -> SendResult {
     let field = |k: &str| provider_field(provider, k);
     let (base, phone_id, token) = (field("api_base_url"), field("phone_number_id"), field("access_token"));
@@ -482,7 +482,7 @@ async fn telegram_send(
     provider: &Value,
     chat: &str,
     m: &Message,
-    out: &Outgoing,
+    out: &Outgoing<'_>,
 ) -> SendResult {
     let field = |k: &str| provider_field(provider, k);
     let (base, token) = (field("api_base_url"), field("bot_token"));
@@ -548,7 +548,7 @@ fn telegram_answer(chat: &str, answered: Result<(awc::http::StatusCode, Value), 
 
 /// `POST {api_base_url}/2010-04-01/Accounts/{account_sid}/Messages.json`, form-encoded, with basic
 /// auth and our webhook as the status callback.
-async fn twilio_send(client: &awc::Client, provider: &Value, to: &str, m: &Message, out: &Outgoing) -> SendResult {
+async fn twilio_send(client: &awc::Client, provider: &Value, to: &str, m: &Message, out: &Outgoing<'_>) -> SendResult {
     let field = |k: &str| provider_field(provider, k);
     let (base, sid, token, from) =
         (field("api_base_url"), field("account_sid"), field("auth_token"), field("phone_number"));
@@ -607,7 +607,7 @@ async fn meta_send(
     provider: &Value,
     to: &str,
     m: &Message,
-    out: &Outgoing,
+    out: &Outgoing<'_>,
 ) -> SendResult {
     let field = |k: &str| provider_field(provider, k);
     let (base, token) = (field("api_base_url"), field("access_token"));

@@ -18,7 +18,7 @@ use crate::api::error::ApiError;
 use crate::api::supervisor::{monitored_agents, monitored_queues, supervisor};
 use crate::state::AppState;
 use crate::ws::monitor::{MonitorClientMsg, MonitorMsg, MonitorView};
-use crate::ws::session::{MAX_FRAME, keep_alive, origin_allowed, send_counted};
+use crate::ws::session::{MAX_FRAME, incoming, keep_alive, origin_allowed, send_counted};
 
 /// Changes are coalesced: each agent row and queue is sent at most once per this interval.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -153,27 +153,20 @@ impl Handler<EngineEvent> for MonitorSession {
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for MonitorSession {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
-        match item {
-            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
-            Ok(ws::Message::Pong(_)) => self.unacked = 0,
-            Ok(ws::Message::Text(text)) => match serde_json::from_str::<MonitorClientMsg>(&text) {
+        match incoming(item, ctx, &mut self.unacked) {
+            Some(ws::Message::Text(text)) => match serde_json::from_str::<MonitorClientMsg>(&text) {
                 Ok(MonitorClientMsg::Ack) => self.unacked = 0,
                 Ok(MonitorClientMsg::Ping) => self.send(&MonitorMsg::Pong, ctx),
                 Err(e) => {
                     self.send(&MonitorMsg::Error { error: "invalid_message".into(), message: e.to_string() }, ctx)
                 }
             },
-            Ok(ws::Message::Binary(_)) => {
+            Some(_) => {
                 let err =
                     MonitorMsg::Error { error: "invalid_message".into(), message: "send JSON text frames".into() };
                 self.send(&err, ctx);
             }
-            Ok(ws::Message::Close(reason)) => {
-                ctx.close(reason);
-                ctx.stop();
-            }
-            Ok(ws::Message::Continuation(_) | ws::Message::Nop) => {}
-            Err(_) => ctx.stop(),
+            None => {}
         }
     }
 }

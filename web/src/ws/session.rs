@@ -77,6 +77,30 @@ where
     });
 }
 
+/// Handles the frames the desk and monitor sockets treat alike (pings, pongs, close, protocol
+/// errors); returns a text or binary frame for the session to read.
+pub(crate) fn incoming<A>(
+    item: Result<ws::Message, ws::ProtocolError>,
+    ctx: &mut ws::WebsocketContext<A>,
+    unacked: &mut usize,
+) -> Option<ws::Message>
+where
+    A: Actor<Context = ws::WebsocketContext<A>>,
+{
+    match item {
+        Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
+        Ok(ws::Message::Pong(_)) => *unacked = 0,
+        Ok(m @ (ws::Message::Text(_) | ws::Message::Binary(_))) => return Some(m),
+        Ok(ws::Message::Close(reason)) => {
+            ctx.close(reason);
+            ctx.stop();
+        }
+        Ok(ws::Message::Continuation(_) | ws::Message::Nop) => {}
+        Err(_) => ctx.stop(),
+    }
+    None
+}
+
 impl AgentSession {
     fn send(&mut self, msg: &ServerMsg, ctx: &mut ws::WebsocketContext<Self>) {
         send_counted(ctx, &mut self.unacked, msg, self.me.agent.id);
@@ -145,10 +169,8 @@ impl Handler<EngineEvent> for AgentSession {
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSession {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
-        match item {
-            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
-            Ok(ws::Message::Pong(_)) => self.unacked = 0,
-            Ok(ws::Message::Text(text)) => {
+        match incoming(item, ctx, &mut self.unacked) {
+            Some(ws::Message::Text(text)) => {
                 let msg = match serde_json::from_str::<ClientMsg>(&text) {
                     Ok(msg) => msg,
                     Err(e) => {
@@ -170,7 +192,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSession {
                     },
                 ));
             }
-            Ok(ws::Message::Binary(_)) => {
+            Some(_) => {
                 let err = ServerMsg::Error {
                     r#ref: None,
                     error: "invalid_message".into(),
@@ -178,12 +200,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSession {
                 };
                 self.send(&err, ctx);
             }
-            Ok(ws::Message::Close(reason)) => {
-                ctx.close(reason);
-                ctx.stop();
-            }
-            Ok(ws::Message::Continuation(_) | ws::Message::Nop) => {}
-            Err(_) => ctx.stop(),
+            None => {}
         }
     }
 }
