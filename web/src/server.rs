@@ -62,6 +62,9 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
             .configure(crate::routes::configure)
     })
     .workers(config.workers)
+    // Every frame to a desk goes out at once: with Nagle's algorithm a frame written while the
+    // previous one is unacknowledged waits for the browser's delayed ACK (up to 40 ms).
+    .tcp_nodelay(true)
     .shutdown_timeout(config.shutdown_timeout.as_secs())
     .bind(config.bind)
     .with_context(|| format!("cannot listen on {} (OMNIROUTE_BIND)", config.bind))?;

@@ -120,6 +120,11 @@ struct Args {
     /// Write the report as JSON here too.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write every customer message seen live on a desk here, one CSV line each (when it was
+    /// meant to go, its channel, whether it is the customer's first, ack and screen latency in µs;
+    /// with --compare, the last run's).
+    #[arg(long)]
+    samples: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -200,6 +205,7 @@ fn main() -> anyhow::Result<()> {
     // both sides get the same load.
     cfg.webchat = !args.no_webchat && !args.compare && args.target != Implementation::Peer;
     cfg.progress = !args.quiet;
+    cfg.samples = args.samples.clone();
     raise_fd_limit_hint(cfg.agents);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -269,7 +269,8 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 async fn connect(api: &Api, token: &str) -> anyhow::Result<Ws> {
     let mut req = api.ws_agent_url().into_client_request()?;
     req.headers_mut().insert("Authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
-    let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+    // Nagle off, as browsers have it on every socket.
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
     Ok(ws)
 }
 

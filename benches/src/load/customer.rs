@@ -222,12 +222,7 @@ impl Sender {
 
     /// Customers take turns: WhatsApp, Telegram, and webchat when the run has it.
     pub fn channel_of(&self, customer: u64) -> Channel {
-        let kinds = if self.channels.webchat.is_some() { 3 } else { 2 };
-        match customer % kinds {
-            0 => Channel::WhatsApp,
-            1 => Channel::Telegram,
-            _ => Channel::Webchat,
-        }
+        channel_of(customer, self.channels.webchat.is_some())
     }
 
     /// Sends a webhook until it is acknowledged, as providers do: a connection failure or a 5xx
@@ -328,5 +323,14 @@ pub async fn poisson(sender: Arc<Sender>, rate: f64, length: Duration, new: bool
         } else {
             tokio::spawn(s.follow_up(intended));
         }
+    }
+}
+
+/// The channel of a customer: they take turns, WhatsApp, Telegram, and webchat when the run has it.
+pub fn channel_of(customer: u64, webchat: bool) -> Channel {
+    match customer % if webchat { 3 } else { 2 } {
+        0 => Channel::WhatsApp,
+        1 => Channel::Telegram,
+        _ => Channel::Webchat,
     }
 }

@@ -21,6 +21,7 @@ pub mod stats;
 pub mod target;
 pub mod webchat;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -120,6 +121,9 @@ pub struct Config {
     /// such as the peer, runs with this off).
     pub webchat: bool,
     pub progress: bool,
+    /// Write every customer message seen live here (CSV: when it was meant to go, its channel,
+    /// whether it is the customer's first, acknowledgement and screen latency).
+    pub samples: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -148,6 +152,7 @@ impl Config {
             ceiling_rates: Vec::new(),
             webchat: true,
             progress: true,
+            samples: None,
         };
         match scenario {
             Scenario::Smoke => Self {
@@ -395,6 +400,9 @@ const AGENT_PASSWORD: &str = "load-agent-password";
 /// (the binary exits non-zero for `smoke`).
 pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     let stats = Arc::new(Stats::default());
+    if cfg.samples.is_some() {
+        stats.keep_samples();
+    }
     let (spawned, base, admin_login, admin_password, pg) = match &cfg.target {
         Target::Spawn { server, database_url, pg_data, keep_db } => {
             let s = Spawned::start(server, database_url, *keep_db).await?;
@@ -790,6 +798,9 @@ async fn drive(
         (Some(a), Some(b)) if cfg.agents > 0 => Some((b as f64 - a as f64) / cfg.agents as f64 / 1024.0),
         _ => None,
     };
+    if let Some(path) = &cfg.samples {
+        write_samples(path, &stats.take_samples(), cfg.webchat)?;
+    }
     Ok(Report {
         scenario: cfg.scenario,
         server: base.to_owned(),
@@ -1326,4 +1337,21 @@ impl Report {
         ));
         out
     }
+}
+
+/// `--samples`: one CSV line per customer message seen live on a desk, in the order they were
+/// meant to be sent, to see where a tail comes from (a stall hits every channel at one moment; a
+/// slow path shows in one channel or in the messages that open a conversation).
+fn write_samples(path: &std::path::Path, samples: &[stats::Sample], webchat: bool) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let start = samples.first().map(|s| s.intended);
+    let mut opened = HashSet::new();
+    let mut out = String::from("sent_ms,customer,channel,customer_first,ack_us,screen_us\n");
+    for s in samples {
+        let at = start.map_or(0.0, |t| s.intended.duration_since(t).as_secs_f64() * 1000.0);
+        let channel = customer::channel_of(s.customer, webchat);
+        let first = opened.insert(s.customer);
+        let _ = writeln!(out, "{at:.3},{},{channel:?},{first},{},{}", s.customer, s.ack_us, s.screen_us);
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }

@@ -90,6 +90,7 @@ struct Sent {
     intended: Instant,
     acked: bool,
     seen: bool,
+    ack_us: u64,
 }
 
 /// Everything a run measures; shared by the customers, the agents and the fake provider.
@@ -145,39 +146,67 @@ pub struct Stats {
     /// Conversations whose first message the harness sent, by customer → intended time.
     first_messages: Mutex<HashMap<u64, Instant>>,
     offered_once: Mutex<HashSet<String>>,
+    /// `--samples`: every message seen live, once [`Stats::keep_samples`] asked for them.
+    samples: Mutex<Option<Vec<Sample>>>,
     /// The conversations agents were given, by customer (to look for unseen messages).
     conversations_of: Mutex<HashMap<u64, HashSet<String>>>,
 }
 
+/// One customer message seen live on a desk (`--samples`).
+pub struct Sample {
+    pub intended: Instant,
+    pub customer: u64,
+    /// Intended time → acknowledgement (0 when the acknowledgement came after the frame).
+    pub ack_us: u64,
+    /// Intended time → the `message` frame on the desk.
+    pub screen_us: u64,
+}
+
 impl Stats {
+    /// Keeps every message's latencies from now on, for [`Stats::take_samples`].
+    pub fn keep_samples(&self) {
+        *self.samples.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
+
+    /// The samples kept, in the order the messages were meant to be sent.
+    pub fn take_samples(&self) -> Vec<Sample> {
+        let mut all = self.samples.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
+        all.sort_by_key(|s| s.intended);
+        all
+    }
+
     /// Registers a customer message about to be sent.
     pub fn message_planned(&self, customer: u64, tag: u64, intended: Instant) {
         self.messages
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(tag, Sent { customer, intended, acked: false, seen: false });
+            .insert(tag, Sent { customer, intended, acked: false, seen: false, ack_us: 0 });
     }
 
     /// The webhook carrying `tag` was answered 2xx.
     pub fn message_acked(&self, tag: u64) {
         if let Some(m) = self.messages.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&tag) {
             m.acked = true;
+            m.ack_us = m.intended.elapsed().as_micros() as u64;
         }
     }
 
     /// An agent saw message `tag`, live (`frame`) or in a history it loaded. The first sighting
     /// counts.
     pub fn message_seen(&self, tag: u64, frame: bool) {
-        let intended = {
+        let (intended, ack_us, customer) = {
             let mut all = self.messages.lock().unwrap_or_else(|e| e.into_inner());
             match all.get_mut(&tag) {
                 Some(m) if !m.seen => {
                     m.seen = true;
-                    m.intended
+                    (m.intended, m.ack_us, m.customer)
                 }
                 _ => return,
             }
         };
+        if frame && let Some(samples) = self.samples.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            samples.push(Sample { intended, customer, ack_us, screen_us: intended.elapsed().as_micros() as u64 });
+        }
         if frame {
             self.message_to_screen.since(intended);
             self.window_screen.since(intended);

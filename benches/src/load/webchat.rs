@@ -212,7 +212,8 @@ async fn open(
     token: Option<&str>,
     stats: &Stats,
 ) -> anyhow::Result<(Ws, String)> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    // Nagle off, as browsers have it on every socket.
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
     let hello = match token {
         None => json!({"type": "start", "name": format!("Visitor {customer}"),
                         "email": format!("visitor{customer}@load.example"), "service_id": service_id}),
