@@ -1,6 +1,7 @@
-//! The ingest writer: group commit of customer messages (C3, C4). Concurrent [`Engine::ingest`]
-//! calls hand their message to a few writer threads; the one whose turn it is takes every message
-//! waiting and stores them in one transaction with a handful of set-based statements: the open
+//! The ingest writers: group commit of customer messages (C3, C4). Concurrent [`Engine::ingest`]
+//! calls hand their message to one of a few writer threads, chosen by the customer's address;
+//! a writer takes every message waiting for it and stores them in one transaction with a handful
+//! of set-based statements: the open
 //! conversations of the addresses, one INSERT of the conversations to open (when there are any),
 //! one INSERT … ON CONFLICT DO NOTHING of the messages (a replay of a message stored before is
 //! the row it does not insert; a trigger sets the conversations' last customer message). A batch
@@ -9,16 +10,18 @@
 //!
 //! The semantics are those of [`store_inbound_with`], which stays the path of a message the
 //! batch cannot take: a replay (in the batch or stored before) stores nothing; the first messages
-//! of one new address open one conversation (across two writers' batches, the partial unique
-//! indexes decide, as between two single-message transactions); a batch the database refuses (another writer opened
-//! a conversation meanwhile, an extra refused) is written again one message per transaction, so
+//! of one new address open one conversation (against another path opening it meanwhile, a
+//! call or an agent's outbound start, the partial unique indexes decide, as between two
+//! single-message transactions); a batch the database refuses (an extra refused) is written
+//! again one message per transaction, so
 //! one message's refusal is that message's alone; with the database down every caller of the
 //! batch gets the error and nothing is acknowledged.
 //!
 //! [`Engine::ingest`]: crate::Engine::ingest
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, mpsc};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, mpsc};
 
 use chrono::{DateTime, Utc};
 use schema::models::{Conversation, Message};
@@ -33,8 +36,8 @@ use crate::ingest::{
 
 /// Most messages stored in one transaction (well under PostgreSQL's 65,535 bind parameters).
 const MAX_BATCH: usize = 500;
-/// Writer threads: while one commits, the next gathers the messages that arrived meanwhile, and
-/// the database works on several batches at once (one backend each).
+/// Writer threads: while one commits, the others gather and store the messages that arrived
+/// meanwhile, and the database works on several batches at once (one backend each).
 const WRITERS: usize = 3;
 
 /// One caller's message.
@@ -54,25 +57,36 @@ pub(crate) struct Outcome {
     pub joined_new: bool,
 }
 
-/// A handle on the ingest writer thread.
+/// A handle on the ingest writer threads. Each customer address has its writer, so one
+/// customer's messages are stored in the order they came, and two writers never open the same
+/// customer's conversation at once (one would wait for the other's commit, then redo its rows).
 #[derive(Clone)]
 pub(crate) struct Inbox {
-    tx: mpsc::Sender<Request>,
+    writers: Arc<[mpsc::Sender<Request>]>,
 }
 
 impl Inbox {
     /// Starts the writer threads storing through `pool`.
     pub fn spawn(pool: PgPool) -> Inbox {
-        let (tx, rx) = mpsc::channel::<Request>();
-        let rx = Arc::new(Mutex::new(rx));
-        for n in 0..WRITERS {
-            let (pool, rx) = (pool.clone(), rx.clone());
-            std::thread::Builder::new()
-                .name(format!("omniroute-inbox-{n}"))
-                .spawn(move || run(pool, rx))
-                .expect("spawn an ingest writer thread");
-        }
-        Inbox { tx }
+        let writers: Vec<mpsc::Sender<Request>> = (0..WRITERS)
+            .map(|n| {
+                let (tx, rx) = mpsc::channel::<Request>();
+                let pool = pool.clone();
+                std::thread::Builder::new()
+                    .name(format!("omniroute-inbox-{n}"))
+                    .spawn(move || run(pool, rx))
+                    .expect("spawn an ingest writer thread");
+                tx
+            })
+            .collect();
+        Inbox { writers: writers.into() }
+    }
+
+    /// The writer of an address.
+    fn writer_of(&self, m: &InboundMessage) -> &mpsc::Sender<Request> {
+        let mut h = std::hash::DefaultHasher::new();
+        (m.service, &m.address).hash(&mut h);
+        &self.writers[(h.finish() % self.writers.len() as u64) as usize]
     }
 
     /// Stores one message with those of the other callers; answers after the commit. `None`
@@ -85,26 +99,21 @@ impl Inbox {
         extras: Arc<dyn IngestExtras>,
     ) -> Option<Result<Outcome, StoreError>> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Request { inbound, opening, now, extras, reply }).ok()?;
+        self.writer_of(&inbound).send(Request { inbound, opening, now, extras, reply }).ok()?;
         answer.await.ok()
     }
 }
 
-fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Request>>>) {
-    loop {
-        // One writer gathers at a time; the others are committing or wait for their turn.
-        let batch = {
-            let Ok(rx) = rx.lock() else { return };
-            let Ok(first) = rx.recv() else { return };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(request) => batch.push(request),
-                    Err(_) => break,
-                }
+fn run(pool: PgPool, rx: mpsc::Receiver<Request>) {
+    // Everything that waits, in one batch.
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
             }
-            batch
-        };
+        }
         let results = write(&pool, &batch);
         for (request, result) in batch.into_iter().zip(results) {
             let _ = request.reply.send(result);

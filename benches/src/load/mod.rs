@@ -1345,13 +1345,17 @@ impl Report {
 fn write_samples(path: &std::path::Path, samples: &[stats::Sample], webchat: bool) -> anyhow::Result<()> {
     use std::fmt::Write as _;
     let start = samples.first().map(|s| s.intended);
+    // Wall-clock time of each, to line it up with the server's and PostgreSQL's logs.
+    let (now, wall_now) = (Instant::now(), chrono::Utc::now());
     let mut opened = HashSet::new();
-    let mut out = String::from("sent_ms,customer,channel,customer_first,ack_us,screen_us\n");
+    let mut out = String::from("sent_ms,sent_at,customer,channel,customer_first,ack_us,screen_us\n");
     for s in samples {
         let at = start.map_or(0.0, |t| s.intended.duration_since(t).as_secs_f64() * 1000.0);
+        let wall = wall_now - chrono::Duration::from_std(now.duration_since(s.intended)).unwrap_or_default();
         let channel = customer::channel_of(s.customer, webchat);
         let first = opened.insert(s.customer);
-        let _ = writeln!(out, "{at:.3},{},{channel:?},{first},{},{}", s.customer, s.ack_us, s.screen_us);
+        let wall = wall.format("%H:%M:%S%.3f");
+        let _ = writeln!(out, "{at:.3},{wall},{},{channel:?},{first},{},{}", s.customer, s.ack_us, s.screen_us);
     }
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
