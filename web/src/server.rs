@@ -62,6 +62,10 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
             .configure(crate::routes::configure)
     })
     .workers(config.workers)
+    // Blocking work here is database work, and only `OMNIROUTE_DB_POOL_SIZE` connections exist:
+    // more threads would only wait for one, and the memory they touched during a burst (10,000
+    // desks connecting at once) stays with the allocator afterwards.
+    .worker_max_blocking_threads(config.db_pool_size as usize)
     // Every frame to a desk goes out at once: with Nagle's algorithm a frame written while the
     // previous one is unacknowledged waits for the browser's delayed ACK (up to 40 ms).
     .tcp_nodelay(true)
