@@ -196,7 +196,7 @@ impl Config {
                 duration: Duration::from_secs(10),
                 think: Duration::from_secs(5),
                 pause_per_min: 0.0,
-                ceiling_rates: vec![500.0, 1000.0, 2000.0, 3000.0, 4000.0, 6000.0, 8000.0, 10_000.0, 12_000.0],
+                ceiling_rates: vec![500.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 8000.0, 10_000.0, 12_000.0],
                 ..base
             },
             Scenario::Restart => Self {

@@ -112,6 +112,9 @@ async fn visitor(
     let mut pending: HashMap<String, (String, oneshot::Sender<Sent>, Instant)> = HashMap::new();
     let mut failures = 0u32;
     let mut closing: Option<tokio::time::Instant> = None;
+    // The conversation the visitor's last acknowledged message went to: only its end closes
+    // the widget (the end of an earlier one, told after the visitor wrote again, does not).
+    let mut current: Option<String> = None;
     loop {
         let ws = match open(&url, &service_id, customer, token.as_deref(), &stats).await {
             Ok((ws, t)) => {
@@ -154,6 +157,8 @@ async fn visitor(
                         return;
                     };
                     let frame = json!({"type": "message", "client_id": o.client_id, "text": o.text});
+                    // Writing again keeps the widget open: the message starts the next chat.
+                    closing = None;
                     pending.insert(o.client_id, (o.text, o.done, Instant::now()));
                     if tx.send(Message::text(frame.to_string())).await.is_err() {
                         break;
@@ -165,11 +170,12 @@ async fn visitor(
                     let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
                     match v["type"].as_str() {
                         Some("ack") => {
+                            current = v["conversation_id"].as_str().map(str::to_owned);
                             if let Some((_, done, _)) = v["client_id"].as_str().and_then(|c| pending.remove(c)) {
                                 let _ = done.send(Sent::Acked);
                             }
                         }
-                        Some("ended") => {
+                        Some("ended") if pending.is_empty() && v["conversation_id"].as_str() == current.as_deref() => {
                             closing = Some(tokio::time::Instant::now() + Duration::from_secs(30));
                         }
                         Some("message") if v["message"]["from"] == "agent" => {

@@ -8,6 +8,7 @@ use actix::prelude::*;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use actix_web_actors::ws;
 use schema::models::Service;
+use schema::{ConversationId, VisitorId};
 use tracing::debug;
 
 use crate::api::error::ApiError;
@@ -78,28 +79,32 @@ impl VisitorSession {
         let me = ctx.address().recipient::<Push>();
         self.pending = Some(Vec::new());
         let work = async move {
-            let opened = match frame {
-                ClientFrame::Start { name, email, .. } => visitor::start(&state, &service, name, email).await,
-                ClientFrame::Resume { token } => visitor::resume(&state, &service, &token).await,
-                _ => Err(FrameError::new("invalid_message", "not an opening frame")),
+            let join = |visitor: VisitorId, conversation: Option<ConversationId>| {
+                hub.send(Join { visitor, conversation, socket: me.clone() })
             };
-            match opened {
-                Ok((vctx, mut frame)) => {
-                    let socket = hub
-                        .send(Join { visitor: vctx.visitor.id, conversation: vctx.conversation, socket: me })
-                        .await
-                        .ok();
-                    // The conversation's state as of now that the hub forwards its events: an
-                    // assignment made while the chat was opening is not missed.
-                    if let (Some(c), ServerFrame::Started { state: shown, .. }) = (vctx.conversation, &mut frame)
-                        && let Some(facts) = state.engine.conversation(c).await
-                    {
-                        *shown = Some(facts.state.to_string());
-                    }
-                    Ok((vctx, frame, socket))
+            let (vctx, mut frame, socket) = match frame {
+                ClientFrame::Start { name, email, .. } => {
+                    let (vctx, frame) = visitor::start(&state, &service, name, email).await?;
+                    let socket = join(vctx.visitor.id, vctx.conversation).await.ok();
+                    (vctx, frame, socket)
                 }
-                Err(e) => Err(e),
+                ClientFrame::Resume { token } => {
+                    let (found, latest) = visitor::returning(&state, &service, &token).await?;
+                    let open = latest.as_ref().filter(|c| !c.state.is_final()).map(|c| c.id);
+                    let socket = join(found.id, open).await.ok();
+                    let (vctx, frame) = visitor::resume(&state, found, latest).await?;
+                    (vctx, frame, socket)
+                }
+                _ => return Err(FrameError::new("invalid_message", "not an opening frame")),
+            };
+            // The conversation's state as of now that the hub forwards its events: an
+            // assignment made while the chat was opening is not missed.
+            if let (Some(c), ServerFrame::Started { state: shown, .. }) = (vctx.conversation, &mut frame)
+                && let Some(facts) = state.engine.conversation(c).await
+            {
+                *shown = Some(facts.state.to_string());
             }
+            Ok((vctx, frame, socket))
         };
         ctx.wait(work.into_actor(self).map(|result, this, ctx| {
             let pushed = this.pending.take().unwrap_or_default();

@@ -101,15 +101,35 @@ pub async fn start(
     Ok((VisitorCtx { visitor, conversation: Some(conversation) }, frame))
 }
 
-/// A returning visitor: its last conversation and history. The agent's messages that waited for
-/// the visitor are in the history, so they count as sent now.
-pub async fn resume(state: &AppState, service: &Service, token: &str) -> Result<(VisitorCtx, ServerFrame), FrameError> {
+/// A returning visitor, found by its token, and its last conversation. The socket joins the hub
+/// before [`resume`] reads what waited for the visitor: an agent's message sent in between is
+/// then either pushed to the socket or still pending when the history is read, never neither.
+pub async fn returning(
+    state: &AppState,
+    service: &Service,
+    token: &str,
+) -> Result<(Visitor, Option<Conversation>), FrameError> {
     let (service_id, hash) = (service.id, crate::api::auth::token_hash(token));
     let found = db(state, move |c| {
         let Some(visitor) = store::visitor_by_token(c, service_id, &hash)? else { return Ok(None) };
         store::touch_visitor(c, visitor.id, Utc::now())?;
-        let address = visitor.id.to_string();
-        let latest = store::latest_conversation_for(c, service_id, &address)?;
+        let latest = store::latest_conversation_for(c, service_id, &visitor.id.to_string())?;
+        Ok(Some((visitor, latest)))
+    })
+    .await
+    .map_err(refusal)?;
+    found.ok_or_else(|| FrameError::new("invalid_token", "this chat can no longer be resumed; start a new one"))
+}
+
+/// A returning visitor's history (after [`returning`]). The agent's messages that waited for the
+/// visitor are in it, so they count as sent now.
+pub async fn resume(
+    state: &AppState,
+    visitor: Visitor,
+    latest: Option<Conversation>,
+) -> Result<(VisitorCtx, ServerFrame), FrameError> {
+    let (service_id, address) = (visitor.service_id, visitor.id.to_string());
+    let (history, files, now_sent) = db(state, move |c| {
         let (history, files) = store::customer_history(c, service_id, &address, HISTORY)?;
         let mut now_sent = Vec::new();
         for m in history.iter().filter(|m| m.direction == MessageDirection::Out && m.status == MessageStatus::Pending) {
@@ -117,13 +137,10 @@ pub async fn resume(state: &AppState, service: &Service, token: &str) -> Result<
                 now_sent.push(sent);
             }
         }
-        Ok(Some((visitor, latest, history, files, now_sent)))
+        Ok((history, files, now_sent))
     })
     .await
     .map_err(refusal)?;
-    let Some((visitor, latest, history, files, now_sent)) = found else {
-        return Err(FrameError::new("invalid_token", "this chat can no longer be resumed; start a new one"));
-    };
     publish_status(state, service_id, &now_sent).await;
     let frame = ServerFrame::Started {
         token: None,

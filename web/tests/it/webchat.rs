@@ -225,6 +225,61 @@ async fn a_visitor_chats_with_an_agent_both_ways_and_resumes_after_a_reload() {
     c.app.engine.stop();
 }
 
+/// The agent's messages written while the page reloads again and again all reach it — pushed
+/// live or in the history of a resume — and none is left waiting for a reload that may never
+/// come (a message sent between a resume's read of the history and the socket joining the hub
+/// found nobody to push to, and waited an hour while the page was open).
+#[actix_rt::test]
+async fn agent_messages_sent_while_the_page_reloads_all_reach_it() {
+    let c = chat().await;
+    let token = c.app.login("ana").await;
+    c.app.put("/api/v1/me/presence", Some(&token), &json!({"status": "available"})).await.ok(200);
+    let (mut conn, started) = start(&c, "Rita", "rita@example.com").await;
+    let chat_token = started["token"].as_str().unwrap().to_owned();
+    let conversation = started["conversation_id"].as_str().unwrap().to_owned();
+    in_service(&mut conn, &started).await;
+
+    let (app, path) = (&c.app, format!("/api/v1/conversations/{conversation}/messages"));
+    let agent = async {
+        let mut ids = Vec::new();
+        for n in 0..30 {
+            let sent = app.post(&path, Some(&token), &json!({"text": format!("reply {n}")})).await;
+            ids.push(sent.ok(201)["id"].as_str().unwrap().to_owned());
+            tokio::time::sleep(Duration::from_millis(7)).await;
+        }
+        ids
+    };
+    let (chat, chat_token) = (&c, &chat_token);
+    let page = async move {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..12 {
+            drop(conn); // the page reloads
+            let (fresh, again) = resume(chat, chat_token).await;
+            conn = fresh;
+            for m in again["messages"].as_array().unwrap() {
+                seen.insert(m["id"].as_str().unwrap().to_owned());
+            }
+            // Whatever is pushed before the next reload.
+            while let Ok(Some(f)) = tokio::time::timeout(Duration::from_millis(15), next_or_close(&mut conn)).await {
+                if f["type"] == "message" {
+                    seen.insert(f["message"]["id"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+        (seen, conn)
+    };
+    let (ids, (mut seen, mut conn)) = futures_util::join!(agent, page);
+    // The page stays open: what is still on its way arrives live, and every message is sent.
+    for id in &ids {
+        while !seen.contains(id) {
+            let f = until(&mut conn, |f| f["type"] == "message").await;
+            seen.insert(f["message"]["id"].as_str().unwrap().to_owned());
+        }
+        message_until(&c.app, id, |m| m.status == MessageStatus::Sent).await;
+    }
+    c.app.engine.stop();
+}
+
 #[actix_rt::test]
 async fn a_replayed_message_is_stored_once_sequentially_and_concurrently() {
     let c = chat().await;
