@@ -101,6 +101,18 @@ async fn start(c: &Chat, name: &str, email: &str) -> (Conn, Value) {
     (conn, started)
 }
 
+/// Ana available and a visitor's chat routed to her: Ana's token, the visitor's socket, the
+/// chat's token and the conversation.
+async fn chat_with_ana(c: &Chat, name: &str, email: &str) -> (String, Conn, String, String) {
+    let token = c.app.login("ana").await;
+    c.app.put("/api/v1/me/presence", Some(&token), &json!({"status": "available"})).await.ok(200);
+    let (mut conn, started) = start(c, name, email).await;
+    let chat_token = started["token"].as_str().unwrap().to_owned();
+    let conversation = started["conversation_id"].as_str().unwrap().to_owned();
+    in_service(&mut conn, &started).await;
+    (token, conn, chat_token, conversation)
+}
+
 async fn resume(c: &Chat, token: &str) -> (Conn, Value) {
     let mut conn = open(c).await;
     send(&mut conn, json!({"type": "resume", "token": token})).await;
@@ -232,12 +244,7 @@ async fn a_visitor_chats_with_an_agent_both_ways_and_resumes_after_a_reload() {
 #[actix_rt::test]
 async fn agent_messages_sent_while_the_page_reloads_all_reach_it() {
     let c = chat().await;
-    let token = c.app.login("ana").await;
-    c.app.put("/api/v1/me/presence", Some(&token), &json!({"status": "available"})).await.ok(200);
-    let (mut conn, started) = start(&c, "Rita", "rita@example.com").await;
-    let chat_token = started["token"].as_str().unwrap().to_owned();
-    let conversation = started["conversation_id"].as_str().unwrap().to_owned();
-    in_service(&mut conn, &started).await;
+    let (token, mut conn, chat_token, conversation) = chat_with_ana(&c, "Rita", "rita@example.com").await;
 
     let (app, path) = (&c.app, format!("/api/v1/conversations/{conversation}/messages"));
     let agent = async {
@@ -421,12 +428,7 @@ async fn upload(c: &Chat, token: &str, content_type: &str, name: &str, data: &[u
 #[actix_rt::test]
 async fn files_and_voice_notes_go_both_ways_within_the_limits() {
     let c = chat().await;
-    let token = c.app.login("ana").await;
-    c.app.put("/api/v1/me/presence", Some(&token), &json!({"status": "available"})).await.ok(200);
-    let (mut conn, started) = start(&c, "Rita", "rita@example.com").await;
-    let chat_token = started["token"].as_str().unwrap().to_owned();
-    let conversation = started["conversation_id"].as_str().unwrap().to_owned();
-    in_service(&mut conn, &started).await;
+    let (token, mut conn, chat_token, conversation) = chat_with_ana(&c, "Rita", "rita@example.com").await;
 
     // A photo and a recorded voice note from the customer.
     let png = b"\x89PNG\r\n\x1a\nnot really an image".to_vec();
