@@ -81,6 +81,18 @@ pub struct PublishMessage {
     pub message: Arc<serde_json::Value>,
 }
 
+/// A customer's message stored in an open conversation: the conversation's clock moves (R10)
+/// and, once what that changed is committed, its desks are told about the message — one trip to
+/// the distributor instead of an [`Execute`] and a [`PublishMessage`].
+#[derive(Message)]
+#[rtype(result = "Result<Reply, EngineError>")]
+pub struct CustomerMessageStored {
+    pub conversation: ConversationId,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub service: ServiceId,
+    pub message: Arc<serde_json::Value>,
+}
+
 /// An open conversation as the engine holds it.
 #[derive(Message)]
 #[rtype(result = "Option<ConversationFacts>")]
@@ -90,11 +102,6 @@ pub struct GetConversation(pub ConversationId);
 #[derive(Message)]
 #[rtype(result = "Option<AgentSnapshot>")]
 pub struct GetAgent(pub AgentId);
-
-/// A service's settings.
-#[derive(Message)]
-#[rtype(result = "Option<crate::model::ServiceSettings>")]
-pub struct GetService(pub ServiceId);
 
 /// Every queue's counts.
 #[derive(Message)]
@@ -155,6 +162,7 @@ pub struct Distributor {
     recently_closed: RecentlyClosed,
     /// Counters of committed events (S5), shared with the [`crate::Engine`] handle.
     stats: Arc<crate::stats::EngineStats>,
+    services: Arc<ServiceMirror>,
 }
 
 /// A bounded memory of who held the last conversations that ended (oldest forgotten first).
@@ -217,7 +225,15 @@ impl Distributor {
             resyncing: false,
             recently_closed: RecentlyClosed::default(),
             stats,
+            services: Arc::default(),
         }
+    }
+
+    /// Keeps `services` equal to the book's services from now on.
+    pub fn mirroring(mut self, services: Arc<ServiceMirror>) -> Self {
+        services.fill(&self.book);
+        self.services = services;
+        self
     }
 
     fn grace_of(&self, agent: AgentId) -> Duration {
@@ -414,6 +430,7 @@ impl Distributor {
             Ok(restored) => {
                 info!("routing book rebuilt from the database");
                 this.book = restored.book;
+                this.services.fill(&this.book);
                 this.resyncing = false;
                 let ids: Vec<_> = this.book.conversations().map(|c| c.id).collect();
                 for id in ids {
@@ -428,6 +445,32 @@ impl Distributor {
                 ctx.run_later(Duration::from_secs(1), |this, ctx| this.resync(ctx));
             }
         }));
+    }
+}
+
+/// The services' settings as the book has them, readable without a trip to the distributor (a
+/// customer's message reads its service's hours and approval rule on every ingest). The
+/// distributor writes it when it changes a service, before it answers.
+#[derive(Default)]
+pub struct ServiceMirror(std::sync::RwLock<HashMap<ServiceId, Arc<crate::model::ServiceSettings>>>);
+
+impl ServiceMirror {
+    /// A service's settings.
+    pub fn get(&self, id: ServiceId) -> Option<Arc<crate::model::ServiceSettings>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
+    }
+
+    fn fill(&self, book: &RoutingBook) {
+        let all = book.services().map(|s| (s.id, Arc::new(s.clone()))).collect();
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = all;
+    }
+
+    fn set(&self, id: ServiceId, settings: Option<&crate::model::ServiceSettings>) {
+        let mut all = self.0.write().unwrap_or_else(|e| e.into_inner());
+        match settings {
+            Some(s) => all.insert(id, Arc::new(s.clone())),
+            None => all.remove(&id),
+        };
     }
 }
 
@@ -504,6 +547,7 @@ impl Handler<Execute> for Distributor {
             Err(e) => return Box::pin(async move { Err(e) }),
         };
         if let Some(s) = upserted_service {
+            self.services.set(s, self.book.service(s));
             self.queue_actor(s);
             // New timeouts apply to the service's open conversations at once.
             let ids: Vec<_> = self.book.conversations().filter(|c| c.service == s).map(|c| c.id).collect();
@@ -640,6 +684,22 @@ impl Handler<PublishMessage> for Distributor {
     }
 }
 
+impl Handler<CustomerMessageStored> for Distributor {
+    type Result = ResponseActFuture<Self, Result<Reply, EngineError>>;
+
+    fn handle(&mut self, msg: CustomerMessageStored, ctx: &mut Context<Self>) -> Self::Result {
+        let command = Command::CustomerMessage { conversation: msg.conversation, at: msg.at };
+        let executed = <Self as Handler<Execute>>::handle(self, Execute(command), ctx);
+        let publish = PublishMessage { conversation: msg.conversation, service: msg.service, message: msg.message };
+        Box::pin(executed.into_actor(self).map(move |result, this, ctx| {
+            if result.is_ok() {
+                <Self as Handler<PublishMessage>>::handle(this, publish, ctx);
+            }
+            result
+        }))
+    }
+}
+
 impl Handler<GetConversation> for Distributor {
     type Result = Option<ConversationFacts>;
 
@@ -661,14 +721,6 @@ impl Handler<GetAgent> for Distributor {
             offers: a.offers.iter().filter_map(|c| self.book.conversation(*c).cloned()).collect(),
             connections: self.connections.get(&msg.0).copied().unwrap_or(0),
         })
-    }
-}
-
-impl Handler<GetService> for Distributor {
-    type Result = Option<crate::model::ServiceSettings>;
-
-    fn handle(&mut self, msg: GetService, _: &mut Context<Self>) -> Self::Result {
-        self.book.service(msg.0).cloned()
     }
 }
 

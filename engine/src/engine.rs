@@ -1,6 +1,7 @@
 //! `Engine`: the facade the web crate and tests call. Cheap to clone; every method is a message
 //! to the distributor (or a store call off the actor threads) and answers after commit.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -14,8 +15,8 @@ use schema::{
 use crate::book::{By, Command, LogoffReason, PresenceRequest, Reply};
 use crate::clock::Clock;
 use crate::distributor::{
-    AgentSnapshot, ConnectAgent, DisconnectAgent, Distributor, Execute, Flush, GetAgent, GetConversation, GetGauges,
-    GetQueues, GetService, GetWaiting, PublishMessage, Subscribe, WatchQueue,
+    AgentSnapshot, ConnectAgent, CustomerMessageStored, DisconnectAgent, Distributor, Execute, Flush, GetAgent,
+    GetConversation, GetGauges, GetQueues, GetWaiting, PublishMessage, Subscribe, WatchQueue,
 };
 use crate::error::EngineError;
 use crate::feed::{EngineEvent, QueueCounts};
@@ -34,6 +35,8 @@ pub struct Engine {
     inbox: crate::inbox::Inbox,
     /// Monitoring counters (S5).
     stats: std::sync::Arc<crate::stats::EngineStats>,
+    /// The services' settings, read by every ingest without asking the distributor.
+    services: std::sync::Arc<crate::distributor::ServiceMirror>,
 }
 
 /// A new conversation to open (ingest, phone calls, tests).
@@ -85,11 +88,14 @@ impl Engine {
         let timers = Timers::start_in_arbiter(&arbiter, move |_| Timers::new(timers_clock));
         let stats = std::sync::Arc::new(crate::stats::EngineStats::default());
         let (d_clock, d_pool, d_timers, d_stats) = (clock.clone(), pool.clone(), timers.clone(), stats.clone());
+        let services = std::sync::Arc::new(crate::distributor::ServiceMirror::default());
+        let d_services = services.clone();
         let distributor = Distributor::start_in_arbiter(&arbiter, move |_| {
             Distributor::with_stats(restored.book, d_clock, d_pool, d_timers, restored.logged_in, d_stats)
+                .mirroring(d_services)
         });
         let inbox = crate::inbox::Inbox::spawn(pool.clone());
-        let engine = Engine { distributor, timers, clock, pool, arbiter, inbox, stats };
+        let engine = Engine { distributor, timers, clock, pool, arbiter, inbox, stats, services };
         engine.flush().await;
         Ok(engine)
     }
@@ -140,8 +146,7 @@ impl Engine {
     pub async fn open_conversation(&self, mut new: NewConversation) -> Result<ConversationId, EngineError> {
         let now = self.clock.now();
         // R14: flagged when it arrives out of hours; held until the next opening if the service says so.
-        let settings = self.distributor.send(GetService(new.service)).await.map_err(|_| EngineError::Stopped)?;
-        let settings = settings.ok_or(EngineError::ServiceNotFound)?;
+        let settings = self.services.get(new.service).ok_or(EngineError::ServiceNotFound)?;
         if settings.hours.as_ref().is_some_and(|h| !h.is_open(now)) {
             new.out_of_hours = true;
             if settings.out_of_hours_hold && new.held.is_none() {
@@ -163,8 +168,7 @@ impl Engine {
     /// How a conversation opened now in `service` starts: held for a supervisor's approval (C6),
     /// or flagged out of hours and maybe held until the next opening (R14).
     async fn opening(&self, service: ServiceId, now: DateTime<Utc>) -> Result<crate::ingest::Opening, EngineError> {
-        let settings = self.distributor.send(GetService(service)).await.map_err(|_| EngineError::Stopped)?;
-        let settings = settings.ok_or(EngineError::ServiceNotFound)?;
+        let settings = self.services.get(service).ok_or(EngineError::ServiceNotFound)?;
         let out_of_hours = settings.hours.as_ref().is_some_and(|h| !h.is_open(now));
         let held = if settings.email_approval {
             Some(schema::HoldReason::Approval)
@@ -191,7 +195,36 @@ impl Engine {
         inbound: crate::ingest::InboundMessage,
         extras: std::sync::Arc<dyn crate::ingest::IngestExtras>,
     ) -> Result<(crate::ingest::Ingested, Option<schema::models::Message>), EngineError> {
+        self.store_and_route(inbound, extras, None).await
+    }
+
+    /// [`Engine::ingest`] that also tells the conversation's desks (its agent, supervisors) about
+    /// the stored message, as `render` shows it. A message into an open conversation — the
+    /// common case — is routed and published in one trip to the distributor.
+    pub async fn ingest_publishing(
+        &self,
+        inbound: crate::ingest::InboundMessage,
+        render: fn(&schema::models::Message) -> serde_json::Value,
+    ) -> Result<(crate::ingest::Ingested, Option<schema::models::Message>), EngineError> {
+        self.store_and_route(inbound, std::sync::Arc::new(crate::ingest::NoExtras), Some(render)).await
+    }
+
+    async fn store_and_route(
+        &self,
+        inbound: crate::ingest::InboundMessage,
+        extras: std::sync::Arc<dyn crate::ingest::IngestExtras>,
+        render: Option<fn(&schema::models::Message) -> serde_json::Value>,
+    ) -> Result<(crate::ingest::Ingested, Option<schema::models::Message>), EngineError> {
         use crate::ingest::{Ingested, move_to_new_conversation, store_inbound_with};
+        let service = inbound.service;
+        let publish = |message: &Option<schema::models::Message>| {
+            let rendered = render.zip(message.as_ref()).map(|(render, m)| (m.conversation_id, render(m)));
+            async move {
+                if let Some((conversation, json)) = rendered {
+                    self.publish_message(conversation, service, json).await;
+                }
+            }
+        };
         let now = self.clock.now();
         let opening = self.opening(inbound.service, now).await?;
         let ((ingested, message, opened), joined_new) = if inbound.channel == Channel::Voice {
@@ -216,6 +249,7 @@ impl Engine {
         if joined_new {
             // Another message of the same commit opened this conversation: its caller tells the
             // engine it arrived (the engine may not know it yet, so no CustomerMessage here).
+            publish(&message).await;
             return Ok((ingested, message));
         }
         let arrive = |row: &Conversation| {
@@ -229,9 +263,17 @@ impl Engine {
         };
         if let Some(row) = opened {
             self.execute(Command::Arrive { conversation: arrive(&row) }).await?;
+            publish(&message).await;
             return Ok((ingested, message));
         }
-        match self.execute(Command::CustomerMessage { conversation, at: now }).await {
+        let routed = match (render, &message) {
+            (Some(render), Some(m)) => {
+                let fused = CustomerMessageStored { conversation, at: now, service, message: Arc::new(render(m)) };
+                self.distributor.send(fused).await.map_err(|_| EngineError::Stopped)?
+            }
+            _ => self.execute(Command::CustomerMessage { conversation, at: now }).await,
+        };
+        match routed {
             Err(EngineError::ConversationNotFound) => {
                 // The conversation ended in the engine while this message was being stored: the
                 // message starts a new one, as the customer's next message would (R10). The end
@@ -259,6 +301,7 @@ impl Engine {
                     m.conversation_id = row.id;
                     m
                 });
+                publish(&message).await;
                 Ok((Ingested::Stored { conversation: row.id, message: message_id, opened }, message))
             }
             Err(e) => Err(e),

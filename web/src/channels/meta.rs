@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{TimeZone, Utc};
-use engine::ingest::{InboundMessage, Ingested};
+use engine::ingest::InboundMessage;
 use schema::models::Service;
 use schema::{Channel, MessageKind, MessageStatus, store};
 use serde_json::{Value, json};
@@ -101,11 +101,8 @@ pub async fn receive(
             if let Some(inbound) = parse_event(service, channel, event) {
                 let files =
                     super::media::may_carry_files(&inbound).then(|| inbound.provider_message_id.clone()).flatten();
-                let (outcome, m) = state.engine.ingest(inbound).await.map_err(super::engine_unavailable)?;
-                if let (Ingested::Stored { conversation, .. }, Some(m)) = (outcome, m) {
+                if super::ingest(&state, inbound).await? {
                     stored += 1;
-                    let json = crate::api::messages::message_value(&m, &[]);
-                    state.engine.publish_message(conversation, service.id, json).await;
                 }
                 if let Some(id) = files {
                     super::media::request_fetches(&state, service, &id).await?;

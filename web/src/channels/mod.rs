@@ -45,6 +45,18 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::B
     Ok(body.freeze())
 }
 
+/// Stores a customer's message from a webhook and shows it on its conversation's desks (routed
+/// and published in one trip to the engine's distributor when the conversation is open); true
+/// when it was stored, false for a replay.
+pub async fn ingest(
+    state: &crate::state::AppState,
+    inbound: engine::ingest::InboundMessage,
+) -> Result<bool, crate::api::error::ApiError> {
+    let render = |m: &schema::models::Message| crate::api::messages::message_value(m, &[]);
+    let (outcome, _) = state.engine.ingest_publishing(inbound, render).await.map_err(engine_unavailable)?;
+    Ok(matches!(outcome, engine::ingest::Ingested::Stored { .. }))
+}
+
 /// An engine error as a webhook answer: 503 while the database is down, so the provider retries.
 pub fn engine_unavailable(e: engine::EngineError) -> crate::api::error::ApiError {
     use engine::EngineError;

@@ -6,7 +6,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use base64::Engine as _;
-use engine::ingest::{InboundMessage, Ingested};
+use engine::ingest::InboundMessage;
 use hmac::{KeyInit, Mac};
 use schema::{Channel, MessageKind, MessageStatus, store};
 use serde_json::{Map, Value, json};
@@ -129,11 +129,7 @@ pub async fn receive(
         subject: None,
     };
     let files = super::media::may_carry_files(&inbound).then(|| inbound.provider_message_id.clone()).flatten();
-    let (outcome, stored) = state.engine.ingest(inbound).await.map_err(super::engine_unavailable)?;
-    if let (Ingested::Stored { conversation, .. }, Some(m)) = (outcome, stored) {
-        let json = crate::api::messages::message_value(&m, &[]);
-        state.engine.publish_message(conversation, service.id, json).await;
-    }
+    super::ingest(&state, inbound).await?;
     if let Some(id) = files {
         super::media::request_fetches(&state, &service, &id).await?;
     }

@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{TimeZone, Utc};
-use engine::ingest::{InboundMessage, Ingested};
+use engine::ingest::InboundMessage;
 use schema::models::Service;
 use schema::{Channel, MessageKind, ServiceId};
 use serde_json::{Value, json};
@@ -55,15 +55,11 @@ pub async fn receive(
         return Err(ApiError::bad_request("invalid_payload", "a message needs chat.id and message_id"));
     };
     let files = super::media::may_carry_files(&inbound).then(|| inbound.provider_message_id.clone()).flatten();
-    let (outcome, stored) = state.engine.ingest(inbound).await.map_err(super::engine_unavailable)?;
-    if let (Ingested::Stored { conversation, .. }, Some(m)) = (&outcome, stored) {
-        let json = crate::api::messages::message_value(&m, &[]);
-        state.engine.publish_message(*conversation, service.id, json).await;
-    }
+    let stored = super::ingest(&state, inbound).await?;
     if let Some(id) = files {
         super::media::request_fetches(&state, &service, &id).await?;
     }
-    Ok(HttpResponse::Ok().json(json!({"status": "ok", "stored": matches!(outcome, Ingested::Stored { .. })})))
+    Ok(HttpResponse::Ok().json(json!({"status": "ok", "stored": stored})))
 }
 
 /// Message contents of the Bot API that the desk does not render.

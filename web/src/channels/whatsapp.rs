@@ -6,7 +6,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, TimeZone, Utc};
-use engine::ingest::{InboundMessage, Ingested};
+use engine::ingest::InboundMessage;
 use hmac::{KeyInit, Mac};
 use schema::models::Service;
 use schema::{Channel, MessageKind, MessageStatus, store};
@@ -111,11 +111,8 @@ pub async fn receive(
         for m in value.get("messages").and_then(Value::as_array).into_iter().flatten() {
             let Some(inbound) = parse_message(service, value, m) else { continue };
             let files = super::media::may_carry_files(&inbound).then(|| inbound.provider_message_id.clone()).flatten();
-            let (outcome, message) = state.engine.ingest(inbound).await.map_err(super::engine_unavailable)?;
-            if let (Ingested::Stored { conversation, .. }, Some(message)) = (outcome, message) {
+            if super::ingest(&state, inbound).await? {
                 stored += 1;
-                let json = crate::api::messages::message_value(&message, &[]);
-                state.engine.publish_message(conversation, service.id, json).await;
             }
             if let Some(id) = files {
                 super::media::request_fetches(&state, service, &id).await?;

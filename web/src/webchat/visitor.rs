@@ -196,6 +196,7 @@ pub async fn message(
     let (visitor, service) = (v.id, v.service_id);
     let provider_id = format!("{visitor}:{client_id}");
     let ids: Vec<AttachmentId> = attachment_ids.iter().filter_map(|a| a.parse().ok()).collect();
+    let with_files = !ids.is_empty();
     let (pid, wanted, has_text) = (provider_id.clone(), ids.clone(), text.is_some());
     // A replay is answered with the stored message; a new message's files are checked first.
     // Without files there is nothing to check: the ingest itself tells a replay (a duplicate).
@@ -248,8 +249,15 @@ pub async fn message(
                 sent_at: None,
                 subject: None,
             };
-            let (outcome, message) =
-                state.engine.ingest(inbound).await.map_err(|e| refusal(crate::channels::engine_unavailable(e)))?;
+            // Without files the desks are told with the routing (one trip to the distributor);
+            // with files, once they are linked (below).
+            let ingested = if !with_files {
+                let render = |m: &Message| crate::api::messages::message_value(m, &[]);
+                state.engine.ingest_publishing(inbound, render).await
+            } else {
+                state.engine.ingest(inbound).await
+            };
+            let (outcome, message) = ingested.map_err(|e| refusal(crate::channels::engine_unavailable(e)))?;
             match (outcome, message) {
                 (Ingested::Stored { .. }, Some(m)) => (m, true),
                 _ => {
@@ -279,7 +287,7 @@ pub async fn message(
         .await
         .map_err(refusal)?
     };
-    if new {
+    if new && with_files {
         let json = crate::api::messages::message_value(&stored, &files);
         state.engine.publish_message(conversation, service, json).await;
     }
