@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use crate::Channel;
 use crate::StoreResult;
 use crate::ids::{ConversationId, MessageId, ServiceId};
 use crate::models::{Attachment, Conversation, Message, Service};
@@ -15,7 +16,9 @@ use crate::schema::{attachment_contents, attachments, conversations, services};
 
 /// What the sender needs to send a claimed batch: its conversations, their services, the
 /// customer's last message per (service, address) (the reply windows of C7) and the messages'
-/// files with their bytes, in their order.
+/// files with their bytes, in their order. A customer's last message is looked up across all
+/// their conversations only where it can decide something (see [`outbox_context`]); elsewhere it
+/// is their conversation's own.
 #[derive(Debug, Default)]
 pub struct OutboxContext {
     pub conversations: HashMap<ConversationId, Conversation>,
@@ -34,8 +37,16 @@ struct LastCustomer {
     at: DateTime<Utc>,
 }
 
-/// Loads the context of a batch: four statements whatever its size.
-pub fn outbox_context(conn: &mut PgConnection, batch: &[Message]) -> StoreResult<OutboxContext> {
+/// Loads the context of a batch: four statements at most, whatever its size. The customer's
+/// last message across all their conversations is looked up only for a channel with a reply
+/// window (WhatsApp, Messenger, Instagram) and only when the conversation itself shows none in
+/// the last `fresh` (the shortest window): a later message elsewhere would change no decision.
+pub fn outbox_context(
+    conn: &mut PgConnection,
+    batch: &[Message],
+    now: DateTime<Utc>,
+    fresh: chrono::Duration,
+) -> StoreResult<OutboxContext> {
     use diesel::sql_types::{Array, Text, Uuid};
     if batch.is_empty() {
         return Ok(OutboxContext::default());
@@ -58,24 +69,37 @@ pub fn outbox_context(conn: &mut PgConnection, batch: &[Message]) -> StoreResult
         .into_iter()
         .map(|s| (s.id, s))
         .collect();
-    let mut keys: Vec<(ServiceId, &str)> =
-        conversations.values().map(|c| (c.service_id, c.customer_address.as_str())).collect();
+    let windowed = |c: &Conversation| matches!(c.channel, Channel::Whatsapp | Channel::Messenger | Channel::Instagram);
+    let mut last_customer_at: HashMap<(ServiceId, String), DateTime<Utc>> = HashMap::new();
+    let mut keys: Vec<(ServiceId, &str)> = Vec::new();
+    for c in conversations.values() {
+        match c.last_customer_message_at {
+            Some(at) if !windowed(c) || now - at < fresh => {
+                let entry = last_customer_at.entry((c.service_id, c.customer_address.clone())).or_insert(at);
+                *entry = (*entry).max(at);
+            }
+            _ if windowed(c) => keys.push((c.service_id, c.customer_address.as_str())),
+            _ => {}
+        }
+    }
     keys.sort();
     keys.dedup();
-    let (key_services, key_addresses): (Vec<ServiceId>, Vec<&str>) = keys.into_iter().unzip();
-    let last_customer_at = diesel::sql_query(
-        "SELECT k.service_id, k.customer_address, max(c.last_customer_message_at) AS at
-           FROM unnest($1::uuid[], $2::text[]) AS k(service_id, customer_address)
-           JOIN conversations c ON c.service_id = k.service_id AND c.customer_address = k.customer_address
-          WHERE c.last_customer_message_at IS NOT NULL
-          GROUP BY k.service_id, k.customer_address",
-    )
-    .bind::<Array<Uuid>, _>(key_services)
-    .bind::<Array<Text>, _>(key_addresses)
-    .load::<LastCustomer>(conn)?
-    .into_iter()
-    .map(|r| ((r.service_id, r.customer_address), r.at))
-    .collect();
+    if !keys.is_empty() {
+        let (key_services, key_addresses): (Vec<ServiceId>, Vec<&str>) = keys.into_iter().unzip();
+        let found = diesel::sql_query(
+            "SELECT k.service_id, k.customer_address, max(c.last_customer_message_at) AS at
+               FROM unnest($1::uuid[], $2::text[]) AS k(service_id, customer_address)
+               JOIN conversations c ON c.service_id = k.service_id AND c.customer_address = k.customer_address
+              WHERE c.last_customer_message_at IS NOT NULL
+              GROUP BY k.service_id, k.customer_address",
+        )
+        .bind::<Array<Uuid>, _>(key_services)
+        .bind::<Array<Text>, _>(key_addresses)
+        .load::<LastCustomer>(conn)?;
+        for r in found {
+            last_customer_at.insert((r.service_id, r.customer_address), r.at);
+        }
+    }
     let message_ids: Vec<MessageId> = batch.iter().map(|m| m.id).collect();
     let mut files: HashMap<MessageId, Vec<(Attachment, Vec<u8>)>> = HashMap::new();
     let loaded: Vec<(Attachment, Vec<u8>)> = attachments::table

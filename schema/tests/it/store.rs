@@ -362,3 +362,57 @@ fn a_conversation_follows_its_last_customer_and_agent_messages_forward_only() {
     inbound("wamid.4", 70).insert(&mut conn).unwrap();
     assert_eq!(times(&mut conn), (at(70), at(50)));
 }
+
+/// One INSERT of messages of several conversations moves each conversation's last customer
+/// message (the trigger's set-based UPDATE), and the sender's context finds a customer's last
+/// message in another of their conversations when their own is too old for the reply window.
+#[test]
+fn the_reply_window_counts_the_customers_last_message_in_any_conversation() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let whatsapp = fixtures::insert_service(&mut conn, Channel::Whatsapp);
+    let webchat = fixtures::insert_service(&mut conn, Channel::Webchat);
+    let agent = fixtures::insert_agent(&mut conn);
+    // Yesterday's chat (concluded) and today's, both from 5511.
+    let earlier = Conversation {
+        state: ConversationState::Concluded,
+        first_agent_id: Some(agent.id),
+        concluded_by_id: Some(agent.id),
+        enqueued_at: None,
+        ended_at: Some(at(200)),
+        ..fixtures::queued_conversation(&whatsapp, "5511")
+    }
+    .insert(&mut conn)
+    .unwrap();
+    let today =
+        fixtures::in_service(fixtures::queued_conversation(&whatsapp, "5511"), agent.id).insert(&mut conn).unwrap();
+    let visitor = fixtures::insert_queued(&mut conn, &webchat, "visitor-1");
+    let inbound = |c: &Conversation, id: &str, seconds: i64| Message {
+        created_at: at(seconds),
+        ..fixtures::inbound_message(c, id)
+    };
+    store::insert_messages_once(
+        &mut conn,
+        &[inbound(&earlier, "wamid.a", 100), inbound(&today, "wamid.b", 50), inbound(&visitor, "wc.1", 60)],
+    )
+    .unwrap();
+    let last =
+        |conn: &mut PgConnection, c: &Conversation| Conversation::find(conn, c.id).unwrap().last_customer_message_at;
+    assert_eq!(
+        (last(&mut conn, &earlier), last(&mut conn, &today), last(&mut conn, &visitor)),
+        (Some(at(100)), Some(at(50)), Some(at(60)))
+    );
+
+    let reply = fixtures::outbound_message(&today).insert(&mut conn).unwrap();
+    let to_visitor = fixtures::outbound_message(&visitor).insert(&mut conn).unwrap();
+    let key = |s: &schema::models::Service, a: &str| (s.id, a.to_owned());
+    // A day later today's own message is outside a 24-hour window: the later one of yesterday's
+    // chat counts. The visitor's channel has no window: its conversation's own is enough.
+    let day = chrono::Duration::hours(24);
+    let context = store::outbox_context(&mut conn, &[reply.clone(), to_visitor.clone()], at(70) + day, day).unwrap();
+    assert_eq!(context.last_customer_at.get(&key(&whatsapp, "5511")), Some(&at(100)));
+    assert_eq!(context.last_customer_at.get(&key(&webchat, "visitor-1")), Some(&at(60)));
+    // Within the window, the reply is open whichever message counts.
+    let context = store::outbox_context(&mut conn, &[reply], at(70), day).unwrap();
+    assert!(context.last_customer_at.get(&key(&whatsapp, "5511")).is_some_and(|t| at(70) - *t < day));
+}
