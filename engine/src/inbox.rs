@@ -1,21 +1,20 @@
 //! The ingest writer: group commit of customer messages (C3, C4). Concurrent [`Engine::ingest`]
 //! calls hand their message to a writer thread (one by default, [`WRITERS`]; with more, the
-//! customer's address chooses it); a writer takes every message waiting for it and stores them in one transaction with a handful
-//! of set-based statements: the open
-//! conversations of the addresses, one INSERT of the conversations to open (when there are any),
-//! one INSERT … ON CONFLICT DO NOTHING of the messages (a replay of a message stored before is
-//! the row it does not insert; a trigger sets the conversations' last customer message). A batch
-//! that opens no conversation is that one INSERT, with no transaction around it. Each caller is
-//! answered only after the commit.
+//! customer's address chooses it); a writer takes every message waiting for it and stores them
+//! in one transaction with a handful of set-based statements: the open conversations of the
+//! addresses, one INSERT of the conversations to open (when there are any), one INSERT … ON
+//! CONFLICT DO NOTHING of the messages (a replay of a message stored before is the row it does
+//! not insert; a trigger sets the conversations' last customer message). A batch that opens no
+//! conversation is that one INSERT, with no transaction around it. Each caller is answered only
+//! after the commit.
 //!
 //! The semantics are those of [`store_inbound_with`], which stays the path of a message the
 //! batch cannot take: a replay (in the batch or stored before) stores nothing; the first messages
-//! of one new address open one conversation (against another path opening it meanwhile, a
-//! call or an agent's outbound start, the partial unique indexes decide, as between two
+//! of one new address open one conversation (against another path opening it meanwhile, a call
+//! or an agent's outbound start, the partial unique indexes decide, as between two
 //! single-message transactions); a batch the database refuses (an extra refused) is written
-//! again one message per transaction, so
-//! one message's refusal is that message's alone; with the database down every caller of the
-//! batch gets the error and nothing is acknowledged.
+//! again one message per transaction, so one message's refusal is that message's alone; with the
+//! database down every caller of the batch gets the error and nothing is acknowledged.
 //!
 //! [`Engine::ingest`]: crate::Engine::ingest
 
