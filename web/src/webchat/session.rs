@@ -91,9 +91,18 @@ impl VisitorSession {
                 ClientFrame::Resume { token } => {
                     let (found, latest) = visitor::returning(&state, &service, &token).await?;
                     let open = latest.as_ref().filter(|c| !c.state.is_final()).map(|c| c.id);
-                    let socket = join(found.id, open).await.ok();
-                    let (vctx, frame) = visitor::resume(&state, found, latest).await?;
-                    (vctx, frame, socket)
+                    let visitor_id = found.id;
+                    let socket = join(visitor_id, open).await.ok();
+                    match visitor::resume(&state, found, latest).await {
+                        Ok((vctx, frame)) => (vctx, frame, socket),
+                        Err(e) => {
+                            // Refused after joining: the socket leaves the hub again.
+                            if let Some(socket) = socket {
+                                let _ = hub.send(Leave { visitor: visitor_id, socket }).await;
+                            }
+                            return Err(e);
+                        }
+                    }
                 }
                 _ => return Err(FrameError::new("invalid_message", "not an opening frame")),
             };
