@@ -48,3 +48,10 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// jemalloc as the allocator: it hands the memory freed after a burst (10,000 desks connecting at
+/// once: their handshakes, checks and snapshots) back to the system after its decay time, where
+/// glibc kept it in its arenas. Measured with `omniroute-load --scenario idle`: 14.5 KB per idle
+/// agent connection against 20.1–21.1 KB with glibc (docs/performance.md, session 5).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
