@@ -618,6 +618,9 @@ async fn ari_server_errors_are_retried_and_never_stop_the_switchboard() {
     v.app.engine.set_presence(v.ana, engine::PresenceRequest::Available).await.unwrap();
     let first = v.conversation_of("1700000007.1").unwrap().id;
     v.fake.expect_requests(seen, &vec![originate("2001", first, 1, "+5511900000071", 30); 3]).await;
+    // Back in the queue (the third failure is answered before the switchboard puts it back: until
+    // then Bruno would be given the other call, the only one waiting).
+    v.until_state("1700000007.1", ConversationState::Queued).await;
     // Ana did not get it (the engine does not give it to her again, R7); Bruno does.
     v.app.engine.set_presence(v.bruno, engine::PresenceRequest::Available).await.unwrap();
     let again =
