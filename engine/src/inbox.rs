@@ -22,8 +22,9 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, mpsc};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use schema::models::{Conversation, Message};
+use schema::store::IntoOpen;
 use schema::{
     Connection, ConversationId, MessageDirection, MessageStatus, PgConnection, PgPool, ServiceId, StoreError, store,
 };
@@ -123,38 +124,157 @@ fn run(pool: PgPool, rx: mpsc::Receiver<Request>) {
     }
 }
 
-/// Stores a batch in one transaction; when the database refuses it (not merely unreachable),
-/// each message again in a transaction of its own.
+/// Stores a batch: first, in one statement, every message whose address has an open
+/// conversation (nearly all of them under load); then, in one transaction, those that open a
+/// conversation or store more than the message. When the database refuses a part (not merely
+/// unreachable), that part's messages are stored again each in a transaction of its own.
 fn write(pool: &PgPool, batch: &[Request]) -> Vec<Result<Outcome, StoreError>> {
-    let attempt = pool.get().map_err(StoreError::from).and_then(|mut conn| {
-        let plan = plan_batch(&mut conn, batch)?;
-        // Messages of open conversations only: one INSERT, atomic on its own (a trigger keeps
-        // the conversations' last customer message), no transaction to open and commit.
-        if plan.rows.is_empty() && !batch.iter().any(|r| r.extras.stores_more()) {
-            store_batch(&mut conn, batch, plan)
-        } else {
-            conn.transaction(|c| store_batch(c, batch, plan))
-        }
-    });
-    match attempt {
-        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-        Err(StoreError::Unavailable(why)) => batch.iter().map(|_| Err(StoreError::Unavailable(why.clone()))).collect(),
+    let mut conn = match pool.get() {
+        Ok(conn) => conn,
         Err(e) => {
-            tracing::warn!(error = %e, messages = batch.len(), "ingest batch refused; storing its messages one by one");
-            write_each(pool, batch)
+            let why = e.to_string();
+            return batch.iter().map(|_| Err(StoreError::Unavailable(why.clone()))).collect();
+        }
+    };
+    let live = live_of(batch);
+    // An address with a message that stores more keeps all its messages of the batch together,
+    // in order, on the transaction path.
+    let apart: HashSet<Address> =
+        live.iter().filter(|&&i| batch[i].extras.stores_more()).map(|&i| address_of(&batch[i].inbound)).collect();
+    let (rest, simple): (Vec<usize>, Vec<usize>) =
+        live.iter().partition(|&&i| apart.contains(&address_of(&batch[i].inbound)));
+    // A message answered `None` was a replay: `Duplicate`.
+    let mut results: Vec<Option<Result<Outcome, StoreError>>> = (0..batch.len()).map(|_| None).collect();
+
+    let mut rest = rest;
+    match into_open(&mut conn, batch, &simple) {
+        Ok(placed) => {
+            for (i, outcome) in placed {
+                match outcome {
+                    Some(outcome) => results[i] = Some(Ok(outcome)),
+                    None => rest.push(i),
+                }
+            }
+        }
+        Err(StoreError::Unavailable(why)) => {
+            return batch.iter().map(|_| Err(StoreError::Unavailable(why.clone()))).collect();
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, messages = simple.len(), "ingest batch refused; storing its messages one by one");
+            for (i, result) in simple.iter().copied().zip(write_each(pool, batch, &simple)) {
+                results[i] = Some(result);
+            }
         }
     }
+
+    if !rest.is_empty() {
+        rest.sort_unstable();
+        let attempt = plan_batch(&mut conn, batch, rest.clone())
+            .and_then(|plan| conn.transaction(|c| store_batch(c, batch, plan)));
+        match attempt {
+            Ok(mut outcomes) => {
+                for &i in &rest {
+                    results[i] = Some(Ok(std::mem::replace(&mut outcomes[i], duplicate())));
+                }
+            }
+            Err(StoreError::Unavailable(why)) => {
+                for &i in &rest {
+                    results[i] = Some(Err(StoreError::Unavailable(why.clone())));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, messages = rest.len(), "ingest batch refused; storing its messages one by one");
+                for (i, result) in rest.iter().copied().zip(write_each(pool, batch, &rest)) {
+                    results[i] = Some(result);
+                }
+            }
+        }
+    }
+    results.into_iter().map(|r| r.unwrap_or_else(|| Ok(duplicate()))).collect()
 }
 
-/// Each message of a batch in a transaction of its own (the one-message path).
-fn write_each(pool: &PgPool, batch: &[Request]) -> Vec<Result<Outcome, StoreError>> {
-    batch
+fn duplicate() -> Outcome {
+    Outcome { stored: (Ingested::Duplicate, None, None), joined_new: false }
+}
+
+/// The messages of `idx` whose address has an open conversation, stored in one statement. For
+/// each message: its outcome (stored, or a replay of a stored one), or `None` when its address
+/// has no open conversation (nothing stored).
+fn into_open(
+    c: &mut PgConnection,
+    batch: &[Request],
+    idx: &[usize],
+) -> Result<Vec<(usize, Option<Outcome>)>, StoreError> {
+    if idx.is_empty() {
+        return Ok(Vec::new());
+    }
+    let messages: Vec<Message> = idx.iter().map(|&i| message_of(&batch[i], None)).collect();
+    let addresses: Vec<&str> = idx.iter().map(|&i| batch[i].inbound.address.as_str()).collect();
+    let placed = store::ingest_into_open(c, &messages, &addresses)?;
+    Ok(idx
         .iter()
-        .map(|r| {
+        .zip(messages)
+        .zip(placed)
+        .map(|((&i, mut message), place)| {
+            let outcome = match place {
+                IntoOpen::Stored(conversation) => {
+                    message.conversation_id = conversation;
+                    let ingested = Ingested::Stored { conversation, message: message.id, opened: false };
+                    Some(Outcome { stored: (ingested, Some(message), None), joined_new: false })
+                }
+                IntoOpen::Duplicate(_) => Some(duplicate()),
+                IntoOpen::NoConversation => None,
+            };
+            (i, outcome)
+        })
+        .collect())
+}
+
+/// A request's message as it is stored: in `conversation` (set later when `None`), its time to
+/// the microsecond as PostgreSQL keeps it.
+fn message_of(r: &Request, conversation: Option<ConversationId>) -> Message {
+    let m = &r.inbound;
+    let mut message = Message::new(
+        conversation.unwrap_or_else(|| ConversationId(uuid::Uuid::nil())),
+        m.service,
+        MessageDirection::In,
+        m.kind,
+        MessageStatus::Received,
+        r.now.trunc_subsecs(6),
+    );
+    message.body = m.body.clone();
+    message.payload = m.payload.clone();
+    message.provider_message_id = m.provider_message_id.clone();
+    message.email_subject = m.subject.clone();
+    r.extras.prepare(&mut message);
+    message
+}
+
+/// Each message of `idx` in a transaction of its own (the one-message path).
+fn write_each(pool: &PgPool, batch: &[Request], idx: &[usize]) -> Vec<Result<Outcome, StoreError>> {
+    idx.iter()
+        .map(|&i| {
+            let r = &batch[i];
             let mut conn = pool.get()?;
             let stored = store_inbound_with(&mut conn, &r.inbound, r.opening, r.now, r.extras.as_ref())?;
             Ok(Outcome { stored, joined_new: false })
         })
+        .collect()
+}
+
+/// The requests of a batch that are not replays of an earlier one of the same batch (same
+/// service and provider id), in order. A replay of a message stored before is not looked for
+/// here: its INSERT does nothing and its caller hears `Duplicate`.
+fn live_of(batch: &[Request]) -> Vec<usize> {
+    let mut first_of: HashSet<(ServiceId, &str)> = HashSet::new();
+    batch
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| match &r.inbound.provider_message_id {
+            Some(id) => first_of.insert((r.inbound.service, id.as_str())),
+            None => true,
+        })
+        .map(|(i, _)| i)
         .collect()
 }
 
@@ -175,26 +295,9 @@ struct Plan {
     rows: Vec<Conversation>,
 }
 
-/// Reads what the batch needs (outside any transaction: read committed would see the same).
-fn plan_batch(c: &mut PgConnection, batch: &[Request]) -> Result<Plan, StoreError> {
-    // Replays of an earlier message of the batch.
-    let mut first_of: HashMap<Address, usize> = HashMap::new();
-    let mut live: Vec<usize> = Vec::with_capacity(batch.len());
-    for (i, r) in batch.iter().enumerate() {
-        match &r.inbound.provider_message_id {
-            Some(id) => {
-                if let std::collections::hash_map::Entry::Vacant(e) = first_of.entry((r.inbound.service, id.clone())) {
-                    e.insert(i);
-                    live.push(i);
-                }
-            }
-            None => live.push(i),
-        }
-    }
-    // A replay of a message stored before is not looked for here: its INSERT below does nothing
-    // and its caller hears `Duplicate`. The conversation it would open (when the one it was
-    // stored in has ended since) stores no message and goes away with the others that store none.
-
+/// Reads what the messages `live` of the batch need (outside any transaction: read committed
+/// would see the same).
+fn plan_batch(c: &mut PgConnection, batch: &[Request], live: Vec<usize>) -> Result<Plan, StoreError> {
     // The conversation of each address: the open one, else one opened now by its first message.
     let mut addresses: Vec<Address> = Vec::new();
     let mut seen: HashSet<Address> = HashSet::new();
@@ -260,26 +363,10 @@ fn store_batch(c: &mut PgConnection, batch: &[Request], plan: Plan) -> Result<Ve
     }
 
     // The messages, in one INSERT that skips what a concurrent writer stored meanwhile.
-    let mut messages = Vec::with_capacity(live.len());
-    for &i in &live {
-        let r = &batch[i];
-        let target = &targets[&address_of(&r.inbound)];
-        let m = &r.inbound;
-        let mut message = Message::new(
-            target.conversation.id,
-            m.service,
-            MessageDirection::In,
-            m.kind,
-            MessageStatus::Received,
-            r.now,
-        );
-        message.body = m.body.clone();
-        message.payload = m.payload.clone();
-        message.provider_message_id = m.provider_message_id.clone();
-        message.email_subject = m.subject.clone();
-        r.extras.prepare(&mut message);
-        messages.push(message);
-    }
+    let messages: Vec<Message> = live
+        .iter()
+        .map(|&i| message_of(&batch[i], Some(targets[&address_of(&batch[i].inbound)].conversation.id)))
+        .collect();
     let mut in_key_order: Vec<&Message> = messages.iter().collect();
     in_key_order.sort_by(|a, b| (a.service_id, &a.provider_message_id).cmp(&(b.service_id, &b.provider_message_id)));
     let in_key_order: Vec<Message> = in_key_order.into_iter().cloned().collect();

@@ -37,6 +37,9 @@ pub struct Run {
 #[derive(Debug, Clone, Serialize)]
 pub struct Ratios {
     pub throughput_webhooks_acked_omniroute_over_peer: Option<f64>,
+    /// With `--scenario ingest-ceiling`: the sustained ingest ceilings, Omniroute ÷ peer (the
+    /// throughput half of issue 6's peer target).
+    pub ingest_ceiling_omniroute_over_peer: Option<f64>,
     pub p99_webhook_ack_peer_over_omniroute: Option<f64>,
     pub p99_message_to_screen_peer_over_omniroute: Option<f64>,
     pub p99_new_conversation_to_assignment_peer_over_omniroute: Option<f64>,
@@ -153,6 +156,9 @@ pub fn ratios(runs: &[Run], how: Aggregate) -> Ratios {
         throughput_webhooks_acked_omniroute_over_peer: ratio(runs, how, OP, true, |r| {
             Some(r.throughput.webhooks_acked_per_s)
         }),
+        ingest_ceiling_omniroute_over_peer: ratio(runs, how, OP, true, |r| {
+            r.ceiling.as_ref().map(|c| c.ceiling_messages_per_s)
+        }),
         p99_webhook_ack_peer_over_omniroute: lat(|r| p99(&r.latency.webhook_ack)),
         p99_message_to_screen_peer_over_omniroute: lat(|r| p99(&r.latency.customer_message_to_agent_screen)),
         p99_new_conversation_to_assignment_peer_over_omniroute: lat(|r| {
@@ -205,9 +211,21 @@ impl Comparison {
                 if rep.correctness.all_zero() { "yes" } else { "NO" },
             ));
         }
+        let ceilings: Vec<String> = self
+            .runs
+            .iter()
+            .filter_map(|r| r.report.ceiling.as_ref().map(|c| (r, c)))
+            .map(|(r, c)| format!("#{} {:.0}/s", r.position, c.ceiling_messages_per_s))
+            .collect();
+        if !ceilings.is_empty() {
+            out.push_str(&format!("ingest ceiling of each run: {}\n", ceilings.join(" · ")));
+        }
         let f = |v: Option<f64>| v.map(|v| format!("{v:.2}×")).unwrap_or_else(|| "-".into());
         for (name, k) in [("means of two runs each", &self.ratios), ("each side's better run", &self.ratios_best_runs)]
         {
+            if let Some(c) = k.ingest_ceiling_omniroute_over_peer {
+                out.push_str(&format!("\nratios ({name}): ingest ceiling Omniroute/peer {c:.2}×"));
+            }
             out.push_str(&format!(
                 "\nratios ({name}): throughput Omniroute/peer {} (webhooks acknowledged)\n\
                  p99 peer/Omniroute: webhook ack {} · message → screen {} · new conversation → assignment {} · send → provider {}\n\

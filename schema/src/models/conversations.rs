@@ -226,7 +226,10 @@ pub struct NewRoutingDecision {
 }
 
 /// A message in, out, or internal to a conversation.
-#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable, Identifiable)]
+/// Serialises as its row (`json_populate_recordset(NULL::messages, …)` reads it back).
+#[derive(
+    Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable, Identifiable, serde::Serialize,
+)]
 #[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
 pub struct Message {
     pub id: MessageId,

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 
 use crate::StoreResult;
-use crate::ids::ServiceId;
+use crate::ids::{ConversationId, ServiceId};
 use crate::models::{Conversation, Message};
 use crate::schema::{conversations, messages};
 use crate::types::ConversationState;
@@ -53,4 +53,52 @@ pub fn insert_messages_once(conn: &mut PgConnection, rows: &[Message]) -> StoreR
         .do_nothing()
         .returning(Message::as_returning())
         .get_results(conn)?)
+}
+
+/// Where [`ingest_into_open`] put one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntoOpen {
+    /// Stored in this open conversation.
+    Stored(ConversationId),
+    /// Its address has this open conversation, but the service already holds its provider id.
+    Duplicate(ConversationId),
+    /// Its address has no open conversation: nothing stored.
+    NoConversation,
+}
+
+#[derive(QueryableByName)]
+struct IntoOpenRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    conversation_id: Option<ConversationId>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    stored: bool,
+}
+
+/// Stores in one statement each message whose customer address (`addresses`, in the same order)
+/// has an open conversation, skipping provider ids the service already holds (C3); says for
+/// each message, in order, what became of it. The messages' `conversation_id` is ignored; their
+/// timestamps are stored to the microsecond. A function (migration 000017): one call whose plan
+/// is prepared once per connection, where a many-row INSERT was parsed and planned per batch.
+pub fn ingest_into_open(conn: &mut PgConnection, rows: &[Message], addresses: &[&str]) -> StoreResult<Vec<IntoOpen>> {
+    use diesel::sql_types::{Array, Json, Text};
+    assert_eq!(rows.len(), addresses.len(), "one address per message");
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let batch = serde_json::to_value(rows)
+        .map_err(|e| crate::StoreError::Invalid { constraint: format!("message as JSON: {e}") })?;
+    let open: Vec<&str> = ConversationState::OPEN.iter().map(|s| s.as_str()).collect();
+    let found = diesel::sql_query("SELECT conversation_id, stored FROM ingest_into_open($1, $2, $3)")
+        .bind::<Json, _>(batch)
+        .bind::<Array<Text>, _>(addresses)
+        .bind::<Array<Text>, _>(open)
+        .load::<IntoOpenRow>(conn)?;
+    Ok(found
+        .into_iter()
+        .map(|r| match (r.conversation_id, r.stored) {
+            (Some(c), true) => IntoOpen::Stored(c),
+            (Some(c), false) => IntoOpen::Duplicate(c),
+            (None, _) => IntoOpen::NoConversation,
+        })
+        .collect())
 }

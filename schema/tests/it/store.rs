@@ -416,3 +416,70 @@ fn the_reply_window_counts_the_customers_last_message_in_any_conversation() {
     let context = store::outbox_context(&mut conn, &[reply], at(70), day).unwrap();
     assert!(context.last_customer_at.get(&key(&whatsapp, "5511")).is_some_and(|t| at(70) - *t < day));
 }
+
+/// The ingest's one-statement batch: a message whose address has an open conversation is stored
+/// in it, exactly as sent (payload, email fields, time to the microsecond); a replay of a stored
+/// provider id stores nothing; an address whose conversation has ended, or that never wrote,
+/// stores nothing and is reported without a conversation, for the caller to open one.
+#[test]
+fn ingest_into_open_stores_what_has_an_open_conversation_and_reports_the_rest() {
+    use schema::store::IntoOpen;
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let whatsapp = fixtures::insert_service(&mut conn, Channel::Whatsapp);
+    let agent = fixtures::insert_agent(&mut conn);
+    let open = fixtures::insert_queued(&mut conn, &whatsapp, "5511");
+    let ended = Conversation {
+        state: ConversationState::Concluded,
+        first_agent_id: Some(agent.id),
+        concluded_by_id: Some(agent.id),
+        enqueued_at: None,
+        ended_at: Some(at(5)),
+        ..fixtures::queued_conversation(&whatsapp, "5522")
+    }
+    .insert(&mut conn)
+    .unwrap();
+    let stored_before = fixtures::inbound_message(&open, "wamid.0").insert(&mut conn).unwrap();
+
+    // `conversation_id` is not read: the function finds it from the address.
+    let nowhere = |m: Message| Message { conversation_id: ended.id, ..m };
+    let first = Message {
+        payload: json!({"location": {"latitude": -23.5, "longitude": -46.6}, "name": "Loja"}),
+        email_to: vec!["a@b".into(), "c@d".into()],
+        created_at: at(40) + chrono::Duration::microseconds(123_456),
+        ..nowhere(fixtures::inbound_message(&open, "wamid.1"))
+    };
+    let replay = nowhere(fixtures::inbound_message(&open, "wamid.0"));
+    let to_ended = nowhere(fixtures::inbound_message(&ended, "wamid.2"));
+    let stranger = nowhere(fixtures::inbound_message(&open, "wamid.3"));
+    let no_provider_id = Message { provider_message_id: None, ..nowhere(fixtures::inbound_message(&open, "-")) };
+    let placed = store::ingest_into_open(
+        &mut conn,
+        &[first.clone(), replay, to_ended, stranger, no_provider_id.clone()],
+        &["5511", "5511", "5522", "5599", "5511"],
+    )
+    .unwrap();
+    assert_eq!(
+        placed,
+        vec![
+            IntoOpen::Stored(open.id),
+            IntoOpen::Duplicate(open.id),
+            IntoOpen::NoConversation,
+            IntoOpen::NoConversation,
+            IntoOpen::Stored(open.id)
+        ]
+    );
+    let mut stored = store::messages_of(&mut conn, open.id).unwrap();
+    assert_eq!(stored.len(), 3);
+    assert_eq!(stored.remove(0), stored_before);
+    assert_eq!(
+        stored,
+        vec![Message { conversation_id: open.id, ..no_provider_id }, Message { conversation_id: open.id, ..first }]
+    );
+    assert!(store::messages_of(&mut conn, ended.id).unwrap().is_empty());
+    // The trigger kept the conversation's last customer message.
+    assert_eq!(
+        Conversation::find(&mut conn, open.id).unwrap().last_customer_message_at,
+        Some(at(40) + chrono::Duration::microseconds(123_456))
+    );
+}

@@ -1,0 +1,64 @@
+-- The ingest's common batch in one statement. Under load nearly every customer message goes to
+-- a conversation already open, and the group commit (engine/src/inbox.rs) stored such a batch
+-- with two statements: `open_conversations_of`, then a many-row INSERT whose text changes with
+-- its number of rows, so PostgreSQL parsed, analysed and planned it again for every batch. This
+-- function finds each message's open conversation and inserts the messages that have one in a
+-- single call whose plan is prepared once per connection; the messages of an address with no
+-- open conversation are left to the caller, which opens it (and stores them) as before.
+--
+-- `batch` holds the messages as `messages` rows in JSON (conversation_id null), `addresses` the
+-- customer address of each, in the same order. One row comes back per message: its position
+-- (1-based), the open conversation it went to (null: none open, nothing stored) and whether it
+-- was stored (false with a conversation: the service already holds its provider id, C3).
+-- Rows are inserted in (service, provider id) order, so two writers lock keys in one order.
+CREATE FUNCTION ingest_into_open(batch json, addresses text[], open_states text[])
+RETURNS TABLE (ord integer, conversation_id uuid, stored boolean)
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH m AS (
+        SELECT r.*, r.ordinality::integer AS pos, a.address
+          FROM json_populate_recordset(NULL::messages, batch) WITH ORDINALITY AS r
+          JOIN unnest(addresses) WITH ORDINALITY AS a(address, n) ON a.n = r.ordinality
+    ), t AS (
+        SELECT m.*, o.id AS conv
+          FROM m
+          LEFT JOIN LATERAL (
+                SELECT c.id
+                  FROM conversations c
+                 WHERE c.service_id = m.service_id
+                   AND c.customer_address = m.address
+                   AND c.state = ANY(open_states)
+                 LIMIT 1) o ON true
+    ), ins AS (
+        INSERT INTO messages AS x (
+            id, conversation_id, service_id, direction, kind, body, payload, sender_agent_id,
+            email_from, email_to, email_cc, email_subject, email_message_id, email_in_reply_to,
+            email_references, email_html, provider_message_id, status, error_code, error_message,
+            idempotency_key, attempts, next_attempt_at, created_at, sent_at, delivered_at, read_at,
+            failed_at)
+        SELECT t.id, t.conv, t.service_id, t.direction, t.kind, t.body, t.payload, t.sender_agent_id,
+               t.email_from, t.email_to, t.email_cc, t.email_subject, t.email_message_id, t.email_in_reply_to,
+               t.email_references, t.email_html, t.provider_message_id, t.status, t.error_code, t.error_message,
+               t.idempotency_key, t.attempts, t.next_attempt_at, t.created_at, t.sent_at, t.delivered_at, t.read_at,
+               t.failed_at
+          FROM t
+         WHERE t.conv IS NOT NULL
+         ORDER BY t.service_id, t.provider_message_id
+        ON CONFLICT (service_id, provider_message_id) WHERE provider_message_id IS NOT NULL DO NOTHING
+        RETURNING x.id
+    )
+    SELECT t.pos, t.conv, ins.id IS NOT NULL
+      FROM t
+      LEFT JOIN ins ON ins.id = t.id
+     ORDER BY t.pos;
+END
+$$;
+
+-- A message's service was checked against `services` on every row (a key-share lock on the
+-- service's row by every transaction that stores a message). Services are never deleted, and a
+-- message's service is its conversation's at the time, whose own key already checks it.
+ALTER TABLE messages DROP CONSTRAINT messages_service_id_fkey;
