@@ -10,27 +10,27 @@
 -- customer address of each, in the same order. One row comes back per message: its position
 -- (1-based), the open conversation it went to (null: none open, nothing stored) and whether it
 -- was stored (false with a conversation: the service already holds its provider id, C3).
--- Rows are inserted in (service, provider id) order, so two writers lock keys in one order.
+-- Rows are inserted in (service, provider id) order, so two writers lock keys in one order. The
+-- conversations' last customer message moves in the same statement.
 CREATE FUNCTION ingest_into_open(batch json, addresses text[], open_states text[])
 RETURNS TABLE (ord integer, conversation_id uuid, stored boolean)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
-SET enable_seqscan = off AS $$
+SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+SET omniroute.touch_conversations = off AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
-    WITH m AS (
-        SELECT r.*, r.ordinality::integer AS pos, a.address
-          FROM json_populate_recordset(NULL::messages, batch) WITH ORDINALITY AS r
-          JOIN unnest(addresses) WITH ORDINALITY AS a(address, n) ON a.n = r.ordinality
-    ), t AS (
-        SELECT m.*, o.id AS conv
-          FROM m
+    WITH t AS (
+        SELECT r.*, r.ordinality::integer AS pos, o.id AS conv
+          FROM ROWS FROM (json_populate_recordset(NULL::messages, batch), unnest(addresses)) WITH ORDINALITY AS r
           LEFT JOIN LATERAL (
                 SELECT c.id
                   FROM conversations c
-                 WHERE c.service_id = m.service_id
-                   AND c.customer_address = m.address
+                 WHERE c.service_id = r.service_id
+                   AND c.customer_address = r.unnest
                    AND c.state = ANY(open_states)
                  LIMIT 1) o ON true
     ), ins AS (
@@ -49,14 +49,35 @@ BEGIN
          WHERE t.conv IS NOT NULL
          ORDER BY t.service_id, t.provider_message_id
         ON CONFLICT (service_id, provider_message_id) WHERE provider_message_id IS NOT NULL DO NOTHING
-        RETURNING x.id
+        RETURNING x.id, x.conversation_id, x.created_at
+    ), touched AS (
+        -- What `messages_touch_conversations` does for other inserts (skipped here: see the
+        -- trigger below), in this statement: its PL/pgSQL call and its query over the transition
+        -- table cost more than the rest of this function. Rows in id order, as there.
+        UPDATE conversations c
+           SET last_customer_message_at = r.at
+          FROM (SELECT i.conversation_id, max(i.created_at) AS at
+                  FROM ins i
+                 GROUP BY i.conversation_id
+                 ORDER BY i.conversation_id) r
+         WHERE c.id = r.conversation_id
+           AND r.at > coalesce(c.last_customer_message_at, '-infinity')
+        RETURNING c.id
     )
-    SELECT t.pos, t.conv, ins.id IS NOT NULL
+    SELECT t.pos, t.conv, t.id IN (SELECT i.id FROM ins i)
       FROM t
-      LEFT JOIN ins ON ins.id = t.id
      ORDER BY t.pos;
 END
 $$;
+
+-- The trigger keeps every other insert's conversations in step; this function does it itself.
+DROP TRIGGER messages_touch_conversations ON messages;
+CREATE TRIGGER messages_touch_conversations
+    AFTER INSERT ON messages
+    REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT
+    WHEN (current_setting('omniroute.touch_conversations', true) IS DISTINCT FROM 'off')
+    EXECUTE FUNCTION messages_touch_conversations();
 
 -- A message's service was checked against `services` on every row (a key-share lock on the
 -- service's row by every transaction that stores a message). Services are never deleted, and a

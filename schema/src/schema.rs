@@ -454,6 +454,7 @@ diesel::joinable!(memberships -> agents (agent_id));
 diesel::joinable!(memberships -> services (service_id));
 diesel::joinable!(messages -> agents (sender_agent_id));
 diesel::joinable!(messages -> conversations (conversation_id));
+diesel::joinable!(messages -> services (service_id));
 diesel::joinable!(offers -> agents (agent_id));
 diesel::joinable!(offers -> conversations (conversation_id));
 diesel::joinable!(presence_history -> agents (agent_id));

@@ -226,7 +226,8 @@ pub struct NewRoutingDecision {
 }
 
 /// A message in, out, or internal to a conversation.
-/// Serialises as its row (`json_populate_recordset(NULL::messages, …)` reads it back).
+/// Serialises as its row, without the absent values (`json_populate_recordset(NULL::messages, …)`
+/// reads it back: a missing key is NULL).
 #[derive(
     Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable, Identifiable, serde::Serialize,
 )]
@@ -237,28 +238,44 @@ pub struct Message {
     pub service_id: ServiceId,
     pub direction: MessageDirection,
     pub kind: MessageKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     pub payload: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sender_agent_id: Option<AgentId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email_from: Option<String>,
     pub email_to: Vec<String>,
     pub email_cc: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email_subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email_message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email_in_reply_to: Option<String>,
     pub email_references: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub email_html: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_message_id: Option<String>,
     pub status: MessageStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     pub attempts: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub read_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_at: Option<DateTime<Utc>>,
 }
 

@@ -80,16 +80,16 @@ struct IntoOpenRow {
 /// timestamps are stored to the microsecond. A function (migration 000017): one call whose plan
 /// is prepared once per connection, where a many-row INSERT was parsed and planned per batch.
 pub fn ingest_into_open(conn: &mut PgConnection, rows: &[Message], addresses: &[&str]) -> StoreResult<Vec<IntoOpen>> {
-    use diesel::sql_types::{Array, Json, Text};
+    use diesel::sql_types::{Array, Text};
     assert_eq!(rows.len(), addresses.len(), "one address per message");
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let batch = serde_json::to_value(rows)
+    let batch = serde_json::to_string(rows)
         .map_err(|e| crate::StoreError::Invalid { constraint: format!("message as JSON: {e}") })?;
     let open: Vec<&str> = ConversationState::OPEN.iter().map(|s| s.as_str()).collect();
-    let found = diesel::sql_query("SELECT conversation_id, stored FROM ingest_into_open($1, $2, $3)")
-        .bind::<Json, _>(batch)
+    let found = diesel::sql_query("SELECT conversation_id, stored FROM ingest_into_open($1::json, $2, $3)")
+        .bind::<Text, _>(batch)
         .bind::<Array<Text>, _>(addresses)
         .bind::<Array<Text>, _>(open)
         .load::<IntoOpenRow>(conn)?;
