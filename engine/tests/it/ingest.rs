@@ -138,3 +138,49 @@ async fn a_replay_after_the_conversation_ended_stores_nothing_and_opens_nothing(
     let messages: i64 = schema::schema::messages::table.count().get_result(&mut conn).unwrap();
     assert_eq!(messages, 2);
 }
+
+/// A message PostgreSQL cannot store (a NUL character in its text) is refused alone, as bad
+/// input: the batch it came in with, into open conversations and into new ones, is stored
+/// without it (the batch's statement fails whole, then its messages go one by one).
+#[actix_rt::test]
+async fn a_message_the_database_refuses_is_refused_alone_and_its_batch_is_stored() {
+    let world = World::new();
+    let service = world.service("WA", Channel::Whatsapp, |_| {});
+    let engine = world.engine().await;
+    // Ten customers with an open conversation.
+    all_at_once(&engine, (0..10).map(|c| inbound(service, c, 0)).collect()).await;
+
+    // All at once: each writes again, one of them with a NUL, and five new customers write.
+    let poisoned = InboundMessage { body: Some("tudo\0bem".into()), ..inbound(service, 3, 1) };
+    let mut wave: Vec<InboundMessage> = (0..10).filter(|c| *c != 3).map(|c| inbound(service, c, 1)).collect();
+    wave.push(poisoned);
+    wave.extend((10..15).map(|c| inbound(service, c, 0)));
+    let handles: Vec<_> = wave
+        .into_iter()
+        .map(|m| {
+            let engine = engine.clone();
+            let pid = m.provider_message_id.clone().unwrap();
+            actix_rt::spawn(async move { (pid, engine.ingest(m).await.map(|(o, _)| o)) })
+        })
+        .collect();
+    let mut refused = Vec::new();
+    for h in handles {
+        match h.await.unwrap() {
+            (_, Ok(Ingested::Stored { .. })) => {}
+            (pid, Ok(Ingested::Duplicate)) => panic!("{pid} is no replay"),
+            (pid, Err(e)) => {
+                assert!(format!("{e:?}").contains("text_without_nul"), "refused as bad input, not a failure: {e:?}");
+                refused.push(pid)
+            }
+        }
+    }
+    assert_eq!(refused, vec!["wamid.3.1".to_owned()]);
+
+    let mut conn = world.db.conn();
+    let stored: Vec<Option<String>> = schema::schema::messages::table
+        .select(schema::schema::messages::provider_message_id)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(stored.len(), 10 + 9 + 5);
+    assert!(!stored.contains(&Some("wamid.3.1".to_owned())));
+}
