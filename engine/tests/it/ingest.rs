@@ -177,10 +177,8 @@ async fn a_message_the_database_refuses_is_refused_alone_and_its_batch_is_stored
     assert_eq!(refused, vec!["wamid.3.1".to_owned()]);
 
     let mut conn = world.db.conn();
-    let stored: Vec<Option<String>> = schema::schema::messages::table
-        .select(schema::schema::messages::provider_message_id)
-        .load(&mut conn)
-        .unwrap();
+    let stored: Vec<Option<String>> =
+        schema::schema::messages::table.select(schema::schema::messages::provider_message_id).load(&mut conn).unwrap();
     assert_eq!(stored.len(), 10 + 9 + 5);
     assert!(!stored.contains(&Some("wamid.3.1".to_owned())));
 }
