@@ -270,7 +270,7 @@ async fn connect(api: &Api, token: &str) -> anyhow::Result<Ws> {
     let mut req = api.ws_agent_url().into_client_request()?;
     req.headers_mut().insert("Authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
     // Nagle off, as browsers have it on every socket.
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(super::ws_config()), true).await?;
     Ok(ws)
 }
 

@@ -75,6 +75,13 @@ pub enum Scenario {
     Restart,
 }
 
+/// The harness's WebSocket client settings. tungstenite zeroes its whole read buffer before each
+/// read (128 KiB by default): with thousands of small frames a second that was the harness's
+/// largest single cost. The frames here are a few hundred bytes; a larger one takes more reads.
+pub(crate) fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
+}
+
 /// The p99 (ms) past which the ingest-ceiling scenario stops raising the rate.
 pub const CEILING_P99_MS: f64 = 100.0;
 

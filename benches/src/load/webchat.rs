@@ -219,7 +219,7 @@ async fn open(
     stats: &Stats,
 ) -> anyhow::Result<(Ws, String)> {
     // Nagle off, as browsers have it on every socket.
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(super::ws_config()), true).await?;
     let hello = match token {
         None => json!({"type": "start", "name": format!("Visitor {customer}"),
                         "email": format!("visitor{customer}@load.example"), "service_id": service_id}),
