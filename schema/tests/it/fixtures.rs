@@ -164,6 +164,18 @@ pub fn in_service(conversation: Conversation, agent: AgentId) -> Conversation {
     }
 }
 
+/// The same conversation, concluded by `agent` at `ended_at`.
+pub fn concluded(conversation: Conversation, agent: AgentId, ended_at: DateTime<Utc>) -> Conversation {
+    Conversation {
+        state: ConversationState::Concluded,
+        first_agent_id: Some(agent),
+        concluded_by_id: Some(agent),
+        enqueued_at: None,
+        ended_at: Some(ended_at),
+        ..conversation
+    }
+}
+
 /// An inbound text message of `conversation`, received from the provider as `provider_id`.
 pub fn inbound_message(conversation: &Conversation, provider_id: &str) -> Message {
     Message {

@@ -374,16 +374,9 @@ fn the_reply_window_counts_the_customers_last_message_in_any_conversation() {
     let webchat = fixtures::insert_service(&mut conn, Channel::Webchat);
     let agent = fixtures::insert_agent(&mut conn);
     // Yesterday's chat (concluded) and today's, both from 5511.
-    let earlier = Conversation {
-        state: ConversationState::Concluded,
-        first_agent_id: Some(agent.id),
-        concluded_by_id: Some(agent.id),
-        enqueued_at: None,
-        ended_at: Some(at(200)),
-        ..fixtures::queued_conversation(&whatsapp, "5511")
-    }
-    .insert(&mut conn)
-    .unwrap();
+    let earlier = fixtures::concluded(fixtures::queued_conversation(&whatsapp, "5511"), agent.id, at(200))
+        .insert(&mut conn)
+        .unwrap();
     let today =
         fixtures::in_service(fixtures::queued_conversation(&whatsapp, "5511"), agent.id).insert(&mut conn).unwrap();
     let visitor = fixtures::insert_queued(&mut conn, &webchat, "visitor-1");
@@ -429,16 +422,9 @@ fn ingest_into_open_stores_what_has_an_open_conversation_and_reports_the_rest() 
     let whatsapp = fixtures::insert_service(&mut conn, Channel::Whatsapp);
     let agent = fixtures::insert_agent(&mut conn);
     let open = fixtures::insert_queued(&mut conn, &whatsapp, "5511");
-    let ended = Conversation {
-        state: ConversationState::Concluded,
-        first_agent_id: Some(agent.id),
-        concluded_by_id: Some(agent.id),
-        enqueued_at: None,
-        ended_at: Some(at(5)),
-        ..fixtures::queued_conversation(&whatsapp, "5522")
-    }
-    .insert(&mut conn)
-    .unwrap();
+    let ended = fixtures::concluded(fixtures::queued_conversation(&whatsapp, "5522"), agent.id, at(5))
+        .insert(&mut conn)
+        .unwrap();
     let stored_before = fixtures::inbound_message(&open, "wamid.0").insert(&mut conn).unwrap();
 
     // `conversation_id` is not read: the function finds it from the address.
