@@ -51,7 +51,8 @@ fn main() -> ExitCode {
 
 /// jemalloc as the allocator: it hands the memory freed after a burst (10,000 desks connecting at
 /// once: their handshakes, checks and snapshots) back to the system after its decay time, where
-/// glibc kept it in its arenas. Measured with `omniroute-load --scenario idle`: 14.5 KB per idle
-/// agent connection against 20.1–21.1 KB with glibc (docs/performance.md, session 5).
+/// glibc kept it in its arenas. Measured with `omniroute-load --scenario idle` (docs/performance.md,
+/// sessions 5 and 6): 18.7–20.6 KB per idle agent connection, against 18.1–21.1 KB with glibc
+/// depending on what ran before, and 1,450 B per open conversation against 1,560 B.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
