@@ -141,12 +141,11 @@ fn write(pool: &PgPool, batch: &[Request]) -> Vec<Result<Outcome, StoreError>> {
     // in order, on the transaction path.
     let apart: HashSet<Address> =
         live.iter().filter(|&&i| batch[i].extras.stores_more()).map(|&i| address_of(&batch[i].inbound)).collect();
-    let (rest, simple): (Vec<usize>, Vec<usize>) =
+    let (mut rest, simple): (Vec<usize>, Vec<usize>) =
         live.iter().partition(|&&i| apart.contains(&address_of(&batch[i].inbound)));
     // A message answered `None` was a replay: `Duplicate`.
     let mut results: Vec<Option<Result<Outcome, StoreError>>> = (0..batch.len()).map(|_| None).collect();
 
-    let mut rest = rest;
     match into_open(&mut conn, batch, &simple) {
         Ok(placed) => {
             for (i, outcome) in placed {
@@ -156,15 +155,11 @@ fn write(pool: &PgPool, batch: &[Request]) -> Vec<Result<Outcome, StoreError>> {
                 }
             }
         }
+        // Nothing was stored, and the rest would fail alike.
         Err(StoreError::Unavailable(why)) => {
             return batch.iter().map(|_| Err(StoreError::Unavailable(why.clone()))).collect();
         }
-        Err(e) => {
-            tracing::warn!(error = %e, messages = simple.len(), "ingest batch refused; storing its messages one by one");
-            for (i, result) in simple.iter().copied().zip(write_each(pool, batch, &simple)) {
-                results[i] = Some(result);
-            }
-        }
+        Err(e) => refused(pool, batch, &simple, e, &mut results),
     }
 
     if !rest.is_empty() {
@@ -177,20 +172,31 @@ fn write(pool: &PgPool, batch: &[Request]) -> Vec<Result<Outcome, StoreError>> {
                     results[i] = Some(Ok(std::mem::replace(&mut outcomes[i], duplicate())));
                 }
             }
-            Err(StoreError::Unavailable(why)) => {
-                for &i in &rest {
-                    results[i] = Some(Err(StoreError::Unavailable(why.clone())));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, messages = rest.len(), "ingest batch refused; storing its messages one by one");
-                for (i, result) in rest.iter().copied().zip(write_each(pool, batch, &rest)) {
-                    results[i] = Some(result);
-                }
-            }
+            Err(e) => refused(pool, batch, &rest, e, &mut results),
         }
     }
     results.into_iter().map(|r| r.unwrap_or_else(|| Ok(duplicate()))).collect()
+}
+
+/// The answers of the messages `idx` of a part the database did not store: with the database
+/// unreachable, its error; refused, each message stored again in a transaction of its own.
+fn refused(
+    pool: &PgPool,
+    batch: &[Request],
+    idx: &[usize],
+    e: StoreError,
+    results: &mut [Option<Result<Outcome, StoreError>>],
+) {
+    let answers = match e {
+        StoreError::Unavailable(why) => idx.iter().map(|_| Err(StoreError::Unavailable(why.clone()))).collect(),
+        e => {
+            tracing::warn!(error = %e, messages = idx.len(), "ingest batch refused; storing its messages one by one");
+            write_each(pool, batch, idx)
+        }
+    };
+    for (&i, answer) in idx.iter().zip(answers) {
+        results[i] = Some(answer);
+    }
 }
 
 fn duplicate() -> Outcome {
