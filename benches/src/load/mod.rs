@@ -573,7 +573,11 @@ async fn drive(
     ));
     let parked = if cfg.parked > 0 { Some(park(cfg, &sender, &bar, server_pid).await) } else { None };
     let parked_acked = parked.as_ref().map_or(0, |p| p.conversations);
-    let rss_before = server_pid.and_then(sample_pid).map(|s| s.rss_bytes);
+    // Settled too, or pages the sign-ins and the parking left would count against the agents.
+    let rss_before = match server_pid {
+        Some(pid) => settled_rss(pid, cfg.scenario == Scenario::Idle).await,
+        None => None,
+    };
     let mut fill_s = 0.0;
     if cfg.backlog > 0 {
         bar.set_message(format!("opening {} waiting conversations", cfg.backlog));
@@ -662,7 +666,10 @@ async fn drive(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    let rss_connected = server_pid.and_then(sample_pid).map(|s| s.rss_bytes);
+    let rss_connected = match server_pid {
+        Some(pid) => settled_rss(pid, cfg.scenario == Scenario::Idle).await,
+        None => None,
+    };
 
     // The load.
     let cpu0 = server_pid.and_then(sample_pid);
@@ -872,6 +879,29 @@ async fn drive(
         ceiling,
         correctness,
     })
+}
+
+/// The server's resident memory once it has settled. The burst of connecting leaves pages the
+/// allocator has freed but not yet handed back (jemalloc purges them over its decay time): with
+/// `wait`, RSS is read every second until it has fallen by less than 0.5% over 3 s (at most 30 s),
+/// so the figure is what the connections hold, not what connecting them left behind.
+async fn settled_rss(pid: u32, wait: bool) -> Option<u64> {
+    let mut readings = vec![sample_pid(pid)?.rss_bytes];
+    let until = Instant::now() + Duration::from_secs(30);
+    while wait && Instant::now() < until {
+        if let [.., before, _, _, now] = readings[..]
+            && (before as f64 - now as f64) < before as f64 * 0.005
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        readings.push(sample_pid(pid)?.rss_bytes);
+    }
+    if readings.len() > 1 {
+        let mb: Vec<String> = readings.iter().map(|b| format!("{:.1}", *b as f64 / 1_048_576.0)).collect();
+        eprintln!("server RSS settling (MB, every second): {}", mb.join(" "));
+    }
+    readings.last().copied()
 }
 
 fn stop_flag() -> Arc<AtomicBool> {
