@@ -352,15 +352,16 @@ async fn authenticate(req: &HttpRequest) -> Result<CurrentAgent, ApiError> {
     Ok(me)
 }
 
-/// How long a checked session is trusted without reading it again.
-const SESSION_TRUSTED_FOR: Duration = Duration::from_secs(2);
+/// How long a checked session is trusted without reading it again: as long as the services'
+/// copies (`directory`), so a change made outside this process is seen by both within one bound.
+const SESSION_TRUSTED_FOR: Duration = crate::directory::KEPT_FOR;
 /// Most sessions kept; past it the copies are dropped and read again.
 const SESSION_CACHE_MAX: usize = 100_000;
 
 /// Sessions checked in the last [`SESSION_TRUSTED_FOR`], so that a busy desk's requests do not
 /// each read the session and the agent's services. Every change this process makes to sessions
 /// or agents (sign-out, an admin's change of an agent) drops the copies at once; a change made
-/// by anything else is seen within two seconds.
+/// by anything else is seen within ten seconds.
 #[derive(Default)]
 pub struct SessionCache {
     known: Mutex<KnownSessions>,

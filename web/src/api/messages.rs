@@ -175,6 +175,12 @@ pub async fn send_message(
             "SMS carries text only: MMS needs the file at a public URL, which this installation does not publish",
         ));
     }
+    if attachment_ids.is_empty()
+        && template.is_none()
+        && let Some(response) = send_text(&state, &me, conversation.clone(), text.clone(), key.clone()).await?
+    {
+        return Ok(response);
+    }
     let address = conversation.customer_address.clone();
     let agent = me.agent.id;
     let channel = conversation.channel;
@@ -248,6 +254,54 @@ pub async fn send_message(
     state.engine.publish_message(id, service, json.clone()).await;
     state.outbox.ready(message.id);
     Ok(HttpResponse::Created().json(json))
+}
+
+/// The common send, text alone, in one statement: the conversation's own last customer message
+/// answers the window check unless it says closed (then the customer's latest over all their
+/// conversations decides, as in the general path); the `INSERT` alone is atomic, and its unique
+/// index tells a retried `Idempotency-Key`. The message is handed to the sender with what
+/// sending needs, so the sender claims it and reads nothing else back. `None`: the general path
+/// decides (a replayed key, a window the conversation alone does not settle, a service gone from
+/// the directory).
+async fn send_text(
+    state: &AppState,
+    me: &CurrentAgent,
+    conversation: schema::models::Conversation,
+    text: Option<String>,
+    key: Option<String>,
+) -> Result<Option<HttpResponse>, ApiError> {
+    let now = Utc::now();
+    let last = conversation.last_customer_message_at;
+    let window = crate::channels::media::window(conversation.channel, last, now);
+    if crate::channels::media::window_refusal(window, MessageKind::Text).is_some() {
+        return Ok(None);
+    }
+    let Some(service) = crate::directory::service(state, conversation.service_id).await? else {
+        return Ok(None);
+    };
+    let mut m = Message::new(
+        conversation.id,
+        service.id,
+        MessageDirection::Out,
+        MessageKind::Text,
+        MessageStatus::Pending,
+        now,
+    );
+    m.body = text;
+    m.sender_agent_id = Some(me.agent.id);
+    m.idempotency_key = key;
+    m.next_attempt_at = Some(now);
+    let inserted = db(state, move |c| match m.insert(c) {
+        Ok(message) => Ok(Some(message)),
+        Err(e) if e.constraint() == Some("messages_idempotency_key") => Ok(None),
+        Err(e) => Err(e),
+    })
+    .await?;
+    let Some(message) = inserted else { return Ok(None) };
+    let json = message_value(&message, &[]);
+    state.engine.publish_message(conversation.id, service.id, json.clone()).await;
+    state.outbox.hand(crate::channels::outbound::Handed { message, conversation, service, last_customer_at: last });
+    Ok(Some(HttpResponse::Created().json(json)))
 }
 
 /// An uploaded file.

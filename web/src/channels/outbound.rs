@@ -48,6 +48,17 @@ pub struct OutboxSignal(Arc<Ready>);
 struct Ready {
     notify: Notify,
     ids: std::sync::Mutex<Vec<MessageId>>,
+    handed: std::sync::Mutex<Vec<Handed>>,
+}
+
+/// A message an agent just stored (`pending`, due now), with what sending it needs as the request
+/// that stored it had them: the sender claims it by id and reads nothing else back.
+pub struct Handed {
+    pub message: Message,
+    pub conversation: schema::models::Conversation,
+    pub service: schema::models::Service,
+    /// The customer's last message, for the reply window.
+    pub last_customer_at: Option<DateTime<Utc>>,
 }
 
 impl OutboxSignal {
@@ -60,8 +71,37 @@ impl OutboxSignal {
         self.0.notify.notify_one();
     }
 
+    /// [`Self::ready`] with the message's context: the claim is the only statement before sending.
+    pub fn hand(&self, handed: Handed) {
+        if let Ok(mut all) = self.0.handed.lock() {
+            all.push(handed);
+        }
+        self.0.notify.notify_one();
+    }
+
     fn take(&self) -> Vec<MessageId> {
         self.0.ids.lock().map(|mut ids| std::mem::take(&mut *ids)).unwrap_or_default()
+    }
+
+    /// The handed messages' ids, with their context.
+    fn take_handed(&self) -> Option<(Vec<MessageId>, OutboxContext)> {
+        let handed = self.0.handed.lock().map(|mut all| std::mem::take(&mut *all)).unwrap_or_default();
+        if handed.is_empty() {
+            return None;
+        }
+        let mut context = OutboxContext::default();
+        let mut batch = Vec::with_capacity(handed.len());
+        for h in handed {
+            let key = (h.service.id, h.conversation.customer_address.clone());
+            if let Some(at) = h.last_customer_at {
+                let known = context.last_customer_at.entry(key).or_insert(at);
+                *known = (*known).max(at);
+            }
+            context.services.insert(h.service.id, h.service);
+            context.conversations.insert(h.conversation.id, h.conversation);
+            batch.push(h.message.id);
+        }
+        Some((batch, context))
     }
 }
 
@@ -103,9 +143,16 @@ pub fn spawn(state: AppState, signal: OutboxSignal) {
         loop {
             let _ = tokio::time::timeout(SCAN_EVERY, signal.0.notify.notified()).await;
             loop {
-                // What agents just sent, by id; the scan for everything due once a second.
+                // What agents just sent, handed over or by id; the scan for everything due once a
+                // second.
                 let ready = signal.take();
-                let claimed = if !ready.is_empty() {
+                let claimed = if let Some((handed, context)) = signal.take_handed() {
+                    // Ids handed without their context wait for the next turn of this loop.
+                    if let Ok(mut ids) = signal.0.ids.lock() {
+                        ids.extend(ready);
+                    }
+                    claim_handed(&state, handed, context).await
+                } else if !ready.is_empty() {
                     claim(&state, Claim::These(ready)).await
                 } else if scanned.elapsed() >= SCAN_EVERY {
                     scanned = std::time::Instant::now();
@@ -180,6 +227,22 @@ async fn claim(state: &AppState, which: Claim) -> Result<(Vec<Message>, OutboxCo
     .await
     .map_err(|_| ())?
     .map_err(|e| warn!(error = %e, "claiming outbound messages"))
+}
+
+/// Claims handed messages by id; their context came with them. A message another sender took
+/// meanwhile is not returned by the claim and so not sent twice.
+async fn claim_handed(
+    state: &AppState,
+    ids: Vec<MessageId>,
+    context: OutboxContext,
+) -> Result<(Vec<Message>, OutboxContext), ()> {
+    let pool = state.pool.clone();
+    let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
+    actix_web::web::block(move || store::claim_outbox_ids(&mut *pool.get()?, &ids, Utc::now(), lease))
+        .await
+        .map_err(|_| ())?
+        .map(|batch| (batch, context))
+        .map_err(|e| warn!(error = %e, "claiming outbound messages"))
 }
 
 async fn send_one(state: &AppState, client: &awc::Client, recorder: &Recorder, context: &OutboxContext, m: Message) {

@@ -53,7 +53,9 @@ async fn fake_graph(fake: FakeGraph) -> String {
 
 async fn setup(graph: &str) -> (TestApp, ServiceId, AgentId, String) {
     let graph = graph.to_owned();
-    let (app, (service, ana)) = TestApp::start(move |conn| {
+    // The sender runs over the server's own state, as `omniroute serve` runs it: agents' messages
+    // are handed to it with their context.
+    let (app, (service, ana)) = TestApp::start_sending(move |conn| {
         let now = Utc::now();
         let mut s = Service::with_defaults("WhatsApp", Channel::Whatsapp, now);
         s.provider = json!({"phone_number_id": "106540352242922", "app_secret": "sec", "verify_token": "v",
@@ -64,9 +66,6 @@ async fn setup(graph: &str) -> (TestApp, ServiceId, AgentId, String) {
         (s.id, a_id)
     })
     .await;
-    // The sender, as `omniroute serve` runs it.
-    let state = web::state::AppState::new(app.db.pool(), app.engine.clone());
-    web::channels::outbound::spawn(state.clone(), state.outbox.clone());
     let token = app.login("ana").await;
     app.put("/api/v1/me/presence", Some(&token), &json!({"status": "available"})).await.ok(200);
     (app, service, ana, token)
