@@ -310,7 +310,12 @@ impl Recorder {
                 let pool = state.pool.clone();
                 let written = actix_web::web::block(move || -> Result<Vec<Message>, schema::StoreError> {
                     let mut c = pool.get()?;
-                    c.transaction(|c| write_answers(c, work, Utc::now()))
+                    // Accepted sends alone are one statement, atomic without a transaction.
+                    if work.iter().all(|(_, _, result)| matches!(result, SendResult::Sent(_))) {
+                        write_answers(&mut c, work, Utc::now())
+                    } else {
+                        c.transaction(|c| write_answers(c, work, Utc::now()))
+                    }
                 })
                 .await;
                 let mut changed: std::collections::HashMap<schema::MessageId, Message> = match written {
