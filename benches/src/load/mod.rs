@@ -882,14 +882,16 @@ async fn drive(
 }
 
 /// The server's resident memory once it has settled. The burst of connecting leaves pages the
-/// allocator has freed but not yet handed back (jemalloc purges them over its decay time): with
-/// `wait`, RSS is read every second until it has fallen by less than 0.5% over 3 s (at most 30 s),
-/// so the figure is what the connections hold, not what connecting them left behind.
+/// allocator has freed but not yet handed back (jemalloc purges them over its decay time, 10 s by
+/// default, in steps): with `wait`, RSS is read every second for at least 12 s and then until it
+/// has fallen by less than 0.5% over 3 s (at most 40 s), so the figure is what the connections
+/// hold, not what connecting them left behind.
 async fn settled_rss(pid: u32, wait: bool) -> Option<u64> {
     let mut readings = vec![sample_pid(pid)?.rss_bytes];
-    let until = Instant::now() + Duration::from_secs(30);
+    let until = Instant::now() + Duration::from_secs(40);
     while wait && Instant::now() < until {
-        if let [.., before, _, _, now] = readings[..]
+        if readings.len() > 12
+            && let [.., before, _, _, now] = readings[..]
             && (before as f64 - now as f64) < before as f64 * 0.005
         {
             break;
