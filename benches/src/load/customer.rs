@@ -16,6 +16,7 @@ use rand::Rng;
 use serde_json::json;
 
 use super::api::Api;
+use super::post::Poster;
 use super::stats::{Stats, customer_tag};
 use super::webchat::{Sent, Visitors};
 
@@ -107,6 +108,8 @@ pub struct Sender {
     pub stats: Arc<Stats>,
     pub customers: Arc<Customers>,
     pub channels: Channels,
+    /// The webhooks' HTTP client.
+    poster: Poster,
     next_customer: AtomicU64,
     next_message: AtomicU64,
 }
@@ -121,6 +124,7 @@ impl Sender {
         first_customer: u64,
     ) -> Self {
         Self {
+            poster: Poster::new(&api.base),
             api,
             stats,
             customers,
@@ -150,7 +154,7 @@ impl Sender {
         let text = format!("parked {}", customer_tag(customer, tag));
         self.stats.webhooks_sent.inc();
         let intended = Instant::now();
-        let ok = self.deliver(|| self.telegram_to(&service, customer, tag, &text), customer).await;
+        let ok = self.deliver(self.telegram_to(&service, customer, tag, &text), customer).await;
         if ok {
             self.stats.webhook_ack.since(intended);
             self.stats.webhooks_acked.inc();
@@ -194,18 +198,12 @@ impl Sender {
                 }
             },
             _ => {
-                let ok = self
-                    .deliver(
-                        || {
-                            if channel == Channel::WhatsApp {
-                                self.whatsapp(customer, tag, &text)
-                            } else {
-                                self.telegram_to(&telegram_service, customer, tag, &text)
-                            }
-                        },
-                        customer,
-                    )
-                    .await;
+                let webhook = if channel == Channel::WhatsApp {
+                    self.whatsapp(customer, tag, &text)
+                } else {
+                    self.telegram_to(&telegram_service, customer, tag, &text)
+                };
+                let ok = self.deliver(webhook, customer).await;
                 if ok {
                     self.stats.webhook_ack.since(intended);
                     self.stats.window_ack.since(intended);
@@ -228,20 +226,23 @@ impl Sender {
     /// Sends a webhook until it is acknowledged, as providers do: a connection failure or a 5xx
     /// is retried (the same body, so the same provider message id) every 250 ms for up to a
     /// minute — which is what carries messages across a server restart. A 4xx is final.
-    async fn deliver(&self, request: impl Fn() -> reqwest::RequestBuilder, customer: u64) -> bool {
+    async fn deliver(&self, webhook: Webhook, customer: u64) -> bool {
         let give_up = Instant::now() + RETRY_FOR;
+        let headers: Vec<(&str, &str)> = webhook.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         loop {
-            let retry = match request().send().await {
-                Ok(res) if res.status().is_success() => return true,
-                Ok(res) if res.status().is_server_error() => format!("answered {}", res.status()),
-                Ok(res) => {
-                    let status = res.status();
-                    let body = res.text().await.unwrap_or_default();
-                    eprintln!("webhook of customer {customer} refused: {status} {body}");
+            let retry = match self.poster.post(&webhook.path, &headers, &webhook.body).await {
+                Ok(a) if (200..300).contains(&a.status) => return true,
+                Ok(a) if a.status >= 500 => format!("answered {}", a.status),
+                Ok(a) => {
+                    eprintln!(
+                        "webhook of customer {customer} refused: {} {}",
+                        a.status,
+                        String::from_utf8_lossy(&a.body)
+                    );
                     self.stats.webhooks_refused.inc();
                     return false;
                 }
-                Err(e) => chain(&e),
+                Err(e) => e,
             };
             if Instant::now() >= give_up {
                 eprintln!("webhook of customer {customer} given up: {retry}");
@@ -253,7 +254,7 @@ impl Sender {
         }
     }
 
-    fn whatsapp(&self, customer: u64, tag: u64, text: &str) -> reqwest::RequestBuilder {
+    fn whatsapp(&self, customer: u64, tag: u64, text: &str) -> Webhook {
         let wa_id = format!("55{:011}", customer);
         let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "LOADWABA", "changes": [{"field": "messages",
             "value": {"messaging_product": "whatsapp",
@@ -265,26 +266,27 @@ impl Sender {
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WA_APP_SECRET.as_bytes()).expect("any key length");
         mac.update(body.as_bytes());
         let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-        self.api
-            .http
-            .post(format!("{}/webhooks/whatsapp", self.api.base))
-            .header("Content-Type", "application/json")
-            .header("X-Hub-Signature-256", signature)
-            .body(body)
+        Webhook { path: "/webhooks/whatsapp".into(), headers: vec![("X-Hub-Signature-256", signature)], body }
     }
 
-    fn telegram_to(&self, service_id: &str, customer: u64, tag: u64, text: &str) -> reqwest::RequestBuilder {
+    fn telegram_to(&self, service_id: &str, customer: u64, tag: u64, text: &str) -> Webhook {
         let body = json!({"update_id": tag, "message": {"message_id": tag,
             "from": {"id": customer, "is_bot": false, "first_name": "Customer", "last_name": customer.to_string()},
             "chat": {"id": customer, "type": "private"}, "date": unix_now(), "text": text}})
         .to_string();
-        self.api
-            .http
-            .post(format!("{}/webhooks/telegram/{service_id}", self.api.base))
-            .header("Content-Type", "application/json")
-            .header("X-Telegram-Bot-Api-Secret-Token", TG_SECRET)
-            .body(body)
+        Webhook {
+            path: format!("/webhooks/telegram/{service_id}"),
+            headers: vec![("X-Telegram-Bot-Api-Secret-Token", TG_SECRET.into())],
+            body,
+        }
     }
+}
+
+/// A provider's webhook as sent: path, headers besides the JSON content type, body.
+struct Webhook {
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: String,
 }
 
 /// An error with its causes, `a: b: c`.

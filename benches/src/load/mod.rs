@@ -16,6 +16,7 @@ pub mod api;
 pub mod check;
 pub mod compare;
 pub mod customer;
+pub mod post;
 pub mod provider;
 pub mod stats;
 pub mod target;
