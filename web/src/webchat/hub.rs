@@ -178,4 +178,9 @@ impl WebchatHub {
     pub async fn deliver(&self, visitor: VisitorId, frame: ServerFrame, except: Option<u64>) -> usize {
         self.addr().send(Deliver { visitor, frame, except }).await.unwrap_or(0)
     }
+
+    /// [`Self::deliver`] without waiting to know how many sockets took it.
+    pub fn deliver_later(&self, visitor: VisitorId, frame: ServerFrame, except: Option<u64>) {
+        self.addr().do_send(Deliver { visitor, frame, except });
+    }
 }

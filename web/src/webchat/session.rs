@@ -170,24 +170,26 @@ impl VisitorSession {
                         ctx,
                     );
                     if let Some(visitor) = visitor {
-                        let (hub, engine, me) = (this.state.webchat.addr(), this.state.engine.clone(), ctx.address());
-                        let conversation = stored.conversation;
-                        actix::spawn(async move {
-                            let _ = hub.send(Follow { visitor, conversation }).await;
-                            // A new conversation's state as of now that the hub forwards its events
-                            // (it may have been assigned before).
-                            if moved && let Some(facts) = engine.conversation(conversation).await {
-                                let (conversation_id, state) = (conversation.to_string(), facts.state.to_string());
-                                me.do_send(Push { frame: ServerFrame::State { conversation_id, state } });
-                            }
-                        });
+                        // The hub follows the conversation the visitor joined with; it is told
+                        // again only when a message moved the visitor to another one.
+                        if moved {
+                            let (hub, engine, me) =
+                                (this.state.webchat.addr(), this.state.engine.clone(), ctx.address());
+                            let conversation = stored.conversation;
+                            actix::spawn(async move {
+                                let _ = hub.send(Follow { visitor, conversation }).await;
+                                // A new conversation's state as of now that the hub forwards its
+                                // events (it may have been assigned before).
+                                if let Some(facts) = engine.conversation(conversation).await {
+                                    let (conversation_id, state) = (conversation.to_string(), facts.state.to_string());
+                                    me.do_send(Push { frame: ServerFrame::State { conversation_id, state } });
+                                }
+                            });
+                        }
                         if stored.new {
                             // The visitor's other tabs show it too.
-                            let webchat = this.state.webchat.clone();
-                            let (socket, frame) = (this.socket, ServerFrame::Message { message: stored.message });
-                            actix::spawn(async move {
-                                webchat.deliver(visitor, frame, socket).await;
-                            });
+                            let frame = ServerFrame::Message { message: stored.message };
+                            this.state.webchat.deliver_later(visitor, frame, this.socket);
                         }
                     }
                 }
