@@ -151,7 +151,7 @@ pub fn spawn(state: AppState, signal: OutboxSignal) {
                     if let Ok(mut ids) = signal.0.ids.lock() {
                         ids.extend(ready);
                     }
-                    claim_handed(&state, handed, context).await
+                    claim(&state, Claim::Handed(handed, context)).await
                 } else if !ready.is_empty() {
                     claim(&state, Claim::These(ready)).await
                 } else if scanned.elapsed() >= SCAN_EVERY {
@@ -189,6 +189,10 @@ const SCAN_EVERY: Duration = Duration::from_secs(1);
 enum Claim {
     /// These, if still pending and due (by primary key).
     These(Vec<MessageId>),
+    /// These, as [`Claim::These`], with their context as the requests that stored them had it:
+    /// nothing else is read. A message another sender took meanwhile is not returned, so not sent
+    /// twice.
+    Handed(Vec<MessageId>, OutboxContext),
     /// Any due, oldest first (an index scan).
     Due,
 }
@@ -218,6 +222,9 @@ async fn claim(state: &AppState, which: Claim) -> Result<(Vec<Message>, OutboxCo
     actix_web::web::block(move || -> Result<(Vec<Message>, OutboxContext), schema::StoreError> {
         let mut c = pool.get()?;
         let batch = match which {
+            Claim::Handed(ids, context) => {
+                return Ok((store::claim_outbox_ids(&mut c, &ids, Utc::now(), lease)?, context));
+            }
             Claim::These(ids) => store::claim_outbox_ids(&mut c, &ids, Utc::now(), lease)?,
             Claim::Due => store::claim_outbox(&mut c, Utc::now(), lease, CLAIM)?,
         };
@@ -227,22 +234,6 @@ async fn claim(state: &AppState, which: Claim) -> Result<(Vec<Message>, OutboxCo
     .await
     .map_err(|_| ())?
     .map_err(|e| warn!(error = %e, "claiming outbound messages"))
-}
-
-/// Claims handed messages by id; their context came with them. A message another sender took
-/// meanwhile is not returned by the claim and so not sent twice.
-async fn claim_handed(
-    state: &AppState,
-    ids: Vec<MessageId>,
-    context: OutboxContext,
-) -> Result<(Vec<Message>, OutboxContext), ()> {
-    let pool = state.pool.clone();
-    let lease = chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(60));
-    actix_web::web::block(move || store::claim_outbox_ids(&mut *pool.get()?, &ids, Utc::now(), lease))
-        .await
-        .map_err(|_| ())?
-        .map(|batch| (batch, context))
-        .map_err(|e| warn!(error = %e, "claiming outbound messages"))
 }
 
 async fn send_one(state: &AppState, client: &awc::Client, recorder: &Recorder, context: &OutboxContext, m: Message) {
