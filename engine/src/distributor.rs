@@ -19,7 +19,7 @@ use crate::book::{BookEvent, Command, Outcome, Reply, RoutingBook};
 use crate::clock::Clock;
 use crate::conversation::{Close, ConversationActor, Due, deadlines};
 use crate::error::EngineError;
-use crate::feed::{Alert, AlertKind, EngineEvent, QueueCounts};
+use crate::feed::{Alert, AlertKind, EngineEvent, Feed, QueueCounts};
 use crate::journal::{Committed, Journal, Unit};
 use crate::model::{AgentProfile, ConversationFacts, Presence};
 use crate::queue::{QueueActor, UpdateCounts, Watch};
@@ -46,10 +46,10 @@ pub struct DisconnectAgent {
     pub connection: u64,
 }
 
-/// Receive every committed event.
+/// Receive the committed events of a feed.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Subscribe(pub Recipient<EngineEvent>);
+pub struct Subscribe(pub Recipient<EngineEvent>, pub Feed);
 
 /// Watch a service's queue counts.
 #[derive(Message)]
@@ -152,7 +152,7 @@ pub struct Distributor {
     agents: HashMap<AgentId, Addr<AgentActor>>,
     connections: HashMap<AgentId, usize>,
     queues: HashMap<ServiceId, Addr<QueueActor>>,
-    subscribers: Vec<Recipient<EngineEvent>>,
+    subscribers: Vec<(Recipient<EngineEvent>, Feed)>,
     /// Agents logged in when the engine started (R15): their grace starts now.
     restored_logged_in: Vec<AgentId>,
     /// Set when the database refused a write for good: commands wait until the book is rebuilt.
@@ -402,9 +402,11 @@ impl Distributor {
     }
 
     fn broadcast(&mut self, event: &EngineEvent) {
-        self.subscribers.retain(|s| s.connected());
-        for s in &self.subscribers {
-            s.do_send(event.clone());
+        self.subscribers.retain(|(s, _)| s.connected());
+        for (s, feed) in &self.subscribers {
+            if feed.wants(event) {
+                s.do_send(event.clone());
+            }
         }
     }
 
@@ -621,7 +623,7 @@ impl Handler<Subscribe> for Distributor {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        self.subscribers.push(msg.0);
+        self.subscribers.push((msg.0, msg.1));
     }
 }
 

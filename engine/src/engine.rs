@@ -19,7 +19,7 @@ use crate::distributor::{
     GetConversation, GetGauges, GetQueues, GetWaiting, PublishMessage, Subscribe, WatchQueue,
 };
 use crate::error::EngineError;
-use crate::feed::{EngineEvent, QueueCounts};
+use crate::feed::{EngineEvent, Feed, QueueCounts};
 use crate::model::{AgentProfile, ConversationFacts, Presence, ServiceSettings, TransferTarget};
 use crate::timers::{CountTimers, Tick, Timers};
 
@@ -475,9 +475,9 @@ impl Engine {
         let _ = self.distributor.send(DisconnectAgent { agent, connection }).await;
     }
 
-    /// Every committed event goes to `subscriber` from now on.
-    pub async fn subscribe(&self, subscriber: Recipient<EngineEvent>) {
-        let _ = self.distributor.send(Subscribe(subscriber)).await;
+    /// The committed events of `feed` go to `subscriber` from now on.
+    pub async fn subscribe(&self, subscriber: Recipient<EngineEvent>, feed: Feed) {
+        let _ = self.distributor.send(Subscribe(subscriber, feed)).await;
     }
 
     /// A service's queue counts go to `watcher` when they change.

@@ -32,6 +32,30 @@ pub enum EngineEvent {
     },
 }
 
+/// Which committed events a subscriber is sent. Every `do_send` to an actor on another thread
+/// wakes that thread, and under load nearly every event is a customer's message, which only desks
+/// (their agent's, and supervisors') show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// Every event.
+    Everything,
+    /// Every event but customers' messages.
+    WithoutCustomerMessages,
+    /// Every event but messages.
+    WithoutMessages,
+}
+
+impl Feed {
+    /// Whether a subscriber of this feed is sent `event`.
+    pub fn wants(self, event: &EngineEvent) -> bool {
+        match (self, event) {
+            (Feed::WithoutMessages, EngineEvent::Message { .. }) => false,
+            (Feed::WithoutCustomerMessages, EngineEvent::Message { message, .. }) => message["direction"] != "in",
+            _ => true,
+        }
+    }
+}
+
 /// The live counts of one service's queue.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct QueueCounts {
@@ -62,4 +86,34 @@ pub enum AlertKind {
     CustomerSilent,
     /// Remind the customer (the channel adapter sends the service's reminder text).
     CustomerReminder,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(direction: &str) -> EngineEvent {
+        EngineEvent::Message {
+            conversation_id: ConversationId::new(),
+            service_id: ServiceId::new(),
+            owner: None,
+            message: Arc::new(serde_json::json!({"direction": direction, "kind": "text"})),
+        }
+    }
+
+    #[test]
+    fn each_feed_leaves_out_only_the_messages_it_says() {
+        let queue = EngineEvent::Queue(QueueCounts {
+            service_id: ServiceId::new(),
+            channel: Channel::Whatsapp,
+            waiting: 1,
+            inactive: 0,
+            oldest_wait_s: 0,
+        });
+        let (customer, agent) = (message("in"), message("out"));
+        let sent = |feed: Feed| [&customer, &agent, &queue].map(|e| feed.wants(e));
+        assert_eq!(sent(Feed::Everything), [true, true, true]);
+        assert_eq!(sent(Feed::WithoutCustomerMessages), [false, true, true]);
+        assert_eq!(sent(Feed::WithoutMessages), [false, false, true]);
+    }
 }

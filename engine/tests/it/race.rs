@@ -508,7 +508,7 @@ async fn ten_thousand_conversations_never_give_one_two_agents_or_an_agent_too_ma
         .id;
     let engine = Engine::start(w.db.pool(), Clock::System).await.unwrap();
     let feed = Arc::new(AtomicUsize::new(0));
-    engine.subscribe(Desk(feed.clone()).start().recipient()).await;
+    engine.subscribe(Desk(feed.clone()).start().recipient(), engine::Feed::Everything).await;
     let center = Rc::new(Center {
         engine: engine.clone(),
         agents: agents.clone(),

@@ -4,10 +4,11 @@
 //! sockets. It subscribes to the engine feed once, when first used.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use actix::prelude::*;
-use engine::{Engine, EngineEvent};
+use engine::{Engine, EngineEvent, Feed};
 use schema::{ConversationId, VisitorId};
 
 use crate::webchat::protocol::ServerFrame;
@@ -19,13 +20,43 @@ pub struct Push {
     pub frame: ServerFrame,
 }
 
-/// A socket joins: `conversation` is the visitor's current one. Answers the socket's number.
+/// A socket joins: `conversation` is the visitor's current one.
 #[derive(Message)]
-#[rtype(result = "u64")]
+#[rtype(result = "Joined")]
 pub struct Join {
     pub visitor: VisitorId,
     pub conversation: Option<ConversationId>,
     pub socket: Recipient<Push>,
+}
+
+/// A socket's place at the hub.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// The socket's number.
+    pub socket: u64,
+    /// How many sockets its visitor has (kept by the hub): a socket with no sibling does not
+    /// send the hub a copy of each message for the visitor's other tabs.
+    pub tabs: Arc<AtomicUsize>,
+}
+
+impl Joined {
+    /// Whether the visitor has another socket open.
+    pub fn has_siblings(&self) -> bool {
+        self.tabs.load(Ordering::SeqCst) > 1
+    }
+}
+
+/// A visitor's sockets.
+#[derive(Default)]
+struct Tabs {
+    sockets: HashMap<u64, Recipient<Push>>,
+    count: Arc<AtomicUsize>,
+}
+
+impl Tabs {
+    fn counted(&mut self) {
+        self.count.store(self.sockets.len(), Ordering::SeqCst);
+    }
 }
 
 /// A socket left.
@@ -57,7 +88,7 @@ pub struct Deliver {
 pub struct Hub {
     engine: Engine,
     next_socket: u64,
-    sockets: HashMap<VisitorId, HashMap<u64, Recipient<Push>>>,
+    sockets: HashMap<VisitorId, Tabs>,
     /// The conversation each connected visitor is in (written by `Join` and `Follow`).
     following: HashMap<ConversationId, VisitorId>,
 }
@@ -67,20 +98,23 @@ impl Actor for Hub {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let (engine, me) = (self.engine.clone(), ctx.address().recipient());
-        ctx.wait(async move { engine.subscribe(me).await }.into_actor(self));
+        ctx.wait(async move { engine.subscribe(me, Feed::WithoutMessages).await }.into_actor(self));
     }
 }
 
 impl Handler<Join> for Hub {
-    type Result = u64;
+    type Result = MessageResult<Join>;
 
-    fn handle(&mut self, m: Join, _: &mut Self::Context) -> u64 {
+    fn handle(&mut self, m: Join, _: &mut Self::Context) -> Self::Result {
         self.next_socket += 1;
-        self.sockets.entry(m.visitor).or_default().insert(self.next_socket, m.socket);
+        let tabs = self.sockets.entry(m.visitor).or_default();
+        tabs.sockets.insert(self.next_socket, m.socket);
+        tabs.counted();
+        let joined = Joined { socket: self.next_socket, tabs: tabs.count.clone() };
         if let Some(c) = m.conversation {
             self.follow(m.visitor, c);
         }
-        self.next_socket
+        MessageResult(joined)
     }
 }
 
@@ -88,9 +122,10 @@ impl Handler<Leave> for Hub {
     type Result = ();
 
     fn handle(&mut self, m: Leave, _: &mut Self::Context) {
-        if let Some(sockets) = self.sockets.get_mut(&m.visitor) {
-            sockets.remove(&m.socket);
-            if sockets.is_empty() {
+        if let Some(tabs) = self.sockets.get_mut(&m.visitor) {
+            tabs.sockets.remove(&m.socket);
+            tabs.counted();
+            if tabs.sockets.is_empty() {
                 self.sockets.remove(&m.visitor);
                 self.following.retain(|_, v| *v != m.visitor);
             }
@@ -140,10 +175,11 @@ impl Hub {
     }
 
     fn push(&mut self, visitor: VisitorId, frame: &ServerFrame, except: Option<u64>) -> usize {
-        let Some(sockets) = self.sockets.get_mut(&visitor) else { return 0 };
+        let Some(tabs) = self.sockets.get_mut(&visitor) else { return 0 };
         // A socket whose actor is gone is forgotten (its `Leave` may still be on the way).
-        sockets.retain(|_, s| s.connected());
-        sockets
+        tabs.sockets.retain(|_, s| s.connected());
+        tabs.counted();
+        tabs.sockets
             .iter()
             .filter(|(n, _)| Some(**n) != except)
             .filter(|(_, s)| s.try_send(Push { frame: frame.clone() }).is_ok())

@@ -13,7 +13,7 @@ use tracing::debug;
 
 use crate::api::error::ApiError;
 use crate::state::AppState;
-use crate::webchat::hub::{Follow, Join, Leave, Push};
+use crate::webchat::hub::{Follow, Join, Joined, Leave, Push};
 use crate::webchat::protocol::{self, ClientFrame, FrameError, ServerFrame};
 use crate::webchat::visitor::{self, VisitorCtx};
 
@@ -32,8 +32,8 @@ pub struct VisitorSession {
     last_heard: Instant,
     unacked: usize,
     visitor: Option<VisitorCtx>,
-    /// This socket's number at the hub, once started.
-    socket: Option<u64>,
+    /// This socket's place at the hub, once started.
+    socket: Option<Joined>,
     in_flight: usize,
     /// Until `started` is sent, pushes wait here (then those already in the history are dropped).
     pending: Option<Vec<ServerFrame>>,
@@ -97,8 +97,8 @@ impl VisitorSession {
                         Ok((vctx, frame)) => (vctx, frame, socket),
                         Err(e) => {
                             // Refused after joining: the socket leaves the hub again.
-                            if let Some(socket) = socket {
-                                let _ = hub.send(Leave { visitor: visitor_id, socket }).await;
+                            if let Some(joined) = socket {
+                                let _ = hub.send(Leave { visitor: visitor_id, socket: joined.socket }).await;
                             }
                             return Err(e);
                         }
@@ -186,10 +186,10 @@ impl VisitorSession {
                                 }
                             });
                         }
-                        if stored.new {
+                        if let Some(joined) = this.socket.as_ref().filter(|j| stored.new && j.has_siblings()) {
                             // The visitor's other tabs show it too.
                             let frame = ServerFrame::Message { message: stored.message };
-                            this.state.webchat.deliver_later(visitor, frame, this.socket);
+                            this.state.webchat.deliver_later(visitor, frame, Some(joined.socket));
                         }
                     }
                 }
@@ -223,8 +223,8 @@ impl Actor for VisitorSession {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
-        if let (Some(socket), Some(v)) = (self.socket.take(), &self.visitor) {
-            self.state.webchat.addr().do_send(Leave { visitor: v.visitor.id, socket });
+        if let (Some(joined), Some(v)) = (self.socket.take(), &self.visitor) {
+            self.state.webchat.addr().do_send(Leave { visitor: v.visitor.id, socket: joined.socket });
         }
         Running::Stop
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use actix_web_actors::ws;
-use engine::EngineEvent;
+use engine::{EngineEvent, Feed};
 use schema::AgentId;
 use schema::models::Agent;
 
@@ -116,7 +116,7 @@ impl Actor for MonitorSession {
         keep_alive(ctx, |this| this.last_heard);
         let (state, me, recipient) = (self.state.clone(), self.me.clone(), ctx.address().recipient());
         let setup = async move {
-            state.engine.subscribe(recipient).await;
+            state.engine.subscribe(recipient, Feed::WithoutMessages).await;
             let agents = monitored_agents(&state, &me).await;
             let queues = monitored_queues(&state, &me).await;
             agents.map(|a| (a, queues))

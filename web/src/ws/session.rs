@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use actix_web_actors::ws;
-use engine::EngineEvent;
+use engine::{EngineEvent, Feed};
 use schema::{AgentId, ConversationId};
 use tracing::debug;
 
@@ -130,7 +130,7 @@ impl Actor for AgentSession {
                 state.engine.watch_queue(*service, recipient.clone()).await;
             }
             if me.agent.role != schema::Role::Agent {
-                state.engine.subscribe(recipient).await;
+                state.engine.subscribe(recipient, Feed::Everything).await;
             }
             let (snapshot, seqs) = desk::snapshot(&state, &me).await;
             (connection, snapshot, seqs)

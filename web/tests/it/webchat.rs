@@ -325,6 +325,36 @@ async fn a_replayed_message_is_stored_once_sequentially_and_concurrently() {
     c.app.engine.stop();
 }
 
+#[actix_rt::test]
+async fn what_the_visitor_types_in_one_tab_shows_in_its_other_tabs_and_only_there() {
+    let c = chat().await;
+    let (mut first, started) = start(&c, "Ana Cliente", "cliente@example.com").await;
+    let chat_token = started["token"].as_str().unwrap().to_owned();
+    let (mut second, _) = resume(&c, &chat_token).await;
+    let (mut stranger, _) = start(&c, "Outra Pessoa", "outra@example.com").await;
+
+    send(&mut first, json!({"type": "message", "client_id": "t-1", "text": "da primeira aba"})).await;
+    let ack = until(&mut first, |f| f["type"] == "ack").await;
+    let shown = until(&mut second, |f| f["type"] == "message").await;
+    assert_eq!(shown["message"]["text"], "da primeira aba", "{shown}");
+    assert_eq!(shown["message"]["id"], ack["message_id"]);
+
+    // The second tab closes, a third opens: the count of tabs follows, the third sees the next one.
+    second.close().await.unwrap();
+    drop(second);
+    let (mut third, _) = resume(&c, &chat_token).await;
+    send(&mut first, json!({"type": "message", "client_id": "t-2", "text": "de novo"})).await;
+    until(&mut first, |f| f["type"] == "ack").await;
+    let shown = until(&mut third, |f| f["type"] == "message").await;
+    assert_eq!(shown["message"]["text"], "de novo", "{shown}");
+
+    // Another visitor's socket was sent none of it (a ping answers first: nothing was queued).
+    send(&mut stranger, json!({"type": "ping"})).await;
+    let after = until(&mut stranger, |f| f["type"] != "state").await;
+    assert_eq!(after["type"], "pong", "{after}");
+    c.app.engine.stop();
+}
+
 fn customer(conn: &mut schema::PgConnection, name: &str, email: &str) -> CustomerId {
     let now = chrono::Utc::now();
     Customer {

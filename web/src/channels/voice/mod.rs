@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use engine::EngineEvent;
 use engine::book::ConversationEvent;
+use engine::{EngineEvent, Feed};
 use schema::models::Service;
 use schema::{AgentId, Channel, ConversationId, ServiceId, store};
 use tokio::sync::{broadcast, oneshot};
@@ -81,7 +81,7 @@ impl Handler<EngineEvent> for FeedForwarder {
 pub async fn start(state: AppState) {
     let (feed, _) = broadcast::channel(1024);
     let forwarder = FeedForwarder(feed.clone()).start();
-    state.engine.subscribe(forwarder.recipient()).await;
+    state.engine.subscribe(forwarder.recipient(), Feed::WithoutCustomerMessages).await;
     command::spawn(state.clone(), feed.subscribe());
     actix_web::rt::spawn(async move {
         let mut running: HashMap<ServiceId, (AriSettings, oneshot::Sender<()>)> = HashMap::new();
