@@ -83,6 +83,16 @@ impl Count {
     }
 }
 
+/// The customer messages not yet both acknowledged and seen on a desk. One that is both is
+/// dropped: the table stays the size of what is in flight, not of the whole run (a scan of it by
+/// the progress line, under its lock, stalled every sender for milliseconds late in long runs).
+#[derive(Default)]
+struct InFlight {
+    messages: HashMap<u64, Sent>,
+    /// Of those, the acknowledged ones (seen by no agent yet).
+    unseen_acked: u64,
+}
+
 /// A customer message sent by the harness: when it was meant to go, and whether it was
 /// acknowledged.
 struct Sent {
@@ -140,7 +150,7 @@ pub struct Stats {
     /// (twice in a row, so a decision in flight is not counted).
     pub waiting_while_free: Count,
     pub monitor_samples: Count,
-    messages: Mutex<HashMap<u64, Sent>>,
+    in_flight: Mutex<InFlight>,
     /// Agent reply number → when the agent issued the send.
     replies: Mutex<HashMap<u64, Instant>>,
     /// Conversations whose first message the harness sent, by customer → intended time.
@@ -177,17 +187,23 @@ impl Stats {
 
     /// Registers a customer message about to be sent.
     pub fn message_planned(&self, customer: u64, tag: u64, intended: Instant) {
-        self.messages
+        self.in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .messages
             .insert(tag, Sent { customer, intended, acked: false, seen: false, ack_us: 0 });
     }
 
     /// The webhook carrying `tag` was answered 2xx.
     pub fn message_acked(&self, tag: u64) {
-        if let Some(m) = self.messages.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&tag) {
-            m.acked = true;
-            m.ack_us = m.intended.elapsed().as_micros() as u64;
+        let mut f = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(m) = f.messages.get_mut(&tag).filter(|m| !m.acked) else { return };
+        m.acked = true;
+        m.ack_us = m.intended.elapsed().as_micros() as u64;
+        if m.seen {
+            f.messages.remove(&tag);
+        } else {
+            f.unseen_acked += 1;
         }
     }
 
@@ -195,14 +211,15 @@ impl Stats {
     /// counts.
     pub fn message_seen(&self, tag: u64, frame: bool) {
         let (intended, ack_us, customer) = {
-            let mut all = self.messages.lock().unwrap_or_else(|e| e.into_inner());
-            match all.get_mut(&tag) {
-                Some(m) if !m.seen => {
-                    m.seen = true;
-                    (m.intended, m.ack_us, m.customer)
-                }
-                _ => return,
+            let mut f = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(m) = f.messages.get_mut(&tag).filter(|m| !m.seen) else { return };
+            m.seen = true;
+            let seen = (m.intended, m.ack_us, m.customer);
+            if m.acked {
+                f.messages.remove(&tag);
+                f.unseen_acked -= 1;
             }
+            seen
         };
         if frame && let Some(samples) = self.samples.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
             samples.push(Sample { intended, customer, ack_us, screen_us: intended.elapsed().as_micros() as u64 });
@@ -217,14 +234,15 @@ impl Stats {
 
     /// Acknowledged messages no agent has seen yet.
     pub fn unseen_acked(&self) -> u64 {
-        self.messages.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|m| m.acked && !m.seen).count() as u64
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).unseen_acked
     }
 
     /// The customer and tag of acknowledged messages no agent has seen.
     pub fn unseen_acked_tags(&self) -> Vec<(u64, u64)> {
-        self.messages
+        self.in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .messages
             .iter()
             .filter(|(_, m)| m.acked && !m.seen)
             .map(|(t, m)| (m.customer, *t))
@@ -347,5 +365,29 @@ mod tests {
         assert_eq!(parse_customer_tag("no tag"), None);
         assert_eq!(parse_reply_tag(&format!("ok {}", reply_tag(9))), Some(9));
         assert_eq!(parse_reply_tag("[rp:x]"), None);
+    }
+
+    #[test]
+    fn a_message_is_unseen_from_its_ack_until_an_agent_sees_it_in_either_order() {
+        let stats = Stats::default();
+        let now = Instant::now();
+        for tag in 1..=3 {
+            stats.message_planned(7, tag, now);
+        }
+        stats.message_acked(1);
+        stats.message_acked(1);
+        stats.message_seen(2, true);
+        assert_eq!(stats.unseen_acked(), 1);
+        assert_eq!(stats.unseen_acked_tags(), vec![(7, 1)]);
+        stats.message_acked(2);
+        stats.message_seen(1, false);
+        stats.message_seen(1, true);
+        assert_eq!(stats.unseen_acked(), 0);
+        assert!(stats.unseen_acked_tags().is_empty());
+        // Tag 3 was never acknowledged: not lost, and still tracked.
+        stats.message_acked(3);
+        assert_eq!(stats.unseen_acked_tags(), vec![(7, 3)]);
+        assert_eq!(stats.message_to_screen.summary().count, 1);
+        assert_eq!(stats.message_to_history.summary().count, 1);
     }
 }
