@@ -259,8 +259,8 @@ pub async fn send_message(
 /// The common send, text alone, in one statement: the conversation's own last customer message
 /// answers the window check unless it says closed (then the customer's latest over all their
 /// conversations decides, as in the general path); the `INSERT` alone is atomic, and its unique
-/// index tells a retried `Idempotency-Key`. The message is handed to the sender with what
-/// sending needs, so the sender claims it and reads nothing else back. `None`: the general path
+/// index tells a retried `Idempotency-Key`. The message is stored claimed and handed to the
+/// sender with what sending needs, so no statement comes between the insert and the send. `None`: the general path
 /// decides (a replayed key, a window the conversation alone does not settle, a service gone from
 /// the directory).
 async fn send_text(
@@ -290,7 +290,9 @@ async fn send_text(
     m.body = text;
     m.sender_agent_id = Some(me.agent.id);
     m.idempotency_key = key;
-    m.next_attempt_at = Some(now);
+    // Stored claimed: the sender is handed it and sends it without a statement (see `Handed`).
+    m.attempts = 1;
+    m.next_attempt_at = Some(now + crate::channels::outbound::LEASE);
     let inserted = db(state, move |c| match m.insert(c) {
         Ok(message) => Ok(Some(message)),
         Err(e) if e.constraint() == Some("messages_idempotency_key") => Ok(None),

@@ -33,7 +33,7 @@ use crate::state::AppState;
 /// Most attempts before a send is given up as failed.
 pub const MAX_ATTEMPTS: i32 = 6;
 /// How long an attempt holds its message before another sender may retry it.
-const LEASE: Duration = Duration::from_secs(60);
+pub const LEASE: Duration = Duration::from_secs(60);
 /// Most messages claimed at once (one `UPDATE … FOR UPDATE SKIP LOCKED`).
 const CLAIM: i64 = 128;
 /// Most conversations sending at once; the messages of one conversation go one at a time, in order.
@@ -51,8 +51,10 @@ struct Ready {
     handed: std::sync::Mutex<Vec<Handed>>,
 }
 
-/// A message an agent just stored (`pending`, due now), with what sending it needs as the request
-/// that stored it had them: the sender claims it by id and reads nothing else back.
+/// A message an agent just stored, with what sending it needs as the request that stored it had
+/// them. It was stored already claimed — its first attempt counted and leased ([`LEASE`]) — so no
+/// other sender takes it and the sender sends it without a statement; if this process dies before
+/// recording the send, the lease runs out (or the next start releases it) and it is sent then.
 pub struct Handed {
     pub message: Message,
     pub conversation: schema::models::Conversation,
@@ -71,7 +73,7 @@ impl OutboxSignal {
         self.0.notify.notify_one();
     }
 
-    /// [`Self::ready`] with the message's context: the claim is the only statement before sending.
+    /// A message stored claimed, with its context: sent without a statement before it.
     pub fn hand(&self, handed: Handed) {
         if let Ok(mut all) = self.0.handed.lock() {
             all.push(handed);
@@ -83,8 +85,8 @@ impl OutboxSignal {
         self.0.ids.lock().map(|mut ids| std::mem::take(&mut *ids)).unwrap_or_default()
     }
 
-    /// The handed messages' ids, with their context.
-    fn take_handed(&self) -> Option<(Vec<MessageId>, OutboxContext)> {
+    /// The handed messages, with their context.
+    fn take_handed(&self) -> Option<(Vec<Message>, OutboxContext)> {
         let handed = self.0.handed.lock().map(|mut all| std::mem::take(&mut *all)).unwrap_or_default();
         if handed.is_empty() {
             return None;
@@ -99,7 +101,7 @@ impl OutboxSignal {
             }
             context.services.insert(h.service.id, h.service);
             context.conversations.insert(h.conversation.id, h.conversation);
-            batch.push(h.message.id);
+            batch.push(h.message);
         }
         Some((batch, context))
     }
@@ -146,12 +148,12 @@ pub fn spawn(state: AppState, signal: OutboxSignal) {
                 // What agents just sent, handed over or by id; the scan for everything due once a
                 // second.
                 let ready = signal.take();
-                let claimed = if let Some((handed, context)) = signal.take_handed() {
+                let claimed = if let Some(handed) = signal.take_handed() {
                     // Ids handed without their context wait for the next turn of this loop.
                     if let Ok(mut ids) = signal.0.ids.lock() {
                         ids.extend(ready);
                     }
-                    claim(&state, Claim::Handed(handed, context)).await
+                    Ok(handed)
                 } else if !ready.is_empty() {
                     claim(&state, Claim::These(ready)).await
                 } else if scanned.elapsed() >= SCAN_EVERY {
@@ -189,10 +191,6 @@ const SCAN_EVERY: Duration = Duration::from_secs(1);
 enum Claim {
     /// These, if still pending and due (by primary key).
     These(Vec<MessageId>),
-    /// These, as [`Claim::These`], with their context as the requests that stored them had it:
-    /// nothing else is read. A message another sender took meanwhile is not returned, so not sent
-    /// twice.
-    Handed(Vec<MessageId>, OutboxContext),
     /// Any due, oldest first (an index scan).
     Due,
 }
@@ -222,9 +220,6 @@ async fn claim(state: &AppState, which: Claim) -> Result<(Vec<Message>, OutboxCo
     actix_web::web::block(move || -> Result<(Vec<Message>, OutboxContext), schema::StoreError> {
         let mut c = pool.get()?;
         let batch = match which {
-            Claim::Handed(ids, context) => {
-                return Ok((store::claim_outbox_ids(&mut c, &ids, Utc::now(), lease)?, context));
-            }
             Claim::These(ids) => store::claim_outbox_ids(&mut c, &ids, Utc::now(), lease)?,
             Claim::Due => store::claim_outbox(&mut c, Utc::now(), lease, CLAIM)?,
         };

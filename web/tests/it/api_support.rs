@@ -24,6 +24,8 @@ pub struct TestApp {
     pub engine: Engine,
     base: String,
     client: awc::Client,
+    /// The server's state (its outbound signal, directory, counters).
+    pub state: web::state::AppState,
 }
 
 /// One HTTP answer.
@@ -87,9 +89,7 @@ impl TestApp {
         let value = setup(&mut db.conn());
         let engine = Engine::start(db.pool(), Clock::System).await.expect("engine starts");
         let state = web::state::AppState::new(db.pool(), engine.clone());
-        if sending {
-            web::channels::outbound::spawn(state.clone(), state.outbox.clone());
-        }
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new().app_data(aw::Data::new(state.clone())).configure(web::routes::configure)
         })
@@ -99,7 +99,17 @@ impl TestApp {
         let base = format!("http://127.0.0.1:{}", server.addrs()[0].port());
         actix_rt::spawn(server.run());
         let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-        (TestApp { db, engine, base, client }, value)
+        let app = TestApp { db, engine, base, client, state: app_state };
+        if sending {
+            app.start_sender();
+        }
+        (app, value)
+    }
+
+    /// Starts the outbound sender over the server's own state, as `omniroute serve` runs it: an
+    /// agent's text reply is handed to it, stored already claimed, and waits for no scan.
+    pub fn start_sender(&self) {
+        web::channels::outbound::spawn(self.state.clone(), self.state.outbox.clone());
     }
 
     /// The demo contact center of `omniroute seed-demo` (passwords `<login>-demo1`).

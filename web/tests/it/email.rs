@@ -652,8 +652,7 @@ async fn take(app: &TestApp, token: &str, c: ConversationId) {
 }
 
 fn sender(app: &TestApp) {
-    let state = web::state::AppState::new(app.db.pool(), app.engine.clone());
-    web::channels::outbound::spawn(state.clone(), state.outbox.clone());
+    app.start_sender();
 }
 
 fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<String> {

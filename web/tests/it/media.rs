@@ -246,9 +246,8 @@ async fn setup(workers: bool) -> Setup {
 impl Setup {
     /// Starts the outbound sender and the media fetcher, as `omniroute serve` runs them.
     fn workers(&self) {
-        let state = web::state::AppState::new(self.app.db.pool(), self.app.engine.clone());
-        web::channels::outbound::spawn(state.clone(), state.outbox.clone());
-        web::channels::media::spawn(state);
+        self.app.start_sender();
+        web::channels::media::spawn(self.app.state.clone());
     }
 
     /// A conversation of `address` in `service`, assigned to ana (the only agent, available).
@@ -393,14 +392,17 @@ async fn outside_the_24_hour_window_whatsapp_takes_only_an_approved_template() {
 }
 
 #[actix_rt::test]
-async fn a_text_whose_window_closes_while_it_waits_is_failed_without_reaching_whatsapp() {
+async fn a_text_whose_window_closed_while_the_server_was_down_is_failed_without_reaching_whatsapp() {
     let s = setup(false).await;
     let c = s.conversation(s.whatsapp, Channel::Whatsapp, "5511987650001").await;
     let sent = s.send(c, &json!({"text": "Já volto"})).await;
     let id = sent.ok(201)["id"].as_str().unwrap().to_owned();
-    // The window closes before the sender gets to the message.
+    // The server stops before sending it (its sender never ran); by the time one starts again
+    // the window has closed. The new process releases the lease and reads the window afresh.
     s.customer_wrote_hours_ago(c, 24);
-    s.workers();
+    store::release_after_restart(&mut s.app.conn(), Utc::now()).unwrap();
+    let restarted = web::state::AppState::new(s.app.db.pool(), s.app.engine.clone());
+    web::channels::outbound::spawn(restarted.clone(), restarted.outbox.clone());
     let m = until_status(&s.app, &id, MessageStatus::Failed).await;
     assert_eq!(m.error_code.as_deref(), Some("outside_window"));
     assert_eq!(m.error_message.as_deref(), Some("outside the 24-hour window: only a template can be sent"));

@@ -125,8 +125,7 @@ async fn a_reply_goes_through_the_send_api_and_a_delivery_event_follows_it() {
     let base = format!("http://127.0.0.1:{}", server.addrs()[0].port());
     actix_rt::spawn(server.run());
     let (app, _, _) = app(&base).await;
-    let state = web::state::AppState::new(app.db.pool(), app.engine.clone());
-    web::channels::outbound::spawn(state.clone(), state.outbox.clone());
+    app.start_sender();
     let token = app.login("ana").await;
     app.put("/api/v1/me/presence", Some(&token), &json!({"status": "available"})).await.ok(200);
     post(&app, "/webhooks/messenger", &event("page", "PAGE1", message("PSID-2", "PAGE1", "m_2", "oi")), Some(SECRET))

@@ -110,8 +110,7 @@ async fn a_reply_goes_through_the_messages_api_and_status_callbacks_follow_it() 
     let base = format!("http://127.0.0.1:{}", server.addrs()[0].port());
     actix_rt::spawn(server.run());
     let (app, _) = app(&base).await;
-    let state = web::state::AppState::new(app.db.pool(), app.engine.clone());
-    web::channels::outbound::spawn(state.clone(), state.outbox.clone());
+    app.start_sender();
     let token = app.login("ana").await;
     app.put("/api/v1/me/presence", Some(&token), &json!({"status": "available"})).await.ok(200);
     let (body, sig) = form(&[("MessageSid", "SM0002"), ("From", "+5511911112222"), ("To", NUMBER), ("Body", "oi")]);

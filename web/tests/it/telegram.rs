@@ -148,8 +148,7 @@ async fn a_reply_goes_out_through_send_message() {
     let base = format!("http://127.0.0.1:{}", server.addrs()[0].port());
     actix_rt::spawn(server.run());
     let (app, service) = app(&base).await;
-    let state = web::state::AppState::new(app.db.pool(), app.engine.clone());
-    web::channels::outbound::spawn(state.clone(), state.outbox.clone());
+    app.start_sender();
     let token = app.login("ana").await;
     app.put("/api/v1/me/presence", Some(&token), &json!({"status": "available"})).await.ok(200);
     post(&app, service, update(1, text(1, "oi")).to_string().as_bytes(), Some(SECRET)).await.ok(200);
