@@ -41,7 +41,7 @@ const MAX_BATCH: usize = 500;
 /// statement, plan and commit as for several messages, and without the wait a busy writer
 /// commits every millisecond or so. Measured on 2 cores (`omniroute-load --scenario
 /// ingest-ceiling --rates 10000`, fresh database): PostgreSQL 7.3–7.6 CPU-s per 10 s without
-/// it, 5.7–6.0 with 2 ms; in the rising climb 6.4 instead of 8.5–9.2 CPU-s at 5,000/s. A
+/// it, 5.7–6.9 with 2 ms; in the rising climb 6.4 instead of 8.5–9.2 CPU-s at 5,000/s. A
 /// message waits at most this much more, and never when messages come one at a time.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 /// The previous batch's size from which the writer lingers.

@@ -260,9 +260,9 @@ pub async fn send_message(
 /// answers the window check unless it says closed (then the customer's latest over all their
 /// conversations decides, as in the general path); the `INSERT` alone is atomic, and its unique
 /// index tells a retried `Idempotency-Key`. The message is stored claimed and handed to the
-/// sender with what sending needs, so no statement comes between the insert and the send. `None`: the general path
-/// decides (a replayed key, a window the conversation alone does not settle, a service gone from
-/// the directory).
+/// sender with what sending needs, so no statement comes between the insert and the send.
+/// `None`: the general path decides (a replayed key, a window the conversation alone does not
+/// settle, a service gone from the directory).
 async fn send_text(
     state: &AppState,
     me: &CurrentAgent,
