@@ -123,18 +123,14 @@ fn run(pool: PgPool, rx: mpsc::Receiver<Request>) {
     while let Ok(first) = rx.recv() {
         let until = std::time::Instant::now() + LINGER;
         let mut batch = vec![first];
+        let lingering = last >= LINGER_FROM;
         while batch.len() < MAX_BATCH {
-            let next = match rx.try_recv() {
-                Ok(request) => Some(request),
-                Err(_) if last >= LINGER_FROM => {
-                    until.checked_duration_since(std::time::Instant::now()).and_then(|left| rx.recv_timeout(left).ok())
-                }
-                Err(_) => None,
-            };
-            match next {
-                Some(request) => batch.push(request),
-                None => break,
-            }
+            let next = rx.try_recv().ok().or_else(|| {
+                let left = until.checked_duration_since(std::time::Instant::now()).filter(|_| lingering)?;
+                rx.recv_timeout(left).ok()
+            });
+            let Some(request) = next else { break };
+            batch.push(request);
         }
         last = batch.len();
         let results = write(&pool, &batch);

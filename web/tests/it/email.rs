@@ -651,10 +651,6 @@ async fn take(app: &TestApp, token: &str, c: ConversationId) {
     app.post_empty(&format!("/api/v1/conversations/{c}/pull"), Some(token)).await.ok(200);
 }
 
-fn sender(app: &TestApp) {
-    app.start_sender();
-}
-
 fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<String> {
     a.map(|a| a.iter().filter_map(|x| x.address().map(str::to_owned)).collect()).unwrap_or_default()
 }
@@ -675,7 +671,7 @@ async fn a_reply_goes_out_over_smtp_threaded_from_the_template_with_its_attachme
     }
     .insert(&mut app.conn())
     .unwrap();
-    sender(&app);
+    app.start_sender();
     post_mail(&app, service, ORDER).await.ok(200);
     let c = conversation_of(&app, "order-4521.1@mail.example.com");
     let ana = app.login("ana").await;
@@ -749,7 +745,7 @@ async fn a_reply_goes_out_over_smtp_threaded_from_the_template_with_its_attachme
 async fn with_the_smtp_server_down_a_reply_is_retried_then_sent_once() {
     let port = free_port();
     let (app, service, _) = setup(json!({"smtp_url": format!("smtp://127.0.0.1:{port}")}), false).await;
-    sender(&app);
+    app.start_sender();
     post_mail(&app, service, PLAIN).await.ok(200);
     let c = conversation_of(&app, "boleto-1@example.org");
     let ana = app.login("ana").await;
@@ -777,7 +773,7 @@ async fn a_550_fails_the_reply_with_the_servers_error_on_the_message() {
     let port = free_port();
     let sink = SmtpSink::start(port);
     let (app, service, _) = setup(json!({"smtp_url": format!("smtp://127.0.0.1:{port}")}), false).await;
-    sender(&app);
+    app.start_sender();
     let mail = b"From: refuse.me@example.com\r\nTo: atendimento@omniroute.example\r\nSubject: Caixa cheia\r\n\
 Message-ID: <refused-1@example.com>\r\n\r\nOla\r\n";
     post_mail(&app, service, mail).await.ok(200);
