@@ -55,10 +55,13 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
     let poller = crate::channels::email::imap::spawn(state.clone(), config.imap_poll);
     crate::channels::media::spawn(state.clone());
     let data = web::Data::new(state);
+    // The access log renders each request's line before knowing whether it will be written:
+    // left out altogether when its level is filtered away (`RUST_LOG=warn`).
+    let access_log = tracing::enabled!(target: "actix_web::middleware::logger", tracing::Level::INFO);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .wrap(actix_web::middleware::Logger::default())
+            .wrap(actix_web::middleware::Condition::new(access_log, actix_web::middleware::Logger::default()))
             .configure(crate::routes::configure)
     })
     .workers(config.workers)

@@ -228,10 +228,13 @@ pub struct NewRoutingDecision {
 /// A message in, out, or internal to a conversation.
 /// Serialises as its row, without the absent values (`json_populate_recordset(NULL::messages, …)`
 /// reads it back: a missing key is NULL).
+/// Inserted with every column bound (an absent value as NULL, never `DEFAULT`: no nullable
+/// column has a default), so the `INSERT` has one text and diesel keeps it prepared; with
+/// `DEFAULT` for absent values its text varied and it was parsed and planned on every reply.
 #[derive(
     Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable, Identifiable, serde::Serialize,
 )]
-#[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
+#[diesel(table_name = messages, check_for_backend(diesel::pg::Pg), treat_none_as_default_value = false)]
 pub struct Message {
     pub id: MessageId,
     pub conversation_id: ConversationId,

@@ -2,6 +2,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
 
+use super::prepared::prepared;
 use crate::StoreResult;
 use crate::ids::{AgentId, ConversationId, MessageId, ServiceId};
 use crate::models::{
@@ -245,8 +246,7 @@ struct Seqs {
 /// migrations) and returns the sequence number of each element (0 for presence changes).
 /// Call inside a transaction: the batch is all or nothing.
 pub fn apply_engine_batch(conn: &mut PgConnection, batch: &Value) -> StoreResult<Vec<i64>> {
-    Ok(diesel::sql_query("SELECT engine_apply_batch($1) AS seqs")
-        .bind::<diesel::sql_types::Jsonb, _>(batch)
+    Ok(prepared(diesel::sql_query("SELECT engine_apply_batch($1) AS seqs").bind::<diesel::sql_types::Jsonb, _>(batch))
         .get_result::<Seqs>(conn)?
         .seqs)
 }

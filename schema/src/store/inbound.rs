@@ -3,6 +3,7 @@
 
 use diesel::prelude::*;
 
+use super::prepared::prepared;
 use crate::StoreResult;
 use crate::ids::{ConversationId, ServiceId};
 use crate::models::{Conversation, Message};
@@ -20,11 +21,13 @@ pub fn open_conversations_for(conn: &mut PgConnection, keys: &[(ServiceId, Strin
     let addresses: Vec<&str> = keys.iter().map(|(_, a)| a.as_str()).collect();
     let open: Vec<&str> = ConversationState::OPEN.iter().map(|s| s.as_str()).collect();
     // A function (migration 000015): its plan is prepared once per connection.
-    Ok(diesel::sql_query("SELECT * FROM open_conversations_of($1, $2, $3)")
-        .bind::<Array<Uuid>, _>(services)
-        .bind::<Array<Text>, _>(addresses)
-        .bind::<Array<Text>, _>(open)
-        .load::<Conversation>(conn)?)
+    Ok(prepared(
+        diesel::sql_query("SELECT * FROM open_conversations_of($1, $2, $3)")
+            .bind::<Array<Uuid>, _>(services)
+            .bind::<Array<Text>, _>(addresses)
+            .bind::<Array<Text>, _>(open),
+    )
+    .load::<Conversation>(conn)?)
 }
 
 /// Inserts new conversations in one statement and returns them as stored. A conflict (another
@@ -88,11 +91,13 @@ pub fn ingest_into_open(conn: &mut PgConnection, rows: &[Message], addresses: &[
     let batch = serde_json::to_string(rows)
         .map_err(|e| crate::StoreError::Invalid { constraint: format!("message as JSON: {e}") })?;
     let open: Vec<&str> = ConversationState::OPEN.iter().map(|s| s.as_str()).collect();
-    let found = diesel::sql_query("SELECT conversation_id, stored FROM ingest_into_open($1::json, $2, $3)")
-        .bind::<Text, _>(batch)
-        .bind::<Array<Text>, _>(addresses)
-        .bind::<Array<Text>, _>(open)
-        .load::<IntoOpenRow>(conn)?;
+    let found = prepared(
+        diesel::sql_query("SELECT conversation_id, stored FROM ingest_into_open($1::json, $2, $3)")
+            .bind::<Text, _>(batch)
+            .bind::<Array<Text>, _>(addresses)
+            .bind::<Array<Text>, _>(open),
+    )
+    .load::<IntoOpenRow>(conn)?;
     Ok(found
         .into_iter()
         .map(|r| match (r.conversation_id, r.stored) {

@@ -12,6 +12,7 @@ mod email;
 mod inbound;
 mod media;
 mod outbox;
+mod prepared;
 mod webchat;
 mod webhooks;
 

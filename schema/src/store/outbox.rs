@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use super::prepared::prepared;
 use crate::Channel;
 use crate::StoreResult;
 use crate::ids::{ConversationId, MessageId, ServiceId};
@@ -133,18 +134,13 @@ pub fn mark_many_sent(
     let at = at.trunc_subsecs(6);
     let (ids, provider_ids): (Vec<MessageId>, Vec<&str>) = sent.iter().map(|(id, p)| (*id, p.as_str())).unzip();
     // Status ranks as in `advance_message_status`: `sent` is progress only from `pending`.
-    Ok(diesel::sql_query(
-        "UPDATE messages m
-            SET provider_message_id = v.provider_message_id,
-                status = CASE WHEN m.status = 'pending' THEN 'sent' ELSE m.status END,
-                sent_at = CASE WHEN m.status = 'pending' THEN $3 ELSE m.sent_at END
-           FROM unnest($1::uuid[], $2::text[]) AS v(id, provider_message_id)
-          WHERE m.id = v.id
-      RETURNING m.*",
+    // A function (migration 000018): its plan is prepared once per connection.
+    Ok(prepared(
+        diesel::sql_query("SELECT * FROM mark_messages_sent($1, $2, $3)")
+            .bind::<Array<Uuid>, _>(ids)
+            .bind::<Array<Text>, _>(provider_ids)
+            .bind::<Timestamptz, _>(at),
     )
-    .bind::<Array<Uuid>, _>(ids)
-    .bind::<Array<Text>, _>(provider_ids)
-    .bind::<Timestamptz, _>(at)
     .load::<Message>(conn)?
     .into_iter()
     .filter(|m| m.sent_at == Some(at))

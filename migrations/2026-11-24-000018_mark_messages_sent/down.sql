@@ -1,0 +1,1 @@
+DROP FUNCTION mark_messages_sent(uuid[], text[], timestamptz);
