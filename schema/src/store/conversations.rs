@@ -28,12 +28,44 @@ pub fn open_conversation_for(
 }
 
 /// Every open conversation (engine start-up, R15).
+///
+/// Each with its exact last customer message: the ingest moves the stored one at most once a
+/// second (migration 000019), and the engine's timers run from it.
 pub fn open_conversations(conn: &mut PgConnection) -> StoreResult<Vec<Conversation>> {
-    Ok(conversations::table
+    use diesel::sql_types::{Array, Text, Timestamptz, Uuid};
+    #[derive(QueryableByName)]
+    struct Later {
+        #[diesel(sql_type = Uuid)]
+        id: ConversationId,
+        #[diesel(sql_type = Timestamptz)]
+        at: DateTime<Utc>,
+    }
+    let mut open: Vec<Conversation> = conversations::table
         .filter(conversations::state.eq_any(ConversationState::OPEN))
         .order((conversations::priority.desc(), conversations::arrived_at.asc()))
         .select(Conversation::as_select())
-        .load(conn)?)
+        .load(conn)?;
+    let states: Vec<&str> = ConversationState::OPEN.iter().map(|s| s.as_str()).collect();
+    // Only the customer messages after the stored time: an index range per conversation, most
+    // of them empty.
+    let later: std::collections::HashMap<ConversationId, DateTime<Utc>> = diesel::sql_query(
+        "SELECT c.id, max(m.created_at) AS at
+           FROM conversations c
+           JOIN messages m ON m.conversation_id = c.id AND m.created_at > c.last_customer_message_at
+          WHERE c.state = ANY($1) AND m.direction = 'in'
+          GROUP BY c.id",
+    )
+    .bind::<Array<Text>, _>(states)
+    .load::<Later>(conn)?
+    .into_iter()
+    .map(|l| (l.id, l.at))
+    .collect();
+    for c in &mut open {
+        if let Some(at) = later.get(&c.id) {
+            c.last_customer_message_at = Some(*at);
+        }
+    }
+    Ok(open)
 }
 
 /// Applies changes to a conversation and returns it.

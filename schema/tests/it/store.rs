@@ -469,3 +469,36 @@ fn ingest_into_open_stores_what_has_an_open_conversation_and_reports_the_rest() 
         Some(at(40) + chrono::Duration::microseconds(123_456))
     );
 }
+
+/// A customer writing in a burst moves the stored time of their last message once a second,
+/// not once per message; the engine's restore still reads the exact time (its timers run from
+/// it), and a message a second or more later moves the stored time again.
+#[test]
+fn the_ingest_moves_the_last_customer_message_once_a_second_and_the_restore_reads_it_exactly() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let whatsapp = fixtures::insert_service(&mut conn, Channel::Whatsapp);
+    let open =
+        Conversation { last_customer_message_at: Some(at(10)), ..fixtures::queued_conversation(&whatsapp, "5511") }
+            .insert(&mut conn)
+            .unwrap();
+    let message = |id: &str, when| Message { created_at: when, ..fixtures::inbound_message(&open, id) };
+    let stored = |conn: &mut PgConnection| Conversation::find(conn, open.id).unwrap().last_customer_message_at;
+    let restored = |conn: &mut PgConnection| {
+        store::open_conversations(conn).unwrap().into_iter().find(|c| c.id == open.id).unwrap().last_customer_message_at
+    };
+    let half = chrono::Duration::milliseconds(500);
+
+    store::ingest_into_open(&mut conn, &[message("wamid.1", at(20))], &["5511"]).unwrap();
+    assert_eq!((stored(&mut conn), restored(&mut conn)), (Some(at(20)), Some(at(20))));
+    // Half a second later: the row is left alone, the restore finds the message.
+    store::ingest_into_open(&mut conn, &[message("wamid.2", at(20) + half)], &["5511"]).unwrap();
+    assert_eq!((stored(&mut conn), restored(&mut conn)), (Some(at(20)), Some(at(20) + half)));
+    // A second after the stored time: moved.
+    store::ingest_into_open(&mut conn, &[message("wamid.3", at(21))], &["5511"]).unwrap();
+    assert_eq!((stored(&mut conn), restored(&mut conn)), (Some(at(21)), Some(at(21))));
+    // A conversation whose customer has not written since is read as stored.
+    let quiet = fixtures::insert_queued(&mut conn, &whatsapp, "5522");
+    let quiet_restored = store::open_conversations(&mut conn).unwrap().into_iter().find(|c| c.id == quiet.id).unwrap();
+    assert_eq!(quiet_restored.last_customer_message_at, quiet.last_customer_message_at);
+}
