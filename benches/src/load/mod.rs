@@ -325,6 +325,31 @@ pub struct Setup {
     pub agents_signed_in_s: f64,
     /// All WebSockets open and every agent available (seen on the monitor).
     pub agents_connected_s: f64,
+    /// The machine's speed just before the run: the median time of a fixed piece of work
+    /// ([`cpu_probe_ms`]). Shared machines vary; two runs compare only at similar probes.
+    pub cpu_probe_ms: f64,
+}
+
+/// Times a fixed piece of work on one core (SHA-256 over 128 MiB), three times, and answers the
+/// median in milliseconds: lower is a faster machine at that moment. The shared 2-core machine of
+/// docs/performance.md ran a fixed loop in 116 to 171 ms within one session, and climbs measured
+/// at the slow end failed steps that climbs at the fast end held.
+pub fn cpu_probe_ms() -> f64 {
+    use sha2::Digest as _;
+    let block = vec![0x5au8; 64 * 1024];
+    let mut times: Vec<f64> = (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            let mut hasher = sha2::Sha256::new();
+            for _ in 0..2048 {
+                hasher.update(&block);
+            }
+            std::hint::black_box(hasher.finalize());
+            started.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[1]
 }
 
 /// The latencies of issue 6.
@@ -407,6 +432,7 @@ const AGENT_PASSWORD: &str = "load-agent-password";
 /// Runs one scenario and answers its report. The caller decides what a non-zero counter means
 /// (the binary exits non-zero for `smoke`).
 pub async fn run(cfg: Config) -> anyhow::Result<Report> {
+    let probe = cpu_probe_ms();
     let stats = Arc::new(Stats::default());
     if cfg.samples.is_some() {
         stats.keep_samples();
@@ -426,7 +452,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<Report> {
     if let Some(s) = spawned {
         s.stop().await?;
     }
-    result
+    result.map(|mut report| {
+        report.setup.cpu_probe_ms = probe;
+        report
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -828,6 +857,8 @@ async fn drive(
             agents_created_s,
             agents_signed_in_s,
             agents_connected_s,
+            // Taken before the server starts; `run` fills it in.
+            cpu_probe_ms: 0.0,
         },
         latency: Latencies {
             webhook_ack: stats.webhook_ack.summary(),
@@ -1267,11 +1298,12 @@ impl Report {
             self.scenario, self.agents, self.target_conversations_per_s, self.target_messages_per_s, self.duration_s
         ));
         out.push_str(&format!(
-            "setup: server start {} · agents created {:.1} s · signed in {:.1} s · connected+available {:.1} s\n\n",
+            "setup: server start {} · agents created {:.1} s · signed in {:.1} s · connected+available {:.1} s · CPU probe {:.0} ms\n\n",
             self.setup.server_start_s.map(|s| format!("{s:.2} s")).unwrap_or_else(|| "-".into()),
             self.setup.agents_created_s,
             self.setup.agents_signed_in_s,
-            self.setup.agents_connected_s
+            self.setup.agents_connected_s,
+            self.setup.cpu_probe_ms
         ));
         out.push_str(&format!(
             "{:<44} {:>8} {:>9} {:>9} {:>9} {:>9}\n",
