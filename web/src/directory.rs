@@ -61,7 +61,9 @@ impl ServiceDirectory {
         }
     }
 
-    fn by_id(&self, id: ServiceId) -> Option<Service> {
+    /// The service as kept, without a trip to the database (`None` when not kept or too old:
+    /// [`service`] reads it then).
+    pub(crate) fn by_id(&self, id: ServiceId) -> Option<Service> {
         let known = self.known.read().ok()?;
         let (service, read_at) = known.by_id.get(&id)?;
         (read_at.elapsed() < KEPT_FOR).then(|| service.clone())

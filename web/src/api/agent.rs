@@ -51,10 +51,16 @@ pub async fn visible_conversation(
     let c = db(state, move |c| Conversation::find(c, id)).await.map_err(|e| {
         if e.status == actix_web::http::StatusCode::NOT_FOUND { ApiError::not_found("conversation") } else { e }
     })?;
+    check_visible(me, &c)?;
+    Ok(c)
+}
+
+/// 403 unless the conversation's service is one the caller sees.
+pub fn check_visible(me: &CurrentAgent, c: &Conversation) -> Result<(), ApiError> {
     if !me.sees_service(c.service_id) {
         return Err(ApiError::forbidden("this conversation belongs to a service you are not in"));
     }
-    Ok(c)
+    Ok(())
 }
 
 /// A conversation the caller may act on: visible, and not finished (409 `conversation_ended`).

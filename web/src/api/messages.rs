@@ -15,7 +15,7 @@ use schema::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::api::agent::{db, parse_id, visible_conversation};
+use crate::api::agent::{check_visible, db, parse_id, visible_conversation};
 use crate::api::auth::CurrentAgent;
 use crate::api::dto::MessageDto;
 use crate::api::error::{ApiError, ErrorBody};
@@ -159,7 +159,16 @@ pub async fn send_message(
     if text.is_none() && attachment_ids.is_empty() && template.is_none() {
         return Err(ApiError::bad_request("empty_message", "send text, attachments or both"));
     }
-    let conversation = visible_conversation(&state, &me, id).await?;
+    // Text alone, the common send: the conversation is read and the reply stored in one trip.
+    let (conversation, sent) = if attachment_ids.is_empty() && template.is_none() {
+        send_text(&state, &me, id, text.clone(), key.clone()).await?
+    } else {
+        (visible_conversation(&state, &me, id).await?, None)
+    };
+    if let Some(response) = sent {
+        return Ok(response);
+    }
+    check_visible(&me, &conversation)?;
     if conversation.state != ConversationState::InService || conversation.current_agent_id != Some(me.agent.id) {
         return Err(ApiError::forbidden("only the conversation's agent can send in it").with_code("not_owner"));
     }
@@ -174,12 +183,6 @@ pub async fn send_message(
             "media_not_supported",
             "SMS carries text only: MMS needs the file at a public URL, which this installation does not publish",
         ));
-    }
-    if attachment_ids.is_empty()
-        && template.is_none()
-        && let Some(response) = send_text(&state, &me, conversation.clone(), text.clone(), key.clone()).await?
-    {
-        return Ok(response);
     }
     let address = conversation.customer_address.clone();
     let agent = me.agent.id;
@@ -256,54 +259,71 @@ pub async fn send_message(
     Ok(HttpResponse::Created().json(json))
 }
 
-/// The common send, text alone, in one statement: the conversation's own last customer message
-/// answers the window check unless it says closed (then the customer's latest over all their
-/// conversations decides, as in the general path); the `INSERT` alone is atomic, and its unique
-/// index tells a retried `Idempotency-Key`. The message is stored claimed and handed to the
-/// sender with what sending needs, so no statement comes between the insert and the send.
-/// `None`: the general path decides (a replayed key, a window the conversation alone does not
-/// settle, a service gone from the directory).
+/// The common send, text alone, in one trip to the database: the conversation is read and, when
+/// it is visible to me, mine, in service, on a channel with messages, its service known and its
+/// own last customer message keeps the window open, the reply is inserted — the `INSERT` alone
+/// is atomic, and its unique index tells a retried `Idempotency-Key`. The message is stored
+/// claimed and handed to the sender with what sending needs, so no statement comes between the
+/// insert and the send. Without a response, the conversation as read: the general path decides
+/// (every refusal, a replayed key, a window the conversation alone does not settle).
 async fn send_text(
     state: &AppState,
     me: &CurrentAgent,
-    conversation: schema::models::Conversation,
+    id: ConversationId,
     text: Option<String>,
     key: Option<String>,
-) -> Result<Option<HttpResponse>, ApiError> {
-    let now = Utc::now();
-    let last = conversation.last_customer_message_at;
-    let window = crate::channels::media::window(conversation.channel, last, now);
-    if crate::channels::media::window_refusal(window, MessageKind::Text).is_some() {
-        return Ok(None);
-    }
-    let Some(service) = crate::directory::service(state, conversation.service_id).await? else {
-        return Ok(None);
+) -> Result<(schema::models::Conversation, Option<HttpResponse>), ApiError> {
+    let (agent, directory) = (me.agent.id, state.services.clone());
+    let visible = {
+        let me = me.clone();
+        move |c: &schema::models::Conversation| me.sees_service(c.service_id)
     };
-    let mut m = Message::new(
-        conversation.id,
-        service.id,
-        MessageDirection::Out,
-        MessageKind::Text,
-        MessageStatus::Pending,
-        now,
-    );
-    m.body = text;
-    m.sender_agent_id = Some(me.agent.id);
-    m.idempotency_key = key;
-    // Stored claimed: the sender is handed it and sends it without a statement (see `Handed`).
-    m.attempts = 1;
-    m.next_attempt_at = Some(now + crate::channels::outbound::LEASE);
-    let inserted = db(state, move |c| match m.insert(c) {
-        Ok(message) => Ok(Some(message)),
-        Err(e) if e.constraint() == Some("messages_idempotency_key") => Ok(None),
-        Err(e) => Err(e),
+    let (conversation, stored) = db(state, move |c| {
+        let conversation = schema::models::Conversation::find(c, id)?;
+        let now = Utc::now();
+        let window = crate::channels::media::window(conversation.channel, conversation.last_customer_message_at, now);
+        let service = directory.by_id(conversation.service_id);
+        let quick = visible(&conversation)
+            && conversation.state == ConversationState::InService
+            && conversation.current_agent_id == Some(agent)
+            && conversation.channel != Channel::Voice
+            && crate::channels::media::window_refusal(window, MessageKind::Text).is_none();
+        let Some(service) = service.filter(|_| quick) else { return Ok((conversation, None)) };
+        let mut m = Message::new(
+            conversation.id,
+            service.id,
+            MessageDirection::Out,
+            MessageKind::Text,
+            MessageStatus::Pending,
+            now,
+        );
+        m.body = text;
+        m.sender_agent_id = Some(agent);
+        m.idempotency_key = key;
+        // Stored claimed: the sender is handed it and sends it without a statement (see `Handed`).
+        m.attempts = 1;
+        m.next_attempt_at = Some(now + crate::channels::outbound::LEASE);
+        match m.insert(c) {
+            Ok(message) => Ok((conversation, Some((message, service)))),
+            Err(e) if e.constraint() == Some("messages_idempotency_key") => Ok((conversation, None)),
+            Err(e) => Err(e),
+        }
     })
-    .await?;
-    let Some(message) = inserted else { return Ok(None) };
+    .await
+    .map_err(|e| {
+        if e.status == actix_web::http::StatusCode::NOT_FOUND { ApiError::not_found("conversation") } else { e }
+    })?;
+    let Some((message, service)) = stored else { return Ok((conversation, None)) };
     let json = message_value(&message, &[]);
     state.engine.publish_message(conversation.id, service.id, json.clone()).await;
-    state.outbox.hand(crate::channels::outbound::Handed { message, conversation, service, last_customer_at: last });
-    Ok(Some(HttpResponse::Created().json(json)))
+    let last_customer_at = conversation.last_customer_message_at;
+    state.outbox.hand(crate::channels::outbound::Handed {
+        message,
+        conversation: conversation.clone(),
+        service,
+        last_customer_at,
+    });
+    Ok((conversation, Some(HttpResponse::Created().json(json))))
 }
 
 /// An uploaded file.
