@@ -18,7 +18,7 @@ use crate::model::{AssignmentChange, OfferChange};
 /// Most events written in one transaction.
 const MAX_BATCH_EVENTS: usize = 2000;
 /// When busy (see [`BUSY`]), a batch waits this long after its first unit for more. Each
-/// `engine_apply_batch` call costs PostgreSQL about half a millisecond whatever it holds, and
+/// `engine_apply_batch` call costs PostgreSQL about 0.7 ms whatever it holds, and
 /// under load the commands come a few milliseconds apart, one per call.
 const LINGER: Duration = Duration::from_millis(2);
 /// The journal counts as busy when a unit arrives within this long of the previous write; a
