@@ -48,11 +48,14 @@ pub async fn visible_conversation(
     me: &CurrentAgent,
     id: ConversationId,
 ) -> Result<Conversation, ApiError> {
-    let c = db(state, move |c| Conversation::find(c, id)).await.map_err(|e| {
-        if e.status == actix_web::http::StatusCode::NOT_FOUND { ApiError::not_found("conversation") } else { e }
-    })?;
+    let c = db(state, move |c| Conversation::find(c, id)).await.map_err(conversation_not_found)?;
     check_visible(me, &c)?;
     Ok(c)
+}
+
+/// A conversation's read that found no row, as the API says it (404 `conversation`).
+pub fn conversation_not_found(e: ApiError) -> ApiError {
+    if e.status == actix_web::http::StatusCode::NOT_FOUND { ApiError::not_found("conversation") } else { e }
 }
 
 /// 403 unless the conversation's service is one the caller sees.

@@ -15,7 +15,7 @@ use schema::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::api::agent::{check_visible, db, parse_id, visible_conversation};
+use crate::api::agent::{check_visible, conversation_not_found, db, parse_id, visible_conversation};
 use crate::api::auth::CurrentAgent;
 use crate::api::dto::MessageDto;
 use crate::api::error::{ApiError, ErrorBody};
@@ -273,22 +273,64 @@ async fn send_text(
     text: Option<String>,
     key: Option<String>,
 ) -> Result<(schema::models::Conversation, Option<HttpResponse>), ApiError> {
+    let (conversation, quick) = match store_text(state, me, id, text.clone(), key.clone()).await? {
+        // The service's copy had expired: read it again (the directory keeps it), then once more.
+        (c, QuickText::ServiceNotKept) if crate::directory::service(state, c.service_id).await?.is_some() => {
+            store_text(state, me, id, text, key).await?
+        }
+        stored => stored,
+    };
+    let QuickText::Stored(stored) = quick else { return Ok((conversation, None)) };
+    let (message, service) = *stored;
+    let json = message_value(&message, &[]);
+    state.engine.publish_message(conversation.id, service.id, json.clone()).await;
+    let last_customer_at = conversation.last_customer_message_at;
+    state.outbox.hand(crate::channels::outbound::Handed {
+        message,
+        conversation: conversation.clone(),
+        service,
+        last_customer_at,
+    });
+    Ok((conversation, Some(HttpResponse::Created().json(json))))
+}
+
+/// What [`store_text`] did.
+enum QuickText {
+    Stored(Box<(Message, schema::models::Service)>),
+    /// Everything allowed the quick path but the directory's copy of the service.
+    ServiceNotKept,
+    /// The general path decides.
+    General,
+}
+
+/// [`send_text`]'s trip to the database.
+async fn store_text(
+    state: &AppState,
+    me: &CurrentAgent,
+    id: ConversationId,
+    text: Option<String>,
+    key: Option<String>,
+) -> Result<(schema::models::Conversation, QuickText), ApiError> {
     let (agent, directory) = (me.agent.id, state.services.clone());
     let visible = {
         let me = me.clone();
         move |c: &schema::models::Conversation| me.sees_service(c.service_id)
     };
-    let (conversation, stored) = db(state, move |c| {
+    db(state, move |c| {
         let conversation = schema::models::Conversation::find(c, id)?;
         let now = Utc::now();
         let window = crate::channels::media::window(conversation.channel, conversation.last_customer_message_at, now);
-        let service = directory.by_id(conversation.service_id);
         let quick = visible(&conversation)
             && conversation.state == ConversationState::InService
             && conversation.current_agent_id == Some(agent)
             && conversation.channel != Channel::Voice
             && crate::channels::media::window_refusal(window, MessageKind::Text).is_none();
-        let Some(service) = service.filter(|_| quick) else { return Ok((conversation, None)) };
+        if !quick {
+            return Ok((conversation, QuickText::General));
+        }
+        let Some(service) = directory.by_id(conversation.service_id) else {
+            return Ok((conversation, QuickText::ServiceNotKept));
+        };
         let mut m = Message::new(
             conversation.id,
             service.id,
@@ -304,26 +346,13 @@ async fn send_text(
         m.attempts = 1;
         m.next_attempt_at = Some(now + crate::channels::outbound::LEASE);
         match m.insert(c) {
-            Ok(message) => Ok((conversation, Some((message, service)))),
-            Err(e) if e.constraint() == Some("messages_idempotency_key") => Ok((conversation, None)),
+            Ok(message) => Ok((conversation, QuickText::Stored(Box::new((message, service))))),
+            Err(e) if e.constraint() == Some("messages_idempotency_key") => Ok((conversation, QuickText::General)),
             Err(e) => Err(e),
         }
     })
     .await
-    .map_err(|e| {
-        if e.status == actix_web::http::StatusCode::NOT_FOUND { ApiError::not_found("conversation") } else { e }
-    })?;
-    let Some((message, service)) = stored else { return Ok((conversation, None)) };
-    let json = message_value(&message, &[]);
-    state.engine.publish_message(conversation.id, service.id, json.clone()).await;
-    let last_customer_at = conversation.last_customer_message_at;
-    state.outbox.hand(crate::channels::outbound::Handed {
-        message,
-        conversation: conversation.clone(),
-        service,
-        last_customer_at,
-    });
-    Ok((conversation, Some(HttpResponse::Created().json(json))))
+    .map_err(conversation_not_found)
 }
 
 /// An uploaded file.
