@@ -216,6 +216,7 @@ impl Engine {
         render: Option<fn(&schema::models::Message) -> serde_json::Value>,
     ) -> Result<(crate::ingest::Ingested, Option<schema::models::Message>), EngineError> {
         use crate::ingest::{Ingested, move_to_new_conversation, store_inbound_with};
+        let inbound = inbound.without_nul();
         let service = inbound.service;
         let publish = |message: &Option<schema::models::Message>| {
             let rendered = render.zip(message.as_ref()).map(|(render, m)| (m.conversation_id, render(m)));

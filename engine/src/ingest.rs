@@ -33,6 +33,51 @@ pub struct InboundMessage {
     pub subject: Option<String>,
 }
 
+impl InboundMessage {
+    /// Removes the NUL characters PostgreSQL cannot store in text or JSON (a customer's app may
+    /// send one): the rest of the message is kept and stored, so the provider, which would retry a
+    /// refused message forever, gets its acknowledgement.
+    pub fn without_nul(mut self) -> Self {
+        for text in [Some(&mut self.address), self.customer_name.as_mut(), self.provider_message_id.as_mut()]
+            .into_iter()
+            .chain([self.body.as_mut(), self.subject.as_mut()])
+            .flatten()
+        {
+            strip_nul(text);
+        }
+        strip_nul_in_json(&mut self.payload);
+        self
+    }
+}
+
+fn strip_nul(text: &mut String) {
+    if text.contains('\0') {
+        text.retain(|c| c != '\0');
+    }
+}
+
+/// Iterative, so a deeply nested payload cannot exhaust the stack.
+fn strip_nul_in_json(value: &mut Value) {
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) => strip_nul(s),
+            Value::Array(items) => stack.extend(items.iter_mut()),
+            Value::Object(map) => {
+                if map.keys().any(|k| k.contains('\0')) {
+                    let entries = std::mem::take(map);
+                    map.extend(entries.into_iter().map(|(mut k, v)| {
+                        strip_nul(&mut k);
+                        (k, v)
+                    }));
+                }
+                stack.extend(map.values_mut());
+            }
+            _ => {}
+        }
+    }
+}
+
 /// What storing a message did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ingested {

@@ -53,6 +53,12 @@ pub struct Config {
     pub imap_poll: Duration,
     /// `OMNIROUTE_METRICS_TOKEN`: when set, `GET /metrics` takes `Authorization: Bearer <it>`.
     pub metrics_token: Option<String>,
+    /// `OMNIROUTE_WEBCHAT_SOCKETS_PER_ADDRESS`, `OMNIROUTE_WEBCHAT_SOCKETS_MAX`,
+    /// `OMNIROUTE_WEBCHAT_START_TIMEOUT_S`, `OMNIROUTE_BODY_TIMEOUT_S`, `OMNIROUTE_BODY_BUDGET_MB`:
+    /// what callers who have not signed in can make the server hold (`limits.rs`).
+    pub limits: crate::limits::Settings,
+    /// `OMNIROUTE_REQUEST_HEAD_TIMEOUT_MS`: how long a connection has to send a request's headers.
+    pub request_head_timeout: Duration,
 }
 
 impl Config {
@@ -67,6 +73,23 @@ impl Config {
             .filter(|v| !v.trim().is_empty())
             .ok_or(ConfigError::Missing { name: "DATABASE_URL", hint: "a postgres:// URL; `make run` sets it" })?;
         let workers_default = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let d = crate::limits::Settings::default();
+        let limits = crate::limits::Settings {
+            webchat_sockets_per_address: positive(
+                &lookup,
+                "OMNIROUTE_WEBCHAT_SOCKETS_PER_ADDRESS",
+                d.webchat_sockets_per_address,
+            )?,
+            webchat_sockets_total: positive(&lookup, "OMNIROUTE_WEBCHAT_SOCKETS_MAX", d.webchat_sockets_total)?,
+            webchat_start_timeout: Duration::from_secs(positive(
+                &lookup,
+                "OMNIROUTE_WEBCHAT_START_TIMEOUT_S",
+                d.webchat_start_timeout.as_secs(),
+            )?),
+            body_timeout: Duration::from_secs(positive(&lookup, "OMNIROUTE_BODY_TIMEOUT_S", d.body_timeout.as_secs())?),
+            body_budget_bytes: positive(&lookup, "OMNIROUTE_BODY_BUDGET_MB", d.body_budget_bytes / (1024 * 1024))?
+                .saturating_mul(1024 * 1024),
+        };
         Ok(Self {
             database_url,
             bind: parse(&lookup, "OMNIROUTE_BIND", "127.0.0.1:8080".parse().expect("valid default"))?,
@@ -83,6 +106,8 @@ impl Config {
             time_zone: parse(&lookup, "OMNIROUTE_TIME_ZONE", chrono_tz::America::Sao_Paulo)?,
             imap_poll: Duration::from_secs(positive(&lookup, "OMNIROUTE_IMAP_POLL_S", 30)?),
             metrics_token: lookup("OMNIROUTE_METRICS_TOKEN").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()),
+            limits,
+            request_head_timeout: Duration::from_millis(positive(&lookup, "OMNIROUTE_REQUEST_HEAD_TIMEOUT_MS", 5000)?),
         })
     }
 }

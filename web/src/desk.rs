@@ -2,7 +2,7 @@
 //! (no front-end build step), served with a strict Content-Security-Policy.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, route, web};
 use rust_embed::RustEmbed;
 
 /// The desk's files.
@@ -31,8 +31,8 @@ fn serve(path: &str) -> HttpResponse {
     }
 }
 
-/// The desk's page.
-#[get("/")]
+/// The desk's page (`HEAD` too: monitors probe with it).
+#[route("/", method = "GET", method = "HEAD")]
 pub async fn index() -> HttpResponse {
     serve("index.html")
 }

@@ -5,6 +5,7 @@ pub mod channels;
 pub mod config;
 pub mod desk;
 pub mod directory;
+pub mod limits;
 pub mod metrics;
 pub mod password;
 pub mod routes;

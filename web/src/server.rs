@@ -12,7 +12,19 @@ use crate::state::AppState;
 
 /// Connects, migrates, provisions the first admin if asked, and serves until SIGINT/SIGTERM,
 /// letting open requests finish (graceful shutdown).
-pub fn serve(config: Config) -> anyhow::Result<()> {
+pub fn serve(mut config: Config) -> anyhow::Result<()> {
+    // Each connection is a file: the most the system allows, and never more webchat sockets
+    // than half of them, so sockets nobody signed in for cannot starve the rest.
+    if let Some(files) = crate::limits::raise_file_limit() {
+        let half = usize::try_from(files / 2).unwrap_or(usize::MAX).max(1);
+        if config.limits.webchat_sockets_total > half {
+            config.limits.webchat_sockets_total = half;
+        }
+        info!(open_files = files, webchat_sockets_max = config.limits.webchat_sockets_total, "open-file limit");
+        if files < 4096 {
+            warn!(open_files = files, "the open-file limit is low; raise it (ulimit -n) for many connections");
+        }
+    }
     let mut conn = connect(&config)?;
     let applied = schema::migrate::run_pending(&mut conn).context("migrating the database")?;
     if !applied.is_empty() {
@@ -50,6 +62,7 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
     state.allowed_origins = std::sync::Arc::new(config.allowed_origins.clone());
     state.time_zone = config.time_zone;
     state.metrics_token = config.metrics_token.as_deref().map(std::sync::Arc::from);
+    state.limits = std::sync::Arc::new(crate::limits::Limits::new(&config.limits));
     crate::channels::outbound::spawn(state.clone(), state.outbox.clone());
     crate::channels::voice::start(state.clone()).await;
     let poller = crate::channels::email::imap::spawn(state.clone(), config.imap_poll);
@@ -72,6 +85,8 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
     // Every frame to a desk goes out at once: with Nagle's algorithm a frame written while the
     // previous one is unacknowledged waits for the browser's delayed ACK (up to 40 ms).
     .tcp_nodelay(true)
+    // A connection that does not finish its request's headers in time is closed (slow-loris).
+    .client_request_timeout(config.request_head_timeout)
     .shutdown_timeout(config.shutdown_timeout.as_secs())
     .bind(config.bind)
     .with_context(|| format!("cannot listen on {} (OMNIROUTE_BIND)", config.bind))?;
@@ -128,14 +143,16 @@ fn bootstrap_admin(conn: &mut PgConnection, config: &Config) -> anyhow::Result<(
     Ok(())
 }
 
-/// The URL with any password replaced, for messages.
+/// The URL with any password replaced, for messages. The user information ends at the last `@`
+/// before the query, not at the first `/`: a password typed with a `/` in it (`smtp://u:p/ss@h`)
+/// is not percent-encoded by everyone who writes one, and must not show either.
 pub fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };
     let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
+    match rest[..before_query].rfind('@') {
         Some(at) => match rest[..at].find(':') {
             Some(colon) => format!("{}{}:***{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
             None => url.to_owned(),
@@ -153,5 +170,8 @@ mod tests {
         assert_eq!(redact("postgres://u:secret@db:5432/x"), "postgres://u:***@db:5432/x");
         assert_eq!(redact("postgres://u@localhost/x?host=/tmp"), "postgres://u@localhost/x?host=/tmp");
         assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+        assert_eq!(redact("smtp://user:p/ss@mail.example:587"), "smtp://user:***@mail.example:587");
+        assert_eq!(redact("imaps://u:a@b/c@imap.example/INBOX"), "imaps://u:***@imap.example/INBOX");
+        assert_eq!(redact("smtp://u:pass@h?x=@y"), "smtp://u:***@h?x=@y");
     }
 }

@@ -37,6 +37,8 @@ pub struct AppState {
     pub counters: Arc<crate::metrics::WebCounters>,
     /// When set, `GET /metrics` takes `Authorization: Bearer <this>` (`OMNIROUTE_METRICS_TOKEN`).
     pub metrics_token: Option<Arc<str>>,
+    /// Bounds on what callers who have not signed in can make the server hold.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
             sessions: Arc::default(),
             counters: Arc::default(),
             metrics_token: None,
+            limits: Arc::default(),
         }
     }
 }

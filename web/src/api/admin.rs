@@ -705,14 +705,23 @@ pub struct CannedDto {
     pub service_id: Option<String>,
 }
 
+/// A new canned message: global, or of one service.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCannedBody {
+    pub title: String,
+    pub text: String,
+    pub service_id: Option<String>,
+}
+
 /// Creates a canned message.
-#[utoipa::path(post, path = "/api/v1/admin/canned-messages", tag = "admin", request_body = CannedDto,
+#[utoipa::path(post, path = "/api/v1/admin/canned-messages", tag = "admin", request_body = NewCannedBody,
     responses((status = 201, body = CannedDto), (status = 400, body = ErrorBody)))]
 #[post("/admin/canned-messages")]
 pub async fn create_canned(
     state: web::Data<AppState>,
     me: CurrentAgent,
-    body: web::Json<CannedDto>,
+    body: web::Json<NewCannedBody>,
 ) -> Result<HttpResponse, ApiError> {
     admin(&me)?;
     let title = not_blank(&body.title, "title", 200)?;

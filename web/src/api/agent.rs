@@ -42,7 +42,8 @@ pub fn by(me: &CurrentAgent) -> By {
     }
 }
 
-/// A conversation the caller may see (404 when it does not exist, 403 when not theirs to see).
+/// A conversation the caller may see: 404 both when it does not exist and when it is not theirs
+/// to see, so that the answer does not tell which ids exist.
 pub async fn visible_conversation(
     state: &AppState,
     me: &CurrentAgent,
@@ -58,10 +59,10 @@ pub fn conversation_not_found(e: ApiError) -> ApiError {
     if e.status == actix_web::http::StatusCode::NOT_FOUND { ApiError::not_found("conversation") } else { e }
 }
 
-/// 403 unless the conversation's service is one the caller sees.
+/// 404 (as for a missing one) unless the conversation's service is one the caller sees.
 pub fn check_visible(me: &CurrentAgent, c: &Conversation) -> Result<(), ApiError> {
     if !me.sees_service(c.service_id) {
-        return Err(ApiError::forbidden("this conversation belongs to a service you are not in"));
+        return Err(ApiError::not_found("conversation"));
     }
     Ok(())
 }
@@ -83,6 +84,7 @@ pub async fn actionable_conversation(
 
 /// A presence change.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PresenceBody {
     /// available | paused | offline
     pub status: String,
@@ -388,6 +390,7 @@ pub async fn get_conversation(
 
 /// Where to transfer: exactly one of the three.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TransferBody {
     pub agent_id: Option<String>,
     pub service_id: Option<String>,
@@ -520,14 +523,14 @@ pub async fn cancel(
 }
 
 /// Sets or clears the classification (R12).
-#[utoipa::path(put, path = "/api/v1/conversations/{id}/classification", tag = "agent", request_body = ConcludeBody,
+#[utoipa::path(put, path = "/api/v1/conversations/{id}/classification", tag = "agent", request_body = ClassificationBody,
     responses((status = 200, body = ConversationDto), (status = 422, body = ErrorBody)))]
 #[put("/conversations/{id}/classification")]
 pub async fn put_classification(
     state: web::Data<AppState>,
     me: CurrentAgent,
     id: web::Path<String>,
-    body: web::Json<ConcludeBody>,
+    body: web::Json<ClassificationBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConversationId = parse_id(&id, "conversation id")?;
     let c = actionable_conversation(&state, &me, id).await?;
@@ -536,10 +539,20 @@ pub async fn put_classification(
     after_action(&state, id).await
 }
 
-/// A due date, or null to clear it.
+/// A due date, or null to clear it; the field itself is required (`{}` changes nothing: 400).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DueDateBody {
+    #[serde(deserialize_with = "crate::api::dto::present")]
     pub due_at: Option<DateTime<Utc>>,
+}
+
+/// A classification, or null to clear it; the field itself is required.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClassificationBody {
+    #[serde(deserialize_with = "crate::api::dto::present")]
+    pub classification_id: Option<String>,
 }
 
 /// Sets or clears the due date (R12).

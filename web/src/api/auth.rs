@@ -144,6 +144,7 @@ fn decoy_hash() -> &'static str {
 
 /// What a sign-in sends.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub login: String,
     pub password: String,

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use schema::models::{Conversation, Message};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 /// A conversation as the API shows it.
@@ -153,4 +153,10 @@ impl MessageDto {
             }),
         }
     }
+}
+
+/// For a request field that must be present but may be null (null clears): with it, serde
+/// refuses a body that leaves the field out instead of reading it as null.
+pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    Option::<T>::deserialize(d)
 }

@@ -173,3 +173,57 @@ pub fn query_error(err: actix_web::error::QueryPayloadError, _: &actix_web::Http
 pub fn path_error(err: actix_web::error::PathError, _: &actix_web::HttpRequest) -> actix_web::Error {
     ApiError::bad_request("invalid_path", err.to_string()).into()
 }
+
+/// Middleware that gives every error answer the JSON shape, whoever made it: actix-web's own
+/// (a body over a payload limit, no route for a path or a method) answer plain text or nothing.
+/// Headers such as `Retry-After` and `Allow` are kept.
+pub fn json_errors<B: actix_web::body::MessageBody + 'static>() -> actix_web::middleware::ErrorHandlers<B> {
+    actix_web::middleware::ErrorHandlers::new().default_handler(as_json_error)
+}
+
+fn as_json_error<B: actix_web::body::MessageBody + 'static>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::http::header;
+    use actix_web::middleware::ErrorHandlerResponse;
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (req, old) = res.into_parts();
+    let mut new = HttpResponse::build(status);
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            new.append_header((name.clone(), value.clone()));
+        }
+    }
+    let (code, message) = status_words(status);
+    let new = new.json(ErrorBody { error: code.into(), message: message.into() });
+    Ok(ErrorHandlerResponse::Response(actix_web::dev::ServiceResponse::new(req, new).map_into_right_body()))
+}
+
+/// The code and message of an error answer made without a handler's words.
+fn status_words(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        400 => ("bad_request", "the request is malformed"),
+        401 => ("unauthenticated", "sign in first (session cookie or bearer token)"),
+        403 => ("forbidden", "not allowed"),
+        404 => ("not_found", "route not found"),
+        405 => ("method_not_allowed", "this method is not allowed here"),
+        408 => ("request_timeout", "the request took too long to arrive"),
+        411 => ("length_required", "say the body's length (Content-Length)"),
+        413 => ("payload_too_large", "the request body is too large"),
+        414 => ("uri_too_long", "the URL is too long"),
+        415 => ("unsupported_media_type", "this content type is not accepted here"),
+        429 => ("too_many_requests", "too many requests; retry later"),
+        431 => ("headers_too_large", "the request's headers are too large"),
+        503 => ("unavailable", "the service is unavailable; retry"),
+        s if s >= 500 => ("internal", "an internal error occurred"),
+        _ => ("bad_request", "the request was refused"),
+    }
+}

@@ -485,7 +485,8 @@ pub async fn download(
         None => a.uploaded_by == Some(me.agent.id),
     };
     if !allowed {
-        return Err(ApiError::forbidden("not an attachment of your conversations"));
+        // As for a missing one: the answer does not tell which ids exist.
+        return Err(ApiError::not_found("attachment"));
     }
     let content = db(&state, move |c| AttachmentContent::find(c, id)).await?;
     let disposition = format!("attachment; filename=\"{}\"", a.name.replace(['"', '\\'], "_"));

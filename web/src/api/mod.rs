@@ -15,7 +15,8 @@ pub mod supervisor;
 /// Largest JSON body accepted (attachments go through multipart, not JSON).
 pub const JSON_LIMIT: usize = 256 * 1024;
 
-async fn not_found() -> Result<actix_web::HttpResponse, error::ApiError> {
+/// The answer for a path (or a method on it) that no route takes.
+pub async fn not_found() -> Result<actix_web::HttpResponse, error::ApiError> {
     Err(error::ApiError::not_found("route"))
 }
 
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .wrap(actix_web::middleware::from_fn(auth::require_session))
+            .wrap(error::json_errors())
             .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(error::json_error))
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .app_data(web::PathConfig::default().error_handler(error::path_error))

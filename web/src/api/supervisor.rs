@@ -122,7 +122,8 @@ async fn held(state: &AppState, me: &CurrentAgent, raw: &str) -> Result<Conversa
     let id: ConversationId = parse_id(raw, "conversation id")?;
     let c = db(state, move |c| Conversation::find(c, id)).await.map_err(|_| ApiError::not_found("conversation"))?;
     if !me.sees_service(c.service_id) {
-        return Err(ApiError::forbidden("this conversation belongs to a service you are not in"));
+        // As for a missing one: the answer does not tell which ids exist.
+        return Err(ApiError::not_found("conversation"));
     }
     if c.state.is_final() {
         return Err(ApiError::conflict("conversation_ended", format!("the conversation is already {}", c.state)));

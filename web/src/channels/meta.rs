@@ -62,7 +62,7 @@ pub async fn receive(
     if signature.is_none() {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing_signature", "X-Hub-Signature-256 is required"));
     }
-    let body = super::read_body(payload, MAX_BODY).await?;
+    let body = super::read_body(&state, &req, payload, MAX_BODY).await?;
     let payload: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
     if payload.get("object").and_then(Value::as_str) != Some(object) {

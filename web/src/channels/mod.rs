@@ -26,23 +26,55 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(email::receive);
 }
 
-/// Reads a webhook's raw body (signatures are over these exact bytes), refusing more than `limit`
-/// with a JSON 413.
-pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, crate::api::error::ApiError> {
+/// Reads a webhook's raw body (signatures are over these exact bytes). Bounded for a caller who
+/// has proven nothing yet: a body announced over `limit` is refused (413) before a byte is read; a
+/// body reserves its bytes in the budget shared by every webhook (503 when spent, so a provider
+/// retries); and it must arrive within the body timeout (408).
+pub async fn read_body(
+    state: &crate::state::AppState,
+    req: &actix_web::HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, crate::api::error::ApiError> {
+    use actix_web::http::{StatusCode, header};
     use futures_util::StreamExt;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| crate::api::error::ApiError::bad_request("invalid_body", e.to_string()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(crate::api::error::ApiError::new(
-                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("webhook bodies are at most {} MiB", limit / 1024 / 1024),
-            ));
-        }
-        body.extend_from_slice(&chunk);
+
+    use crate::api::error::ApiError;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("webhook bodies are at most {} KiB", limit / 1024),
+        )
+    };
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
     }
-    Ok(body.freeze())
+    let _reserved = state.limits.bodies.reserve(announced.map_or(limit, |n| n as usize))?;
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    match tokio::time::timeout(state.limits.body_timeout, read).await {
+        Ok(read) => read,
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the body did not arrive within {} s", state.limits.body_timeout.as_secs_f32()),
+        )),
+    }
 }
 
 /// Stores a customer's message from a webhook and shows it on its conversation's desks (routed

@@ -58,7 +58,7 @@ pub async fn receive(
     let Some(header) = header else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing_signature", "X-Twilio-Signature is required"));
     };
-    let body = super::read_body(payload, MAX_BODY).await?;
+    let body = super::read_body(&state, &req, payload, MAX_BODY).await?;
     let params: Vec<(String, String)> =
         serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::bad_request("invalid_form", e.to_string()))?;
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());

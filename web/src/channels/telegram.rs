@@ -43,7 +43,7 @@ pub async fn receive(
     if expected.is_empty() || !super::ct_eq(secret.as_bytes(), expected.as_bytes()) {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_secret_token", "the secret token does not match"));
     }
-    let body = super::read_body(payload, MAX_BODY).await?;
+    let body = super::read_body(&state, &req, payload, MAX_BODY).await?;
     let update: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
     if !update.get("update_id").is_some_and(Value::is_i64) {
@@ -51,8 +51,15 @@ pub async fn receive(
     }
     // Edited messages, callbacks, channel posts…: valid updates this desk does not handle.
     let Some(message) = update.get("message") else { return Ok(HttpResponse::Ok().json(json!({"status": "ignored"}))) };
-    let Some(inbound) = parse_message(&service, message) else {
+    if message.pointer("/chat/id").and_then(Value::as_i64).is_none()
+        || message.get("message_id").and_then(Value::as_i64).is_none()
+    {
         return Err(ApiError::bad_request("invalid_payload", "a message needs chat.id and message_id"));
+    }
+    // Service messages (a pinned message, write access allowed, a payment made) carry nothing to
+    // store; a 4xx would only make Telegram send them again.
+    let Some(inbound) = parse_message(&service, message) else {
+        return Ok(HttpResponse::Ok().json(json!({"status": "ignored"})));
     };
     let files = super::media::may_carry_files(&inbound).then(|| inbound.provider_message_id.clone()).flatten();
     let stored = super::ingest(&state, inbound).await?;

@@ -58,11 +58,12 @@ pub async fn receive(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = super::read_body(payload, MAX_BODY).await?;
+    // Refused before a byte of the body is read: unsigned requests cost nothing.
     let signature = req.headers().get("X-Hub-Signature-256").and_then(|v| v.to_str().ok()).map(str::to_owned);
     if signature.is_none() {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing_signature", "X-Hub-Signature-256 is required"));
     }
+    let body = super::read_body(&state, &req, payload, MAX_BODY).await?;
     let payload: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
     let Some(entries) = payload.get("entry").and_then(Value::as_array) else {
@@ -79,6 +80,12 @@ pub async fn receive(
         {
             ids.push(id.to_owned());
         }
+    }
+    if ids.is_empty() {
+        // Account-level fields (`account_update`, `message_template_status_update`, template
+        // quality and category updates) name no phone number: answered 2xx once signed by the
+        // app secret of one of our WhatsApp services, or Meta retries them for days.
+        return account_event(&state, &body, signature.as_deref()).await;
     }
     let services: Vec<Service> = crate::directory::services_by_keys(&state, Channel::Whatsapp, &ids).await?;
     if services.is_empty() {
@@ -123,6 +130,31 @@ pub async fn receive(
         }
     }
     Ok(HttpResponse::Ok().json(json!({"status": "ok", "stored": stored})))
+}
+
+/// A batch with nothing for a phone number: 200 when one of our WhatsApp services' app secrets
+/// signed it (nothing is stored), 401 otherwise.
+async fn account_event(state: &AppState, body: &[u8], signature: Option<&str>) -> Result<HttpResponse, ApiError> {
+    let services = db(state, store::list_services).await?;
+    let mut secrets: Vec<&str> = services
+        .iter()
+        .filter(|s| s.channel == Channel::Whatsapp)
+        .filter_map(|s| s.provider.get("app_secret").and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+        .collect();
+    secrets.sort_unstable();
+    secrets.dedup();
+    if secrets.is_empty() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_account", "no WhatsApp service is set up"));
+    }
+    if !secrets.iter().any(|secret| signature_valid(secret, body, signature)) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+            "the signature does not match the body",
+        ));
+    }
+    Ok(HttpResponse::Ok().json(json!({"status": "ok", "stored": 0})))
 }
 
 fn timestamp(v: &Value) -> Option<DateTime<Utc>> {

@@ -1,12 +1,12 @@
 //! `GET /healthz`: 200 when the database answers, 503 when it does not.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, route, web};
 use serde_json::json;
 
 use crate::state::AppState;
 
 /// Liveness and readiness in one: the server is useful only while its database answers.
-#[get("/healthz")]
+#[route("/healthz", method = "GET", method = "HEAD")]
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
     let timeout = state.health_timeout;

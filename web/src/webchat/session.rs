@@ -37,6 +37,8 @@ pub struct VisitorSession {
     in_flight: usize,
     /// Until `started` is sent, pushes wait here (then those already in the history are dropped).
     pending: Option<Vec<ServerFrame>>,
+    /// This socket's place among the webchat sockets of its address and of the server.
+    _permit: crate::limits::SocketPermit,
 }
 
 impl VisitorSession {
@@ -220,6 +222,17 @@ impl Actor for VisitorSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         // The desks' heartbeat: a ping every 5 s, a widget silent for 20 s is gone.
         crate::ws::session::keep_alive(ctx, |this| this.last_heard);
+        // A socket answering pings but never opening a chat would otherwise be held for ever.
+        ctx.run_later(self.state.limits.webchat_start_timeout, |this, ctx| {
+            if this.visitor.is_none() && this.pending.is_none() {
+                debug!("webchat socket never started; closing");
+                this.refuse_and_close(
+                    FrameError::new("start_timeout", "send start (or resume) when the socket opens"),
+                    ws::CloseCode::Policy,
+                    ctx,
+                );
+            }
+        });
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
@@ -296,6 +309,8 @@ pub async fn ws_webchat(
     stream: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
+    // Counted before anything else, the database included: a flood of sockets is refused for free.
+    let permit = crate::limits::admit_webchat_socket(&state.limits, req.peer_addr().map(|a| a.ip()))?;
     let query = web::Query::<Upgrade>::from_query(req.query_string())
         .map_err(|_| ApiError::bad_request("invalid_query", "the query is ?service_id=<id>"))?;
     let raw = query.service_id.as_deref().ok_or_else(|| {
@@ -314,6 +329,7 @@ pub async fn ws_webchat(
         socket: None,
         in_flight: 0,
         pending: None,
+        _permit: permit,
     };
     ws::WsResponseBuilder::new(session, &req, stream).frame_size(MAX_FRAME).start()
 }

@@ -357,7 +357,7 @@ async fn a_chosen_conversation_is_taken_once() {
     // Another team's agent: refused without seeing the conversation, taken or waiting.
     for id in [c, d] {
         let res = app.post_empty(&format!("/api/v1/conversations/{id}/pull"), Some(&zoe)).await;
-        res.err(403, "forbidden");
+        res.err(404, "not_found");
         assert!(!res.text.contains("Private") && !res.text.contains("+55119"), "{}", res.text);
     }
     app.post_empty("/api/v1/conversations/not-an-id/pull", Some(&ana)).await.err(400, "invalid_id");
@@ -425,13 +425,13 @@ async fn the_conversation_list_and_detail_respect_teams() {
     app.get(&format!("/api/v1/conversations/{bruno_s}"), Some(&ana)).await.ok(200);
     for token in [&ana, &bruno, &sofia] {
         let res = app.get(&format!("/api/v1/conversations/{secret}"), Some(token)).await;
-        res.err(403, "forbidden");
+        res.err(404, "not_found");
         for leak in ["Dave", "+5511922220001", &w.wa_b.to_string(), &secret.to_string()] {
             assert!(!res.text.contains(leak), "N3: {leak} in {}", res.text);
         }
     }
-    app.get(&format!("/api/v1/conversations/{mine}"), Some(&zoe)).await.err(403, "forbidden");
-    app.get(&format!("/api/v1/conversations/{mine}"), Some(&sam)).await.err(403, "forbidden");
+    app.get(&format!("/api/v1/conversations/{mine}"), Some(&zoe)).await.err(404, "not_found");
+    app.get(&format!("/api/v1/conversations/{mine}"), Some(&sam)).await.err(404, "not_found");
     app.get(&format!("/api/v1/conversations/{mine}"), Some(&sofia)).await.ok(200);
     app.get(&format!("/api/v1/conversations/{secret}"), Some(&sam)).await.ok(200);
     app.get(&format!("/api/v1/conversations/{secret}"), Some(&admin)).await.ok(200);
@@ -475,7 +475,7 @@ async fn transfers_follow_the_rules_and_refusals_change_nothing() {
     // Not the owner, or not even in the service.
     app.post(&path, Some(&bruno), &json!({"agent_id": w.bruno.to_string()})).await.err(403, "not_owner");
     let res = app.post(&path, Some(&zoe), &json!({"agent_id": w.zoe.to_string()})).await;
-    res.err(403, "forbidden");
+    res.err(404, "not_found");
     assert!(!res.text.contains("+5511900000001"), "{}", res.text);
     app.post(
         &format!("/api/v1/conversations/{}/transfer", ConversationId::new()),
@@ -505,7 +505,7 @@ async fn transfers_follow_the_rules_and_refusals_change_nothing() {
     assert_eq!((row.service_id, row.state), (w.wa_b, ConversationState::Queued));
     // Now it is the other team's: they see it, the first team does not.
     app.get(&format!("/api/v1/conversations/{c}"), Some(&zoe)).await.ok(200);
-    app.get(&format!("/api/v1/conversations/{c}"), Some(&ana)).await.err(403, "forbidden");
+    app.get(&format!("/api/v1/conversations/{c}"), Some(&ana)).await.err(404, "not_found");
 }
 
 #[actix_rt::test]
@@ -524,7 +524,7 @@ async fn return_conclude_cancel_classification_and_due_date() {
     // Return to the queue: only its agent.
     let before = app.snapshot();
     app.post_empty(&at("return"), Some(&bruno)).await.err(403, "not_owner");
-    app.post_empty(&at("return"), Some(&zoe)).await.err(403, "forbidden");
+    app.post_empty(&at("return"), Some(&zoe)).await.err(404, "not_found");
     app.unchanged(&before, "returns by others");
     let res = app.post_empty(&at("return"), Some(&ana)).await;
     assert_eq!(res.ok(200)["state"], "queued");
@@ -549,11 +549,11 @@ async fn return_conclude_cancel_classification_and_due_date() {
         .err(403, "not_owner");
     put("classification", zoe.clone(), json!({"classification_id": w.resolved.to_string()}))
         .await
-        .err(403, "forbidden");
+        .err(404, "not_found");
     put("due-date", ana.clone(), json!({"due_at": "tomorrow"})).await.err(400, "invalid_field");
     put("due-date", ana.clone(), json!({"due_at": 1234})).await.err(400, "invalid_field");
     put("due-date", bruno.clone(), json!({"due_at": "2030-01-02T03:04:05Z"})).await.err(403, "not_owner");
-    put("due-date", zoe.clone(), json!({"due_at": "2030-01-02T03:04:05Z"})).await.err(403, "forbidden");
+    put("due-date", zoe.clone(), json!({"due_at": "2030-01-02T03:04:05Z"})).await.err(404, "not_found");
     app.unchanged(&before, "refused classification and due date");
     let res = put("classification", ana.clone(), json!({"classification_id": w.resolved.to_string()})).await;
     assert_eq!(res.ok(200)["classification_id"], w.resolved.to_string());
@@ -571,7 +571,7 @@ async fn return_conclude_cancel_classification_and_due_date() {
         .await
         .err(422, "invalid_classification");
     app.post(&at("conclude"), Some(&bruno), &json!({})).await.err(403, "not_owner");
-    app.post(&at("conclude"), Some(&zoe), &json!({})).await.err(403, "forbidden");
+    app.post(&at("conclude"), Some(&zoe), &json!({})).await.err(404, "not_found");
     app.post(&at("cancel"), Some(&bruno), &json!({})).await.err(403, "not_owner");
     app.unchanged(&before, "refused conclusions");
     let res = app.post(&at("conclude"), Some(&ana), &json!({"classification_id": w.resolved.to_string()})).await;
@@ -642,9 +642,9 @@ async fn supervisors_act_on_their_teams_conversations_only() {
     let c = w.pulled(&ana, w.wa_a, "+5511900000001").await;
     let before = app.snapshot();
     let res = app.post(&format!("/api/v1/conversations/{c}/conclude"), Some(&sam), &json!({})).await;
-    res.err(403, "forbidden");
+    res.err(404, "not_found");
     assert!(!res.text.contains("+5511900000001"), "{}", res.text);
-    app.post_empty(&format!("/api/v1/conversations/{c}/return"), Some(&sam)).await.err(403, "forbidden");
+    app.post_empty(&format!("/api/v1/conversations/{c}/return"), Some(&sam)).await.err(404, "not_found");
     app.unchanged(&before, "another team's supervisor");
     let res = app.post(&format!("/api/v1/conversations/{c}/conclude"), Some(&sofia), &json!({})).await;
     assert_eq!(res.ok(200)["state"], "concluded");

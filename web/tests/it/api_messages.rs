@@ -69,7 +69,7 @@ async fn an_agent_sends_in_its_conversation_once_per_idempotency_key() {
     app.post(&path, Some(&ana), &json!({"text": "hi", "extra": 1})).await.err(400, "invalid_field");
     app.post(&path, Some(&ana), &json!({"attachment_ids": ["nope"]})).await.err(400, "invalid_id");
     app.post(&path, Some(&bruno), &json!({"text": "not mine"})).await.err(403, "not_owner");
-    app.post(&path, Some(&zoe), &json!({"text": "other team"})).await.err(403, "forbidden");
+    app.post(&path, Some(&zoe), &json!({"text": "other team"})).await.err(404, "not_found");
     app.post("/api/v1/conversations/00000000-0000-0000-0000-000000000000/messages", Some(&ana), &json!({"text": "x"}))
         .await
         .err(404, "not_found");
@@ -147,7 +147,7 @@ async fn attachments_are_uploaded_checked_sent_and_served_only_to_those_allowed(
     assert_eq!(file.status, 200);
     assert_eq!(file.text, "%PDF-1.4 test");
     assert_eq!(file.headers.get("content-type").unwrap(), "application/pdf");
-    app.get(&format!("/api/v1/attachments/{}", pdf["id"].as_str().unwrap()), Some(&zoe)).await.err(403, "forbidden");
+    app.get(&format!("/api/v1/attachments/{}", pdf["id"].as_str().unwrap()), Some(&zoe)).await.err(404, "not_found");
     app.get("/api/v1/attachments/00000000-0000-0000-0000-000000000000", Some(&ana)).await.err(404, "not_found");
     // The conversation lists its attachments with its messages.
     let got = app.get(&format!("/api/v1/conversations/{c}"), Some(&ana)).await;

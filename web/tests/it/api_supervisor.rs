@@ -86,7 +86,7 @@ async fn held_emails_are_approved_or_rejected_by_their_supervisors_only() {
         let path = format!("/api/v1/conversations/{first}/{action}");
         app.post_empty(&path, Some(&ana)).await.err(403, "forbidden");
         let res = app.post_empty(&path, Some(&sam)).await;
-        res.err(403, "forbidden");
+        res.err(404, "not_found");
         assert!(!res.text.contains("first@example.com") && !res.text.contains("Please approve"), "{}", res.text);
         app.post_empty(&format!("/api/v1/conversations/not-an-id/{action}"), Some(&sofia)).await.err(400, "invalid_id");
         app.post_empty(&format!("/api/v1/conversations/{}/{action}", ConversationId::new()), Some(&sofia))

@@ -76,19 +76,32 @@ impl TestApp {
     /// Runs `setup` on the fresh database, then starts the engine (which loads what `setup`
     /// wrote) and the server.
     pub async fn start<T>(setup: impl FnOnce(&mut PgConnection) -> T) -> (TestApp, T) {
-        Self::start_with(setup, false).await
+        Self::start_with(setup, false, |_| {}).await
+    }
+
+    /// [`Self::start`] with the server's state changed first (its limits, for instance).
+    pub async fn start_tuned<T>(
+        setup: impl FnOnce(&mut PgConnection) -> T,
+        tune: impl FnOnce(&mut web::state::AppState),
+    ) -> (TestApp, T) {
+        Self::start_with(setup, false, tune).await
     }
 
     /// [`Self::start`] with the outbound sender running over the server's own state.
     pub async fn start_sending<T>(setup: impl FnOnce(&mut PgConnection) -> T) -> (TestApp, T) {
-        Self::start_with(setup, true).await
+        Self::start_with(setup, true, |_| {}).await
     }
 
-    async fn start_with<T>(setup: impl FnOnce(&mut PgConnection) -> T, sending: bool) -> (TestApp, T) {
+    async fn start_with<T>(
+        setup: impl FnOnce(&mut PgConnection) -> T,
+        sending: bool,
+        tune: impl FnOnce(&mut web::state::AppState),
+    ) -> (TestApp, T) {
         let db = TestDb::new();
         let value = setup(&mut db.conn());
         let engine = Engine::start(db.pool(), Clock::System).await.expect("engine starts");
-        let state = web::state::AppState::new(db.pool(), engine.clone());
+        let mut state = web::state::AppState::new(db.pool(), engine.clone());
+        tune(&mut state);
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new().app_data(aw::Data::new(state.clone())).configure(web::routes::configure)
@@ -216,6 +229,11 @@ impl TestApp {
 
     pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Res {
         self.call(Method::PATCH, path, token, Some(body)).await
+    }
+
+    /// The server's `host:port`, for raw TCP clients.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
     }
 
     /// The server's URL of `path` with another scheme (`ws`).

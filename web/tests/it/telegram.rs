@@ -186,3 +186,40 @@ async fn a_rotated_secret_counts_from_the_next_update() {
     post(&app, service, &body(3), Some("rotated-Secret_2")).await.ok(200);
     assert_eq!(messages(&app).len(), 2, "the update with the old secret stored nothing");
 }
+
+/// Service messages are valid Updates with nothing to store: answered 2xx, so Telegram does not
+/// send them again; a message without its chat or id is still refused.
+#[actix_rt::test]
+async fn service_messages_are_acknowledged_and_store_nothing() {
+    let (app, service) = app("http://127.0.0.1:9").await;
+    let chat = json!({"id": 777, "first_name": "João", "type": "private"});
+    let service_messages = [
+        json!({"message_id": 10, "chat": chat, "date": 1764000000,
+               "pinned_message": {"message_id": 1, "chat": chat, "date": 1764000000, "text": "x"}}),
+        json!({"message_id": 11, "chat": chat, "date": 1764000000, "write_access_allowed": {"from_request": true}}),
+        json!({"message_id": 12, "chat": chat, "date": 1764000000,
+               "successful_payment": {"currency": "BRL", "total_amount": 1000, "invoice_payload": "p",
+                                      "telegram_payment_charge_id": "t", "provider_payment_charge_id": "p"}}),
+    ];
+    let before = app.snapshot();
+    for (i, m) in service_messages.into_iter().enumerate() {
+        let body = update(2000 + i as i64, m).to_string().into_bytes();
+        let res = post(&app, service, &body, Some(SECRET)).await;
+        assert_eq!(res.status, 200, "{}", res.text);
+    }
+    app.unchanged(&before, "service messages");
+    let body = update(3000, json!({"date": 1764000000, "text": "no chat"})).to_string().into_bytes();
+    post(&app, service, &body, Some(SECRET)).await.err(400, "invalid_payload");
+}
+
+/// A text with a NUL character (which PostgreSQL cannot store) is stored without it and answered 200.
+#[actix_rt::test]
+async fn a_text_with_a_nul_is_stored_without_it() {
+    let (app, service) = app("http://127.0.0.1:9").await;
+    let body = update(4000, text(40, "antes\u{0}depois")).to_string().into_bytes();
+    let res = post(&app, service, &body, Some(SECRET)).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let stored = messages(&app);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].body.as_deref(), Some("antesdepois"));
+}

@@ -256,3 +256,53 @@ async fn malformed_requests_get_a_json_4xx_and_store_nothing() {
     assert_eq!(res.status, 413, "{}", res.text);
     app.unchanged(&before, "malformed webhooks");
 }
+
+/// Account-level fields name no phone number: signed by the app's secret they are answered 200
+/// and store nothing (a 4xx makes Meta retry them); unsigned or wrongly signed ones are refused.
+#[actix_rt::test]
+async fn account_level_events_are_acknowledged_when_signed() {
+    let (app, _, _) = app().await;
+    let fields = [
+        json!({"field": "account_update", "value": {"phone_number": "15550783881", "event": "VERIFIED_ACCOUNT"}}),
+        json!({"field": "message_template_status_update",
+               "value": {"event": "APPROVED", "message_template_id": 123, "message_template_name": "boas_vindas",
+                         "message_template_language": "pt_BR", "reason": "NONE"}}),
+        json!({"field": "message_template_quality_update",
+               "value": {"previous_quality_score": "GREEN", "new_quality_score": "YELLOW",
+                         "message_template_id": 123, "message_template_name": "boas_vindas",
+                         "message_template_language": "pt_BR"}}),
+        json!({"field": "template_category_update",
+               "value": {"message_template_id": 123, "message_template_name": "boas_vindas",
+                         "message_template_language": "pt_BR", "previous_category": "UTILITY",
+                         "new_category": "MARKETING"}}),
+    ];
+    let before = app.snapshot();
+    for change in fields {
+        let payload = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "time": 1749416383, "changes": [change]}]});
+        let res = signed(&app, &payload).await;
+        assert_eq!(res.status, 200, "{payload}: {}", res.text);
+        let body = payload.to_string().into_bytes();
+        post(&app, &body, Some(sign("another-secret", &body))).await.err(401, "invalid_signature");
+        post(&app, &body, None).await.err(401, "missing_signature");
+    }
+    app.unchanged(&before, "account-level events");
+}
+
+/// A customer's text with a NUL is stored without it, answered 200, and the messages after it in
+/// the same batch are stored too.
+#[actix_rt::test]
+async fn a_text_with_a_nul_is_stored_without_it_with_the_rest_of_its_batch() {
+    let (app, _, _) = app().await;
+    let batch = envelope(vec![value(
+        vec![
+            text("wamid.nul.1", "16505551234", "before\u{0}after"),
+            text("wamid.nul.2", "16505551234", "the next one"),
+        ],
+        vec![],
+    )]);
+    let res = signed(&app, &batch).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let mut bodies: Vec<String> = messages(&app).into_iter().filter_map(|m| m.body).collect();
+    bodies.sort();
+    assert_eq!(bodies, vec!["beforeafter".to_owned(), "the next one".to_owned()]);
+}

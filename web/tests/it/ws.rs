@@ -209,7 +209,7 @@ async fn actions_on_others_conversations_are_refused_and_leak_nothing() {
     .unwrap();
     let refused = until(&mut conn, |m| m["type"] == "error" || m["type"] == "gap").await;
     assert_eq!(refused["type"], "error");
-    assert_eq!(refused["error"], "forbidden");
+    assert_eq!(refused["error"], "not_found", "as for a missing conversation");
     assert!(!refused.to_string().contains("5599"), "no data of the other team");
 
     conn.send(ws::Message::Text("{not json".into())).await.unwrap();

@@ -72,7 +72,7 @@ pub async fn receive(
             "send the raw message with Content-Type: message/rfc822",
         ));
     }
-    let raw = super::read_body(payload, MAX_MESSAGE).await?;
+    let raw = super::read_body(&state, &req, payload, MAX_MESSAGE).await?;
     // Parsing up to 25 MiB is CPU work: off the request threads.
     let bytes = raw.clone();
     let mail = web::block(move || parse::parse(&bytes)).await?.map_err(|r| ApiError::bad_request(r.code, r.message))?;
