@@ -76,19 +76,32 @@ impl TestApp {
     /// Runs `setup` on the fresh database, then starts the engine (which loads what `setup`
     /// wrote) and the server.
     pub async fn start<T>(setup: impl FnOnce(&mut PgConnection) -> T) -> (TestApp, T) {
-        Self::start_with(setup, false).await
+        Self::start_with(setup, false, |_| {}).await
+    }
+
+    /// [`Self::start`] with the server's state changed by `configure` first (its limits).
+    pub async fn start_configured<T>(
+        setup: impl FnOnce(&mut PgConnection) -> T,
+        configure: impl FnOnce(&mut web::state::AppState),
+    ) -> (TestApp, T) {
+        Self::start_with(setup, false, configure).await
     }
 
     /// [`Self::start`] with the outbound sender running over the server's own state.
     pub async fn start_sending<T>(setup: impl FnOnce(&mut PgConnection) -> T) -> (TestApp, T) {
-        Self::start_with(setup, true).await
+        Self::start_with(setup, true, |_| {}).await
     }
 
-    async fn start_with<T>(setup: impl FnOnce(&mut PgConnection) -> T, sending: bool) -> (TestApp, T) {
+    async fn start_with<T>(
+        setup: impl FnOnce(&mut PgConnection) -> T,
+        sending: bool,
+        configure: impl FnOnce(&mut web::state::AppState),
+    ) -> (TestApp, T) {
         let db = TestDb::new();
         let value = setup(&mut db.conn());
         let engine = Engine::start(db.pool(), Clock::System).await.expect("engine starts");
-        let state = web::state::AppState::new(db.pool(), engine.clone());
+        let mut state = web::state::AppState::new(db.pool(), engine.clone());
+        configure(&mut state);
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new().app_data(aw::Data::new(state.clone())).configure(web::routes::configure)
@@ -116,6 +129,12 @@ impl TestApp {
     pub async fn seeded() -> TestApp {
         use schema::Connection;
         Self::start(|c| c.transaction(web::seed::seed).expect("seed")).await.0
+    }
+
+    /// [`Self::seeded`] with the server's state changed by `configure` first.
+    pub async fn seeded_with(configure: impl FnOnce(&mut web::state::AppState)) -> TestApp {
+        use schema::Connection;
+        Self::start_configured(|c| c.transaction(web::seed::seed).expect("seed"), configure).await.0
     }
 
     /// Signs in and returns the token.

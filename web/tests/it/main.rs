@@ -20,6 +20,7 @@ mod outage;
 mod outbound;
 mod replays;
 mod server;
+mod session_security;
 mod sms;
 mod telegram;
 mod webchat;
