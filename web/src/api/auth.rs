@@ -497,13 +497,74 @@ impl CurrentAgent {
     }
 }
 
-/// Looks up the live session of a request (401 when there is none).
+/// Whether the request's credential is the session cookie (a browser sends it by itself, to any
+/// page's request) rather than a bearer token (which a script must have been given).
+fn authenticated_by_cookie(req: &HttpRequest) -> bool {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .is_some_and(|t| !t.trim().is_empty());
+    !bearer && req.cookie(SESSION_COOKIE).is_some_and(|c| !c.value().is_empty())
+}
+
+/// Where a write comes from: its `Origin`, else the origin of its `Referer`; `None` when it
+/// sends neither (not a browser, or an old one: browsers send `Origin` on every cross-origin
+/// POST, PUT, PATCH and DELETE, so its absence is no forgery).
+fn origin_of(req: &HttpRequest) -> Option<String> {
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        return Some(origin.to_str().unwrap_or("null").trim().trim_end_matches('/').to_owned());
+    }
+    let referer = req.headers().get(header::REFERER)?.to_str().unwrap_or("null");
+    Some(url::Url::parse(referer).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|_| "null".into()))
+}
+
+/// Whether `origin` is this server as the request addressed it (`Host`), whatever the scheme (a
+/// TLS-terminating proxy in front changes it), or one of `OMNIROUTE_ALLOWED_ORIGINS`.
+fn origin_is_ours(req: &HttpRequest, origin: &str, allowed: &[String]) -> bool {
+    if allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+    let host = host.or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let (Some(host), Ok(origin)) = (host, url::Url::parse(origin)) else { return false };
+    // Parsed as http: an explicit :80 reads as no port, as an http origin's default does.
+    let Ok(host) = url::Url::parse(&format!("http://{host}")) else { return false };
+    if !matches!(origin.scheme(), "http" | "https") || origin.host_str() != host.host_str() {
+        return false;
+    }
+    origin.port() == host.port() || (origin.port().is_none() && origin.scheme() == "https" && host.port() == Some(443))
+}
+
+/// CSRF defence: a write (POST, PUT, PATCH, DELETE) authenticated by the session cookie must come
+/// from a page of this server or an allowed origin. A page elsewhere can make the browser send
+/// the cookie (SameSite=Strict aside: older browsers, sibling subdomains) but cannot set an
+/// `Authorization` header, so bearer requests are not checked; nor are writes with neither
+/// `Origin` nor `Referer` (curl, older clients; browsers send one).
+fn check_cross_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
+    if req.method().is_safe() || !authenticated_by_cookie(req) {
+        return Ok(());
+    }
+    match origin_of(req) {
+        Some(origin) if !origin_is_ours(req, &origin, allowed) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "a write with the session cookie must come from the desk's own origin",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Looks up the live session of a request (401 when there is none; 403 `cross_origin` for a
+/// cookie-authenticated write from another origin).
 async fn authenticate(req: &HttpRequest) -> Result<CurrentAgent, ApiError> {
     let token = token_of(req).ok_or_else(ApiError::unauthenticated)?;
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| ApiError::internal(&"application state missing"))?;
+    check_cross_origin(req, &state.allowed_origins)?;
     let hash = token_hash(&token);
     if let Some(me) = state.sessions.get(&hash) {
         return Ok(me);
