@@ -632,7 +632,12 @@ pub async fn patch_agent(
     })
     .await
     .map_err(|e| conflict_as(e, "agent_exists", "an agent with that extension exists"))?;
-    state.sessions.forget();
+    if deactivated || password_changed {
+        // Their open desks and monitors close now, not at their next request.
+        state.sessions.revoked_agent(id);
+    } else {
+        state.sessions.forget();
+    }
     if deactivated {
         // Its conversations go back to the queues for others (R9).
         let _ = state.engine.logoff(id).await;

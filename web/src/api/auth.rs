@@ -441,7 +441,7 @@ fn too_many_attempts(retry_after: Duration, whose: &str) -> HttpResponse {
     responses((status = 204), (status = 401, body = crate::api::error::ErrorBody))
 )]
 #[post("/auth/logout")]
-pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>, me: CurrentAgent) -> Result<HttpResponse, ApiError> {
     let token = token_of(&req).ok_or_else(ApiError::unauthenticated)?;
     let pool = state.pool.clone();
     let hash = token_hash(&token);
@@ -449,7 +449,7 @@ pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
         store::revoke_session(&mut *pool.get()?, &hash, Utc::now())
     })
     .await??;
-    state.sessions.forget();
+    state.sessions.revoked_session(me.session);
     if !revoked {
         return Err(ApiError::unauthenticated());
     }
@@ -476,6 +476,9 @@ pub struct CurrentAgent {
     pub agent: Agent,
     pub session: SessionId,
     pub services: Vec<ServiceId>,
+    /// The [`SessionCache`] generation this was read at: a socket opened with it is registered
+    /// only if no session or agent changed since (see [`SessionCache::socket_opened`]).
+    pub checked_at: u64,
 }
 
 impl CurrentAgent {
@@ -582,7 +585,7 @@ async fn authenticate(req: &HttpRequest) -> Result<CurrentAgent, ApiError> {
     })
     .await??;
     let (session, agent, services) = found.ok_or_else(ApiError::unauthenticated)?;
-    let me = CurrentAgent { agent, session: session.id, services };
+    let me = CurrentAgent { agent, session: session.id, services, checked_at: generation };
     state.sessions.remember(key, &me, session.expires_at, generation);
     Ok(me)
 }
@@ -607,7 +610,27 @@ struct KnownSessions {
     by_hash: HashMap<Vec<u8>, (CurrentAgent, chrono::DateTime<Utc>, Instant)>,
     /// Counts [`SessionCache::forget`]s: a session read before a change is not kept after it.
     generation: u64,
+    /// The open WebSockets (desk, monitor), closed when their session is revoked. Written by the
+    /// sockets as they start and stop.
+    sockets: HashMap<u64, OpenSocket>,
+    next_socket: u64,
 }
+
+struct OpenSocket {
+    session: SessionId,
+    agent: AgentId,
+    socket: actix::Recipient<SessionRevoked>,
+}
+
+/// A socket's session was revoked (sign-out, deactivation, password change): it closes at once
+/// with [`REVOKED_CLOSE_CODE`].
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct SessionRevoked;
+
+/// The WebSocket close code of a revoked session (reason `session_revoked`): the desk goes to the
+/// sign-in page instead of reconnecting. Private-use range; the desk itself closes with 4000/4001.
+pub const REVOKED_CLOSE_CODE: u16 = 4401;
 
 impl SessionCache {
     fn get(&self, hash: &[u8]) -> Option<CurrentAgent> {
@@ -636,6 +659,52 @@ impl SessionCache {
         if let Ok(mut known) = self.known.lock() {
             known.generation += 1;
             known.by_hash.clear();
+        }
+    }
+
+    /// After a session was revoked in the database: drops every copy (the next request with it
+    /// is a 401) and closes its open sockets.
+    pub fn revoked_session(&self, session: SessionId) {
+        self.revoke(|s| s.session == session);
+    }
+
+    /// After every session of a person was revoked (deactivation, password change): drops every
+    /// copy and closes all their sockets.
+    pub fn revoked_agent(&self, agent: AgentId) {
+        self.revoke(|s| s.agent == agent);
+    }
+
+    fn revoke(&self, which: impl Fn(&OpenSocket) -> bool) {
+        let Ok(mut known) = self.known.lock() else { return };
+        known.generation += 1;
+        known.by_hash.clear();
+        known.sockets.retain(|_, s| {
+            if which(s) {
+                s.socket.do_send(SessionRevoked);
+                return false;
+            }
+            true
+        });
+    }
+
+    /// Registers an open socket of `me`'s session, to be closed when the session is revoked.
+    /// `None` when sessions or agents changed since `me` was checked: it may have been revoked
+    /// in between, so the caller closes the socket and the client reconnects and is checked again.
+    pub fn socket_opened(&self, me: &CurrentAgent, socket: actix::Recipient<SessionRevoked>) -> Option<u64> {
+        let mut known = self.known.lock().ok()?;
+        if known.generation != me.checked_at {
+            return None;
+        }
+        known.next_socket += 1;
+        let id = known.next_socket;
+        known.sockets.insert(id, OpenSocket { session: me.session, agent: me.agent.id, socket });
+        Some(id)
+    }
+
+    /// A registered socket closed.
+    pub fn socket_closed(&self, id: u64) {
+        if let Ok(mut known) = self.known.lock() {
+            known.sockets.remove(&id);
         }
     }
 }

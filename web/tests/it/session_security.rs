@@ -240,6 +240,8 @@ async fn deactivation_and_a_password_change_close_every_socket_of_the_person() {
     assert_revoked(closed_without_messages(&mut desk, Duration::from_secs(1)).await);
     w.app.get("/api/v1/me", Some(&bruno)).await.err(401, "unauthenticated");
 
+    // Sofia supervises the team: that message reached her desk, whose session is still live.
+    while next_json(&mut sofia_desk).await["type"] != "message" {}
     let new_password = json!({"password": "another-pass-2"});
     w.app.patch(&format!("/api/v1/admin/agents/{}", w.sofia), Some(&admin), &new_password).await.ok(200);
     assert_revoked(closed_without_messages(&mut sofia_desk, Duration::from_secs(1)).await);
