@@ -82,4 +82,3 @@ impl AppState {
         self.client_address_header = limits.client_address_header.as_deref().map(Arc::from);
     }
 }
-

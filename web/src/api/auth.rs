@@ -441,7 +441,11 @@ fn too_many_attempts(retry_after: Duration, whose: &str) -> HttpResponse {
     responses((status = 204), (status = 401, body = crate::api::error::ErrorBody))
 )]
 #[post("/auth/logout")]
-pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>, me: CurrentAgent) -> Result<HttpResponse, ApiError> {
+pub async fn sign_out(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+) -> Result<HttpResponse, ApiError> {
     let token = token_of(&req).ok_or_else(ApiError::unauthenticated)?;
     let pool = state.pool.clone();
     let hash = token_hash(&token);
@@ -750,4 +754,3 @@ impl FromRequest for CurrentAgent {
         Box::pin(async move { authenticate(&req).await })
     }
 }
-

@@ -28,7 +28,10 @@ fn random_login() -> String {
 #[actix_rt::test]
 async fn a_spray_of_wrong_sign_ins_from_one_address_does_not_delay_a_sign_in_from_another() {
     let app = TestApp::seeded_with(|s| {
-        s.set_sign_in_limits(&SignInLimits { client_address_header: Some("X-Forwarded-For".into()), ..Default::default() })
+        s.set_sign_in_limits(&SignInLimits {
+            client_address_header: Some("X-Forwarded-For".into()),
+            ..Default::default()
+        })
     })
     .await;
     // The cost of one sign-in on this machine, unhurried.
@@ -63,10 +66,9 @@ async fn a_spray_of_wrong_sign_ins_from_one_address_does_not_delay_a_sign_in_fro
 
 #[actix_rt::test]
 async fn failures_from_one_address_are_throttled_whatever_the_login() {
-    let app = TestApp::seeded_with(|s| {
-        s.set_sign_in_limits(&SignInLimits { address_failures: 3, ..Default::default() })
-    })
-    .await;
+    let app =
+        TestApp::seeded_with(|s| s.set_sign_in_limits(&SignInLimits { address_failures: 3, ..Default::default() }))
+            .await;
     for _ in 0..3 {
         app.post(LOGIN, None, &json!({"login": random_login(), "password": "wrong-password"}))
             .await
@@ -268,8 +270,8 @@ async fn presence(app: &TestApp, token: &str) -> Value {
 
 #[actix_rt::test]
 async fn cookie_writes_from_another_origin_are_refused_and_change_nothing() {
-    let app = TestApp::seeded_with(|s| s.allowed_origins = std::sync::Arc::new(vec!["https://desk.example".into()]))
-        .await;
+    let app =
+        TestApp::seeded_with(|s| s.allowed_origins = std::sync::Arc::new(vec!["https://desk.example".into()])).await;
     let token = app.demo_login("ana").await;
     let cookie = cookie_of(&token);
     let available = json!({"status": "available"}).to_string();
