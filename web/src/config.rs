@@ -59,6 +59,10 @@ pub struct Config {
     pub limits: crate::limits::Settings,
     /// `OMNIROUTE_REQUEST_HEAD_TIMEOUT_MS`: how long a connection has to send a request's headers.
     pub request_head_timeout: Duration,
+    /// Sign-in limits: `OMNIROUTE_SIGNIN_ADDRESS_FAILURES`, `OMNIROUTE_SIGNIN_ADDRESS_WINDOW_S`,
+    /// `OMNIROUTE_SIGNIN_ADDRESS_CONCURRENCY`, `OMNIROUTE_HASH_THREADS`, `OMNIROUTE_HASH_QUEUE`,
+    /// `OMNIROUTE_CLIENT_ADDRESS_HEADER` (see `SignInLimits`).
+    pub sign_in: crate::api::auth::SignInLimits,
 }
 
 impl Config {
@@ -108,8 +112,30 @@ impl Config {
             metrics_token: lookup("OMNIROUTE_METRICS_TOKEN").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()),
             limits,
             request_head_timeout: Duration::from_millis(positive(&lookup, "OMNIROUTE_REQUEST_HEAD_TIMEOUT_MS", 5000)?),
+            sign_in: sign_in_limits(&lookup)?,
         })
     }
+}
+
+fn sign_in_limits(lookup: &impl Fn(&str) -> Option<String>) -> Result<crate::api::auth::SignInLimits, ConfigError> {
+    let d = crate::api::auth::SignInLimits::default();
+    let hash_threads = positive(lookup, "OMNIROUTE_HASH_THREADS", d.hash_threads)?;
+    Ok(crate::api::auth::SignInLimits {
+        address_failures: positive(lookup, "OMNIROUTE_SIGNIN_ADDRESS_FAILURES", d.address_failures)?,
+        address_window: Duration::from_secs(positive(
+            lookup,
+            "OMNIROUTE_SIGNIN_ADDRESS_WINDOW_S",
+            d.address_window.as_secs(),
+        )?),
+        address_concurrency: positive(lookup, "OMNIROUTE_SIGNIN_ADDRESS_CONCURRENCY", d.address_concurrency)?,
+        hash_threads,
+        // The default queue follows the threads: about 16 hashes' wait at most.
+        hash_queue: positive(lookup, "OMNIROUTE_HASH_QUEUE", 16 * hash_threads)?,
+        client_address_header: lookup("OMNIROUTE_CLIENT_ADDRESS_HEADER")
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty()),
+        ..d
+    })
 }
 
 fn parse<T: FromStr>(lookup: &impl Fn(&str) -> Option<String>, name: &'static str, default: T) -> Result<T, ConfigError>
@@ -169,6 +195,27 @@ mod tests {
         assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(c.db_pool_size, 16);
         assert!(c.bootstrap_admin.is_none());
+        assert_eq!(c.sign_in.address_failures, 50);
+        assert_eq!(c.sign_in.hash_queue, 16 * c.sign_in.hash_threads);
+        assert!(c.sign_in.client_address_header.is_none());
+    }
+
+    #[test]
+    fn sign_in_limits_come_from_the_environment() {
+        let c = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("OMNIROUTE_SIGNIN_ADDRESS_FAILURES", "7"),
+            ("OMNIROUTE_SIGNIN_ADDRESS_WINDOW_S", "60"),
+            ("OMNIROUTE_HASH_THREADS", "2"),
+            ("OMNIROUTE_CLIENT_ADDRESS_HEADER", " X-Forwarded-For "),
+        ])
+        .unwrap();
+        assert_eq!(c.sign_in.address_failures, 7);
+        assert_eq!(c.sign_in.address_window, Duration::from_secs(60));
+        assert_eq!(c.sign_in.hash_queue, 32);
+        assert_eq!(c.sign_in.client_address_header.as_deref(), Some("X-Forwarded-For"));
+        let e = config(&[("DATABASE_URL", "postgres://x/y"), ("OMNIROUTE_HASH_QUEUE", "0")]).unwrap_err();
+        assert!(e.to_string().contains("OMNIROUTE_HASH_QUEUE"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! has an environment variable (docs/operations.md, "Limits").
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +14,7 @@ use crate::api::error::ApiError;
 
 /// The limits in force (defaults in [`Limits::default`]; `OMNIROUTE_*` variables in `config.rs`).
 pub struct Limits {
-    /// Webchat sockets from one address (an IPv6 /64 counts as one address).
+    /// Webchat sockets per client address and in all.
     pub webchat_sockets: SocketGate,
     /// How long a webchat socket may stay open without `start` or `resume`.
     pub webchat_start_timeout: Duration,
@@ -70,13 +69,13 @@ pub struct SocketGate {
     per_address: usize,
     total: usize,
     open: AtomicUsize,
-    by_address: Mutex<HashMap<IpAddr, usize>>,
+    by_address: Mutex<HashMap<String, usize>>,
 }
 
 /// One admitted socket; dropping it gives its place back.
 pub struct SocketPermit {
     gate: Arc<Limits>,
-    address: Option<IpAddr>,
+    address: Option<String>,
 }
 
 impl SocketGate {
@@ -89,25 +88,24 @@ impl SocketGate {
         self.open.load(Ordering::Relaxed)
     }
 
-    fn release(&self, address: Option<IpAddr>) {
+    fn release(&self, address: Option<&str>) {
         self.open.fetch_sub(1, Ordering::Relaxed);
         if let Some(a) = address {
             let mut map = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = map.get_mut(&a) {
+            if let Some(n) = map.get_mut(a) {
                 *n -= 1;
                 if *n == 0 {
-                    map.remove(&a);
+                    map.remove(a);
                 }
             }
         }
     }
 }
 
-/// A place for one more webchat socket from `peer`: 503 when the server holds its most, 429 when
-/// this address does.
-pub fn admit_webchat_socket(limits: &Arc<Limits>, peer: Option<IpAddr>) -> Result<SocketPermit, ApiError> {
+/// A place for one more webchat socket from `address` (as `api::auth::client_address` names
+/// it: an IPv6 /64 is one address): 503 when the server holds its most, 429 when this address does.
+pub fn admit_webchat_socket(limits: &Arc<Limits>, address: Option<String>) -> Result<SocketPermit, ApiError> {
     let gate = &limits.webchat_sockets;
-    let address = peer.map(address_key);
     if gate.open.fetch_add(1, Ordering::Relaxed) >= gate.total {
         gate.open.fetch_sub(1, Ordering::Relaxed);
         return Err(ApiError::new(
@@ -116,9 +114,9 @@ pub fn admit_webchat_socket(limits: &Arc<Limits>, peer: Option<IpAddr>) -> Resul
             "the server holds all the chat connections it can; retry later",
         ));
     }
-    if let Some(a) = address {
+    if let Some(a) = &address {
         let mut map = gate.by_address.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(a).or_insert(0);
+        let n = map.entry(a.clone()).or_insert(0);
         if *n >= gate.per_address {
             drop(map);
             gate.open.fetch_sub(1, Ordering::Relaxed);
@@ -135,22 +133,7 @@ pub fn admit_webchat_socket(limits: &Arc<Limits>, peer: Option<IpAddr>) -> Resul
 
 impl Drop for SocketPermit {
     fn drop(&mut self) {
-        self.gate.webchat_sockets.release(self.address);
-    }
-}
-
-/// One address as the limits count it: an IPv6 /64 is one customer line (one host may use any
-/// address in it), an IPv4 address is itself.
-fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
+        self.gate.webchat_sockets.release(self.address.as_deref());
     }
 }
 
@@ -207,19 +190,19 @@ mod tests {
             webchat_sockets_total: 3,
             ..Settings::default()
         }));
-        let a: IpAddr = "203.0.113.7".parse().unwrap();
-        let b: IpAddr = "2001:db8::1".parse().unwrap();
-        let b_same_line: IpAddr = "2001:db8::ffff:2".parse().unwrap();
-        let c: IpAddr = "198.51.100.1".parse().unwrap();
-        let first = admit_webchat_socket(&limits, Some(a)).unwrap();
-        let _second = admit_webchat_socket(&limits, Some(a)).unwrap();
-        assert_eq!(admit_webchat_socket(&limits, Some(a)).err().unwrap().code, "too_many_connections_from_address");
-        let _third = admit_webchat_socket(&limits, Some(b)).unwrap();
-        assert_eq!(admit_webchat_socket(&limits, Some(c)).err().unwrap().code, "too_many_connections");
+        let (a, b, c) = ("203.0.113.7", "2001:db8::/64", "198.51.100.1");
+        let first = admit_webchat_socket(&limits, Some(a.to_owned())).unwrap();
+        let _second = admit_webchat_socket(&limits, Some(a.to_owned())).unwrap();
+        assert_eq!(
+            admit_webchat_socket(&limits, Some(a.to_owned())).err().unwrap().code,
+            "too_many_connections_from_address"
+        );
+        let _third = admit_webchat_socket(&limits, Some(b.to_owned())).unwrap();
+        assert_eq!(admit_webchat_socket(&limits, Some(c.to_owned())).err().unwrap().code, "too_many_connections");
         drop(first);
         assert_eq!(limits.webchat_sockets.open(), 2);
-        let _fourth = admit_webchat_socket(&limits, Some(b_same_line)).unwrap();
-        assert_eq!(admit_webchat_socket(&limits, Some(b)).err().unwrap().code, "too_many_connections");
+        let _fourth = admit_webchat_socket(&limits, Some(b.to_owned())).unwrap();
+        assert_eq!(admit_webchat_socket(&limits, Some(b.to_owned())).err().unwrap().code, "too_many_connections");
         assert_eq!(limits.webchat_sockets.by_address.lock().unwrap().len(), 2);
     }
 

@@ -24,6 +24,18 @@ const OUTPUT_LEN: usize = 32;
 /// The most memory a stored hash may ask a verification for (its parameters are read from it).
 const MAX_M_COST_KIB: u32 = 256 * 1024;
 
+/// Fewest characters of a new password, white space around it not counted.
+pub const MIN_CHARS: usize = 8;
+/// Longest new password, in bytes (hashing cost does not depend on it, the request body does).
+pub const MAX_BYTES: usize = 1024;
+
+/// Whether a new password may be set: at least [`MIN_CHARS`] once surrounding white space is
+/// trimmed (eight spaces, or "   abc    ", are no password), and at most [`MAX_BYTES`]. The
+/// password is stored as given, spaces included.
+pub fn acceptable(password: &str) -> bool {
+    password.trim().chars().count() >= MIN_CHARS && password.len() <= MAX_BYTES
+}
+
 thread_local! {
     /// This thread's argon2 memory, kept between hashes (`None`: allocate per hash).
     static MEMORY: RefCell<Option<Vec<Block>>> = const { RefCell::new(None) };
@@ -99,6 +111,17 @@ mod tests {
     use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
     use super::*;
+
+    #[test]
+    fn blank_and_padded_short_passwords_are_not_acceptable() {
+        for refused in ["", "        ", "\t\n\r \t\n\r ", "   abc    ", "\u{a0}\u{2003}\u{3000}1234567", "1234567"] {
+            assert!(!acceptable(refused), "{refused:?}");
+        }
+        for accepted in ["12345678", "  correct horse  ", "ação-çé-1"] {
+            assert!(acceptable(accepted), "{accepted:?}");
+        }
+        assert!(!acceptable(&"x".repeat(MAX_BYTES + 1)));
+    }
 
     #[test]
     fn a_hash_verifies_its_password_only() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use engine::Engine;
 use schema::PgPool;
 
-use crate::api::auth::{HashingPool, LoginThrottle};
+use crate::api::auth::{HashingPool, LoginThrottle, SignInLimits};
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -39,19 +39,23 @@ pub struct AppState {
     pub metrics_token: Option<Arc<str>>,
     /// Bounds on what callers who have not signed in can make the server hold.
     pub limits: Arc<crate::limits::Limits>,
+    /// Failed sign-ins per client address (429 after too many, whatever the login).
+    pub address_throttle: Arc<LoginThrottle>,
+    /// The header naming the client's address behind a reverse proxy (`None`: the peer's).
+    pub client_address_header: Option<Arc<str>>,
 }
 
 impl AppState {
-    /// State over a pool and a running engine, with the default sign-in limits: 5 failures per
-    /// login in 15 minutes; as many concurrent hashes as CPUs.
+    /// State over a pool and a running engine, with the default sign-in limits
+    /// ([`SignInLimits::default`]).
     pub fn new(pool: PgPool, engine: Engine) -> Self {
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let limits = SignInLimits::default();
         Self {
             pool,
             health_timeout: Duration::from_secs(1),
             engine: engine.clone(),
-            login_throttle: Arc::new(LoginThrottle::new(5, Duration::from_secs(15 * 60))),
-            hashing: Arc::new(HashingPool::new(cpus)),
+            login_throttle: Arc::new(LoginThrottle::new(limits.login_failures, limits.login_window)),
+            hashing: Arc::new(HashingPool::new(limits.hash_threads, limits.hash_queue)),
             allowed_origins: Arc::new(Vec::new()),
             time_zone: chrono_tz::America::Sao_Paulo,
             outbox: crate::channels::outbound::OutboxSignal::default(),
@@ -61,6 +65,23 @@ impl AppState {
             counters: Arc::default(),
             metrics_token: None,
             limits: Arc::default(),
+            address_throttle: Arc::new(
+                LoginThrottle::new(limits.address_failures, limits.address_window)
+                    .with_max_in_flight(limits.address_concurrency),
+            ),
+            client_address_header: None,
         }
+    }
+
+    /// Applies sign-in limits (the configuration's, or a test's): fresh throttles and a fresh
+    /// hashing pool (the old one's threads end once nothing holds it).
+    pub fn set_sign_in_limits(&mut self, limits: &SignInLimits) {
+        self.login_throttle = Arc::new(LoginThrottle::new(limits.login_failures, limits.login_window));
+        self.address_throttle = Arc::new(
+            LoginThrottle::new(limits.address_failures, limits.address_window)
+                .with_max_in_flight(limits.address_concurrency),
+        );
+        self.hashing = Arc::new(HashingPool::new(limits.hash_threads, limits.hash_queue));
+        self.client_address_header = limits.client_address_header.as_deref().map(Arc::from);
     }
 }

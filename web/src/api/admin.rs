@@ -454,6 +454,14 @@ fn parse_services(raw: &[String]) -> Result<Vec<ServiceId>, ApiError> {
     raw.iter().map(|s| parse_id(s, "services[]")).collect()
 }
 
+/// 400 `weak_password`: blank, padded or too short (`password::acceptable`).
+fn weak_password() -> ApiError {
+    ApiError::bad_request(
+        "weak_password",
+        format!("the password needs at least {} characters besides surrounding spaces", crate::password::MIN_CHARS),
+    )
+}
+
 /// A new person.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -485,8 +493,8 @@ pub async fn create_agent(
     let b = body.into_inner();
     let login = not_blank(&b.login, "login", 100)?;
     let name = not_blank(&b.name, "name", 200)?;
-    if b.password.chars().count() < 8 || b.password.len() > 1024 {
-        return Err(ApiError::bad_request("weak_password", "the password needs at least 8 characters"));
+    if !crate::password::acceptable(&b.password) {
+        return Err(weak_password());
     }
     let role: Role =
         b.role.parse().map_err(|_| ApiError::bad_request("invalid_role", "role is agent, supervisor or admin"))?;
@@ -599,8 +607,8 @@ pub async fn patch_agent(
     let services = p.services.as_deref().map(parse_services).transpose()?;
     let capacity = parse_capacity(&p.capacity)?;
     if let Some(pw) = p.password {
-        if pw.chars().count() < 8 || pw.len() > 1024 {
-            return Err(ApiError::bad_request("weak_password", "the password needs at least 8 characters"));
+        if !crate::password::acceptable(&pw) {
+            return Err(weak_password());
         }
         ch.password_hash = Some(state.hashing.run(move || crate::password::hash(&pw)).await?);
     }
@@ -624,7 +632,12 @@ pub async fn patch_agent(
     })
     .await
     .map_err(|e| conflict_as(e, "agent_exists", "an agent with that extension exists"))?;
-    state.sessions.forget();
+    if deactivated || password_changed {
+        // Their open desks and monitors close now, not at their next request.
+        state.sessions.revoked_agent(id);
+    } else {
+        state.sessions.forget();
+    }
     if deactivated {
         // Its conversations go back to the queues for others (R9).
         let _ = state.engine.logoff(id).await;

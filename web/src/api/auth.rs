@@ -28,52 +28,181 @@ pub const SESSION_COOKIE: &str = "omniroute_session";
 /// How long a session lives.
 pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
 
-/// Failed sign-ins per login, in a sliding window.
+/// The limits of sign-in (`Config::sign_in`, env `OMNIROUTE_SIGNIN_*`, `OMNIROUTE_HASH_*`,
+/// `OMNIROUTE_CLIENT_ADDRESS_HEADER`; docs/api.md).
+#[derive(Debug, Clone)]
+pub struct SignInLimits {
+    /// Failures per login in [`Self::login_window`] before it answers 429.
+    pub login_failures: usize,
+    pub login_window: Duration,
+    /// Failures per client address (IPv6: per /64) in [`Self::address_window`] before it answers
+    /// 429, whatever the login: a spray of random logins is stopped before it costs hashes.
+    pub address_failures: usize,
+    pub address_window: Duration,
+    /// Sign-ins of one address being checked at once; more answer 429 at once, so one address
+    /// never has more than this many hashes ahead of anyone else's in the queue.
+    pub address_concurrency: usize,
+    /// Hashing threads (each holds 19 MiB).
+    pub hash_threads: usize,
+    /// Hashes waiting for a thread; beyond it a sign-in answers 503 `busy` at once.
+    pub hash_queue: usize,
+    /// A header naming the client's address, set by a reverse proxy in front (`X-Forwarded-For`:
+    /// its rightmost entry, the one that proxy added). Unset, the peer's address is used: never
+    /// believe such a header when clients can reach the server directly.
+    pub client_address_header: Option<String>,
+}
+
+impl Default for SignInLimits {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Self {
+            login_failures: 5,
+            login_window: Duration::from_secs(15 * 60),
+            address_failures: 50,
+            address_window: Duration::from_secs(5 * 60),
+            address_concurrency: 4,
+            hash_threads: cpus,
+            hash_queue: 16 * cpus,
+            client_address_header: None,
+        }
+    }
+}
+
+/// Most keys a throttle remembers: past it, keys with no recent failure are dropped, then all
+/// (memory stays bounded under a spray of random logins or addresses; they re-accumulate).
+const THROTTLE_MAX_KEYS: usize = 100_000;
+
+/// Failed sign-ins per key (a login, a client address) in a sliding window, and the sign-ins of
+/// that key being checked right now. Those in flight count as failures-to-be: two hundred
+/// concurrent guesses cannot all pass the check before the first failure is recorded.
 pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    attempts: Mutex<HashMap<String, Attempts>>,
     max_failures: usize,
     window: Duration,
+    max_in_flight: usize,
+}
+
+#[derive(Default)]
+struct Attempts {
+    failures: VecDeque<Instant>,
+    /// Written by [`LoginThrottle::begin`] and by the [`Attempt`] guard's drop.
+    in_flight: usize,
 }
 
 impl LoginThrottle {
-    /// Allows `max_failures` failures per login within `window`, then answers 429 until the
+    /// Allows `max_failures` failures per key within `window`, then answers 429 until the
     /// oldest failure leaves the window.
     pub fn new(max_failures: usize, window: Duration) -> Self {
-        Self { failures: Mutex::new(HashMap::new()), max_failures, window }
+        Self { attempts: Mutex::new(HashMap::new()), max_failures, window, max_in_flight: usize::MAX }
     }
 
-    fn key(login: &str) -> String {
+    /// At most `n` sign-ins of one key checked at once.
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// The key of a login: its case and surrounding spaces do not make another login.
+    pub fn login_key(login: &str) -> String {
         login.trim().to_lowercase()
     }
 
-    /// `Err(retry_after)` when the login is locked out.
-    pub fn check(&self, login: &str) -> Result<(), Duration> {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+    /// Starts a sign-in of `key`, or `Err(retry_after)` when the key is locked out or has too
+    /// many sign-ins in flight.
+    pub fn begin(&self, key: String) -> Result<Attempt<'_>, Duration> {
+        let mut map = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let Some(times) = map.get_mut(&Self::key(login)) else { return Ok(()) };
-        while times.front().is_some_and(|t| now.duration_since(*t) > self.window) {
-            times.pop_front();
+        if map.len() >= THROTTLE_MAX_KEYS && !map.contains_key(&key) {
+            self.prune(&mut map, now);
         }
-        if times.len() >= self.max_failures {
-            let oldest = times.front().copied().unwrap_or(now);
+        let entry = map.entry(key.clone()).or_default();
+        while entry.failures.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+            entry.failures.pop_front();
+        }
+        if entry.failures.len() >= self.max_failures {
+            let oldest = entry.failures.front().copied().unwrap_or(now);
             return Err(self.window.saturating_sub(now.duration_since(oldest)));
         }
-        Ok(())
-    }
-
-    /// Records a failure.
-    pub fn fail(&self, login: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 100_000 {
-            // Bounded memory under a spray of random logins: forget the lot (they re-accumulate).
-            map.clear();
+        if entry.in_flight >= self.max_in_flight || entry.failures.len() + entry.in_flight >= self.max_failures {
+            // Decided within one hash or so.
+            return Err(Duration::from_secs(1));
         }
-        map.entry(Self::key(login)).or_default().push_back(Instant::now());
+        entry.in_flight += 1;
+        Ok(Attempt { throttle: self, key: Some(key) })
     }
 
-    /// A success clears the login's failures.
-    pub fn succeed(&self, login: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&Self::key(login));
+    fn prune(&self, map: &mut HashMap<String, Attempts>, now: Instant) {
+        map.retain(|_, a| a.in_flight > 0 || a.failures.back().is_some_and(|t| now.duration_since(*t) <= self.window));
+        if map.len() >= THROTTLE_MAX_KEYS {
+            map.retain(|_, a| a.in_flight > 0);
+        }
+    }
+
+    fn end(&self, key: &str, failed: bool, clear: bool) {
+        let mut map = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = map.get_mut(key) else { return };
+        entry.in_flight = entry.in_flight.saturating_sub(1);
+        if failed {
+            entry.failures.push_back(Instant::now());
+        }
+        if clear {
+            entry.failures.clear();
+        }
+        if entry.in_flight == 0 && entry.failures.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+/// One sign-in being checked: ends as a failure, a success, or (dropped: refused as busy, or the
+/// client went away) neither.
+#[must_use]
+pub struct Attempt<'a> {
+    throttle: &'a LoginThrottle,
+    key: Option<String>,
+}
+
+impl Attempt<'_> {
+    /// Records a failure.
+    pub fn failed(mut self) {
+        if let Some(key) = self.key.take() {
+            self.throttle.end(&key, true, false);
+        }
+    }
+
+    /// A success clears the key's failures.
+    pub fn succeeded(mut self) {
+        if let Some(key) = self.key.take() {
+            self.throttle.end(&key, false, true);
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.throttle.end(&key, false, false);
+        }
+    }
+}
+
+/// The address a sign-in is throttled by: the peer's, or the configured proxy header's rightmost
+/// entry. An IPv6 address counts as its /64, which one host usually owns whole.
+pub fn client_address(req: &HttpRequest, header_name: Option<&str>) -> String {
+    let from_header = header_name.and_then(|name| {
+        let value = req.headers().get_all(name).filter_map(|v| v.to_str().ok()).last()?;
+        value.rsplit(',').next().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+    });
+    let raw = from_header.or_else(|| req.peer_addr().map(|a| a.ip().to_string())).unwrap_or_default();
+    match raw.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or(raw),
+        Ok(v4) => v4.to_string(),
+        // Not an address (a proxy's obfuscated identifier): throttled as given, bounded in length.
+        Err(_) => raw.chars().take(64).collect(),
     }
 }
 
@@ -81,25 +210,37 @@ impl LoginThrottle {
 type HashJob = Box<dyn FnOnce() + Send>;
 
 /// Password hashing on threads of its own: `n` threads, each keeping its argon2id memory (19 MiB)
-/// between hashes, so at most `n` hashes run at once, later ones queue, and hashing holds
-/// `n` × 19 MiB however many sign-ins come (issue 6: hashing on the blocking pool, one fresh
-/// allocation per hash, left the allocator holding about 1.3 GB after 1,000 sign-ins).
+/// between hashes, so at most `n` hashes run at once and hashing holds `n` × 19 MiB however many
+/// sign-ins come (issue 6: hashing on the blocking pool, one fresh allocation per hash, left the
+/// allocator holding about 1.3 GB after 1,000 sign-ins). At most `queue` more wait; beyond that a
+/// caller is refused at once rather than waiting behind a spray.
 pub struct HashingPool {
-    jobs: std::sync::mpsc::Sender<HashJob>,
+    jobs: std::sync::mpsc::SyncSender<HashJob>,
+}
+
+/// Refused: every hashing thread is busy and the queue is full.
+#[derive(Debug)]
+pub struct HashingBusy;
+
+impl From<HashingBusy> for ApiError {
+    fn from(_: HashingBusy) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "password checks are busy; retry in a second")
+    }
 }
 
 impl HashingPool {
-    /// A pool of `n` hashing threads (at least one). They end when the pool is dropped.
-    pub fn new(n: usize) -> Self {
-        let (jobs, queue) = std::sync::mpsc::channel::<HashJob>();
-        let queue = std::sync::Arc::new(Mutex::new(queue));
+    /// A pool of `n` hashing threads (at least one) and a queue of `queue` waiting hashes. The
+    /// threads end when the pool is dropped.
+    pub fn new(n: usize, queue: usize) -> Self {
+        let (jobs, waiting) = std::sync::mpsc::sync_channel::<HashJob>(queue);
+        let waiting = std::sync::Arc::new(Mutex::new(waiting));
         for i in 0..n.max(1) {
-            let queue = queue.clone();
+            let waiting = waiting.clone();
             let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
                 crate::password::keep_memory_on_this_thread();
                 loop {
                     // The lock is held only while waiting for the next job, not while hashing.
-                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let next = waiting.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok(job) = next else { return };
                     // A panicking job drops its answer (the caller gets a 503); the thread stays.
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
@@ -112,14 +253,20 @@ impl HashingPool {
         Self { jobs }
     }
 
-    /// Runs `f` (a hash or a verification) on a hashing thread once one is free.
+    /// Runs `f` (a hash or a verification) on a hashing thread once one is free; 503 `busy` at
+    /// once when the queue is full.
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
-                let _ = answer.send(f());
-            }))
-            .map_err(|_| ApiError::unavailable("password hashing is not available"))?;
+        let job: HashJob = Box::new(move || {
+            let _ = answer.send(f());
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(_)) => return Err(HashingBusy.into()),
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                return Err(ApiError::unavailable("password hashing is not available"));
+            }
+        }
         answered.await.map_err(|_| ApiError::unavailable("password hashing is not available"))
     }
 }
@@ -183,7 +330,8 @@ pub struct LoginResponse {
         (status = 200, body = LoginResponse),
         (status = 400, body = crate::api::error::ErrorBody),
         (status = 401, description = "invalid_credentials", body = crate::api::error::ErrorBody),
-        (status = 429, description = "too many failures for this login", body = crate::api::error::ErrorBody),
+        (status = 429, description = "too many failures for this login or from this address", body = crate::api::error::ErrorBody),
+        (status = 503, description = "busy: too many password checks waiting; retry after Retry-After", body = crate::api::error::ErrorBody),
     )
 )]
 #[post("/auth/login")]
@@ -199,16 +347,17 @@ pub async fn sign_in(
     if login.len() > 200 || password.len() > 1024 || login.contains('\0') {
         return Err(ApiError::bad_request("invalid_credentials_format", "login or password is too long"));
     }
-    if let Err(retry_after) = state.login_throttle.check(&login) {
-        let secs = retry_after.as_secs().max(1);
-        let body = crate::api::error::ErrorBody {
-            error: "too_many_attempts".into(),
-            message: format!("too many failed sign-ins for this login; retry in {secs} s"),
-        };
-        return Ok(HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
-            .insert_header((header::RETRY_AFTER, secs.to_string()))
-            .json(body));
-    }
+    // The address first: a spray of random logins from one place is refused before it costs a
+    // database read or a hash.
+    let address = client_address(&req, state.client_address_header.as_deref());
+    let from_address = match state.address_throttle.begin(address) {
+        Ok(attempt) => attempt,
+        Err(retry_after) => return Ok(too_many_attempts(retry_after, "from this address")),
+    };
+    let of_login = match state.login_throttle.begin(LoginThrottle::login_key(&login)) {
+        Ok(attempt) => attempt,
+        Err(retry_after) => return Ok(too_many_attempts(retry_after, "for this login")),
+    };
     let pool = state.pool.clone();
     let lookup_login = login.clone();
     let agent = web::block(move || -> Result<Option<Agent>, schema::StoreError> {
@@ -217,7 +366,9 @@ pub async fn sign_in(
     })
     .await??;
     let phc = agent.as_ref().filter(|a| a.active).map(|a| a.password_hash.clone());
-    let ok = state
+    // An unknown login costs the same hash, through the same bounded queue, so it neither tells
+    // which logins exist nor jumps the queue.
+    let verified = state
         .hashing
         .run(move || match phc {
             Some(phc) => crate::password::verify(&password, &phc),
@@ -226,12 +377,25 @@ pub async fn sign_in(
                 false
             }
         })
-        .await?;
+        .await;
+    let ok = match verified {
+        Ok(ok) => ok,
+        Err(e) if e.code == "busy" => {
+            // Neither a failure nor a success: the attempts end unrecorded.
+            return Ok(HttpResponse::build(e.status)
+                .insert_header((header::RETRY_AFTER, "1"))
+                .json(crate::api::error::ErrorBody { error: e.code.into(), message: e.message }));
+        }
+        Err(e) => return Err(e),
+    };
     let Some(agent) = agent.filter(|_| ok) else {
-        state.login_throttle.fail(&login);
+        of_login.failed();
+        from_address.failed();
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong login or password"));
     };
-    state.login_throttle.succeed(&login);
+    of_login.succeeded();
+    // The address's failures stay: signing in to one account must not buy more guesses at others.
+    drop(from_address);
 
     let token = new_token();
     let now = Utc::now();
@@ -262,13 +426,27 @@ pub async fn sign_in(
     Ok(HttpResponse::Ok().cookie(cookie).json(LoginResponse { token, agent: AgentInfo::from(&agent) }))
 }
 
+/// 429 `too_many_attempts` with `Retry-After` (whole seconds, at least one).
+fn too_many_attempts(retry_after: Duration, whose: &str) -> HttpResponse {
+    let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let body = crate::api::error::ErrorBody {
+        error: "too_many_attempts".into(),
+        message: format!("too many failed sign-ins {whose}; retry in {secs} s"),
+    };
+    HttpResponse::build(StatusCode::TOO_MANY_REQUESTS).insert_header((header::RETRY_AFTER, secs.to_string())).json(body)
+}
+
 /// Ends the session (revoked server-side: the token stops working everywhere at once).
 #[utoipa::path(
     post, path = "/api/v1/auth/logout", tag = "session",
     responses((status = 204), (status = 401, body = crate::api::error::ErrorBody))
 )]
 #[post("/auth/logout")]
-pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn sign_out(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+) -> Result<HttpResponse, ApiError> {
     let token = token_of(&req).ok_or_else(ApiError::unauthenticated)?;
     let pool = state.pool.clone();
     let hash = token_hash(&token);
@@ -276,7 +454,7 @@ pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
         store::revoke_session(&mut *pool.get()?, &hash, Utc::now())
     })
     .await??;
-    state.sessions.forget();
+    state.sessions.revoked_session(me.session);
     if !revoked {
         return Err(ApiError::unauthenticated());
     }
@@ -303,6 +481,9 @@ pub struct CurrentAgent {
     pub agent: Agent,
     pub session: SessionId,
     pub services: Vec<ServiceId>,
+    /// The [`SessionCache`] generation this was read at: a socket opened with it is registered
+    /// only if no session or agent changed since (see [`SessionCache::socket_opened`]).
+    pub checked_at: u64,
 }
 
 impl CurrentAgent {
@@ -324,13 +505,74 @@ impl CurrentAgent {
     }
 }
 
-/// Looks up the live session of a request (401 when there is none).
+/// Whether the request's credential is the session cookie (a browser sends it by itself, to any
+/// page's request) rather than a bearer token (which a script must have been given).
+fn authenticated_by_cookie(req: &HttpRequest) -> bool {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .is_some_and(|t| !t.trim().is_empty());
+    !bearer && req.cookie(SESSION_COOKIE).is_some_and(|c| !c.value().is_empty())
+}
+
+/// Where a write comes from: its `Origin`, else the origin of its `Referer`; `None` when it
+/// sends neither (not a browser, or an old one: browsers send `Origin` on every cross-origin
+/// POST, PUT, PATCH and DELETE, so its absence is no forgery).
+fn origin_of(req: &HttpRequest) -> Option<String> {
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        return Some(origin.to_str().unwrap_or("null").trim().trim_end_matches('/').to_owned());
+    }
+    let referer = req.headers().get(header::REFERER)?.to_str().unwrap_or("null");
+    Some(url::Url::parse(referer).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|_| "null".into()))
+}
+
+/// Whether `origin` is this server as the request addressed it (`Host`), whatever the scheme (a
+/// TLS-terminating proxy in front changes it), or one of `OMNIROUTE_ALLOWED_ORIGINS`.
+fn origin_is_ours(req: &HttpRequest, origin: &str, allowed: &[String]) -> bool {
+    if allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+    let host = host.or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let (Some(host), Ok(origin)) = (host, url::Url::parse(origin)) else { return false };
+    // Parsed as http: an explicit :80 reads as no port, as an http origin's default does.
+    let Ok(host) = url::Url::parse(&format!("http://{host}")) else { return false };
+    if !matches!(origin.scheme(), "http" | "https") || origin.host_str() != host.host_str() {
+        return false;
+    }
+    origin.port() == host.port() || (origin.port().is_none() && origin.scheme() == "https" && host.port() == Some(443))
+}
+
+/// CSRF defence: a write (POST, PUT, PATCH, DELETE) authenticated by the session cookie must come
+/// from a page of this server or an allowed origin. A page elsewhere can make the browser send
+/// the cookie (SameSite=Strict aside: older browsers, sibling subdomains) but cannot set an
+/// `Authorization` header, so bearer requests are not checked; nor are writes with neither
+/// `Origin` nor `Referer` (curl, older clients; browsers send one).
+fn check_cross_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
+    if req.method().is_safe() || !authenticated_by_cookie(req) {
+        return Ok(());
+    }
+    match origin_of(req) {
+        Some(origin) if !origin_is_ours(req, &origin, allowed) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "a write with the session cookie must come from the desk's own origin",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Looks up the live session of a request (401 when there is none; 403 `cross_origin` for a
+/// cookie-authenticated write from another origin).
 async fn authenticate(req: &HttpRequest) -> Result<CurrentAgent, ApiError> {
     let token = token_of(req).ok_or_else(ApiError::unauthenticated)?;
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| ApiError::internal(&"application state missing"))?;
+    check_cross_origin(req, &state.allowed_origins)?;
     let hash = token_hash(&token);
     if let Some(me) = state.sessions.get(&hash) {
         return Ok(me);
@@ -348,7 +590,7 @@ async fn authenticate(req: &HttpRequest) -> Result<CurrentAgent, ApiError> {
     })
     .await??;
     let (session, agent, services) = found.ok_or_else(ApiError::unauthenticated)?;
-    let me = CurrentAgent { agent, session: session.id, services };
+    let me = CurrentAgent { agent, session: session.id, services, checked_at: generation };
     state.sessions.remember(key, &me, session.expires_at, generation);
     Ok(me)
 }
@@ -373,7 +615,27 @@ struct KnownSessions {
     by_hash: HashMap<Vec<u8>, (CurrentAgent, chrono::DateTime<Utc>, Instant)>,
     /// Counts [`SessionCache::forget`]s: a session read before a change is not kept after it.
     generation: u64,
+    /// The open WebSockets (desk, monitor), closed when their session is revoked. Written by the
+    /// sockets as they start and stop.
+    sockets: HashMap<u64, OpenSocket>,
+    next_socket: u64,
 }
+
+struct OpenSocket {
+    session: SessionId,
+    agent: AgentId,
+    socket: actix::Recipient<SessionRevoked>,
+}
+
+/// A socket's session was revoked (sign-out, deactivation, password change): it closes at once
+/// with [`REVOKED_CLOSE_CODE`].
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct SessionRevoked;
+
+/// The WebSocket close code of a revoked session (reason `session_revoked`): the desk goes to the
+/// sign-in page instead of reconnecting. Private-use range; the desk itself closes with 4000/4001.
+pub const REVOKED_CLOSE_CODE: u16 = 4401;
 
 impl SessionCache {
     fn get(&self, hash: &[u8]) -> Option<CurrentAgent> {
@@ -402,6 +664,52 @@ impl SessionCache {
         if let Ok(mut known) = self.known.lock() {
             known.generation += 1;
             known.by_hash.clear();
+        }
+    }
+
+    /// After a session was revoked in the database: drops every copy (the next request with it
+    /// is a 401) and closes its open sockets.
+    pub fn revoked_session(&self, session: SessionId) {
+        self.revoke(|s| s.session == session);
+    }
+
+    /// After every session of a person was revoked (deactivation, password change): drops every
+    /// copy and closes all their sockets.
+    pub fn revoked_agent(&self, agent: AgentId) {
+        self.revoke(|s| s.agent == agent);
+    }
+
+    fn revoke(&self, which: impl Fn(&OpenSocket) -> bool) {
+        let Ok(mut known) = self.known.lock() else { return };
+        known.generation += 1;
+        known.by_hash.clear();
+        known.sockets.retain(|_, s| {
+            if which(s) {
+                s.socket.do_send(SessionRevoked);
+                return false;
+            }
+            true
+        });
+    }
+
+    /// Registers an open socket of `me`'s session, to be closed when the session is revoked.
+    /// `None` when sessions or agents changed since `me` was checked: it may have been revoked
+    /// in between, so the caller closes the socket and the client reconnects and is checked again.
+    pub fn socket_opened(&self, me: &CurrentAgent, socket: actix::Recipient<SessionRevoked>) -> Option<u64> {
+        let mut known = self.known.lock().ok()?;
+        if known.generation != me.checked_at {
+            return None;
+        }
+        known.next_socket += 1;
+        let id = known.next_socket;
+        known.sockets.insert(id, OpenSocket { session: me.session, agent: me.agent.id, socket });
+        Some(id)
+    }
+
+    /// A registered socket closed.
+    pub fn socket_closed(&self, id: u64) {
+        if let Ok(mut known) = self.known.lock() {
+            known.sockets.remove(&id);
         }
     }
 }

@@ -310,7 +310,8 @@ pub async fn ws_webchat(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     // Counted before anything else, the database included: a flood of sockets is refused for free.
-    let permit = crate::limits::admit_webchat_socket(&state.limits, req.peer_addr().map(|a| a.ip()))?;
+    let address = crate::api::auth::client_address(&req, state.client_address_header.as_deref());
+    let permit = crate::limits::admit_webchat_socket(&state.limits, Some(address))?;
     let query = web::Query::<Upgrade>::from_query(req.query_string())
         .map_err(|_| ApiError::bad_request("invalid_query", "the query is ?service_id=<id>"))?;
     let raw = query.service_id.as_deref().ok_or_else(|| {

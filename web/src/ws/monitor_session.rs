@@ -13,12 +13,14 @@ use schema::AgentId;
 use schema::models::Agent;
 
 use crate::api::agent::db;
-use crate::api::auth::CurrentAgent;
+use crate::api::auth::{CurrentAgent, SessionRevoked};
 use crate::api::error::ApiError;
 use crate::api::supervisor::{monitored_agents, monitored_queues, supervisor};
 use crate::state::AppState;
 use crate::ws::monitor::{MonitorClientMsg, MonitorMsg, MonitorView};
-use crate::ws::session::{MAX_FRAME, incoming, keep_alive, origin_allowed, send_counted};
+use crate::ws::session::{
+    MAX_FRAME, close_revoked, incoming, keep_alive, origin_allowed, register_socket, send_counted,
+};
 
 /// Changes are coalesced: each agent row and queue is sent at most once per this interval.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -36,6 +38,10 @@ pub struct MonitorSession {
     looking_up: bool,
     flush_scheduled: bool,
     last_flush: Option<Instant>,
+    /// This socket's registration with the session cache (closed when the session is revoked).
+    socket: Option<u64>,
+    /// Set when the session was revoked: nothing more is sent.
+    revoked: bool,
 }
 
 impl MonitorSession {
@@ -113,6 +119,10 @@ impl Actor for MonitorSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.socket = register_socket(ctx, &self.state, &self.me);
+        if self.socket.is_none() {
+            return;
+        }
         keep_alive(ctx, |this| this.last_heard);
         let (state, me, recipient) = (self.state.clone(), self.me.clone(), ctx.address().recipient());
         let setup = async move {
@@ -134,12 +144,31 @@ impl Actor for MonitorSession {
             }
         }));
     }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        if let Some(socket) = self.socket.take() {
+            self.state.sessions.socket_closed(socket);
+        }
+        Running::Stop
+    }
+}
+
+impl Handler<SessionRevoked> for MonitorSession {
+    type Result = ();
+
+    fn handle(&mut self, _: SessionRevoked, ctx: &mut Self::Context) {
+        self.revoked = true;
+        close_revoked(ctx, self.me.agent.id);
+    }
 }
 
 impl Handler<EngineEvent> for MonitorSession {
     type Result = ();
 
     fn handle(&mut self, event: EngineEvent, ctx: &mut Self::Context) {
+        if self.revoked {
+            return;
+        }
         match &mut self.held {
             Some(held) => held.push(event),
             None => {
@@ -194,6 +223,8 @@ pub async fn ws_monitor(
         looking_up: false,
         flush_scheduled: false,
         last_flush: None,
+        socket: None,
+        revoked: false,
     };
     ws::WsResponseBuilder::new(session, &req, stream).frame_size(MAX_FRAME).start()
 }

@@ -12,7 +12,7 @@ use engine::{EngineEvent, Feed};
 use schema::{AgentId, ConversationId};
 use tracing::debug;
 
-use crate::api::auth::CurrentAgent;
+use crate::api::auth::{CurrentAgent, REVOKED_CLOSE_CODE, SessionRevoked};
 use crate::api::error::ApiError;
 use crate::state::AppState;
 use crate::ws::desk;
@@ -38,6 +38,10 @@ pub struct AgentSession {
     /// Until the snapshot is sent, events wait here; afterwards those already in it are dropped.
     pending: Option<Vec<EngineEvent>>,
     snapshot_seqs: HashMap<ConversationId, i64>,
+    /// This socket's registration with the session cache (closed when the session is revoked).
+    socket: Option<u64>,
+    /// Set when the session was revoked: nothing more is sent.
+    revoked: bool,
 }
 
 /// Sends `msg` as a text frame and counts it until the client acknowledges (a pong or an `ack`);
@@ -75,6 +79,34 @@ where
         }
         ctx.ping(b"");
     });
+}
+
+/// Registers a starting socket with the session cache so that revoking its session closes it
+/// (`None`, and the socket closed with 1013 "try again", when sessions changed since it was
+/// checked: the client reconnects and is checked afresh).
+pub(crate) fn register_socket<A>(ctx: &mut ws::WebsocketContext<A>, state: &AppState, me: &CurrentAgent) -> Option<u64>
+where
+    A: Actor<Context = ws::WebsocketContext<A>> + Handler<SessionRevoked>,
+{
+    let id = state.sessions.socket_opened(me, ctx.address().recipient());
+    if id.is_none() {
+        ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Again, description: Some("session_changed".into()) }));
+        ctx.stop();
+    }
+    id
+}
+
+/// Closes a socket whose session was revoked, with a reason the desk acts on (the sign-in page).
+pub(crate) fn close_revoked<A>(ctx: &mut ws::WebsocketContext<A>, who: AgentId)
+where
+    A: Actor<Context = ws::WebsocketContext<A>>,
+{
+    debug!(agent.id = %who, "session revoked; closing its socket");
+    ctx.close(Some(ws::CloseReason {
+        code: ws::CloseCode::Other(REVOKED_CLOSE_CODE),
+        description: Some("session_revoked".into()),
+    }));
+    ctx.stop();
 }
 
 /// Handles the frames the desk and monitor sockets treat alike (pings, pongs, close, protocol
@@ -122,6 +154,10 @@ impl Actor for AgentSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.socket = register_socket(ctx, &self.state, &self.me);
+        if self.socket.is_none() {
+            return;
+        }
         keep_alive(ctx, |this| this.last_heard);
         let (state, me, recipient) = (self.state.clone(), self.me.clone(), ctx.address().recipient());
         let setup = async move {
@@ -137,6 +173,9 @@ impl Actor for AgentSession {
         };
         ctx.wait(setup.into_actor(self).map(|(connection, snapshot, seqs), this, ctx| {
             this.connection = connection;
+            if this.revoked {
+                return;
+            }
             this.snapshot_seqs = seqs;
             this.send(&ServerMsg::Snapshot(Box::new(snapshot)), ctx);
             for event in this.pending.take().unwrap_or_default() {
@@ -146,6 +185,9 @@ impl Actor for AgentSession {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        if let Some(socket) = self.socket.take() {
+            self.state.sessions.socket_closed(socket);
+        }
         if let Some(connection) = self.connection.take() {
             let engine = self.state.engine.clone();
             let agent = self.me.agent.id;
@@ -155,10 +197,24 @@ impl Actor for AgentSession {
     }
 }
 
+impl Handler<SessionRevoked> for AgentSession {
+    type Result = ();
+
+    fn handle(&mut self, _: SessionRevoked, ctx: &mut Self::Context) {
+        // Nothing more reaches this desk: not what is pending, not what is still in the mailbox.
+        self.revoked = true;
+        self.pending = None;
+        close_revoked(ctx, self.me.agent.id);
+    }
+}
+
 impl Handler<EngineEvent> for AgentSession {
     type Result = ();
 
     fn handle(&mut self, event: EngineEvent, ctx: &mut Self::Context) {
+        if self.revoked {
+            return;
+        }
         match &mut self.pending {
             Some(pending) => pending.push(event),
             None => self.deliver(&event, ctx),
@@ -235,6 +291,8 @@ pub async fn ws_agent(
         unacked: 0,
         pending: Some(Vec::new()),
         snapshot_seqs: HashMap::new(),
+        socket: None,
+        revoked: false,
     };
     ws::WsResponseBuilder::new(session, &req, stream).frame_size(MAX_FRAME).start()
 }

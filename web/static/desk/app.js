@@ -465,8 +465,14 @@ async function startDesk(me) {
       state.wsStatus = s;
       emit('ws', s);
     },
-    onClosed: async () => {
-      // A closed socket may mean the session ended: check before retrying.
+    onClosed: async (ev) => {
+      // The server closes with 4401 "session_revoked" when this session was signed out,
+      // deactivated or its password changed (docs/protocol.md): back to the sign-in page.
+      if (ev && ev.code === 4401) {
+        sessionEnded();
+        return false;
+      }
+      // Any other close may still mean the session ended: check before retrying.
       try {
         await api.me();
         return true;

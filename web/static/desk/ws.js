@@ -4,7 +4,8 @@
 export class DeskSocket {
   /**
    * @param {object} h handlers: onMessage(msg), onStatus('connecting'|'online'|'offline'),
-   *   onClosed() (after a close, before the retry; may return false to stop retrying)
+   *   onClosed(ev) (after a close, before the retry, with the CloseEvent; may return false to
+   *   stop retrying)
    */
   constructor(h) {
     this.h = h;
@@ -90,13 +91,13 @@ export class DeskSocket {
         this.send({ type: 'ack' });
       }
     });
-    ws.addEventListener('close', () => {
+    ws.addEventListener('close', (ev) => {
       if (this.ws !== ws) return;
       clearInterval(this.pingTimer);
       this.ws = null;
       if (this.stopped) return;
       this.h.onStatus('offline');
-      Promise.resolve(this.h.onClosed ? this.h.onClosed() : true).then((again) => {
+      Promise.resolve(this.h.onClosed ? this.h.onClosed(ev) : true).then((again) => {
         if (again !== false) this.scheduleRetry();
       });
     });

@@ -79,12 +79,12 @@ impl TestApp {
         Self::start_with(setup, false, |_| {}).await
     }
 
-    /// [`Self::start`] with the server's state changed first (its limits, for instance).
-    pub async fn start_tuned<T>(
+    /// [`Self::start`] with the server's state changed by `configure` first (its limits).
+    pub async fn start_configured<T>(
         setup: impl FnOnce(&mut PgConnection) -> T,
-        tune: impl FnOnce(&mut web::state::AppState),
+        configure: impl FnOnce(&mut web::state::AppState),
     ) -> (TestApp, T) {
-        Self::start_with(setup, false, tune).await
+        Self::start_with(setup, false, configure).await
     }
 
     /// [`Self::start`] with the outbound sender running over the server's own state.
@@ -95,13 +95,13 @@ impl TestApp {
     async fn start_with<T>(
         setup: impl FnOnce(&mut PgConnection) -> T,
         sending: bool,
-        tune: impl FnOnce(&mut web::state::AppState),
+        configure: impl FnOnce(&mut web::state::AppState),
     ) -> (TestApp, T) {
         let db = TestDb::new();
         let value = setup(&mut db.conn());
         let engine = Engine::start(db.pool(), Clock::System).await.expect("engine starts");
         let mut state = web::state::AppState::new(db.pool(), engine.clone());
-        tune(&mut state);
+        configure(&mut state);
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new().app_data(aw::Data::new(state.clone())).configure(web::routes::configure)
@@ -129,6 +129,12 @@ impl TestApp {
     pub async fn seeded() -> TestApp {
         use schema::Connection;
         Self::start(|c| c.transaction(web::seed::seed).expect("seed")).await.0
+    }
+
+    /// [`Self::seeded`] with the server's state changed by `configure` first.
+    pub async fn seeded_with(configure: impl FnOnce(&mut web::state::AppState)) -> TestApp {
+        use schema::Connection;
+        Self::start_configured(|c| c.transaction(web::seed::seed).expect("seed"), configure).await.0
     }
 
     /// Signs in and returns the token.

@@ -17,7 +17,7 @@ use web::limits::{Limits, Settings};
 use crate::api_support::TestApp;
 
 async fn limited(settings: Settings) -> (TestApp, ServiceId, ServiceId) {
-    TestApp::start_tuned(
+    TestApp::start_configured(
         |c| {
             let now = chrono::Utc::now();
             let chat = Service::with_defaults("Site chat", schema::Channel::Webchat, now).insert(c).unwrap().id;

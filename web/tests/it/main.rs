@@ -21,6 +21,7 @@ mod outage;
 mod outbound;
 mod replays;
 mod server;
+mod session_security;
 mod sms;
 mod strict_input;
 mod telegram;
