@@ -168,13 +168,13 @@ fn bootstrap_admin(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Bo
         return Ok(None);
     };
     match value.split_once(':') {
-        Some((login, password)) if !login.trim().is_empty() && password.len() >= 8 => {
+        Some((login, password)) if !login.trim().is_empty() && crate::password::acceptable(password) => {
             Ok(Some(BootstrapAdmin { login: login.trim().to_owned(), password: password.to_owned() }))
         }
         _ => Err(ConfigError::Invalid {
             name: NAME,
             value: value.split(':').next().unwrap_or("").to_owned() + ":<hidden>",
-            reason: "expected login:password with a password of at least 8 characters".into(),
+            reason: "expected login:password with a password of at least 8 characters besides white space".into(),
         }),
     }
 }
@@ -237,5 +237,7 @@ mod tests {
         assert!(!format!("{admin:?}").contains("s3cret"));
         let e = config(&[("DATABASE_URL", "postgres://x/y"), ("OMNIROUTE_BOOTSTRAP_ADMIN", "root:short")]).unwrap_err();
         assert!(!e.to_string().contains("short"), "{e}");
+        let spaces = config(&[("DATABASE_URL", "postgres://x/y"), ("OMNIROUTE_BOOTSTRAP_ADMIN", "root:        ")]);
+        assert!(spaces.is_err(), "eight spaces are no password");
     }
 }
