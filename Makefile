@@ -72,6 +72,6 @@ db-stop:
 db-url:
 	@$(PG) url dev
 clean-db:
-	-$(PG) stop dev
-	-$(PG) stop test
+	-$(PG) remove dev
+	-$(PG) remove test
 	rm -rf .omniroute

@@ -6,6 +6,13 @@
 #   scripts/pg.sh stop NAME       stop it (no error when it is not running)
 #   scripts/pg.sh url NAME [DB]   the DATABASE_URL of database DB (default omniroute) in it
 #   scripts/pg.sh with NAME CMD…  start, export DATABASE_URL, run CMD, stop if we started it
+#   scripts/pg.sh remove NAME     stop it and delete its files
+#
+# The cluster's files live in .omniroute/NAME of the checkout, unless its owner cannot reach them
+# there: as root, the server runs as `postgres`, who cannot enter a checkout in root's mode-700
+# home; and a Unix socket's path has at most 107 bytes, which a deep checkout exceeds. Then they
+# live in /var/lib/omniroute/<checkout hash>/NAME (as root) or $TMPDIR/omniroute-<uid>/<hash>/NAME,
+# and .omniroute/NAME.location says where.
 #
 # The cluster listens on a Unix socket inside its own folder only (no TCP port), so several
 # checkouts on one machine never collide. As root, the server runs as the unprivileged
@@ -47,7 +54,8 @@ ensure_binaries() {
 # Runs a server binary as the cluster's owner.
 as_owner() {
     if [ "$(id -u)" -eq 0 ]; then
-        runuser -u "$OWNER" -- "$@"
+        # From /: the owner may not be able to enter the current folder (a private checkout).
+        (cd / && runuser -u "$OWNER" -- "$@")
     else
         "$@"
     fi
@@ -55,15 +63,45 @@ as_owner() {
 
 setup() {
     NAME="${1:?cluster name}"
-    DIR="$ROOT/.omniroute/$NAME"
-    DATA="$DIR/data"
-    SOCK="$DIR/run"
-    LOG="$DIR/server.log"
+    case "$NAME" in *[!a-z0-9_-]*|"") die "a cluster name is letters, digits, - and _";; esac
     if [ "$(id -u)" -eq 0 ]; then
         OWNER=postgres
         id "$OWNER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$OWNER"
     else
         OWNER="$(id -un)"
+    fi
+    DIR="$(cluster_dir)"
+    DATA="$DIR/data"
+    SOCK="$DIR/run"
+    LOG="$DIR/server.log"
+}
+
+# Where the cluster's files are: in the checkout when its owner can reach them and the socket's
+# path fits, elsewhere otherwise (see the top of this file).
+cluster_dir() {
+    local here="$ROOT/.omniroute/$NAME" pointer="$ROOT/.omniroute/$NAME.location"
+    if [ -f "$pointer" ]; then
+        cat "$pointer"
+        return
+    fi
+    local reachable=yes
+    if [ "$(id -u)" -eq 0 ] && ! runuser -u "$OWNER" -- test -x "$ROOT" 2>/dev/null; then
+        reachable=no
+    fi
+    if [ "$reachable" = yes ] && [ "${#here}" -le 80 ]; then
+        echo "$here"
+        return
+    fi
+    local hash base
+    hash="$(printf '%s' "$ROOT" | sha256sum | cut -c1-16)"
+    if [ "$(id -u)" -eq 0 ]; then base=/var/lib/omniroute; else base="${TMPDIR:-/tmp}/omniroute-$(id -u)"; fi
+    mkdir -p "$base/$hash" "$ROOT/.omniroute"
+    [ "$(id -u)" -eq 0 ] && chmod 755 "$base" "$base/$hash"
+    echo "$base/$hash/$NAME" | tee "$pointer"
+    if [ "$reachable" = no ]; then
+        echo "pg.sh: $OWNER cannot enter $ROOT (a private folder); cluster $NAME lives in $base/$hash/$NAME" >&2
+    else
+        echo "pg.sh: $here is too deep for a Unix socket; cluster $NAME lives in $base/$hash/$NAME" >&2
     fi
 }
 
@@ -84,7 +122,7 @@ start() {
         mkdir -p "$DATA" "$SOCK"
         [ "$(id -u)" -eq 0 ] && chown -R "$OWNER" "$DIR"
         as_owner "$BINDIR/initdb" -D "$DATA" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 \
-            || { cat "$DIR/initdb.log" >&2; die "initdb failed"; }
+            || { cat "$DIR/initdb.log" >&2; die "initdb failed as $OWNER in $DATA; $OWNER must be able to enter every folder above it (or set DATABASE_URL to a PostgreSQL of your own)"; }
         {
             echo "listen_addresses = ''"
             echo "unix_socket_directories = '$SOCK'"
@@ -118,10 +156,18 @@ stop() {
     fi
 }
 
+remove() {
+    stop
+    rm -rf "$DIR" "$ROOT/.omniroute/$NAME" "$ROOT/.omniroute/$NAME.location"
+    # The checkout's folder outside it, once it holds no other cluster.
+    rmdir "$(dirname "$DIR")" 2>/dev/null || true
+}
+
 cmd="${1:-}"; shift || true
 case "$cmd" in
     start) setup "$@"; start ;;
     stop) setup "$@"; stop ;;
+    remove) setup "$@"; remove ;;
     url) setup "$1"; url "${2:-}" ;;
     with)
         setup "$1"; shift
@@ -134,5 +180,5 @@ case "$cmd" in
         export DATABASE_URL; DATABASE_URL="$(url)"
         "$@"
         ;;
-    *) die "usage: pg.sh start|stop|url|with NAME …" ;;
+    *) die "usage: pg.sh start|stop|remove|url|with NAME …" ;;
 esac

@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${DATABASE_URL:?DATABASE_URL must be set (make test sets it)}"
 JOBS="${JOBS:-2}"
+# As root, the local PostgreSQL runs as `postgres`: a checkout in a private folder must still work.
+if [ "$(id -u)" -eq 0 ]; then
+    scripts/check-private-checkout.sh
+fi
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --build-jobs "$JOBS" --test-threads 4 --no-fail-fast --cargo-quiet
 else
