@@ -50,8 +50,9 @@ bench: deps
 		--scenario steady --agents 50 --conversations 5 --messages 50 --duration 10 --handling 10 --think-ms 1000 \
 		--quiet --json $(TARGET_DIR)/load/compare.json
 
-## make lint: formatting and clippy, as CI checks them.
+## make lint: formatting and clippy, as CI checks them; the patched actix-http of vendor/ in use.
 lint:
+	CARGO=$(CARGO) scripts/check-vendored.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -j$(JOBS) --workspace --all-targets -- -D warnings
 
