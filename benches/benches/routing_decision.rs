@@ -1,5 +1,5 @@
-//! Issue 3 (a): the choice of agent with 1,000 agents and 10,000 waiting conversations (target:
-//! under 5 µs per decision).
+//! The choice of agent with 1,000 agents and 10,000 waiting conversations (target: under 5 µs per
+//! decision; figures in docs/performance.md).
 //!
 //! - `choose_agent/1000_agents`: the pure policy over 1,000 `AgentView`s in a realistic mix.
 //! - `book/conclude_refill`: one routing decision through the routing book. A saturated center

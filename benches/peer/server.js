@@ -1,4 +1,4 @@
-// The peer of issue 6: the design most teams build instead of Omniroute — a Node.js server with
+// The load harness's peer: the design most teams build instead of Omniroute — a Node.js server with
 // pg-boss as the job queue on PostgreSQL and `ws` for the agents' sockets — speaking exactly the
 // subset of Omniroute's protocol that the load harness (benches/src/load) uses, so the harness
 // measures both with the same code. See README.md.

@@ -1,9 +1,9 @@
--- The journal's SQL alone (docs/performance.md): the current `engine_apply_batch` (a plpgsql loop,
--- several statements per event) against the same events written set-based (one statement per
--- table per batch), in one database session, without the engine. A sketch for measuring, not a
--- replacement: the set-based part handles the events of a routing decision only (`arrived`,
--- `assigned` with its assignment and decision record); closing assignments and offers, presence
--- and the other kinds would follow the same pattern.
+-- The journal's SQL alone (docs/performance.md): `engine_apply_batch` as migrated against a
+-- minimal set-based writing of the same events (one statement per table per batch), in one
+-- database session, without the engine. A sketch for measuring, not a replacement: it handles
+-- the events of a routing decision only (`arrived`, `assigned` with its assignment and decision
+-- record); closing assignments and offers, presence and the other kinds would follow the same
+-- pattern.
 --
 -- Run it with benches/sql/journal_experiment.sh, which creates and migrates a scratch database.
 -- psql variables: per = conversations per batch (two events each), rounds = batches per approach.

@@ -1,4 +1,4 @@
-//! The load harness's smoke scenario (issue 6, N4) against a real server on a real socket and a
+//! The load harness's smoke scenario (N4) against a real server on a real socket and a
 //! real PostgreSQL: simulated agents over `/ws/agent`, customers through signed WhatsApp and
 //! Telegram webhooks, a fake provider for the replies. What it checks is what a contact center
 //! would notice — no conversation held by two agents, no agent over capacity, no offer to a

@@ -1,4 +1,4 @@
-//! Issue 6: memory per open conversation (target: under 2 KB, its armed timers included) and the
+//! Memory per open conversation (target: under 2 KB, its armed timers included) and the
 //! time a restart takes to have 100,000 open conversations ready (target: under 3 s, R15).
 //!
 //! A real `Engine` (system clock, actors, journal) over a fresh database on the server of

@@ -1,5 +1,5 @@
-//! Issue 3 (b): events per second through the engine with durable commit (target: 20,000/s on 2
-//! cores), and per-command latency percentiles.
+//! Events per second through the engine with durable commit (target: 20,000/s on 2 cores), and
+//! per-command latency percentiles. Figures in docs/performance.md.
 //!
 //! A real `Engine` (system clock, actors, the journal committing batches through
 //! `engine_apply_batch`) over a fresh database on the server of `DATABASE_URL`, driven by many

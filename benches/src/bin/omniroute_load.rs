@@ -1,4 +1,4 @@
-//! `omniroute-load`: the load harness of issue 6. Drives an Omniroute server (one it starts on a
+//! `omniroute-load`: the load harness. Drives an Omniroute server (one it starts on a
 //! fresh database, or one already running) through its public interfaces only, and reports
 //! latency percentiles, throughput, CPU, memory and correctness counters as a table and as JSON.
 //!
@@ -8,7 +8,7 @@
 //!     scripts/pg.sh with bench target/release/omniroute-load --target peer --scenario smoke
 //!     scripts/pg.sh with bench target/release/omniroute-load --compare --scenario steady --agents 100 --duration 30
 //!
-//! `--target peer` starts the pg-boss + ws peer of issue 6 (`node benches/peer/server.js`) instead;
+//! `--target peer` starts the pg-boss + ws peer (`node benches/peer/server.js`) instead;
 //! `--compare` runs Omniroute, peer, peer, Omniroute (ABBA), each on a fresh database, and reports
 //! the ratios.
 //!
@@ -32,7 +32,7 @@ use clap::Parser;
 enum Implementation {
     /// Omniroute.
     Omniroute,
-    /// The pg-boss + ws peer of issue 6 (`node <peer-dir>/server.js`).
+    /// The pg-boss + ws peer (`node <peer-dir>/server.js`).
     Peer,
 }
 

@@ -1,4 +1,4 @@
-//! The side-by-side comparison of issue 6: Omniroute and its peer (pg-boss + ws, `benches/peer/`)
+//! The side-by-side comparison: Omniroute and its peer (pg-boss + ws, `benches/peer/`)
 //! measured by the same harness in the same invocation, one after the other, each on a fresh
 //! database, in ABBA order (Omniroute, peer, peer, Omniroute) so that a drift of the machine
 //! (other work on it, a warming cache) weighs on both alike. The answer holds every run and the
@@ -38,7 +38,7 @@ pub struct Run {
 pub struct Ratios {
     pub throughput_webhooks_acked_omniroute_over_peer: Option<f64>,
     /// With `--scenario ingest-ceiling`: the sustained ingest ceilings, Omniroute ÷ peer (the
-    /// throughput half of issue 6's peer target).
+    /// throughput half of the peer target, docs/performance.md).
     pub ingest_ceiling_omniroute_over_peer: Option<f64>,
     pub p99_webhook_ack_peer_over_omniroute: Option<f64>,
     pub p99_message_to_screen_peer_over_omniroute: Option<f64>,

@@ -1,11 +1,11 @@
-//! The load harness of issue 6 (`omniroute-load`): drives a running server only through its
+//! The load harness (`omniroute-load`): drives a running server only through its
 //! public interfaces — simulated agents over `/ws/agent` and the REST API, simulated customers
 //! through signed provider webhooks, and a fake provider for outbound sends — and reports
 //! latency percentiles, throughput, CPU and memory, and correctness counters that must read zero.
 //!
 //! The server is either started by the harness on a fresh database ([`Target::Spawn`]) or one
 //! already running ([`Target::Url`]). Everything the harness does to it goes through SPEC A, so a
-//! second server speaking the same subset (the pg-boss peer of issue 6, `benches/peer/`) is
+//! second server speaking the same subset (the pg-boss peer, `benches/peer/`) is
 //! measured by the same code: started like Omniroute ([`target::ServerCommand::peer`]), and side
 //! by side with it in [`compare`].
 //!
@@ -53,7 +53,7 @@ pub enum Target {
     Url { base: String, admin_login: String, admin_password: String },
 }
 
-/// The scenarios of issue 6 implemented so far.
+/// The load scenarios (docs/performance.md, "Load harness").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Scenario {
@@ -135,7 +135,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// The scenario's defaults (issue 6) against `target`.
+    /// The scenario's defaults (the sizes of the performance targets) against `target`.
     pub fn preset(scenario: Scenario, target: Target) -> Self {
         let base = Self {
             target,
@@ -332,8 +332,8 @@ pub struct Setup {
 
 /// Times a fixed piece of work on one core (SHA-256 over 128 MiB), three times, and answers the
 /// median in milliseconds: lower is a faster machine at that moment. The shared 2-core machine of
-/// docs/performance.md ran a fixed loop in 116 to 171 ms within one session, and climbs measured
-/// at the slow end failed steps that climbs at the fast end held.
+/// docs/performance.md runs a fixed loop anywhere from 116 to 171 ms over a few hours, and climbs
+/// measured at the slow end fail steps that climbs at the fast end hold.
 pub fn cpu_probe_ms() -> f64 {
     use sha2::Digest as _;
     let block = vec![0x5au8; 64 * 1024];
@@ -352,7 +352,7 @@ pub fn cpu_probe_ms() -> f64 {
     times[1]
 }
 
-/// The latencies of issue 6.
+/// The latencies the performance targets are stated in.
 #[derive(Debug, Clone, Serialize)]
 pub struct Latencies {
     pub webhook_ack: LatencySummary,

@@ -33,7 +33,7 @@ impl ServerCommand {
         Self { program: binary.to_owned(), args: vec!["serve".into()] }
     }
 
-    /// The pg-boss + ws peer of issue 6: `node <dir>/server.js`, after `npm ci` in `dir` when its
+    /// The pg-boss + ws peer: `node <dir>/server.js`, after `npm ci` in `dir` when its
     /// `node_modules` is missing. The measured process is node itself (CPU and memory).
     pub fn peer(dir: &Path) -> anyhow::Result<Self> {
         if !dir.join("node_modules").is_dir() {
