@@ -5,6 +5,8 @@
 //! The template is named after a hash of the embedded migrations, so a changed migration gets
 //! a fresh template and an old one is never reused.
 
+pub mod fixtures;
+
 use std::sync::OnceLock;
 
 use diesel::prelude::*;
