@@ -913,3 +913,75 @@ mod fuzz {
         }
     }
 }
+
+/// A mail whose Subject is an RFC 2047 encoded word and whose body is in `charset`.
+fn in_charset(id: &str, charset: &str, subject_b64: &str, encoding: &str, body: &[u8]) -> Vec<u8> {
+    let mut m = format!(
+        "From: cliente@example.jp\r\nTo: {ADDRESS}\r\nSubject: =?{charset}?B?{subject_b64}?=\r\nMessage-ID: <{id}>\r\n\
+MIME-Version: 1.0\r\nContent-Type: text/plain; charset={charset}\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n"
+    )
+    .into_bytes();
+    m.extend_from_slice(body);
+    m.extend_from_slice(b"\r\n");
+    m
+}
+
+#[actix_rt::test]
+async fn japanese_and_korean_mail_is_stored_as_written() {
+    let (app, service, _) = setup(json!({}), false).await;
+    let japanese = "あいうえお、お問い合わせありがとうございます。";
+    let korean = "안녕하세요, 주문 문의드립니다.";
+    let cases: [(&str, Vec<u8>, &str, &str); 4] = [
+        (
+            "sjis@example.jp",
+            // Shift_JIS, 8 bit as sent.
+            in_charset(
+                "sjis@example.jp",
+                "Shift_JIS",
+                "ko2VtoLJgsKCooLE",
+                "8bit",
+                b"\x82\xa0\x82\xa2\x82\xa4\x82\xa6\x82\xa8\x81A\x82\xa8\x96\xe2\x82\xa2\x8d\x87\x82\xed\x82\xb9\x82\xa0\
+\x82\xe8\x82\xaa\x82\xc6\x82\xa4\x82\xb2\x82\xb4\x82\xa2\x82\xdc\x82\xb7\x81B",
+            ),
+            "注文について",
+            japanese,
+        ),
+        (
+            "jis@example.jp",
+            // ISO-2022-JP: 7 bit with escape sequences, as Japanese mail traditionally goes.
+            in_charset(
+                "jis@example.jp",
+                "ISO-2022-JP",
+                "GyRCQ21KOCRLJEQkJCRGGyhC",
+                "7bit",
+                b"\x1b$B$\"$$$&$($*!\"$*Ld$$9g$o$;$\"$j$,$H$&$4$6$$$^$9!#\x1b(B",
+            ),
+            "注文について",
+            japanese,
+        ),
+        (
+            "euckr@example.kr",
+            in_charset("euckr@example.kr", "EUC-KR", "wda5riC5rsDH", "base64", b"vsiz58fPvLy/5Cwgwda5riC5rsDHteW4s7TPtNku"),
+            "주문 문의",
+            korean,
+        ),
+        (
+            "ksc@example.kr",
+            // Outlook's label for Korean; "똠" exists only in its Windows-949 extension.
+            in_charset(
+                "ksc@example.kr",
+                "ks_c_5601-1987",
+                "jGO55iDB1rmu",
+                "quoted-printable",
+                b"=8Cc=B9=E6=B0=A2=C7=CF=B4=D4, =C1=D6=B9=AE =B9=AE=C0=C7=B5=E5=B8=B3=B4=CF=\r\n=B4=D9.",
+            ),
+            "똠방 주문",
+            "똠방각하님, 주문 문의드립니다.",
+        ),
+    ];
+    for (id, mail, subject, body) in &cases {
+        post_mail(&app, service, mail).await.ok(200);
+        let m = messages(&app).into_iter().find(|m| m.provider_message_id.as_deref() == Some(*id)).unwrap();
+        assert_eq!((m.email_subject.as_deref(), m.body.as_deref()), (Some(*subject), Some(*body)), "{id}");
+    }
+}
