@@ -9,6 +9,7 @@
 //! conversation is used, or a new one opens (held for approval where the service asks, C6).
 //! The customer is recognised by the sender's address (K2).
 
+pub mod html;
 pub mod imap;
 pub mod parse;
 pub mod smtp;

@@ -5,6 +5,9 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
+use tracing::info;
+
+use super::html;
 
 /// Most nested multiparts; deeper is refused (real mail nests three or four).
 pub const MAX_DEPTH: usize = 32;
@@ -121,14 +124,30 @@ pub fn parse(raw: &[u8]) -> Result<ParsedEmail, Refusal> {
     }
     let subject = message.subject().map(clean_line).filter(|s| !s.is_empty());
     let date = message.date().and_then(|d| Utc.timestamp_opt(d.to_timestamp(), 0).single());
-    let text =
-        message.body_text(0).map(|t| cut_text(t.replace("\r\n", "\n").trim_end())).filter(|t| !t.trim().is_empty());
+    // The text part, or the text of the HTML part when the mail has only HTML (our linear
+    // converter: mail-parser's own has no time bound and no line breaks for blocks).
+    let text = match message.text_body.first().and_then(|id| message.part(*id)).map(|p| &p.body) {
+        Some(PartType::Text(t)) => Some(t.replace("\r\n", "\n")),
+        Some(PartType::Html(h)) => Some(html::to_text(h, html::TEXT_BUDGET)),
+        _ => None,
+    }
+    .map(|t| cut_text(t.trim_end()))
+    .filter(|t| !t.trim().is_empty());
     let html = message
         .html_bodies()
         .find_map(|p| match &p.body {
-            PartType::Html(h) => Some(ammonia::clean(h)),
+            PartType::Html(h) => Some(h),
             _ => None,
         })
+        // Too deep or too crowded for the sanitiser in linear time: only the text is kept.
+        .filter(|h| {
+            let fits = html::fits_the_sanitiser(h);
+            if !fits {
+                info!(html.bytes = h.len(), "HTML too deeply nested to sanitise: only its text is kept");
+            }
+            fits
+        })
+        .map(|h| ammonia::clean(h))
         .filter(|h| !h.trim().is_empty() && h.len() <= MAX_HTML);
     let attachments = message
         .attachments()
