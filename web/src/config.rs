@@ -53,6 +53,11 @@ pub struct Config {
     pub imap_poll: Duration,
     /// `OMNIROUTE_METRICS_TOKEN`: when set, `GET /metrics` takes `Authorization: Bearer <it>`.
     pub metrics_token: Option<String>,
+    /// `OMNIROUTE_EMAIL_PARSERS`: inbound emails parsed at once, each on a thread of its own.
+    pub email_parsers: usize,
+    /// `OMNIROUTE_EMAIL_PARSE_QUEUE_MB`: MiB of inbound email that may wait for a parser; beyond,
+    /// the email webhook answers 503 with `Retry-After`.
+    pub email_parse_queue_mb: usize,
 }
 
 impl Config {
@@ -83,6 +88,16 @@ impl Config {
             time_zone: parse(&lookup, "OMNIROUTE_TIME_ZONE", chrono_tz::America::Sao_Paulo)?,
             imap_poll: Duration::from_secs(positive(&lookup, "OMNIROUTE_IMAP_POLL_S", 30)?),
             metrics_token: lookup("OMNIROUTE_METRICS_TOKEN").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()),
+            email_parsers: positive(
+                &lookup,
+                "OMNIROUTE_EMAIL_PARSERS",
+                crate::channels::email::parsing::DEFAULT_PARSERS,
+            )?,
+            email_parse_queue_mb: positive(
+                &lookup,
+                "OMNIROUTE_EMAIL_PARSE_QUEUE_MB",
+                crate::channels::email::parsing::DEFAULT_QUEUE_MB,
+            )?,
         })
     }
 }

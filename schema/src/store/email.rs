@@ -37,6 +37,15 @@ pub fn open_conversation_by_message_ids(
         .optional()?)
 }
 
+/// Whether `service` already stored a message with this provider id (an email's Message-ID): the
+/// replay check a mail passes before its body is parsed. Reads only the unique index.
+pub fn provider_message_exists(conn: &mut PgConnection, service: ServiceId, provider_id: &str) -> StoreResult<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        messages::table.filter(messages::service_id.eq(service)).filter(messages::provider_message_id.eq(provider_id)),
+    ))
+    .get_result(conn)?)
+}
+
 /// How far an email service's mailbox has been read, if it ever was.
 pub fn mailbox_cursor(conn: &mut PgConnection, service: ServiceId) -> StoreResult<Option<MailboxCursor>> {
     Ok(mailbox_cursors::table.find(service).select(MailboxCursor::as_select()).first(conn).optional()?)

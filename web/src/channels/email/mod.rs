@@ -12,6 +12,7 @@
 pub mod html;
 pub mod imap;
 pub mod parse;
+pub mod parsing;
 pub mod smtp;
 
 use std::sync::Arc;
@@ -36,6 +37,9 @@ pub const SECRET_HEADER: &str = "X-Omniroute-Email-Secret";
 pub const MAX_MESSAGE: usize = 25 * 1024 * 1024;
 /// Most attachments kept from one mail; the rest are listed as skipped.
 pub const MAX_ATTACHMENTS: usize = 20;
+/// How much of a raw message the replay check reads for its Message-ID before the full parse;
+/// a Message-ID further in (behind megabytes of headers) is still deduplicated when storing.
+pub const MAX_HEADER_SCAN: usize = 256 * 1024;
 
 /// Receives one raw message piped by a mail server (`Content-Type: message/rfc822`).
 #[post("/webhooks/email/{service_id}")]
@@ -74,15 +78,37 @@ pub async fn receive(
         ));
     }
     let raw = super::read_body(payload, MAX_MESSAGE).await?;
-    // Parsing up to 25 MiB is CPU work: off the request threads.
+    // A replay (the mail server retrying, C3) is answered before its body is parsed.
+    if already_stored(&state, service.id, &raw).await? {
+        return Ok(HttpResponse::Ok().json(json!({"status": "ok", "stored": false})));
+    }
+    // Parsing up to 25 MiB is CPU work: on the parser threads, off the request and database threads.
     let bytes = raw.clone();
-    let mail = web::block(move || parse::parse(&bytes)).await?.map_err(|r| ApiError::bad_request(r.code, r.message))?;
+    let mail = match parsing::pool().run(bytes.len(), move || parse::parse(&bytes)).await {
+        Ok(parsed) => parsed.map_err(|r| ApiError::bad_request(r.code, r.message))?,
+        Err(parsing::Unparsed::Busy) => {
+            return Ok(HttpResponse::ServiceUnavailable()
+                .insert_header((actix_web::http::header::RETRY_AFTER, parsing::RETRY_AFTER_S.to_string()))
+                .json(json!({"error": "busy", "message": "every email parser is busy; retry later"})));
+        }
+        Err(parsing::Unparsed::Crashed) => {
+            return Err(ApiError::bad_request("invalid_message", "the message could not be parsed"));
+        }
+    };
     let outcome = ingest(&state, &service, &raw, mail).await?;
     Ok(HttpResponse::Ok().json(match outcome {
         Outcome::Stored { .. } => json!({"status": "ok", "stored": true}),
         Outcome::Duplicate => json!({"status": "ok", "stored": false}),
         Outcome::Ignored(reason) => json!({"status": "ignored", "reason": reason}),
     }))
+}
+
+/// Whether `service` already stored the mail with the Message-ID at the head of `raw`.
+pub async fn already_stored(state: &AppState, service: ServiceId, raw: &[u8]) -> Result<bool, ApiError> {
+    let Some(id) = parse::message_id_of(&raw[..raw.len().min(MAX_HEADER_SCAN)]) else {
+        return Ok(false);
+    };
+    db(state, move |c| store::provider_message_exists(c, service, &id)).await
 }
 
 /// What taking one mail did.

@@ -185,6 +185,13 @@ pub fn parse(raw: &[u8]) -> Result<ParsedEmail, Refusal> {
     })
 }
 
+/// The Message-ID of a raw message as [`parse`] would read it, from the header block alone: what
+/// the replay check needs before the body is parsed. `None` when there is none or it is invalid.
+pub fn message_id_of(raw: &[u8]) -> Option<String> {
+    let headers = MessageParser::default().parse_headers(raw)?;
+    headers.message_id().map(str::trim).filter(|m| !m.is_empty()).and_then(message_id)
+}
+
 /// Refuses multipart trees that are too deep or too wide, and multiparts without a boundary.
 fn check_structure(message: &mail_parser::Message<'_>) -> Result<(), Refusal> {
     if message.parts.len() > MAX_PARTS {
