@@ -12,7 +12,7 @@ use schema::{
 };
 
 /// Every table of the data model (the migrations must create exactly these).
-pub const TABLES: [&str; 30] = [
+pub const TABLES: [&str; 31] = [
     "agent_capacities",
     "agents",
     "assignments",
@@ -35,6 +35,7 @@ pub const TABLES: [&str; 30] = [
     "offers",
     "pause_reasons",
     "presence_history",
+    "raw_emails",
     "routing_decisions",
     "service_types",
     "services",

@@ -1050,3 +1050,30 @@ async fn a_replay_is_answered_from_its_message_id_without_parsing_its_body() {
     assert_eq!(res.body, json!({"status": "ok", "stored": false}));
     assert_eq!(messages(&app).len(), 1);
 }
+
+#[actix_rt::test]
+async fn the_raw_message_is_kept_byte_for_byte_once() {
+    use schema::schema::raw_emails;
+    let (app, service, _) = setup(json!({}), false).await;
+    post_mail(&app, service, ORDER).await.ok(200);
+    post_mail(&app, service, ORDER).await.ok(200);
+    // A replay the store catches (the replay check missed it: a Message-ID behind long headers).
+    let long_headers = format!("X-Filler: {}\r\n", "x".repeat(1000)).repeat(300);
+    let late_id = |body: &str| {
+        format!("From: late@example.com\r\n{long_headers}Message-ID: <late-1@example.com>\r\n\r\n{body}\r\n")
+    };
+    post_mail(&app, service, late_id("primeira").as_bytes()).await.ok(200);
+    let res = post_mail(&app, service, late_id("segunda").as_bytes()).await;
+    assert_eq!(res.body["stored"], false, "{}", res.text);
+    let all = messages(&app);
+    assert_eq!(all.len(), 2);
+    let kept: Vec<schema::models::RawEmail> =
+        raw_emails::table.select(schema::models::RawEmail::as_select()).load(&mut app.conn()).unwrap();
+    assert_eq!(kept.len(), 2, "one raw copy per stored mail, none for a replay");
+    let order = all.iter().find(|m| m.provider_message_id.as_deref() != Some("late-1@example.com")).unwrap();
+    let raw = kept.iter().find(|r| r.message_id == order.id).expect("the order's raw copy");
+    assert!(raw.data == ORDER, "the raw copy differs from the mail as received");
+    let late = all.iter().find(|m| m.provider_message_id.as_deref() == Some("late-1@example.com")).unwrap();
+    let raw = kept.iter().find(|r| r.message_id == late.id).unwrap();
+    assert_eq!(raw.data, late_id("primeira").into_bytes());
+}

@@ -365,7 +365,7 @@ where
             match parsed {
                 // Stored before (a restart between storing and moving the cursor): not parsed again.
                 None => {}
-                Some(Ok(mail)) => match super::ingest(state, &row, &raw, mail).await {
+                Some(Ok(mail)) => match super::ingest(state, &row, raw, mail).await {
                     Ok(Outcome::Ignored(reason)) => info!(service.id = %service, uid, reason, "mail ignored"),
                     Ok(_) => {}
                     // Not committed: the cursor stays, the mail is fetched again next time.

@@ -95,7 +95,7 @@ pub async fn receive(
             return Err(ApiError::bad_request("invalid_message", "the message could not be parsed"));
         }
     };
-    let outcome = ingest(&state, &service, &raw, mail).await?;
+    let outcome = ingest(&state, &service, raw, mail).await?;
     Ok(HttpResponse::Ok().json(match outcome {
         Outcome::Stored { .. } => json!({"status": "ok", "stored": true}),
         Outcome::Duplicate => json!({"status": "ok", "stored": false}),
@@ -122,8 +122,14 @@ pub enum Outcome {
     Ignored(&'static str),
 }
 
-/// Stores one parsed mail of `service` and routes it; answers once it is committed.
-pub async fn ingest(state: &AppState, service: &Service, raw: &[u8], mail: ParsedEmail) -> Result<Outcome, ApiError> {
+/// Stores one parsed mail of `service`, with its `raw` bytes, and routes it; answers once it is
+/// committed.
+pub async fn ingest(
+    state: &AppState,
+    service: &Service,
+    raw: web::Bytes,
+    mail: ParsedEmail,
+) -> Result<Outcome, ApiError> {
     let own = service.provider.get("address").and_then(Value::as_str).unwrap_or("").trim().to_lowercase();
     if mail.auto_submitted {
         return Ok(Outcome::Ignored("auto_submitted"));
@@ -132,7 +138,8 @@ pub async fn ingest(state: &AppState, service: &Service, raw: &[u8], mail: Parse
         return Ok(Outcome::Ignored("own_address"));
     }
     // A mail without a Message-ID is still taken once: its bytes are its identity.
-    let provider_id = mail.message_id.clone().unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(raw))));
+    let provider_id =
+        mail.message_id.clone().unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(&raw))));
     let (service_id, thread, from) = (service.id, mail.thread_ids(), mail.from.clone());
     let (joined, customer) = db(state, move |c| {
         let joined = store::open_conversation_by_message_ids(c, service_id, &thread)?;
@@ -164,7 +171,7 @@ pub async fn ingest(state: &AppState, service: &Service, raw: &[u8], mail: Parse
         sent_at: mail.date,
         subject: mail.subject.clone(),
     };
-    let extras = EmailExtras { mail, message_id: provider_id, files };
+    let extras = EmailExtras { mail, message_id: provider_id, files, raw };
     let (outcome, stored) =
         state.engine.ingest_with(inbound, Arc::new(extras)).await.map_err(super::engine_unavailable)?;
     match (outcome, stored) {
@@ -213,11 +220,14 @@ fn accepted_attachments(all: &[ParsedAttachment]) -> (Vec<ParsedAttachment>, Vec
     (kept, skipped)
 }
 
-/// The email columns and the attachments, stored with the message in one transaction.
+/// The email columns, the attachments and the raw message, stored with the message in one
+/// transaction.
 struct EmailExtras {
     mail: ParsedEmail,
     message_id: String,
     files: Vec<ParsedAttachment>,
+    /// The message as received, kept so a parser fix can read it again (`raw_emails`).
+    raw: web::Bytes,
 }
 
 impl IngestExtras for EmailExtras {
@@ -231,11 +241,15 @@ impl IngestExtras for EmailExtras {
         m.email_html = self.mail.html.clone();
     }
 
+    /// Always: the raw copy is written with every mail, so email takes the transaction path.
     fn stores_more(&self) -> bool {
-        !self.files.is_empty()
+        true
     }
 
     fn stored(&self, c: &mut PgConnection, m: &Message) -> Result<(), StoreError> {
+        // As received, attachments included: they are stored decoded as well, but only the raw
+        // bytes can be parsed again byte for byte; MAX_MESSAGE bounds the copy.
+        store::keep_raw_email(c, m.id, &self.raw)?;
         let now = Utc::now();
         for f in &self.files {
             let a = Attachment {
