@@ -355,6 +355,26 @@ JVBERi0xLjQK\r\n\
     }
 
     #[test]
+    fn the_charsets_mail_uses_decode() {
+        let cases: &[(&str, &[u8], &str)] = &[
+            ("gb2312", b"\xc4\xe3\xba\xc3\xa3\xac\xca\xc0\xbd\xe7", "你好，世界"),
+            ("gbk", b"\xc4\xe3\xba\xc3\xa3\xac\xca\xc0\xbd\xe7", "你好，世界"),
+            ("gb18030", b"\xc4\xe3\xba\xc3\xa3\xac\xca\xc0\xbd\xe7", "你好，世界"),
+            ("big5", b"\xa7A\xa6n\xa1A\xa5@\xac\xc9", "你好，世界"),
+            ("koi8-r", b"\xf0\xd2\xc9\xd7\xc5\xd4", "Привет"),
+            ("windows-1251", b"\xcf\xf0\xe8\xe2\xe5\xf2", "Привет"),
+            ("windows-1252", b"Ol\xe1, a\xe7\xe3o", "Olá, ação"),
+            ("euc-jp", b"\xa5\xcf\xa5\xed\xa1\xbc", "ハロー"),
+            ("windows-949", b"\x8cc\xb9\xe6", "똠방"),
+        ];
+        for (charset, body, text) in cases {
+            let mut raw = format!("From: a@b.c\r\nContent-Type: text/plain; charset={charset}\r\n\r\n").into_bytes();
+            raw.extend_from_slice(body);
+            assert_eq!(parse(&raw).unwrap().text.as_deref(), Some(*text), "{charset}");
+        }
+    }
+
+    #[test]
     fn res_is_added_once() {
         assert_eq!(reply_subject("Pedido 123"), "RES: Pedido 123");
         assert_eq!(reply_subject("RES: Pedido 123"), "RES: Pedido 123");
