@@ -307,6 +307,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    raw_emails (message_id) {
+        message_id -> Uuid,
+        data -> Bytea,
+    }
+}
+
+diesel::table! {
     routing_decisions (id) {
         id -> Int8,
         conversation_id -> Uuid,
@@ -459,6 +466,7 @@ diesel::joinable!(offers -> agents (agent_id));
 diesel::joinable!(offers -> conversations (conversation_id));
 diesel::joinable!(presence_history -> agents (agent_id));
 diesel::joinable!(presence_history -> pause_reasons (pause_reason_id));
+diesel::joinable!(raw_emails -> messages (message_id));
 diesel::joinable!(routing_decisions -> agents (agent_id));
 diesel::joinable!(routing_decisions -> conversations (conversation_id));
 diesel::joinable!(service_types -> services (service_id));
@@ -493,6 +501,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     offers,
     pause_reasons,
     presence_history,
+    raw_emails,
     routing_decisions,
     service_types,
     services,

@@ -63,6 +63,11 @@ pub struct Config {
     /// `OMNIROUTE_SIGNIN_ADDRESS_CONCURRENCY`, `OMNIROUTE_HASH_THREADS`, `OMNIROUTE_HASH_QUEUE`,
     /// `OMNIROUTE_CLIENT_ADDRESS_HEADER` (see `SignInLimits`).
     pub sign_in: crate::api::auth::SignInLimits,
+    /// `OMNIROUTE_EMAIL_PARSERS`: inbound emails parsed at once, each on a thread of its own.
+    pub email_parsers: usize,
+    /// `OMNIROUTE_EMAIL_PARSE_QUEUE_MB`: MiB of inbound email that may wait for a parser; beyond,
+    /// the email webhook answers 503 with `Retry-After`.
+    pub email_parse_queue_mb: usize,
 }
 
 impl Config {
@@ -113,6 +118,16 @@ impl Config {
             limits,
             request_head_timeout: Duration::from_millis(positive(&lookup, "OMNIROUTE_REQUEST_HEAD_TIMEOUT_MS", 5000)?),
             sign_in: sign_in_limits(&lookup)?,
+            email_parsers: positive(
+                &lookup,
+                "OMNIROUTE_EMAIL_PARSERS",
+                crate::channels::email::parsing::DEFAULT_PARSERS,
+            )?,
+            email_parse_queue_mb: positive(
+                &lookup,
+                "OMNIROUTE_EMAIL_PARSE_QUEUE_MB",
+                crate::channels::email::parsing::DEFAULT_QUEUE_MB,
+            )?,
         })
     }
 }

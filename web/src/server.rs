@@ -64,6 +64,7 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
     state.metrics_token = config.metrics_token.as_deref().map(std::sync::Arc::from);
     state.limits = std::sync::Arc::new(crate::limits::Limits::new(&config.limits));
     state.set_sign_in_limits(&config.sign_in);
+    crate::channels::email::parsing::configure(config.email_parsers, config.email_parse_queue_mb);
     crate::channels::outbound::spawn(state.clone(), state.outbox.clone());
     crate::channels::voice::start(state.clone()).await;
     let poller = crate::channels::email::imap::spawn(state.clone(), config.imap_poll);

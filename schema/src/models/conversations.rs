@@ -7,7 +7,7 @@ use crate::ids::{
 };
 use crate::schema::{
     assignments, attachment_contents, attachments, cases, classifications, conversation_events, conversations,
-    messages, offers, routing_decisions, service_types,
+    messages, offers, raw_emails, routing_decisions, service_types,
 };
 use crate::types::{
     Actor, AssignmentVia, CaseStatus, Channel, ConversationState, DecisionMode, Direction, HoldReason,
@@ -362,5 +362,13 @@ pub struct Attachment {
 #[diesel(table_name = attachment_contents, check_for_backend(diesel::pg::Pg))]
 pub struct AttachmentContent {
     pub attachment_id: AttachmentId,
+    pub data: Vec<u8>,
+}
+
+/// The raw RFC 5322 bytes of an inbound email as received, kept so it can be parsed again.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = raw_emails, check_for_backend(diesel::pg::Pg))]
+pub struct RawEmail {
+    pub message_id: MessageId,
     pub data: Vec<u8>,
 }

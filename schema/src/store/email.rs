@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use crate::StoreResult;
 use crate::ids::{ConversationId, MessageId, ServiceId};
 use crate::models::{Attachment, Conversation, MailboxCursor, Message};
-use crate::schema::{attachment_contents, attachments, conversations, mailbox_cursors, messages};
+use crate::schema::{attachment_contents, attachments, conversations, mailbox_cursors, messages, raw_emails};
 use crate::types::{ConversationState, MessageDirection, MessageKind};
 
 /// The open conversation of `service` holding a message with one of these Message-IDs (the
@@ -35,6 +35,24 @@ pub fn open_conversation_by_message_ids(
         .select(Conversation::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// Whether `service` already stored a message with this provider id (an email's Message-ID): the
+/// replay check a mail passes before its body is parsed. Reads only the unique index.
+pub fn provider_message_exists(conn: &mut PgConnection, service: ServiceId, provider_id: &str) -> StoreResult<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        messages::table.filter(messages::service_id.eq(service)).filter(messages::provider_message_id.eq(provider_id)),
+    ))
+    .get_result(conn)?)
+}
+
+/// Keeps the raw bytes of the inbound email stored as `message`, in the caller's transaction.
+/// Nothing is read back: the bytes can be megabytes.
+pub fn keep_raw_email(conn: &mut PgConnection, message: MessageId, raw: &[u8]) -> StoreResult<()> {
+    diesel::insert_into(raw_emails::table)
+        .values((raw_emails::message_id.eq(message), raw_emails::data.eq(raw)))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// How far an email service's mailbox has been read, if it ever was.

@@ -3,7 +3,7 @@
 pub use schema::testing::fixtures::*;
 
 /// Every table of the data model (the migrations must create exactly these).
-pub const TABLES: [&str; 30] = [
+pub const TABLES: [&str; 31] = [
     "agent_capacities",
     "agents",
     "assignments",
@@ -26,6 +26,7 @@ pub const TABLES: [&str; 30] = [
     "offers",
     "pause_reasons",
     "presence_history",
+    "raw_emails",
     "routing_decisions",
     "service_types",
     "services",

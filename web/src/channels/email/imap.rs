@@ -354,18 +354,24 @@ where
             })
             .await?;
             inner.fetched.fetch_add(1, Ordering::SeqCst);
-            let raw = fetched.iter().find(|f| f.uid == Some(uid)).and_then(|f| f.body()).unwrap_or_default().to_vec();
-            let (parsed, raw) = actix_web::web::block(move || (super::parse::parse(&raw), raw))
-                .await
-                .map_err(|e| format!("parsing mail {uid}: {e}"))?;
+            let raw = actix_web::web::Bytes::copy_from_slice(
+                fetched.iter().find(|f| f.uid == Some(uid)).and_then(|f| f.body()).unwrap_or_default(),
+            );
+            let parsed = match super::already_stored(state, service, &raw).await {
+                Ok(true) => None,
+                Ok(false) => Some(parse_on_the_pool(raw.clone()).await),
+                Err(e) => return Err(format!("checking mail {uid}: {}", e.message)),
+            };
             match parsed {
-                Ok(mail) => match super::ingest(state, &row, &raw, mail).await {
+                // Stored before (a restart between storing and moving the cursor): not parsed again.
+                None => {}
+                Some(Ok(mail)) => match super::ingest(state, &row, raw, mail).await {
                     Ok(Outcome::Ignored(reason)) => info!(service.id = %service, uid, reason, "mail ignored"),
                     Ok(_) => {}
                     // Not committed: the cursor stays, the mail is fetched again next time.
                     Err(e) => return Err(format!("storing mail {uid}: {}", e.message)),
                 },
-                Err(refusal) => {
+                Some(Err(refusal)) => {
                     warn!(service.id = %service, uid, code = refusal.code, reason = %refusal.message, "unreadable mail skipped")
                 }
             }
@@ -374,6 +380,24 @@ where
         advance(state, service, validity, last).await?;
     }
     Ok(())
+}
+
+/// Parses one fetched mail on the parser threads; while they are all busy (webhook mail arriving
+/// too) the poller waits its turn rather than failing the poll.
+async fn parse_on_the_pool(raw: actix_web::web::Bytes) -> Result<super::parse::ParsedEmail, super::parse::Refusal> {
+    loop {
+        let bytes = raw.clone();
+        match super::parsing::pool().run(bytes.len(), move || super::parse::parse(&bytes)).await {
+            Ok(parsed) => return parsed,
+            Err(super::parsing::Unparsed::Busy) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(super::parsing::Unparsed::Crashed) => {
+                return Err(super::parse::Refusal {
+                    code: "invalid_message",
+                    message: "the message could not be parsed".into(),
+                });
+            }
+        }
+    }
 }
 
 async fn advance(state: &AppState, service: ServiceId, validity: i64, last: i64) -> Result<(), String> {

@@ -9,8 +9,10 @@
 //! conversation is used, or a new one opens (held for approval where the service asks, C6).
 //! The customer is recognised by the sender's address (K2).
 
+pub mod html;
 pub mod imap;
 pub mod parse;
+pub mod parsing;
 pub mod smtp;
 
 use std::sync::Arc;
@@ -35,6 +37,9 @@ pub const SECRET_HEADER: &str = "X-Omniroute-Email-Secret";
 pub const MAX_MESSAGE: usize = 25 * 1024 * 1024;
 /// Most attachments kept from one mail; the rest are listed as skipped.
 pub const MAX_ATTACHMENTS: usize = 20;
+/// How much of a raw message the replay check reads for its Message-ID before the full parse;
+/// a Message-ID further in (behind megabytes of headers) is still deduplicated when storing.
+pub const MAX_HEADER_SCAN: usize = 256 * 1024;
 
 /// Receives one raw message piped by a mail server (`Content-Type: message/rfc822`).
 #[post("/webhooks/email/{service_id}")]
@@ -73,15 +78,37 @@ pub async fn receive(
         ));
     }
     let raw = super::read_body(&state, &req, payload, MAX_MESSAGE).await?;
-    // Parsing up to 25 MiB is CPU work: off the request threads.
+    // A replay (the mail server retrying, C3) is answered before its body is parsed.
+    if already_stored(&state, service.id, &raw).await? {
+        return Ok(HttpResponse::Ok().json(json!({"status": "ok", "stored": false})));
+    }
+    // Parsing up to 25 MiB is CPU work: on the parser threads, off the request and database threads.
     let bytes = raw.clone();
-    let mail = web::block(move || parse::parse(&bytes)).await?.map_err(|r| ApiError::bad_request(r.code, r.message))?;
-    let outcome = ingest(&state, &service, &raw, mail).await?;
+    let mail = match parsing::pool().run(bytes.len(), move || parse::parse(&bytes)).await {
+        Ok(parsed) => parsed.map_err(|r| ApiError::bad_request(r.code, r.message))?,
+        Err(parsing::Unparsed::Busy) => {
+            return Ok(HttpResponse::ServiceUnavailable()
+                .insert_header((actix_web::http::header::RETRY_AFTER, parsing::RETRY_AFTER_S.to_string()))
+                .json(json!({"error": "busy", "message": "every email parser is busy; retry later"})));
+        }
+        Err(parsing::Unparsed::Crashed) => {
+            return Err(ApiError::bad_request("invalid_message", "the message could not be parsed"));
+        }
+    };
+    let outcome = ingest(&state, &service, raw, mail).await?;
     Ok(HttpResponse::Ok().json(match outcome {
         Outcome::Stored { .. } => json!({"status": "ok", "stored": true}),
         Outcome::Duplicate => json!({"status": "ok", "stored": false}),
         Outcome::Ignored(reason) => json!({"status": "ignored", "reason": reason}),
     }))
+}
+
+/// Whether `service` already stored the mail with the Message-ID at the head of `raw`.
+pub async fn already_stored(state: &AppState, service: ServiceId, raw: &[u8]) -> Result<bool, ApiError> {
+    let Some(id) = parse::message_id_of(&raw[..raw.len().min(MAX_HEADER_SCAN)]) else {
+        return Ok(false);
+    };
+    db(state, move |c| store::provider_message_exists(c, service, &id)).await
 }
 
 /// What taking one mail did.
@@ -95,8 +122,14 @@ pub enum Outcome {
     Ignored(&'static str),
 }
 
-/// Stores one parsed mail of `service` and routes it; answers once it is committed.
-pub async fn ingest(state: &AppState, service: &Service, raw: &[u8], mail: ParsedEmail) -> Result<Outcome, ApiError> {
+/// Stores one parsed mail of `service`, with its `raw` bytes, and routes it; answers once it is
+/// committed.
+pub async fn ingest(
+    state: &AppState,
+    service: &Service,
+    raw: web::Bytes,
+    mail: ParsedEmail,
+) -> Result<Outcome, ApiError> {
     let own = service.provider.get("address").and_then(Value::as_str).unwrap_or("").trim().to_lowercase();
     if mail.auto_submitted {
         return Ok(Outcome::Ignored("auto_submitted"));
@@ -105,7 +138,8 @@ pub async fn ingest(state: &AppState, service: &Service, raw: &[u8], mail: Parse
         return Ok(Outcome::Ignored("own_address"));
     }
     // A mail without a Message-ID is still taken once: its bytes are its identity.
-    let provider_id = mail.message_id.clone().unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(raw))));
+    let provider_id =
+        mail.message_id.clone().unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(&raw))));
     let (service_id, thread, from) = (service.id, mail.thread_ids(), mail.from.clone());
     let (joined, customer) = db(state, move |c| {
         let joined = store::open_conversation_by_message_ids(c, service_id, &thread)?;
@@ -137,7 +171,7 @@ pub async fn ingest(state: &AppState, service: &Service, raw: &[u8], mail: Parse
         sent_at: mail.date,
         subject: mail.subject.clone(),
     };
-    let extras = EmailExtras { mail, message_id: provider_id, files };
+    let extras = EmailExtras { mail, message_id: provider_id, files, raw };
     let (outcome, stored) =
         state.engine.ingest_with(inbound, Arc::new(extras)).await.map_err(super::engine_unavailable)?;
     match (outcome, stored) {
@@ -186,11 +220,14 @@ fn accepted_attachments(all: &[ParsedAttachment]) -> (Vec<ParsedAttachment>, Vec
     (kept, skipped)
 }
 
-/// The email columns and the attachments, stored with the message in one transaction.
+/// The email columns, the attachments and the raw message, stored with the message in one
+/// transaction.
 struct EmailExtras {
     mail: ParsedEmail,
     message_id: String,
     files: Vec<ParsedAttachment>,
+    /// The message as received, kept so a parser fix can read it again (`raw_emails`).
+    raw: web::Bytes,
 }
 
 impl IngestExtras for EmailExtras {
@@ -204,11 +241,15 @@ impl IngestExtras for EmailExtras {
         m.email_html = self.mail.html.clone();
     }
 
+    /// Always: the raw copy is written with every mail, so email takes the transaction path.
     fn stores_more(&self) -> bool {
-        !self.files.is_empty()
+        true
     }
 
     fn stored(&self, c: &mut PgConnection, m: &Message) -> Result<(), StoreError> {
+        // As received, attachments included: they are stored decoded as well, but only the raw
+        // bytes can be parsed again byte for byte; MAX_MESSAGE bounds the copy.
+        store::keep_raw_email(c, m.id, &self.raw)?;
         let now = Utc::now();
         for f in &self.files {
             let a = Attachment {

@@ -5,6 +5,9 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
+use tracing::info;
+
+use super::html;
 
 /// Most nested multiparts; deeper is refused (real mail nests three or four).
 pub const MAX_DEPTH: usize = 32;
@@ -121,14 +124,30 @@ pub fn parse(raw: &[u8]) -> Result<ParsedEmail, Refusal> {
     }
     let subject = message.subject().map(clean_line).filter(|s| !s.is_empty());
     let date = message.date().and_then(|d| Utc.timestamp_opt(d.to_timestamp(), 0).single());
-    let text =
-        message.body_text(0).map(|t| cut_text(t.replace("\r\n", "\n").trim_end())).filter(|t| !t.trim().is_empty());
+    // The text part, or the text of the HTML part when the mail has only HTML (our linear
+    // converter: mail-parser's own has no time bound and no line breaks for blocks).
+    let text = match message.text_body.first().and_then(|id| message.part(*id)).map(|p| &p.body) {
+        Some(PartType::Text(t)) => Some(t.replace("\r\n", "\n")),
+        Some(PartType::Html(h)) => Some(html::to_text(h, html::TEXT_BUDGET)),
+        _ => None,
+    }
+    .map(|t| cut_text(t.trim_end()))
+    .filter(|t| !t.trim().is_empty());
     let html = message
         .html_bodies()
         .find_map(|p| match &p.body {
-            PartType::Html(h) => Some(ammonia::clean(h)),
+            PartType::Html(h) => Some(h),
             _ => None,
         })
+        // Too deep or too crowded for the sanitiser in linear time: only the text is kept.
+        .filter(|h| {
+            let fits = html::fits_the_sanitiser(h);
+            if !fits {
+                info!(html.bytes = h.len(), "HTML too deeply nested to sanitise: only its text is kept");
+            }
+            fits
+        })
+        .map(|h| ammonia::clean(h))
         .filter(|h| !h.trim().is_empty() && h.len() <= MAX_HTML);
     let attachments = message
         .attachments()
@@ -164,6 +183,13 @@ pub fn parse(raw: &[u8]) -> Result<ParsedEmail, Refusal> {
         attachments,
         auto_submitted,
     })
+}
+
+/// The Message-ID of a raw message as [`parse`] would read it, from the header block alone: what
+/// the replay check needs before the body is parsed. `None` when there is none or it is invalid.
+pub fn message_id_of(raw: &[u8]) -> Option<String> {
+    let headers = MessageParser::default().parse_headers(raw)?;
+    headers.message_id().map(str::trim).filter(|m| !m.is_empty()).and_then(message_id)
 }
 
 /// Refuses multipart trees that are too deep or too wide, and multiparts without a boundary.
@@ -326,6 +352,26 @@ JVBERi0xLjQK\r\n\
         );
         assert_eq!(m.attachments[0].data, b"%PDF-1.4\n");
         assert!(!m.auto_submitted);
+    }
+
+    #[test]
+    fn the_charsets_mail_uses_decode() {
+        let cases: &[(&str, &[u8], &str)] = &[
+            ("gb2312", b"\xc4\xe3\xba\xc3\xa3\xac\xca\xc0\xbd\xe7", "你好，世界"),
+            ("gbk", b"\xc4\xe3\xba\xc3\xa3\xac\xca\xc0\xbd\xe7", "你好，世界"),
+            ("gb18030", b"\xc4\xe3\xba\xc3\xa3\xac\xca\xc0\xbd\xe7", "你好，世界"),
+            ("big5", b"\xa7A\xa6n\xa1A\xa5@\xac\xc9", "你好，世界"),
+            ("koi8-r", b"\xf0\xd2\xc9\xd7\xc5\xd4", "Привет"),
+            ("windows-1251", b"\xcf\xf0\xe8\xe2\xe5\xf2", "Привет"),
+            ("windows-1252", b"Ol\xe1, a\xe7\xe3o", "Olá, ação"),
+            ("euc-jp", b"\xa5\xcf\xa5\xed\xa1\xbc", "ハロー"),
+            ("windows-949", b"\x8cc\xb9\xe6", "똠방"),
+        ];
+        for (charset, body, text) in cases {
+            let mut raw = format!("From: a@b.c\r\nContent-Type: text/plain; charset={charset}\r\n\r\n").into_bytes();
+            raw.extend_from_slice(body);
+            assert_eq!(parse(&raw).unwrap().text.as_deref(), Some(*text), "{charset}");
+        }
     }
 
     #[test]
