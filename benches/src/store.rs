@@ -6,9 +6,9 @@ use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use schema::models::{Agent, Conversation, Service};
+use schema::models::{Conversation, Service};
 use schema::testing::TestDb;
-use schema::{AgentId, Channel, ConversationId, ConversationState, Direction, PgConnection, Role, ServiceId, store};
+use schema::{AgentId, Channel, ConversationId, ConversationState, Direction, PgConnection, ServiceId, store};
 
 /// A benchmark database with one service and its agents.
 pub struct BenchDb {
@@ -28,20 +28,11 @@ impl BenchDb {
             let service = Service::with_defaults("Benchmark", channel, now).insert(conn)?.id;
             let mut ids = Vec::with_capacity(agents);
             for i in 0..agents {
-                let agent = Agent {
-                    id: AgentId::new(),
-                    login: format!("bench{i:05}"),
-                    name: format!("Bench agent {i}"),
-                    role: Role::Agent,
-                    password_hash: "x".into(),
-                    active: true,
-                    extension: None,
-                    auto_distribution: None,
-                    created_at: now,
-                    updated_at: now,
-                }
-                .insert(conn)?;
-                store::add_membership(conn, agent.id, service, now)?;
+                let agent = schema::testing::fixtures::person(&format!("bench{i:05}"))
+                    .name(format!("Bench agent {i}"))
+                    .created_at(now)
+                    .in_services(&[service])
+                    .insert(conn)?;
                 store::set_capacity(conn, agent.id, channel, capacity)?;
                 ids.push(agent.id);
             }

@@ -9,9 +9,9 @@ use engine::feed::EngineEvent;
 
 use chrono::{TimeZone, Utc};
 use engine::{AgentProfile, Clock, Engine, ServiceSettings};
-use schema::models::{Agent, Service};
+use schema::models::Service;
 use schema::testing::TestDb;
-use schema::{AgentId, Channel, Role, ServiceId, store};
+use schema::{AgentId, Channel, ServiceId, store};
 
 /// 2026-03-02 09:00 UTC, a Monday.
 pub fn t0() -> chrono::DateTime<Utc> {
@@ -38,23 +38,12 @@ impl World {
     /// An agent row, member of `services`, with `capacity` on every channel.
     pub fn agent(&self, login: &str, services: &[ServiceId], capacity: Option<i32>) -> AgentId {
         let mut conn = self.db.conn();
-        let a = Agent {
-            id: AgentId::new(),
-            login: login.into(),
-            name: login.into(),
-            role: Role::Agent,
-            password_hash: "x".into(),
-            active: true,
-            extension: Some(format!("ext-{login}")),
-            auto_distribution: None,
-            created_at: t0(),
-            updated_at: t0(),
-        }
-        .insert(&mut conn)
-        .unwrap();
-        for s in services {
-            store::add_membership(&mut conn, a.id, *s, t0()).unwrap();
-        }
+        let a = schema::testing::fixtures::person(login)
+            .extension(Some(&format!("ext-{login}")))
+            .created_at(t0())
+            .in_services(services)
+            .insert(&mut conn)
+            .unwrap();
         if let Some(c) = capacity {
             for ch in Channel::ALL {
                 store::set_capacity(&mut conn, a.id, *ch, c).unwrap();

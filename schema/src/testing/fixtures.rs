@@ -220,3 +220,64 @@ pub fn count_provider_id(conn: &mut PgConnection, service: ServiceId, provider_i
         .get_result(conn)
         .expect("count messages")
 }
+
+/// A person to store: [`person`] gives an active agent named after its login; the setters change
+/// what a test is about; [`PersonBuilder::insert`] stores it with its memberships.
+#[must_use]
+pub struct PersonBuilder {
+    row: Agent,
+    services: Vec<ServiceId>,
+}
+
+/// An active agent `login`, named after it, in no service, with a placeholder password hash (set
+/// a real one with [`PersonBuilder::password_hash`] to sign in).
+pub fn person(login: &str) -> PersonBuilder {
+    let now = Utc::now();
+    PersonBuilder {
+        row: Agent { login: login.to_owned(), name: login.to_owned(), created_at: now, updated_at: now, ..agent() },
+        services: Vec::new(),
+    }
+}
+
+impl PersonBuilder {
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.row.name = name.into();
+        self
+    }
+
+    pub fn role(mut self, role: Role) -> Self {
+        self.row.role = role;
+        self
+    }
+
+    pub fn password_hash(mut self, hash: impl Into<String>) -> Self {
+        self.row.password_hash = hash.into();
+        self
+    }
+
+    pub fn extension(mut self, extension: Option<&str>) -> Self {
+        self.row.extension = extension.map(str::to_owned);
+        self
+    }
+
+    pub fn created_at(mut self, at: DateTime<Utc>) -> Self {
+        (self.row.created_at, self.row.updated_at) = (at, at);
+        self
+    }
+
+    /// A member of these services.
+    pub fn in_services(mut self, services: &[ServiceId]) -> Self {
+        self.services.extend_from_slice(services);
+        self
+    }
+
+    /// Stores the person and their memberships.
+    pub fn insert(self, conn: &mut PgConnection) -> Result<Agent, StoreError> {
+        let at = self.row.created_at;
+        let stored = self.row.insert(conn)?;
+        for s in self.services {
+            crate::store::add_membership(conn, stored.id, s, at)?;
+        }
+        Ok(stored)
+    }
+}

@@ -10,8 +10,8 @@ use awc::http::header::HeaderMap;
 use diesel::RunQueryDsl;
 use diesel::sql_types::Text;
 use engine::{Clock, Engine, NewConversation};
-use schema::models::{Agent, Classification, Conversation, PauseReason, Service};
-use schema::testing::TestDb;
+use schema::models::{Classification, Conversation, PauseReason, Service};
+use schema::testing::{TestDb, fixtures};
 use schema::{AgentId, Channel, ClassificationId, ConversationId, PauseReasonId, PgConnection, Role, ServiceId, store};
 use serde_json::Value;
 
@@ -349,24 +349,15 @@ impl World {
             // One hash for everyone: argon2 is slow on purpose.
             let hash = web::password::hash(PASSWORD);
             let mut person = |login: &str, role: Role, services: &[ServiceId]| {
-                let a = Agent {
-                    id: AgentId::new(),
-                    login: login.into(),
-                    name: format!("{login} (name)"),
-                    role,
-                    password_hash: hash.clone(),
-                    active: true,
-                    extension: None,
-                    auto_distribution: None,
-                    created_at: now,
-                    updated_at: now,
-                }
-                .insert(conn)
-                .unwrap();
-                for s in services {
-                    store::add_membership(conn, a.id, *s, now).unwrap();
-                }
-                a.id
+                fixtures::person(login)
+                    .name(format!("{login} (name)"))
+                    .role(role)
+                    .password_hash(hash.clone())
+                    .created_at(now)
+                    .in_services(services)
+                    .insert(conn)
+                    .unwrap()
+                    .id
             };
             let ana = person("ana", Role::Agent, &[wa_a, email_a]);
             let bruno = person("bruno", Role::Agent, &[wa_a, email_a]);
@@ -410,23 +401,11 @@ impl World {
 
 /// An active agent `login` (password [`PASSWORD`]) in `services`, with an optional extension.
 pub fn agent_in(conn: &mut PgConnection, login: &str, services: &[ServiceId], extension: Option<&str>) -> AgentId {
-    let now = chrono::Utc::now();
-    let a = Agent {
-        id: AgentId::new(),
-        login: login.into(),
-        name: login.into(),
-        role: Role::Agent,
-        password_hash: web::password::hash(PASSWORD),
-        active: true,
-        extension: extension.map(str::to_owned),
-        auto_distribution: None,
-        created_at: now,
-        updated_at: now,
-    }
-    .insert(conn)
-    .unwrap();
-    for s in services {
-        store::add_membership(conn, a.id, *s, now).unwrap();
-    }
-    a.id
+    fixtures::person(login)
+        .password_hash(web::password::hash(PASSWORD))
+        .extension(extension)
+        .in_services(services)
+        .insert(conn)
+        .unwrap()
+        .id
 }

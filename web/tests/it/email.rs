@@ -8,10 +8,9 @@ use std::time::Duration;
 use awc::http::Method;
 use chrono::Utc;
 use diesel::prelude::*;
-use schema::models::{Agent, Customer, EmailTemplate, Message, Service};
+use schema::models::{Customer, EmailTemplate, Message, Service};
 use schema::{
-    AgentId, Channel, ConversationId, ConversationState, CustomerId, EmailTemplateId, MessageStatus, Role, ServiceId,
-    store,
+    Channel, ConversationId, ConversationState, CustomerId, EmailTemplateId, MessageStatus, Role, ServiceId, store,
 };
 use serde_json::{Value, json};
 use web::channels::email::{SECRET_HEADER, imap, parse};
@@ -51,21 +50,13 @@ async fn setup(provider: Value, approval: bool) -> (TestApp, ServiceId, Customer
         s.provider_key = Some(ADDRESS.into());
         let s = s.insert(conn).unwrap();
         agent_in(conn, "ana", &[s.id], None);
-        let sofia = Agent {
-            id: AgentId::new(),
-            login: "sofia".into(),
-            name: "Sofia".into(),
-            role: Role::Supervisor,
-            password_hash: web::password::hash(PASSWORD),
-            active: true,
-            extension: None,
-            auto_distribution: None,
-            created_at: now,
-            updated_at: now,
-        }
-        .insert(conn)
-        .unwrap();
-        store::add_membership(conn, sofia.id, s.id, now).unwrap();
+        schema::testing::fixtures::person("sofia")
+            .name("Sofia")
+            .role(Role::Supervisor)
+            .password_hash(web::password::hash(PASSWORD))
+            .in_services(&[s.id])
+            .insert(conn)
+            .unwrap();
         let maria = Customer {
             id: CustomerId::new(),
             name: "Maria Souza".into(),

@@ -7,9 +7,9 @@ use actix_web::{App, HttpServer, web as aw};
 use awc::ws;
 use engine::{By, Clock, Engine, NewConversation, PresenceRequest};
 use futures_util::{SinkExt, StreamExt};
-use schema::models::{Agent, Service};
-use schema::testing::TestDb;
-use schema::{AgentId, Channel, Role, ServiceId, store};
+use schema::models::Service;
+use schema::testing::{TestDb, fixtures};
+use schema::{AgentId, Channel, ServiceId, store};
 use serde_json::{Value, json};
 
 struct Desk {
@@ -23,25 +23,12 @@ struct Desk {
 }
 
 fn agent(conn: &mut schema::PgConnection, login: &str, services: &[ServiceId]) -> AgentId {
-    let now = chrono::Utc::now();
-    let a = Agent {
-        id: AgentId::new(),
-        login: login.into(),
-        name: login.into(),
-        role: Role::Agent,
-        password_hash: web::password::hash("secret-pass"),
-        active: true,
-        extension: None,
-        auto_distribution: None,
-        created_at: now,
-        updated_at: now,
-    }
-    .insert(conn)
-    .unwrap();
-    for s in services {
-        store::add_membership(conn, a.id, *s, now).unwrap();
-    }
-    a.id
+    fixtures::person(login)
+        .password_hash(web::password::hash("secret-pass"))
+        .in_services(services)
+        .insert(conn)
+        .unwrap()
+        .id
 }
 
 async fn desk() -> Desk {
