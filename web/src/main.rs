@@ -54,9 +54,8 @@ fn main() -> ExitCode {
 
 /// jemalloc as the allocator: it hands the memory freed after a burst (10,000 desks connecting at
 /// once: their handshakes, checks and snapshots) back to the system after its decay time, where
-/// glibc kept it in its arenas. Measured with `omniroute-load --scenario idle` (docs/performance.md,
-/// session 7): 13.8–14.5 KB per idle agent connection once the freed pages are purged, and about
-/// 1,460 B per open conversation against 1,560 B with glibc.
+/// glibc kept it in its arenas (`omniroute-load --scenario idle`; the figures are in
+/// docs/performance.md, "Idle agent connections").
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

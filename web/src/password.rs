@@ -6,7 +6,7 @@
 //! Each hash fills 19 MiB of memory. A pool thread that called [`keep_memory_on_this_thread`]
 //! allocates that memory once and reuses it for every hash; elsewhere each hash allocates and frees
 //! its own. Freed 19 MiB blocks raise glibc's dynamic mmap threshold, so allocating one per hash on
-//! many threads left about 1.3 GB in the per-thread arenas after 1,000 sign-ins (issue 6).
+//! many threads left about 1.3 GB in the per-thread arenas after 1,000 sign-ins.
 
 use std::cell::RefCell;
 

@@ -1,4 +1,4 @@
-//! Ingest's group commit (issue 6): many customer messages at once are stored together, each
+//! Ingest's group commit: many customer messages at once are stored together, each
 //! caller answered after the commit holding its message, with the outcomes of the one-message
 //! path: a replay stores nothing, one new address opens one conversation, and the engine knows
 //! every conversation opened by the time its messages' callers are answered.

@@ -10,10 +10,10 @@
 //! Only for a text that never changes between calls (a text built at run time would fill the
 //! cache with one statement per variant), and only for a call of a PL/pgSQL function that keeps
 //! its own plans index-bound. PostgreSQL settles on a generic plan for a prepared statement after
-//! a few calls and keeps it: tried on `mark_many_sent`'s plain `UPDATE … FROM unnest($1)`, the
-//! plan made while `messages` held 110 rows was a sequential scan with a hash join, and the
-//! statement went from 0.1 ms to 3.3 ms a call once the table had grown. The functions (see the
-//! migrations) turn sequential scans and hash joins off for exactly that reason.
+//! a few calls and keeps it: for a plain `UPDATE … FROM unnest($1)` of `messages`, the plan made
+//! while the table was small is a sequential scan with a hash join, thirty times slower once the
+//! table has grown. The functions (see the migrations) turn sequential scans and hash joins off
+//! for exactly that reason.
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};

@@ -211,8 +211,8 @@ type HashJob = Box<dyn FnOnce() + Send>;
 
 /// Password hashing on threads of its own: `n` threads, each keeping its argon2id memory (19 MiB)
 /// between hashes, so at most `n` hashes run at once and hashing holds `n` × 19 MiB however many
-/// sign-ins come (issue 6: hashing on the blocking pool, one fresh allocation per hash, left the
-/// allocator holding about 1.3 GB after 1,000 sign-ins). At most `queue` more wait; beyond that a
+/// sign-ins come (hashing on the blocking pool, one fresh allocation per hash, left the allocator
+/// holding about 1.3 GB after 1,000 sign-ins). At most `queue` more wait; beyond that a
 /// caller is refused at once rather than waiting behind a spray.
 pub struct HashingPool {
     jobs: std::sync::mpsc::SyncSender<HashJob>,
