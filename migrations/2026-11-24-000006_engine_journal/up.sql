@@ -5,7 +5,7 @@
 -- The outcome is that of applying the elements one by one in array order (conversation row, event
 -- row with the next sequence number, assignment, offer, routing decision; or a presence interval),
 -- but the work is set-based: a few statements per batch, not several per element
--- (docs/performance.md, problem 1).
+-- (docs/performance.md, "What limits the figures").
 --
 -- 1. Each conversation is updated once, to the values of its last element, with last_seq + its
 --    number of elements; its elements get the numbers after the old last_seq in array order. A
