@@ -56,13 +56,13 @@ pub struct Config {
     /// `OMNIROUTE_WEBCHAT_SOCKETS_PER_ADDRESS`, `OMNIROUTE_WEBCHAT_SOCKETS_MAX`,
     /// `OMNIROUTE_WEBCHAT_START_TIMEOUT_S`, `OMNIROUTE_BODY_TIMEOUT_S`, `OMNIROUTE_BODY_BUDGET_MB`:
     /// what callers who have not signed in can make the server hold (`limits.rs`).
-    pub limits: crate::limits::Settings,
+    pub limits: crate::core::limits::Settings,
     /// `OMNIROUTE_REQUEST_HEAD_TIMEOUT_MS`: how long a connection has to send a request's headers.
     pub request_head_timeout: Duration,
     /// Sign-in limits: `OMNIROUTE_SIGNIN_ADDRESS_FAILURES`, `OMNIROUTE_SIGNIN_ADDRESS_WINDOW_S`,
     /// `OMNIROUTE_SIGNIN_ADDRESS_CONCURRENCY`, `OMNIROUTE_HASH_THREADS`, `OMNIROUTE_HASH_QUEUE`,
     /// `OMNIROUTE_CLIENT_ADDRESS_HEADER` (see `SignInLimits`).
-    pub sign_in: crate::api::auth::SignInLimits,
+    pub sign_in: crate::core::session::SignInLimits,
     /// `OMNIROUTE_EMAIL_PARSERS`: inbound emails parsed at once, each on a thread of its own.
     pub email_parsers: usize,
     /// `OMNIROUTE_EMAIL_PARSE_QUEUE_MB`: MiB of inbound email that may wait for a parser; beyond,
@@ -82,8 +82,8 @@ impl Config {
             .filter(|v| !v.trim().is_empty())
             .ok_or(ConfigError::Missing { name: "DATABASE_URL", hint: "a postgres:// URL; `make run` sets it" })?;
         let workers_default = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let d = crate::limits::Settings::default();
-        let limits = crate::limits::Settings {
+        let d = crate::core::limits::Settings::default();
+        let limits = crate::core::limits::Settings {
             webchat_sockets_per_address: positive(
                 &lookup,
                 "OMNIROUTE_WEBCHAT_SOCKETS_PER_ADDRESS",
@@ -132,10 +132,10 @@ impl Config {
     }
 }
 
-fn sign_in_limits(lookup: &impl Fn(&str) -> Option<String>) -> Result<crate::api::auth::SignInLimits, ConfigError> {
-    let d = crate::api::auth::SignInLimits::default();
+fn sign_in_limits(lookup: &impl Fn(&str) -> Option<String>) -> Result<crate::core::session::SignInLimits, ConfigError> {
+    let d = crate::core::session::SignInLimits::default();
     let hash_threads = positive(lookup, "OMNIROUTE_HASH_THREADS", d.hash_threads)?;
-    Ok(crate::api::auth::SignInLimits {
+    Ok(crate::core::session::SignInLimits {
         address_failures: positive(lookup, "OMNIROUTE_SIGNIN_ADDRESS_FAILURES", d.address_failures)?,
         address_window: Duration::from_secs(positive(
             lookup,
@@ -183,7 +183,7 @@ fn bootstrap_admin(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Bo
         return Ok(None);
     };
     match value.split_once(':') {
-        Some((login, password)) if !login.trim().is_empty() && crate::password::acceptable(password) => {
+        Some((login, password)) if !login.trim().is_empty() && crate::core::password::acceptable(password) => {
             Ok(Some(BootstrapAdmin { login: login.trim().to_owned(), password: password.to_owned() }))
         }
         _ => Err(ConfigError::Invalid {

@@ -1,6 +1,7 @@
 //! The agent desk: plain ES modules, CSS and HTML from `web/static/desk/`, embedded in the binary
 //! (no front-end build step), served with a strict Content-Security-Policy.
 
+use crate::core::pages::CSP;
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, route, web};
 use rust_embed::RustEmbed;
@@ -9,11 +10,6 @@ use rust_embed::RustEmbed;
 #[derive(RustEmbed)]
 #[folder = "static/desk/"]
 struct DeskFiles;
-
-/// No inline script or style, nothing from elsewhere: customer content can never run as code.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-     media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
-     form-action 'self'; frame-ancestors 'none'";
 
 fn serve(path: &str) -> HttpResponse {
     match DeskFiles::get(path) {

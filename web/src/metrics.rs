@@ -7,67 +7,20 @@
 //! Open like `/healthz` unless `OMNIROUTE_METRICS_TOKEN` is set; then it takes
 //! `Authorization: Bearer <token>` (docs/api.md, docs/configuration.md).
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use engine::model::{CHANNELS, channel_index};
-use schema::{Channel, ConversationState, MessageStatus};
+use schema::{Channel, ConversationState};
 
-use crate::api::error::ApiError;
-use crate::state::AppState;
+use crate::core::counters::webhook_source;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
 
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Counters the web layer keeps (the engine keeps its own, `engine::EngineStats`).
-#[derive(Debug, Default)]
-pub struct WebCounters {
-    sent: [AtomicU64; CHANNELS],
-    failed: [AtomicU64; CHANNELS],
-    /// Refused webhook requests per (source, status).
-    refused: Mutex<BTreeMap<(&'static str, u16), u64>>,
-}
-
-/// The webhook sources, by the path segment after `/webhooks/`, and their label.
-const SOURCES: [(&str, &str); 6] = [
-    ("whatsapp", "whatsapp"),
-    ("messenger", "messenger"),
-    ("instagram", "instagram"),
-    ("telegram", "telegram"),
-    ("twilio", "sms"),
-    ("email", "email"),
-];
-
-impl WebCounters {
-    /// The outbound sender moved a message to `status` (`sent` or `failed` are counted).
-    pub fn outbound(&self, channel: Channel, status: MessageStatus) {
-        let counter = match status {
-            MessageStatus::Sent => &self.sent,
-            MessageStatus::Failed => &self.failed,
-            _ => return,
-        };
-        counter[channel_index(channel)].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A webhook request was answered with a 4xx.
-    pub fn webhook_refused(&self, source: &'static str, status: u16) {
-        if let Ok(mut refused) = self.refused.lock() {
-            *refused.entry((source, status)).or_default() += 1;
-        }
-    }
-}
-
-/// The label of the webhook a path belongs to, if it is one.
-fn webhook_source(path: &str) -> Option<&'static str> {
-    let segment = path.strip_prefix("/webhooks/")?.split('/').next()?;
-    Some(SOURCES.iter().find(|(s, _)| *s == segment).map_or("other", |(_, label)| label))
-}
 
 /// Middleware around the webhooks: counts the requests answered with a 4xx (bad signatures,
 /// malformed bodies, unknown services), which a provider does not retry and an operator wants
@@ -196,13 +149,13 @@ pub async fn render(state: &AppState) -> String {
         &mut out,
         "omniroute_messages_sent_total",
         "Agent messages the outbound sender handed to the provider.",
-        &|c| state.counters.sent[channel_index(c)].load(Ordering::Relaxed),
+        &|c| state.counters.sent(c),
     );
     per_channel(
         &mut out,
         "omniroute_messages_failed_total",
         "Agent messages that failed for good (refused by the provider, or no answer after every retry).",
-        &|c| state.counters.failed[channel_index(c)].load(Ordering::Relaxed),
+        &|c| state.counters.failed(c),
     );
     per_channel(&mut out, "omniroute_conversations_opened_total", "Conversations opened.", &|c| stats.opened(c));
     out.family("omniroute_conversations_ended_total", "counter", "Conversations ended, per final state.");
@@ -220,7 +173,7 @@ pub async fn render(state: &AppState) -> String {
         "counter",
         "Webhook requests answered with a 4xx, per source and status.",
     );
-    let refused = state.counters.refused.lock().map(|r| r.clone()).unwrap_or_default();
+    let refused = state.counters.refused();
     for ((source, status), n) in refused {
         out.sample("omniroute_webhooks_refused_total", &[("source", source), ("status", &status.to_string())], n);
     }
@@ -230,7 +183,7 @@ pub async fn render(state: &AppState) -> String {
 /// Prometheus metrics (S5); see the module documentation for who may read them.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
-              (status = 401, body = crate::api::error::ErrorBody)))]
+              (status = 401, body = crate::core::error::ErrorBody)))]
 #[get("/metrics")]
 pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if let Some(expected) = &state.metrics_token {
@@ -240,7 +193,7 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        if !crate::channels::ct_eq(given.as_bytes(), expected.as_bytes()) {
+        if !crate::core::secrets::ct_eq(given.as_bytes(), expected.as_bytes()) {
             return Err(ApiError::new(
                 actix_web::http::StatusCode::UNAUTHORIZED,
                 "unauthenticated",

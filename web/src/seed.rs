@@ -73,7 +73,7 @@ pub fn seed(conn: &mut PgConnection) -> Result<(), schema::StoreError> {
                 login: (*login).to_owned(),
                 name: (*name).to_owned(),
                 role: *role,
-                password_hash: crate::password::hash(&demo_password(login)),
+                password_hash: crate::core::password::hash(&demo_password(login)),
                 active: true,
                 extension: extension.map(str::to_owned),
                 auto_distribution: None,

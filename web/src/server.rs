@@ -8,14 +8,15 @@ use schema::{AgentId, PgConnection, PoolOptions, Role, store};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::state::AppState;
+use crate::core::secrets::redact;
+use crate::core::state::AppState;
 
 /// Connects, migrates, provisions the first admin if asked, and serves until SIGINT/SIGTERM,
 /// letting open requests finish (graceful shutdown).
 pub fn serve(mut config: Config) -> anyhow::Result<()> {
     // Each connection is a file: the most the system allows, and never more webchat sockets
     // than half of them, so sockets nobody signed in for cannot starve the rest.
-    if let Some(files) = crate::limits::raise_file_limit() {
+    if let Some(files) = crate::core::limits::raise_file_limit() {
         let half = usize::try_from(files / 2).unwrap_or(usize::MAX).max(1);
         if config.limits.webchat_sockets_total > half {
             config.limits.webchat_sockets_total = half;
@@ -62,7 +63,7 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
     state.allowed_origins = std::sync::Arc::new(config.allowed_origins.clone());
     state.time_zone = config.time_zone;
     state.metrics_token = config.metrics_token.as_deref().map(std::sync::Arc::from);
-    state.limits = std::sync::Arc::new(crate::limits::Limits::new(&config.limits));
+    state.limits = std::sync::Arc::new(crate::core::limits::Limits::new(&config.limits));
     state.set_sign_in_limits(&config.sign_in);
     crate::channels::email::parsing::configure(config.email_parsers, config.email_parse_queue_mb);
     crate::channels::outbound::spawn(state.clone(), state.outbox.clone());
@@ -132,7 +133,7 @@ fn bootstrap_admin(conn: &mut PgConnection, config: &Config) -> anyhow::Result<(
         login: admin.login.clone(),
         name: admin.login.clone(),
         role: Role::Admin,
-        password_hash: crate::password::hash(&admin.password),
+        password_hash: crate::core::password::hash(&admin.password),
         active: true,
         extension: None,
         auto_distribution: None,
@@ -143,37 +144,4 @@ fn bootstrap_admin(conn: &mut PgConnection, config: &Config) -> anyhow::Result<(
     .with_context(|| format!("creating the bootstrap admin {:?}", admin.login))?;
     info!(login = %admin.login, "bootstrap admin created");
     Ok(())
-}
-
-/// The URL with any password replaced, for messages. The user information ends at the last `@`
-/// before the query, not at the first `/`: a password typed with a `/` in it (`smtp://u:p/ss@h`)
-/// is not percent-encoded by everyone who writes one, and must not show either.
-pub fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
-    match rest[..before_query].rfind('@') {
-        Some(at) => match rest[..at].find(':') {
-            Some(colon) => format!("{}{}:***{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn redact_hides_only_the_password() {
-        assert_eq!(redact("postgres://u:secret@db:5432/x"), "postgres://u:***@db:5432/x");
-        assert_eq!(redact("postgres://u@localhost/x?host=/tmp"), "postgres://u@localhost/x?host=/tmp");
-        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
-        assert_eq!(redact("smtp://user:p/ss@mail.example:587"), "smtp://user:***@mail.example:587");
-        assert_eq!(redact("imaps://u:a@b/c@imap.example/INBOX"), "imaps://u:***@imap.example/INBOX");
-        assert_eq!(redact("smtp://u:pass@h?x=@y"), "smtp://u:***@h?x=@y");
-    }
 }

@@ -151,7 +151,7 @@ pub struct Demo {
     /// The demo's service of the channel asked for.
     pub service: schema::ServiceId,
     pub engine: engine::Engine,
-    pub state: web::state::AppState,
+    pub state: web::core::state::AppState,
     /// `http://127.0.0.1:port/`.
     pub base: String,
 }
@@ -164,7 +164,7 @@ pub async fn demo_server(channel: schema::Channel) -> Demo {
     let service =
         schema::store::list_services(&mut db.conn()).unwrap().into_iter().find(|s| s.channel == channel).unwrap().id;
     let engine = engine::Engine::start(db.pool(), engine::Clock::System).await.unwrap();
-    let state = web::state::AppState::new(db.pool(), engine.clone());
+    let state = web::core::state::AppState::new(db.pool(), engine.clone());
     let app_state = state.clone();
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new().app_data(actix_web::web::Data::new(app_state.clone())).configure(web::routes::configure)

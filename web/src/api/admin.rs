@@ -16,10 +16,10 @@ use schema::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::api::agent::{db, parse_id};
-use crate::api::auth::CurrentAgent;
-use crate::api::error::{ApiError, ErrorBody};
-use crate::state::AppState;
+use crate::core::db::{db, parse_id};
+use crate::core::error::{ApiError, ErrorBody};
+use crate::core::session::CurrentAgent;
+use crate::core::state::AppState;
 
 fn admin(me: &CurrentAgent) -> Result<(), ApiError> {
     me.require(&[Role::Admin])
@@ -70,7 +70,7 @@ pub fn masked_provider(provider: &Value) -> Value {
         let shown = if SECRET_KEYS.contains(&k.as_str()) {
             json!("***")
         } else if let Some(s) = v.as_str().filter(|s| s.contains("://") && s.contains('@')) {
-            json!(crate::server::redact(s))
+            json!(crate::core::secrets::redact(s))
         } else {
             v.clone()
         };
@@ -458,7 +458,10 @@ fn parse_services(raw: &[String]) -> Result<Vec<ServiceId>, ApiError> {
 fn weak_password() -> ApiError {
     ApiError::bad_request(
         "weak_password",
-        format!("the password needs at least {} characters besides surrounding spaces", crate::password::MIN_CHARS),
+        format!(
+            "the password needs at least {} characters besides surrounding spaces",
+            crate::core::password::MIN_CHARS
+        ),
     )
 }
 
@@ -493,7 +496,7 @@ pub async fn create_agent(
     let b = body.into_inner();
     let login = not_blank(&b.login, "login", 100)?;
     let name = not_blank(&b.name, "name", 200)?;
-    if !crate::password::acceptable(&b.password) {
+    if !crate::core::password::acceptable(&b.password) {
         return Err(weak_password());
     }
     let role: Role =
@@ -502,7 +505,7 @@ pub async fn create_agent(
     let capacity = parse_capacity(&b.capacity)?;
     let extension = b.extension.map(|x| x.trim().to_owned()).filter(|x| !x.is_empty());
     let password = b.password;
-    let hash = state.hashing.run(move || crate::password::hash(&password)).await?;
+    let hash = state.hashing.run(move || crate::core::password::hash(&password)).await?;
     let now = Utc::now();
     let agent = Agent {
         id: AgentId::new(),
@@ -607,10 +610,10 @@ pub async fn patch_agent(
     let services = p.services.as_deref().map(parse_services).transpose()?;
     let capacity = parse_capacity(&p.capacity)?;
     if let Some(pw) = p.password {
-        if !crate::password::acceptable(&pw) {
+        if !crate::core::password::acceptable(&pw) {
             return Err(weak_password());
         }
-        ch.password_hash = Some(state.hashing.run(move || crate::password::hash(&pw)).await?);
+        ch.password_hash = Some(state.hashing.run(move || crate::core::password::hash(&pw)).await?);
     }
     let deactivated = p.active == Some(false);
     let password_changed = ch.password_hash.is_some();

@@ -5,79 +5,21 @@
 
 use actix_web::{HttpResponse, get, post, put, web};
 use chrono::{DateTime, Utc};
-use engine::{By, Presence, PresenceRequest, TransferTarget};
+use engine::{Presence, PresenceRequest, TransferTarget};
 use schema::models::{Conversation, PauseReason};
 use schema::store::{self, ConversationFilter};
 use schema::{AgentId, Channel, ClassificationId, ConversationId, ConversationState, PauseReasonId, Role, ServiceId};
 use serde::{Deserialize, Serialize};
 
-use crate::api::auth::CurrentAgent;
-use crate::api::dto::ConversationDto;
-use crate::api::error::{ApiError, ErrorBody};
-use crate::state::AppState;
-
-/// Runs a store function on the blocking pool with a pooled connection.
-pub async fn db<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce(&mut schema::PgConnection) -> Result<T, schema::StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let pool = state.pool.clone();
-    Ok(web::block(move || -> Result<T, schema::StoreError> { f(&mut *pool.get()?) }).await??)
-}
-
-/// Parses an id from a path or body.
-pub fn parse_id<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, ApiError> {
-    s.trim().parse().map_err(|_| ApiError::bad_request("invalid_id", format!("{what} is not a valid id")))
-}
+use crate::core::access::{actionable_conversation, by, visible_conversation};
+use crate::core::db::{db, parse_id};
+use crate::core::dto::ConversationDto;
+use crate::core::error::{ApiError, ErrorBody};
+use crate::core::session::CurrentAgent;
+use crate::core::state::AppState;
 
 fn parse_channel(s: &str) -> Result<Channel, ApiError> {
     s.parse().map_err(|_| ApiError::bad_request("invalid_channel", format!("unknown channel {s:?}")))
-}
-
-/// How the caller acts on a conversation: as its agent, or as a supervisor/admin.
-pub fn by(me: &CurrentAgent) -> By {
-    match me.agent.role {
-        Role::Agent => By::Agent(me.agent.id),
-        Role::Supervisor | Role::Admin => By::Supervisor(me.agent.id),
-    }
-}
-
-/// A conversation the caller may see: 404 both when it does not exist and when it is not theirs
-/// to see, so that the answer does not tell which ids exist.
-pub async fn visible_conversation(
-    state: &AppState,
-    me: &CurrentAgent,
-    id: ConversationId,
-) -> Result<Conversation, ApiError> {
-    let c = db(state, move |c| Conversation::find(c, id)).await.map_err(conversation_not_found)?;
-    check_visible(me, &c)?;
-    Ok(c)
-}
-
-/// A conversation's read that found no row, as the API says it (404 `conversation`).
-pub fn conversation_not_found(e: ApiError) -> ApiError {
-    if e.status == actix_web::http::StatusCode::NOT_FOUND { ApiError::not_found("conversation") } else { e }
-}
-
-/// 404 (as for a missing one) unless the conversation's service is one the caller sees.
-pub fn check_visible(me: &CurrentAgent, c: &Conversation) -> Result<(), ApiError> {
-    if !me.sees_service(c.service_id) {
-        return Err(ApiError::not_found("conversation"));
-    }
-    Ok(())
-}
-
-/// A conversation the caller may act on: visible, and not finished (409 `conversation_ended`).
-pub async fn actionable_conversation(
-    state: &AppState,
-    me: &CurrentAgent,
-    id: ConversationId,
-) -> Result<Conversation, ApiError> {
-    let c = visible_conversation(state, me, id).await?;
-    if c.state.is_final() {
-        return Err(ApiError::conflict("conversation_ended", format!("the conversation is already {}", c.state)));
-    }
-    Ok(c)
 }
 
 // ----- presence -----
@@ -384,7 +326,7 @@ pub async fn get_conversation(
         db(&state, move |conn| Ok((store::messages_of(conn, id)?, store::attachments_of_conversation(conn, id)?)))
             .await?;
     let mut json = serde_json::to_value(ConversationDto::from_row(&c)).unwrap_or_default();
-    json["messages"] = messages.iter().map(|m| crate::api::messages::message_value(m, &files)).collect();
+    json["messages"] = messages.iter().map(|m| crate::core::dto::message_value(m, &files)).collect();
     Ok(HttpResponse::Ok().json(json))
 }
 
@@ -543,7 +485,7 @@ pub async fn put_classification(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DueDateBody {
-    #[serde(deserialize_with = "crate::api::dto::present")]
+    #[serde(deserialize_with = "crate::core::dto::present")]
     pub due_at: Option<DateTime<Utc>>,
 }
 
@@ -551,7 +493,7 @@ pub struct DueDateBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClassificationBody {
-    #[serde(deserialize_with = "crate::api::dto::present")]
+    #[serde(deserialize_with = "crate::core::dto::present")]
     pub classification_id: Option<String>,
 }
 

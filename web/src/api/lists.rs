@@ -4,10 +4,11 @@ use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 
 use crate::api::admin::{CannedDto, NamedDto};
-use crate::api::agent::{PresenceDto, db};
-use crate::api::auth::{AgentInfo, CurrentAgent};
-use crate::api::error::{ApiError, ErrorBody};
-use crate::state::AppState;
+use crate::api::agent::PresenceDto;
+use crate::core::db::db;
+use crate::core::error::{ApiError, ErrorBody};
+use crate::core::session::{AgentInfo, CurrentAgent};
+use crate::core::state::AppState;
 
 /// Who I am, my services and my presence.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

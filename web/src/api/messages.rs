@@ -5,75 +5,22 @@
 
 use actix_multipart::Multipart;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use chrono::Utc;
 use schema::models::{Attachment, AttachmentContent, Message};
 use schema::{
     AttachmentId, Channel, Connection, ConversationId, ConversationState, MessageDirection, MessageKind, MessageStatus,
     store,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::api::agent::{check_visible, conversation_not_found, db, parse_id, visible_conversation};
-use crate::api::auth::CurrentAgent;
-use crate::api::dto::MessageDto;
-use crate::api::error::{ApiError, ErrorBody};
-use crate::state::AppState;
-
-/// Longest text an agent can send (WhatsApp's limit; the strictest of the chat channels).
-pub const MAX_TEXT: usize = 4096;
-/// Most attachments in one message.
-pub const MAX_ATTACHMENTS: usize = 10;
-/// Largest upload.
-pub const MAX_UPLOAD: usize = 25 * 1024 * 1024;
-
-/// Content types accepted for upload.
-pub const ALLOWED_TYPES: &[&str] = &[
-    "image/jpeg",
-    "image/png",
-    "image/webp",
-    "image/gif",
-    "audio/ogg",
-    "audio/mpeg",
-    "audio/mp4",
-    "audio/aac",
-    "audio/webm",
-    "audio/wav",
-    "video/mp4",
-    "video/3gpp",
-    "application/pdf",
-    "text/plain",
-    "text/csv",
-    "application/msword",
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    "application/vnd.ms-excel",
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "application/zip",
-];
-
-/// Whether files of this content type are accepted (C9), sent or received.
-pub fn accepted_type(content_type: &str) -> bool {
-    ALLOWED_TYPES.contains(&crate::channels::media::essence(content_type).as_str())
-}
-
-/// The largest file of a kind a channel accepts (C9), from the providers' published limits.
-pub fn channel_limit(channel: Channel, content_type: &str) -> usize {
-    const MB: usize = 1024 * 1024;
-    let major = content_type.split('/').next().unwrap_or("");
-    match (channel, major) {
-        (Channel::Whatsapp, "image") => 5 * MB,
-        (Channel::Whatsapp, "audio" | "video") => 16 * MB,
-        (Channel::Whatsapp, _) => 100 * MB,
-        (Channel::Messenger | Channel::Instagram, _) => 25 * MB,
-        (Channel::Telegram, "image") => 10 * MB,
-        (Channel::Telegram, _) => 50 * MB,
-        (Channel::Sms, _) => 5 * MB,
-        (Channel::Email, _) => 20 * MB,
-        (Channel::Webchat, _) => 20 * MB,
-        (Channel::Voice, _) => 0,
-    }
-}
+use crate::core::access::{check_visible, conversation_not_found, visible_conversation};
+use crate::core::db::{db, parse_id};
+use crate::core::dto::{AttachmentDto, message_value};
+use crate::core::error::{ApiError, ErrorBody};
+use crate::core::files::{MAX_ATTACHMENTS, MAX_TEXT, MAX_UPLOAD, channel_limit, read_file_field};
+use crate::core::session::CurrentAgent;
+use crate::core::state::AppState;
 
 /// What the agent sends.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -93,23 +40,6 @@ fn kind_of(content_type: &str) -> MessageKind {
         Some("video") => MessageKind::Video,
         _ => MessageKind::Document,
     }
-}
-
-/// A message with its attachments, as the API and the desks show it.
-pub async fn message_json(state: &AppState, m: Message) -> Result<serde_json::Value, ApiError> {
-    let id = m.id;
-    let attachments = db(state, move |c| store::attachments_of(c, id)).await?;
-    Ok(message_value(&m, &attachments))
-}
-
-/// A message as JSON with those of `files` that belong to it.
-pub fn message_value(m: &Message, files: &[Attachment]) -> serde_json::Value {
-    let mut v = serde_json::to_value(MessageDto::from_row(m)).unwrap_or_default();
-    v["attachments"] = serde_json::to_value(
-        files.iter().filter(|a| a.message_id == Some(m.id)).map(AttachmentDto::from_row).collect::<Vec<_>>(),
-    )
-    .unwrap_or_default();
-    v
 }
 
 /// Sends a message in my conversation: 201 with it as `pending`.
@@ -275,7 +205,7 @@ async fn send_text(
 ) -> Result<(schema::models::Conversation, Option<HttpResponse>), ApiError> {
     let (conversation, quick) = match store_text(state, me, id, text.clone(), key.clone()).await? {
         // The service's copy had expired: read it again (the directory keeps it), then once more.
-        (c, QuickText::ServiceNotKept) if crate::directory::service(state, c.service_id).await?.is_some() => {
+        (c, QuickText::ServiceNotKept) if crate::core::directory::service(state, c.service_id).await?.is_some() => {
             store_text(state, me, id, text, key).await?
         }
         stored => stored,
@@ -285,7 +215,7 @@ async fn send_text(
     let json = message_value(&message, &[]);
     state.engine.publish_message(conversation.id, service.id, json.clone()).await;
     let last_customer_at = conversation.last_customer_message_at;
-    state.outbox.hand(crate::channels::outbound::Handed {
+    state.outbox.hand(crate::core::outbox::Handed {
         message,
         conversation: conversation.clone(),
         service,
@@ -353,86 +283,6 @@ async fn store_text(
     })
     .await
     .map_err(conversation_not_found)
-}
-
-/// An uploaded file.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AttachmentDto {
-    pub id: String,
-    pub name: String,
-    pub content_type: String,
-    pub size: i64,
-    pub created_at: DateTime<Utc>,
-}
-
-impl AttachmentDto {
-    /// The API view of a stored attachment.
-    pub fn from_row(a: &Attachment) -> Self {
-        Self {
-            id: a.id.to_string(),
-            name: a.name.clone(),
-            content_type: a.content_type.clone(),
-            size: a.size_bytes,
-            created_at: a.created_at,
-        }
-    }
-}
-
-/// A file name without its path or control characters, at most 200 characters.
-pub fn clean_name(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
-    if cleaned.trim().is_empty() { "file".into() } else { cleaned }
-}
-
-/// Reads the multipart field `file` (other fields drained): its cleaned name, its content type
-/// (one of [`ALLOWED_TYPES`]) and its bytes, at most `limit(content_type)`; `scope` ends the 413
-/// message (" in the chat"). Refusals are 400 / 413 / 415 JSON errors.
-pub async fn read_file_field(
-    form: &mut Multipart,
-    limit: impl Fn(&str) -> usize,
-    scope: &str,
-) -> Result<(String, String, Vec<u8>), ApiError> {
-    let mut file: Option<(String, String, Vec<u8>)> = None;
-    while let Some(field) = form.next().await {
-        let mut field = field.map_err(|e| ApiError::bad_request("invalid_multipart", e.to_string()))?;
-        if field.name() != Some("file") || file.is_some() {
-            // Drain other fields without keeping them.
-            while let Some(chunk) = field.next().await {
-                chunk.map_err(|e| ApiError::bad_request("invalid_multipart", e.to_string()))?;
-            }
-            continue;
-        }
-        let name = clean_name(field.content_disposition().and_then(|d| d.get_filename()).unwrap_or("file"));
-        let content_type = field.content_type().map(|m| m.essence_str().to_owned()).unwrap_or_default();
-        if !ALLOWED_TYPES.contains(&content_type.as_str()) {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_file_type",
-                format!("files of type {content_type:?} are not accepted"),
-            ));
-        }
-        let limit = limit(&content_type);
-        let mut data = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_multipart", e.to_string()))?;
-            if data.len() + chunk.len() > limit {
-                return Err(ApiError::new(
-                    actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "file_too_large",
-                    format!("files are at most {} MiB{scope}", limit / 1024 / 1024),
-                ));
-            }
-            data.extend_from_slice(&chunk);
-        }
-        file = Some((name, content_type, data));
-    }
-    let (name, content_type, data) =
-        file.ok_or_else(|| ApiError::bad_request("missing_file", "send the file in the field `file`"))?;
-    if data.is_empty() {
-        return Err(ApiError::bad_request("empty_file", "the file is empty"));
-    }
-    Ok((name, content_type, data))
 }
 
 /// Uploads one file (multipart field `file`) to attach to a message: 201 with its id.

@@ -5,8 +5,6 @@ use actix_web::web;
 pub mod admin;
 pub mod agent;
 pub mod auth;
-pub mod dto;
-pub mod error;
 pub mod lists;
 pub mod messages;
 pub mod openapi;
@@ -16,8 +14,8 @@ pub mod supervisor;
 pub const JSON_LIMIT: usize = 256 * 1024;
 
 /// The answer for a path (or a method on it) that no route takes.
-pub async fn not_found() -> Result<actix_web::HttpResponse, error::ApiError> {
-    Err(error::ApiError::not_found("route"))
+pub async fn not_found() -> Result<actix_web::HttpResponse, crate::core::error::ApiError> {
+    Err(crate::core::error::ApiError::not_found("route"))
 }
 
 /// Registers the `/api/v1` routes.
@@ -25,11 +23,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(openapi::openapi_json);
     cfg.service(
         web::scope("/api/v1")
-            .wrap(actix_web::middleware::from_fn(auth::require_session))
-            .wrap(error::json_errors())
-            .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(error::json_error))
-            .app_data(web::QueryConfig::default().error_handler(error::query_error))
-            .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .wrap(actix_web::middleware::from_fn(crate::core::session::require_session))
+            .wrap(crate::core::error::json_errors())
+            .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(crate::core::error::json_error))
+            .app_data(web::QueryConfig::default().error_handler(crate::core::error::query_error))
+            .app_data(web::PathConfig::default().error_handler(crate::core::error::path_error))
             .service(crate::channels::cti::events)
             .service(auth::sign_in)
             .service(auth::sign_out)

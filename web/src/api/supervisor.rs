@@ -8,11 +8,12 @@ use schema::{ConversationId, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::api::agent::{QueueDto, db, parse_id};
-use crate::api::auth::CurrentAgent;
-use crate::api::dto::ConversationDto;
-use crate::api::error::{ApiError, ErrorBody};
-use crate::state::AppState;
+use crate::api::agent::QueueDto;
+use crate::core::db::{db, parse_id};
+use crate::core::dto::ConversationDto;
+use crate::core::error::{ApiError, ErrorBody};
+use crate::core::session::CurrentAgent;
+use crate::core::state::AppState;
 
 /// 403 unless a supervisor or an admin.
 pub fn supervisor(me: &CurrentAgent) -> Result<(), ApiError> {

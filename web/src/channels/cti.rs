@@ -14,9 +14,9 @@ use schema::{Channel, ConversationState, MessageDirection, MessageKind, MessageS
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::agent::db;
-use crate::api::error::ApiError;
-use crate::state::AppState;
+use crate::core::db::db;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
 
 /// One event of the phone system.
 #[derive(Debug, Deserialize)]
@@ -55,7 +55,7 @@ async fn voice_service(state: &AppState, req: &HttpRequest) -> Result<Service, A
                 && s.provider
                     .get("cti_token")
                     .and_then(Value::as_str)
-                    .is_some_and(|t| super::ct_eq(t.as_bytes(), token.as_bytes()))
+                    .is_some_and(|t| crate::core::secrets::ct_eq(t.as_bytes(), token.as_bytes()))
         })
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_cti_token", "no voice service has this token"))
 }
@@ -134,7 +134,7 @@ pub async fn events(
             m.provider_message_id = Some(call_id);
             m.payload = json!({"caller": caller, "extension": extension});
             let stored = db(&state, move |c| m.insert(c)).await?;
-            let json = crate::api::messages::message_value(&stored, &[]);
+            let json = crate::core::dto::message_value(&stored, &[]);
             state.engine.publish_message(id, service.id, json).await;
             Ok(HttpResponse::Created().json(json!({"conversation_id": id, "agent_id": agent.id, "status": "assigned"})))
         }

@@ -24,9 +24,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::warn;
 
-use crate::api::agent::db;
-use crate::api::error::ApiError;
-use crate::state::AppState;
+use crate::core::db::db;
+use crate::core::error::ApiError;
+use crate::core::files::essence;
+use crate::core::state::AppState;
 
 /// How long a fetch attempt holds its row before another fetcher may retry it.
 const LEASE: Duration = Duration::from_secs(120);
@@ -80,12 +81,6 @@ pub fn window_refusal(window: Window, kind: MessageKind) -> Option<&'static str>
         ),
         _ => None,
     }
-}
-
-/// The media type of a content type, lowercased, without parameters (`audio/ogg; codecs=opus`
-/// is `audio/ogg`).
-pub fn essence(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
 /// One part of a `multipart/form-data` body.
@@ -279,7 +274,7 @@ async fn fetch_one(state: &AppState, client: &awc::Client, f: MediaFetch) {
     let announced = f.content_type.as_deref().map(essence);
     // Refused before any download when the webhook already says the type is not accepted.
     let fetched = match announced.as_deref() {
-        Some(t) if !crate::api::messages::accepted_type(t) => {
+        Some(t) if !crate::core::files::accepted_type(t) => {
             Fetched::Refused(format!("files of type {t} are not accepted (C9)"))
         }
         _ => fetch(client, &service, &f, announced.as_deref()).await,
@@ -331,7 +326,7 @@ async fn fetch_one(state: &AppState, client: &awc::Client, f: MediaFetch) {
     .await;
     match changed {
         Ok(Ok(Some(m))) => {
-            if let Ok(json) = crate::api::messages::message_json(state, m).await {
+            if let Ok(json) = crate::core::dto::message_json(state, m).await {
                 state.engine.publish_message(conversation, service_id, json).await;
             }
         }
@@ -420,7 +415,7 @@ async fn fetch(client: &awc::Client, service: &Service, f: &MediaFetch, announce
 
 /// The largest file of this type the channel takes (C9).
 fn limit(channel: Channel, content_type: &str) -> usize {
-    crate::api::messages::channel_limit(channel, content_type)
+    crate::core::files::channel_limit(channel, content_type)
 }
 
 fn too_large(channel: Channel, content_type: &str, size: u64) -> Fetched {
@@ -463,7 +458,7 @@ async fn download(req: awc::ClientRequest, channel: Channel, content_type: Optio
         .map(str::to_owned)
         .or(header.filter(|h| h != "application/octet-stream"))
         .unwrap_or_else(|| "application/octet-stream".into());
-    if !crate::api::messages::accepted_type(&ct) {
+    if !crate::core::files::accepted_type(&ct) {
         return Fetched::Refused(format!("files of type {ct} are not accepted (C9)"));
     }
     let max = limit(channel, &ct);

@@ -11,9 +11,9 @@ use schema::{Channel, MessageKind, MessageStatus, store};
 use serde_json::{Value, json};
 
 use super::whatsapp::signature_valid;
-use crate::api::agent::db;
-use crate::api::error::ApiError;
-use crate::state::AppState;
+use crate::core::db::db;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
 
 /// Meta batches entries; larger bodies are refused (413).
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -74,7 +74,7 @@ pub async fn receive(
         .ok_or_else(|| ApiError::bad_request("invalid_payload", "expected entry: [...]"))?;
     let ids: Vec<String> =
         entries.iter().filter_map(|e| e.get("id").and_then(Value::as_str)).map(str::to_owned).collect();
-    let services: Vec<Service> = crate::directory::services_by_keys(&state, channel, &ids).await?;
+    let services: Vec<Service> = crate::core::directory::services_by_keys(&state, channel, &ids).await?;
     if services.is_empty() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_page", "no service has this page or account id"));
     }
@@ -125,7 +125,7 @@ async fn advance(state: &AppState, service: &Service, mid: &str, status: Message
     })
     .await?;
     if let Some(m) = changed {
-        let json = crate::api::messages::message_value(&m, &[]);
+        let json = crate::core::dto::message_value(&m, &[]);
         state.engine.publish_message(m.conversation_id, service_id, json).await;
     }
     Ok(())

@@ -31,15 +31,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// body reserves its bytes in the budget shared by every webhook (503 when spent, so a provider
 /// retries); and it must arrive within the body timeout (408).
 pub async fn read_body(
-    state: &crate::state::AppState,
+    state: &crate::core::state::AppState,
     req: &actix_web::HttpRequest,
     mut payload: web::Payload,
     limit: usize,
-) -> Result<web::Bytes, crate::api::error::ApiError> {
+) -> Result<web::Bytes, crate::core::error::ApiError> {
     use actix_web::http::{StatusCode, header};
     use futures_util::StreamExt;
 
-    use crate::api::error::ApiError;
+    use crate::core::error::ApiError;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -81,27 +81,22 @@ pub async fn read_body(
 /// and published in one trip to the engine's distributor when the conversation is open); true
 /// when it was stored, false for a replay.
 pub async fn ingest(
-    state: &crate::state::AppState,
+    state: &crate::core::state::AppState,
     inbound: engine::ingest::InboundMessage,
-) -> Result<bool, crate::api::error::ApiError> {
-    let render = |m: &schema::models::Message| crate::api::messages::message_value(m, &[]);
+) -> Result<bool, crate::core::error::ApiError> {
+    let render = |m: &schema::models::Message| crate::core::dto::message_value(m, &[]);
     let (outcome, _) = state.engine.ingest_publishing(inbound, render).await.map_err(engine_unavailable)?;
     Ok(matches!(outcome, engine::ingest::Ingested::Stored { .. }))
 }
 
 /// An engine error as a webhook answer: 503 while the database is down, so the provider retries.
-pub fn engine_unavailable(e: engine::EngineError) -> crate::api::error::ApiError {
+pub fn engine_unavailable(e: engine::EngineError) -> crate::core::error::ApiError {
     use engine::EngineError;
     match e {
         EngineError::Unavailable(_) | EngineError::Stopped => {
-            crate::api::error::ApiError::unavailable("the database is unavailable; retry")
+            crate::core::error::ApiError::unavailable("the database is unavailable; retry")
         }
-        EngineError::Storage(s) => crate::api::error::ApiError::from(s),
-        other => crate::api::error::ApiError::from(other),
+        EngineError::Storage(s) => crate::core::error::ApiError::from(s),
+        other => crate::core::error::ApiError::from(other),
     }
-}
-
-/// Compares two secrets in time that depends only on their lengths.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

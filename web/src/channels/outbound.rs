@@ -16,7 +16,6 @@
 //! sending, since it may close while a message waits: WhatsApp outside 24 hours sends only
 //! templates; Messenger/Instagram tag a late reply `HUMAN_AGENT` and send nothing after 7 days.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -24,11 +23,11 @@ use schema::models::{Attachment, Message};
 use schema::store::OutboxContext;
 use schema::{Channel, Connection, MessageId, MessageStatus, store};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 use tracing::warn;
 
 use super::media::{Part, Window, multipart, window, window_refusal};
-use crate::state::AppState;
+use crate::core::outbox::OutboxSignal;
+use crate::core::state::AppState;
 
 /// Most attempts before a send is given up as failed.
 pub const MAX_ATTEMPTS: i32 = 6;
@@ -38,74 +37,6 @@ pub const LEASE: Duration = Duration::from_secs(60);
 const CLAIM: i64 = 128;
 /// Most conversations sending at once; the messages of one conversation go one at a time, in order.
 const IN_FLIGHT: usize = 64;
-
-/// Hands the sender the messages agents just stored (besides its one-second scan for what is
-/// due: retries, and what a previous process left).
-#[derive(Clone, Default)]
-pub struct OutboxSignal(Arc<Ready>);
-
-#[derive(Default)]
-struct Ready {
-    notify: Notify,
-    ids: std::sync::Mutex<Vec<MessageId>>,
-    handed: std::sync::Mutex<Vec<Handed>>,
-}
-
-/// A message an agent just stored, with what sending it needs as the request that stored it had
-/// them. It was stored already claimed — its first attempt counted and leased ([`LEASE`]) — so no
-/// other sender takes it and the sender sends it without a statement; if this process dies before
-/// recording the send, the lease runs out (or the next start releases it) and it is sent then.
-pub struct Handed {
-    pub message: Message,
-    pub conversation: schema::models::Conversation,
-    pub service: schema::models::Service,
-    /// The customer's last message, for the reply window.
-    pub last_customer_at: Option<DateTime<Utc>>,
-}
-
-impl OutboxSignal {
-    /// A message was committed `pending` and due now: the sender claims it by id, without
-    /// scanning for due messages.
-    pub fn ready(&self, id: MessageId) {
-        if let Ok(mut ids) = self.0.ids.lock() {
-            ids.push(id);
-        }
-        self.0.notify.notify_one();
-    }
-
-    /// A message stored claimed, with its context: sent without a statement before it.
-    pub fn hand(&self, handed: Handed) {
-        if let Ok(mut all) = self.0.handed.lock() {
-            all.push(handed);
-        }
-        self.0.notify.notify_one();
-    }
-
-    fn take(&self) -> Vec<MessageId> {
-        self.0.ids.lock().map(|mut ids| std::mem::take(&mut *ids)).unwrap_or_default()
-    }
-
-    /// The handed messages, with their context.
-    fn take_handed(&self) -> Option<(Vec<Message>, OutboxContext)> {
-        let handed = self.0.handed.lock().map(|mut all| std::mem::take(&mut *all)).unwrap_or_default();
-        if handed.is_empty() {
-            return None;
-        }
-        let mut context = OutboxContext::default();
-        let mut batch = Vec::with_capacity(handed.len());
-        for h in handed {
-            let key = (h.service.id, h.conversation.customer_address.clone());
-            if let Some(at) = h.last_customer_at {
-                let known = context.last_customer_at.entry(key).or_insert(at);
-                *known = (*known).max(at);
-            }
-            context.services.insert(h.service.id, h.service);
-            context.conversations.insert(h.conversation.id, h.conversation);
-            batch.push(h.message);
-        }
-        Some((batch, context))
-    }
-}
 
 /// What a provider said to one send.
 #[derive(Debug)]
@@ -143,16 +74,14 @@ pub fn spawn(state: AppState, signal: OutboxSignal) {
         let client = awc::Client::builder().timeout(Duration::from_secs(20)).finish();
         let mut scanned = std::time::Instant::now() - SCAN_EVERY;
         loop {
-            let _ = tokio::time::timeout(SCAN_EVERY, signal.0.notify.notified()).await;
+            let _ = tokio::time::timeout(SCAN_EVERY, signal.notified()).await;
             loop {
                 // What agents just sent, handed over or by id; the scan for everything due once a
                 // second.
                 let ready = signal.take();
                 let claimed = if let Some(handed) = signal.take_handed() {
                     // Ids handed without their context wait for the next turn of this loop.
-                    if let Ok(mut ids) = signal.0.ids.lock() {
-                        ids.extend(ready);
-                    }
+                    signal.put_back(ready);
                     Ok(handed)
                 } else if !ready.is_empty() {
                     claim(&state, Claim::These(ready)).await
@@ -255,7 +184,7 @@ async fn send_one(state: &AppState, client: &awc::Client, recorder: &Recorder, c
     if let Some(changed) = recorder.record(m.id, m.attempts, result).await {
         state.counters.outbound(service.channel, changed.status);
         let attached: Vec<Attachment> = out.files.iter().map(|(a, _)| a.clone()).collect();
-        let json = crate::api::messages::message_value(&changed, &attached);
+        let json = crate::core::dto::message_value(&changed, &attached);
         state.engine.publish_message(m.conversation_id, service.id, json).await;
     }
 }
@@ -389,7 +318,7 @@ fn outside(window: Window, m: &Message) -> Option<SendResult> {
 
 /// The WhatsApp message type of a file.
 fn whatsapp_type(content_type: &str) -> &'static str {
-    match super::media::essence(content_type).as_str() {
+    match crate::core::files::essence(content_type).as_str() {
         "image/webp" => "sticker",
         t if t.starts_with("image/") => "image",
         t if t.starts_with("audio/") => "audio",
@@ -521,7 +450,7 @@ fn whatsapp_error(status: awc::http::StatusCode, answer: &Value) -> SendResult {
 
 /// The Bot API method and file field for a file: a photo, a voice note (OGG/Opus) or a document.
 fn telegram_method(content_type: &str) -> (&'static str, &'static str) {
-    match super::media::essence(content_type).as_str() {
+    match crate::core::files::essence(content_type).as_str() {
         "image/jpeg" | "image/png" | "image/webp" => ("sendPhoto", "photo"),
         "audio/ogg" => ("sendVoice", "voice"),
         _ => ("sendDocument", "document"),

@@ -11,9 +11,9 @@ use hmac::{KeyInit, Mac};
 use schema::{Channel, MessageKind, MessageStatus, store};
 use serde_json::{Map, Value, json};
 
-use crate::api::agent::db;
-use crate::api::error::ApiError;
-use crate::state::AppState;
+use crate::core::db::db;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
 
 /// Twilio's webhooks are small forms.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -33,7 +33,7 @@ pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> St
 }
 
 fn signature_valid(auth_token: &str, url: &str, params: &[(String, String)], header: &str) -> bool {
-    super::ct_eq(signature(auth_token, url, params).as_bytes(), header.trim().as_bytes())
+    crate::core::secrets::ct_eq(signature(auth_token, url, params).as_bytes(), header.trim().as_bytes())
 }
 
 /// An empty TwiML answer: nothing to say back automatically.
@@ -63,7 +63,7 @@ pub async fn receive(
         serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::bad_request("invalid_form", e.to_string()))?;
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let to = get("To").ok_or_else(|| ApiError::bad_request("invalid_payload", "To is required"))?.trim().to_owned();
-    let service = crate::directory::services_by_keys(&state, Channel::Sms, std::slice::from_ref(&to))
+    let service = crate::core::directory::services_by_keys(&state, Channel::Sms, std::slice::from_ref(&to))
         .await?
         .into_iter()
         .next()
@@ -95,7 +95,7 @@ pub async fn receive(
         })
         .await?;
         if let Some(m) = changed {
-            let json = crate::api::messages::message_value(&m, &[]);
+            let json = crate::core::dto::message_value(&m, &[]);
             state.engine.publish_message(m.conversation_id, service_id, json).await;
         }
         return Ok(twiml());

@@ -10,9 +10,9 @@ use schema::models::Service;
 use schema::{Channel, MessageKind, ServiceId};
 use serde_json::{Value, json};
 
-use crate::api::agent::parse_id;
-use crate::api::error::ApiError;
-use crate::state::AppState;
+use crate::core::db::parse_id;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
 
 /// Updates are small; a larger body is refused (413).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -28,7 +28,7 @@ pub async fn receive(
     let service_id: ServiceId = parse_id(&path, "service id")?;
     let secret = req.headers().get("X-Telegram-Bot-Api-Secret-Token").and_then(|v| v.to_str().ok()).map(str::to_owned);
     // Not found is 404; the database being down is 503, so Telegram retries.
-    let service = crate::directory::service(&state, service_id)
+    let service = crate::core::directory::service(&state, service_id)
         .await?
         .filter(|s| s.channel == Channel::Telegram)
         .ok_or_else(|| ApiError::not_found("Telegram service"))?;
@@ -40,7 +40,7 @@ pub async fn receive(
             "X-Telegram-Bot-Api-Secret-Token is required",
         ));
     };
-    if expected.is_empty() || !super::ct_eq(secret.as_bytes(), expected.as_bytes()) {
+    if expected.is_empty() || !crate::core::secrets::ct_eq(secret.as_bytes(), expected.as_bytes()) {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_secret_token", "the secret token does not match"));
     }
     let body = super::read_body(&state, &req, payload, MAX_BODY).await?;

@@ -14,10 +14,10 @@ use schema::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::agent::{db, parse_id};
-use crate::api::auth::CurrentAgent;
-use crate::api::error::{ApiError, ErrorBody};
-use crate::state::AppState;
+use crate::core::db::{db, parse_id};
+use crate::core::error::{ApiError, ErrorBody};
+use crate::core::session::CurrentAgent;
+use crate::core::state::AppState;
 
 /// Most parameters of a template (Meta's body placeholders are few).
 const MAX_PARAMETERS: usize = 20;
@@ -226,7 +226,7 @@ pub async fn start_whatsapp(
     })
     .await?;
     let id = stored.id;
-    let json = crate::api::messages::message_json(&state, stored).await?;
+    let json = crate::core::dto::message_json(&state, stored).await?;
     state.engine.publish_message(conversation, service_id, json.clone()).await;
     state.outbox.ready(id);
     Ok(HttpResponse::Created().json(json!({"conversation_id": conversation, "assigned": assigned, "message": json})))

@@ -13,9 +13,9 @@ use schema::{Channel, MessageKind, MessageStatus, store};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::api::agent::db;
-use crate::api::error::ApiError;
-use crate::state::AppState;
+use crate::core::db::db;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
 
 /// Meta batches many entries in one POST; larger bodies are refused (413).
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -87,7 +87,7 @@ pub async fn receive(
         // app secret of one of our WhatsApp services, or Meta retries them for days.
         return account_event(&state, &body, signature.as_deref()).await;
     }
-    let services: Vec<Service> = crate::directory::services_by_keys(&state, Channel::Whatsapp, &ids).await?;
+    let services: Vec<Service> = crate::core::directory::services_by_keys(&state, Channel::Whatsapp, &ids).await?;
     if services.is_empty() {
         // Nothing this installation serves, so nothing to verify it against.
         return Err(ApiError::new(
@@ -239,7 +239,7 @@ async fn apply_status(state: &AppState, service: &Service, s: &Value) -> Result<
     })
     .await?;
     if let Some(m) = changed {
-        let json = crate::api::messages::message_value(&m, &[]);
+        let json = crate::core::dto::message_value(&m, &[]);
         state.engine.publish_message(m.conversation_id, service_id, json).await;
     }
     Ok(())

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, route, web};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::core::state::AppState;
 
 /// Liveness and readiness in one: the server is useful only while its database answers.
 #[route("/healthz", method = "GET", method = "HEAD")]

@@ -13,14 +13,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(crate::desk::index);
     cfg.service(crate::desk::asset);
     crate::api::configure(cfg);
-    cfg.app_data(web::QueryConfig::default().error_handler(crate::api::error::query_error));
+    cfg.app_data(web::QueryConfig::default().error_handler(crate::core::error::query_error));
     crate::webchat::configure(cfg);
     // Last: a scope without a prefix takes every path, so nothing may come after it. It adds
     // counting the webhooks' 4xx (S5) and the JSON error shape for whatever no route takes.
     cfg.service(
         web::scope("")
             .wrap(actix_web::middleware::from_fn(crate::metrics::count_refusals))
-            .wrap(crate::api::error::json_errors())
+            .wrap(crate::core::error::json_errors())
             .configure(crate::channels::configure)
             .default_service(web::to(crate::api::not_found)),
     );

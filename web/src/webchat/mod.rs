@@ -22,10 +22,10 @@ use schema::{AttachmentId, Channel, Connection, ServiceId, store};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::api::agent::{db, parse_id};
-use crate::api::error::ApiError;
-use crate::api::messages::AttachmentDto;
-use crate::state::AppState;
+use crate::core::db::{db, parse_id};
+use crate::core::dto::AttachmentDto;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
 
 pub use visitor::send;
 
@@ -43,7 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// unknown or inactive one or one of another channel).
 pub async fn webchat_service(state: &AppState, raw: &str) -> Result<Service, ApiError> {
     let id: ServiceId = parse_id(raw, "service id")?;
-    match crate::directory::service(state, id).await? {
+    match crate::core::directory::service(state, id).await? {
         Some(s) if s.channel == Channel::Webchat && s.active => Ok(s),
         _ => Err(ApiError::not_found("webchat service")),
     }
@@ -89,7 +89,7 @@ pub fn origin_allowed(req: &HttpRequest, service: &Service) -> bool {
 pub fn page_csp(service: &Service) -> String {
     let ancestors: Vec<String> = allowed_origins(service);
     let frame = if ancestors.is_empty() { "'self'".to_owned() } else { format!("'self' {}", ancestors.join(" ")) };
-    crate::desk::CSP.replace("frame-ancestors 'none'", &format!("frame-ancestors {frame}"))
+    crate::core::pages::CSP.replace("frame-ancestors 'none'", &format!("frame-ancestors {frame}"))
 }
 
 fn file(path: &str, csp: &str) -> HttpResponse {
@@ -121,7 +121,7 @@ pub async fn asset(path: web::Path<String>) -> HttpResponse {
     if path.contains("..") || path == "index.html" {
         return ApiError::not_found("file").error_response();
     }
-    file(&path, crate::desk::CSP)
+    file(&path, crate::core::pages::CSP)
 }
 
 /// The visitor holding the bearer token of the request, in this service (401 otherwise).
@@ -136,7 +136,7 @@ async fn bearer_visitor(state: &AppState, req: &HttpRequest, service: ServiceId)
         .ok_or_else(|| {
             ApiError::new(StatusCode::UNAUTHORIZED, "missing_token", "send the chat's token as Authorization: Bearer")
         })?;
-    let hash = crate::api::auth::token_hash(token);
+    let hash = crate::core::session::token_hash(token);
     db(state, move |c| store::visitor_by_token(c, service, &hash))
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "this chat's token is not valid"))
@@ -166,9 +166,9 @@ pub async fn upload(
         ));
     }
     let mut form = Multipart::new(req.headers(), payload);
-    let (name, content_type, data) = crate::api::messages::read_file_field(
+    let (name, content_type, data) = crate::core::files::read_file_field(
         &mut form,
-        |content_type| crate::api::messages::channel_limit(Channel::Webchat, content_type),
+        |content_type| crate::core::files::channel_limit(Channel::Webchat, content_type),
         " in the chat",
     )
     .await?;

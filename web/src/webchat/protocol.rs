@@ -12,9 +12,9 @@ pub const MAX_NAME: usize = 200;
 /// Longest email address (RFC 5321).
 pub const MAX_EMAIL: usize = 254;
 /// Longest message text (the desk's own limit).
-pub const MAX_TEXT: usize = crate::api::messages::MAX_TEXT;
+pub const MAX_TEXT: usize = crate::core::files::MAX_TEXT;
 /// Most attachments in one message.
-pub const MAX_ATTACHMENTS: usize = crate::api::messages::MAX_ATTACHMENTS;
+pub const MAX_ATTACHMENTS: usize = crate::core::files::MAX_ATTACHMENTS;
 /// Longest client message id.
 pub const MAX_CLIENT_ID: usize = 64;
 /// Most message ids in one receipt.

@@ -11,8 +11,8 @@ use schema::models::Service;
 use schema::{ConversationId, VisitorId};
 use tracing::debug;
 
-use crate::api::error::ApiError;
-use crate::state::AppState;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
 use crate::webchat::hub::{Follow, Join, Joined, Leave, Push};
 use crate::webchat::protocol::{self, ClientFrame, FrameError, ServerFrame};
 use crate::webchat::visitor::{self, VisitorCtx};
@@ -38,7 +38,7 @@ pub struct VisitorSession {
     /// Until `started` is sent, pushes wait here (then those already in the history are dropped).
     pending: Option<Vec<ServerFrame>>,
     /// This socket's place among the webchat sockets of its address and of the server.
-    _permit: crate::limits::SocketPermit,
+    _permit: crate::core::limits::SocketPermit,
 }
 
 impl VisitorSession {
@@ -221,7 +221,7 @@ impl Actor for VisitorSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // The desks' heartbeat: a ping every 5 s, a widget silent for 20 s is gone.
-        crate::ws::session::keep_alive(ctx, |this| this.last_heard);
+        crate::core::socket::keep_alive(ctx, |this| this.last_heard);
         // A socket answering pings but never opening a chat would otherwise be held for ever.
         ctx.run_later(self.state.limits.webchat_start_timeout, |this, ctx| {
             if this.visitor.is_none() && this.pending.is_none() {
@@ -310,8 +310,8 @@ pub async fn ws_webchat(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     // Counted before anything else, the database included: a flood of sockets is refused for free.
-    let address = crate::api::auth::client_address(&req, state.client_address_header.as_deref());
-    let permit = crate::limits::admit_webchat_socket(&state.limits, Some(address))?;
+    let address = crate::core::session::client_address(&req, state.client_address_header.as_deref());
+    let permit = crate::core::limits::admit_webchat_socket(&state.limits, Some(address))?;
     let query = web::Query::<Upgrade>::from_query(req.query_string())
         .map_err(|_| ApiError::bad_request("invalid_query", "the query is ?service_id=<id>"))?;
     let raw = query.service_id.as_deref().ok_or_else(|| {

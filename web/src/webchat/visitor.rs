@@ -13,10 +13,10 @@ use schema::{
 };
 use serde_json::json;
 
-use crate::api::agent::db;
-use crate::api::error::ApiError;
 use crate::channels::outbound::SendResult;
-use crate::state::AppState;
+use crate::core::db::db;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
 use crate::webchat::protocol::{ChatMessage, FrameError, ReceiptStatus, ServerFrame, VisitorView};
 
 /// Most messages replayed to a resuming widget.
@@ -74,7 +74,7 @@ pub async fn start(
         name,
         email,
         customer_id: None,
-        token_hash: crate::api::auth::token_hash(&token),
+        token_hash: crate::core::session::token_hash(&token),
         created_at: now,
         last_seen_at: now,
     };
@@ -109,7 +109,7 @@ pub async fn returning(
     service: &Service,
     token: &str,
 ) -> Result<(Visitor, Option<Conversation>), FrameError> {
-    let (service_id, hash) = (service.id, crate::api::auth::token_hash(token));
+    let (service_id, hash) = (service.id, crate::core::session::token_hash(token));
     let found = db(state, move |c| {
         let Some(visitor) = store::visitor_by_token(c, service_id, &hash)? else { return Ok(None) };
         store::touch_visitor(c, visitor.id, Utc::now())?;
@@ -156,7 +156,7 @@ pub async fn resume(
 /// Tells the desks about messages whose status changed.
 async fn publish_status(state: &AppState, service: schema::ServiceId, changed: &[Message]) {
     for m in changed {
-        let json = crate::api::messages::message_value(m, &[]);
+        let json = crate::core::dto::message_value(m, &[]);
         state.engine.publish_message(m.conversation_id, service, json).await;
     }
 }
@@ -216,7 +216,7 @@ pub async fn message(
             }
             if let Some(f) = files.iter().find(|f| {
                 usize::try_from(f.size_bytes).unwrap_or(usize::MAX)
-                    > crate::api::messages::channel_limit(Channel::Webchat, &f.content_type)
+                    > crate::core::files::channel_limit(Channel::Webchat, &f.content_type)
             }) {
                 return Ok(Err(FrameError::new(
                     "attachment_not_allowed",
@@ -252,7 +252,7 @@ pub async fn message(
             // Without files the desks are told with the routing (one trip to the distributor);
             // with files, once they are linked (below).
             let ingested = if !with_files {
-                let render = |m: &Message| crate::api::messages::message_value(m, &[]);
+                let render = |m: &Message| crate::core::dto::message_value(m, &[]);
                 state.engine.ingest_publishing(inbound, render).await
             } else {
                 state.engine.ingest(inbound).await
@@ -288,7 +288,7 @@ pub async fn message(
         .map_err(refusal)?
     };
     if new && with_files {
-        let json = crate::api::messages::message_value(&stored, &files);
+        let json = crate::core::dto::message_value(&stored, &files);
         state.engine.publish_message(conversation, service, json).await;
     }
     Ok(Stored { message: ChatMessage::from_row(&stored, &files), conversation, new })

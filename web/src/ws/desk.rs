@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use engine::EngineEvent;
 use schema::{ConversationId, Role, store};
 
-use crate::api::agent::{PresenceDto, QueueDto, db, parse_id};
-use crate::api::auth::{AgentInfo, CurrentAgent};
-use crate::api::error::ApiError;
-use crate::state::AppState;
+use crate::api::agent::{PresenceDto, QueueDto};
+use crate::core::db::{db, parse_id};
+use crate::core::error::ApiError;
+use crate::core::session::{AgentInfo, CurrentAgent};
+use crate::core::state::AppState;
 use crate::ws::protocol::{AgentInfoOwned, ClientMsg, EventDto, OfferDto, ServerMsg, Snapshot};
 
 /// The state a desk starts from, and the last seq of each conversation in it.
@@ -33,7 +34,7 @@ pub async fn snapshot(state: &AppState, me: &CurrentAgent) -> (Snapshot, HashMap
         for row in rows {
             seqs.insert(row.id, row.last_seq);
             conversations
-                .push(serde_json::to_value(crate::api::dto::ConversationDto::from_row(&row)).unwrap_or_default());
+                .push(serde_json::to_value(crate::core::dto::ConversationDto::from_row(&row)).unwrap_or_default());
         }
         for o in &a.offers {
             if let Some((_, expires_at)) = o.offer {

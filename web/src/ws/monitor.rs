@@ -15,8 +15,8 @@ use schema::{AgentId, Channel, ConversationId, ConversationState, ServiceId};
 use serde::{Deserialize, Serialize};
 
 use crate::api::agent::QueueDto;
-use crate::api::auth::CurrentAgent;
 use crate::api::supervisor::{MonitorAgentDto, sees_agent};
+use crate::core::session::CurrentAgent;
 
 /// What a monitor sends.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -12,15 +12,14 @@ use engine::{EngineEvent, Feed};
 use schema::AgentId;
 use schema::models::Agent;
 
-use crate::api::agent::db;
-use crate::api::auth::{CurrentAgent, SessionRevoked};
-use crate::api::error::ApiError;
 use crate::api::supervisor::{monitored_agents, monitored_queues, supervisor};
-use crate::state::AppState;
+use crate::core::db::db;
+use crate::core::error::ApiError;
+use crate::core::session::{CurrentAgent, SessionRevoked};
+use crate::core::socket::keep_alive;
+use crate::core::state::AppState;
 use crate::ws::monitor::{MonitorClientMsg, MonitorMsg, MonitorView};
-use crate::ws::session::{
-    MAX_FRAME, close_revoked, incoming, keep_alive, origin_allowed, register_socket, send_counted,
-};
+use crate::ws::session::{MAX_FRAME, close_revoked, incoming, origin_allowed, register_socket, send_counted};
 
 /// Changes are coalesced: each agent row and queue is sent at most once per this interval.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);

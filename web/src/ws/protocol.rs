@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::api::agent::{PresenceDto, QueueDto};
-use crate::api::auth::AgentInfo;
-use crate::api::dto::ConversationDto;
+use crate::core::dto::ConversationDto;
+use crate::core::session::AgentInfo;
 
 /// What a desk sends.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -3,7 +3,7 @@
 //! socket-specific is in this file, so moving to actix-ws is a one-file change.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web::{HttpRequest, HttpResponse, get, web};
@@ -12,16 +12,13 @@ use engine::{EngineEvent, Feed};
 use schema::{AgentId, ConversationId};
 use tracing::debug;
 
-use crate::api::auth::{CurrentAgent, REVOKED_CLOSE_CODE, SessionRevoked};
-use crate::api::error::ApiError;
-use crate::state::AppState;
+use crate::core::error::ApiError;
+use crate::core::session::{CurrentAgent, REVOKED_CLOSE_CODE, SessionRevoked};
+use crate::core::socket::keep_alive;
+use crate::core::state::AppState;
 use crate::ws::desk;
 use crate::ws::protocol::{ClientMsg, ServerMsg};
 
-/// How often the server pings.
-pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
-/// A desk that answered no ping for this long is gone.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Events sent without the desk answering a ping or acking: past this the desk cannot keep up
 /// and is disconnected (it resumes on reconnect) instead of the server buffering without end.
 pub const MAX_UNACKED: usize = 5_000;
@@ -64,21 +61,6 @@ where
         }
         Err(e) => tracing::error!(error = %e, "encoding a WebSocket message"),
     }
-}
-
-/// Pings the client every [`HEARTBEAT_INTERVAL`] and stops the session when it has not been heard
-/// from for [`CLIENT_TIMEOUT`] (`last_heard` reads when it last was).
-pub(crate) fn keep_alive<A>(ctx: &mut ws::WebsocketContext<A>, last_heard: fn(&A) -> Instant)
-where
-    A: Actor<Context = ws::WebsocketContext<A>>,
-{
-    ctx.run_interval(HEARTBEAT_INTERVAL, move |this, ctx| {
-        if last_heard(this).elapsed() > CLIENT_TIMEOUT {
-            ctx.stop();
-            return;
-        }
-        ctx.ping(b"");
-    });
 }
 
 /// Registers a starting socket with the session cache so that revoking its session closes it

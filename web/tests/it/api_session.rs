@@ -100,7 +100,7 @@ async fn login_answers_a_token_and_a_session_cookie_that_each_authenticate() {
     let rows = session_rows(&app);
     assert_eq!(rows.len(), 1);
     assert_ne!(rows[0].0, token.as_bytes());
-    assert_eq!(rows[0].0, web::api::auth::token_hash(&token));
+    assert_eq!(rows[0].0, web::core::session::token_hash(&token));
 }
 
 #[actix_rt::test]

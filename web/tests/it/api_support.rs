@@ -25,7 +25,7 @@ pub struct TestApp {
     base: String,
     client: awc::Client,
     /// The server's state (its outbound signal, directory, counters).
-    pub state: web::state::AppState,
+    pub state: web::core::state::AppState,
 }
 
 /// One HTTP answer.
@@ -82,7 +82,7 @@ impl TestApp {
     /// [`Self::start`] with the server's state changed by `configure` first (its limits).
     pub async fn start_configured<T>(
         setup: impl FnOnce(&mut PgConnection) -> T,
-        configure: impl FnOnce(&mut web::state::AppState),
+        configure: impl FnOnce(&mut web::core::state::AppState),
     ) -> (TestApp, T) {
         Self::start_with(setup, false, configure).await
     }
@@ -95,12 +95,12 @@ impl TestApp {
     async fn start_with<T>(
         setup: impl FnOnce(&mut PgConnection) -> T,
         sending: bool,
-        configure: impl FnOnce(&mut web::state::AppState),
+        configure: impl FnOnce(&mut web::core::state::AppState),
     ) -> (TestApp, T) {
         let db = TestDb::new();
         let value = setup(&mut db.conn());
         let engine = Engine::start(db.pool(), Clock::System).await.expect("engine starts");
-        let mut state = web::state::AppState::new(db.pool(), engine.clone());
+        let mut state = web::core::state::AppState::new(db.pool(), engine.clone());
         configure(&mut state);
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -132,7 +132,7 @@ impl TestApp {
     }
 
     /// [`Self::seeded`] with the server's state changed by `configure` first.
-    pub async fn seeded_with(configure: impl FnOnce(&mut web::state::AppState)) -> TestApp {
+    pub async fn seeded_with(configure: impl FnOnce(&mut web::core::state::AppState)) -> TestApp {
         use schema::Connection;
         Self::start_configured(|c| c.transaction(web::seed::seed).expect("seed"), configure).await.0
     }
@@ -347,7 +347,7 @@ impl World {
                 service("Email A", Channel::Email),
             );
             // One hash for everyone: argon2 is slow on purpose.
-            let hash = web::password::hash(PASSWORD);
+            let hash = web::core::password::hash(PASSWORD);
             let mut person = |login: &str, role: Role, services: &[ServiceId]| {
                 fixtures::person(login)
                     .name(format!("{login} (name)"))
@@ -402,7 +402,7 @@ impl World {
 /// An active agent `login` (password [`PASSWORD`]) in `services`, with an optional extension.
 pub fn agent_in(conn: &mut PgConnection, login: &str, services: &[ServiceId], extension: Option<&str>) -> AgentId {
     fixtures::person(login)
-        .password_hash(web::password::hash(PASSWORD))
+        .password_hash(web::core::password::hash(PASSWORD))
         .extension(extension)
         .in_services(services)
         .insert(conn)

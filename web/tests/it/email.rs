@@ -53,7 +53,7 @@ async fn setup(provider: Value, approval: bool) -> (TestApp, ServiceId, Customer
         schema::testing::fixtures::person("sofia")
             .name("Sofia")
             .role(Role::Supervisor)
-            .password_hash(web::password::hash(PASSWORD))
+            .password_hash(web::core::password::hash(PASSWORD))
             .in_services(&[s.id])
             .insert(conn)
             .unwrap();
@@ -580,7 +580,7 @@ async fn the_imap_poller_takes_each_mail_once_even_across_restarts() {
     let mut dead = Service::with_defaults("Caixa fora do ar", Channel::Email, Utc::now());
     dead.provider = json!({"address": "outra@omniroute.example", "imap_url": format!("imap://u:p@127.0.0.1:{}/INBOX", free_port())});
     dead.insert(&mut app.conn()).unwrap();
-    let state = web::state::AppState::new(app.db.pool(), app.engine.clone());
+    let state = web::core::state::AppState::new(app.db.pool(), app.engine.clone());
     let first = imap::spawn(state.clone(), Duration::from_millis(200));
     until("both mails are stored", || messages(&app).len() == 2).await;
     let cursor = store::mailbox_cursor(&mut app.conn(), service).unwrap().expect("a cursor");

@@ -12,7 +12,7 @@ use schema::models::Service;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use web::limits::{Limits, Settings};
+use web::core::limits::{Limits, Settings};
 
 use crate::api_support::TestApp;
 

@@ -103,7 +103,7 @@ async fn serve_migrates_a_fresh_database_and_creates_the_bootstrap_admin_once() 
     let mut conn = db.conn();
     let admin = store::agent_by_login(&mut conn, "root").unwrap().expect("bootstrap admin");
     assert_eq!(admin.role, Role::Admin);
-    assert!(web::password::verify("first-admin-pass", &admin.password_hash));
+    assert!(web::core::password::verify("first-admin-pass", &admin.password_hash));
 
     // A second start with another bootstrap value does not create a second admin.
     let server = Server::start(&db, &[("OMNIROUTE_BOOTSTRAP_ADMIN", "other:another-pass")]);
@@ -166,7 +166,7 @@ fn seed_demo_creates_a_usable_contact_center_and_is_idempotent() {
     assert_eq!(agents.iter().filter(|a| a.role == Role::Admin).count(), 1);
     for agent in &agents {
         assert!(
-            web::password::verify(&web::seed::demo_password(&agent.login), &agent.password_hash),
+            web::core::password::verify(&web::seed::demo_password(&agent.login), &agent.password_hash),
             "{}",
             agent.login
         );

@@ -8,7 +8,7 @@ use awc::http::Method;
 use awc::ws;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use web::api::auth::SignInLimits;
+use web::core::session::SignInLimits;
 
 use crate::api_support::{TestApp, World};
 

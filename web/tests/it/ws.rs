@@ -24,7 +24,7 @@ struct Desk {
 
 fn agent(conn: &mut schema::PgConnection, login: &str, services: &[ServiceId]) -> AgentId {
     fixtures::person(login)
-        .password_hash(web::password::hash("secret-pass"))
+        .password_hash(web::core::password::hash("secret-pass"))
         .in_services(services)
         .insert(conn)
         .unwrap()
@@ -41,7 +41,7 @@ async fn desk() -> Desk {
     let bruno = agent(&mut conn, "bruno", &[whatsapp]);
     agent(&mut conn, "zoe", &[other]);
     let engine = Engine::start(db.pool(), Clock::System).await.unwrap();
-    let state = web::state::AppState::new(db.pool(), engine.clone());
+    let state = web::core::state::AppState::new(db.pool(), engine.clone());
     let server =
         HttpServer::new(move || App::new().app_data(aw::Data::new(state.clone())).configure(web::routes::configure))
             .workers(1)

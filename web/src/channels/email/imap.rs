@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::Outcome;
-use crate::state::AppState;
+use crate::core::state::AppState;
 
 /// Longest wait between two attempts to reach a failing mailbox.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -138,7 +138,7 @@ async fn watch(state: AppState, inner: Arc<Inner>, service: ServiceId, url: Stri
             Err(e) => e,
         };
         inner.failures.fetch_add(1, Ordering::SeqCst);
-        warn!(service.id = %service, url = %crate::server::redact(&url), error = %error,
+        warn!(service.id = %service, url = %crate::core::secrets::redact(&url), error = %error,
               retry_in_s = backoff.as_secs(), "IMAP mailbox unavailable; retrying");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -26,9 +26,9 @@ use schema::{AttachmentId, Channel, ConversationId, MessageKind, PgConnection, S
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::api::agent::{db, parse_id};
-use crate::api::error::ApiError;
-use crate::state::AppState;
+use crate::core::db::{db, parse_id};
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
 use parse::{ParsedAttachment, ParsedEmail};
 
 /// The header carrying the service's `webhook_secret`.
@@ -61,7 +61,7 @@ pub async fn receive(
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing_secret", format!("{SECRET_HEADER} is required")));
     };
     let expected = service.provider.get("webhook_secret").and_then(Value::as_str).unwrap_or("");
-    if expected.is_empty() || !super::ct_eq(&secret, expected.as_bytes()) {
+    if expected.is_empty() || !crate::core::secrets::ct_eq(&secret, expected.as_bytes()) {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_secret", "the webhook secret does not match"));
     }
     let content_type = req
@@ -176,7 +176,7 @@ pub async fn ingest(
         state.engine.ingest_with(inbound, Arc::new(extras)).await.map_err(super::engine_unavailable)?;
     match (outcome, stored) {
         (Ingested::Stored { conversation, .. }, Some(m)) => {
-            if let Ok(json) = crate::api::messages::message_json(state, m).await {
+            if let Ok(json) = crate::core::dto::message_json(state, m).await {
                 state.engine.publish_message(conversation, service.id, json).await;
             }
             Ok(Outcome::Stored { conversation })
@@ -200,11 +200,11 @@ fn identify(c: &mut PgConnection, address: &str) -> Result<Option<schema::Custom
 fn accepted_attachments(all: &[ParsedAttachment]) -> (Vec<ParsedAttachment>, Vec<Value>) {
     let (mut kept, mut skipped) = (Vec::new(), Vec::new());
     for a in all {
-        let reason = if !crate::api::messages::accepted_type(&a.content_type) {
+        let reason = if !crate::core::files::accepted_type(&a.content_type) {
             Some("type_not_accepted")
         } else if a.data.is_empty() {
             Some("empty")
-        } else if a.data.len() > crate::api::messages::channel_limit(Channel::Email, &a.content_type) {
+        } else if a.data.len() > crate::core::files::channel_limit(Channel::Email, &a.content_type) {
             Some("too_large")
         } else if kept.len() >= MAX_ATTACHMENTS {
             Some("too_many_attachments")

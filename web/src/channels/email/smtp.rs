@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::parse::{reply_subject, valid_address};
 use crate::channels::outbound::SendResult;
-use crate::state::AppState;
+use crate::core::state::AppState;
 
 /// How long one SMTP conversation may take before it is retried later.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use super::VoiceEvent;
 use super::ari::AriSettings;
-use crate::state::AppState;
+use crate::core::state::AppState;
 
 /// Attempts per command when the phone system answers 5xx or not at all.
 const ATTEMPTS: u32 = 3;

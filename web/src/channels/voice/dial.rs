@@ -13,11 +13,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ari::AriSettings;
-use crate::api::agent::{actionable_conversation, db, parse_id};
-use crate::api::auth::CurrentAgent;
-use crate::api::dto::ConversationDto;
-use crate::api::error::{ApiError, ErrorBody};
-use crate::state::AppState;
+use crate::core::access::actionable_conversation;
+use crate::core::db::{db, parse_id};
+use crate::core::dto::ConversationDto;
+use crate::core::error::{ApiError, ErrorBody};
+use crate::core::session::CurrentAgent;
+use crate::core::state::AppState;
 
 /// Which voice service calls, and which of the customer's phones.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -101,7 +102,7 @@ pub async fn call_customer(
     m.payload = json!({"dial": phone, "from_conversation": id.to_string()});
     let stored = db(&state, move |c| m.insert(c)).await?;
     // The switchboard places the call when it sees this message.
-    let json = crate::api::messages::message_value(&stored, &[]);
+    let json = crate::core::dto::message_value(&stored, &[]);
     state.engine.publish_message(voice, service.id, json).await;
     let c = db(&state, move |c| Conversation::find(c, voice)).await?;
     Ok(HttpResponse::Created().json(ConversationDto::from_row(&c)))

@@ -24,7 +24,7 @@ use schema::{AgentId, Channel, ConversationId, ServiceId, store};
 use tokio::sync::{broadcast, oneshot};
 use tracing::{info, warn};
 
-use crate::state::AppState;
+use crate::core::state::AppState;
 use ari::AriSettings;
 
 /// How often the service list is read again for ARI settings that were added or changed.
@@ -119,20 +119,20 @@ async fn list_services(state: &AppState) -> Result<Vec<Service>, ()> {
 
 /// Refuses voice settings the phone system could never use (400 `invalid_provider`): `ari_url`
 /// and `cti_command_url` must be http(s) URLs, `ari_dial_endpoint` must contain `{number}`.
-pub fn check_provider(map: &serde_json::Map<String, serde_json::Value>) -> Result<(), crate::api::error::ApiError> {
+pub fn check_provider(map: &serde_json::Map<String, serde_json::Value>) -> Result<(), crate::core::error::ApiError> {
     let text = |k: &str| map.get(k).and_then(serde_json::Value::as_str).map(str::trim).filter(|v| !v.is_empty());
     for key in ["ari_url", "cti_command_url"] {
         if let Some(url) = text(key)
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err(crate::api::error::ApiError::bad_request(
+            return Err(crate::core::error::ApiError::bad_request(
                 "invalid_provider",
                 format!("provider.{key} must be an http:// or https:// URL"),
             ));
         }
     }
     if text("ari_dial_endpoint").is_some_and(|d| !d.contains("{number}")) {
-        return Err(crate::api::error::ApiError::bad_request(
+        return Err(crate::core::error::ApiError::bad_request(
             "invalid_provider",
             "provider.ari_dial_endpoint must contain {number}, e.g. PJSIP/{number}@trunk",
         ));

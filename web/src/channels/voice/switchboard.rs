@@ -36,7 +36,7 @@ use tracing::{debug, info, warn};
 
 use super::VoiceEvent;
 use super::ari::{AriClient, AriError, AriEvent, AriSettings, ChannelInfo, segment};
-use crate::state::AppState;
+use crate::core::state::AppState;
 
 /// The first wait before reconnecting the events socket; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -352,7 +352,7 @@ impl Switchboard {
         };
         info!(service.id = %service, conversation.id = %conversation, channel.id = %channel.id, "call queued");
         if let Some(m) = message {
-            let json = crate::api::messages::message_value(&m, &[]);
+            let json = crate::core::dto::message_value(&m, &[]);
             self.state.engine.publish_message(conversation, service, json).await;
         }
         self.channels.insert(channel.id.clone(), (conversation, Leg::Caller));

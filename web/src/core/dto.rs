@@ -1,9 +1,15 @@
 //! JSON shapes of the API (SPEC.md section A). Ids are opaque strings (UUIDs).
 
 use chrono::{DateTime, Utc};
+use schema::models::Attachment;
 use schema::models::{Conversation, Message};
+use schema::store;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+
+use crate::core::db::db;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
 
 /// A conversation as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -159,4 +165,44 @@ impl MessageDto {
 /// refuses a body that leaves the field out instead of reading it as null.
 pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     Option::<T>::deserialize(d)
+}
+
+/// A message with its attachments, as the API and the desks show it.
+pub async fn message_json(state: &AppState, m: Message) -> Result<serde_json::Value, ApiError> {
+    let id = m.id;
+    let attachments = db(state, move |c| store::attachments_of(c, id)).await?;
+    Ok(message_value(&m, &attachments))
+}
+
+/// A message as JSON with those of `files` that belong to it.
+pub fn message_value(m: &Message, files: &[Attachment]) -> serde_json::Value {
+    let mut v = serde_json::to_value(MessageDto::from_row(m)).unwrap_or_default();
+    v["attachments"] = serde_json::to_value(
+        files.iter().filter(|a| a.message_id == Some(m.id)).map(AttachmentDto::from_row).collect::<Vec<_>>(),
+    )
+    .unwrap_or_default();
+    v
+}
+
+/// An uploaded file.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AttachmentDto {
+    pub id: String,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl AttachmentDto {
+    /// The API view of a stored attachment.
+    pub fn from_row(a: &Attachment) -> Self {
+        Self {
+            id: a.id.to_string(),
+            name: a.name.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size_bytes,
+            created_at: a.created_at,
+        }
+    }
 }

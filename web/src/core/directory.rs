@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use schema::models::Service;
 use schema::{Channel, ServiceId, StoreError, store};
 
-use crate::api::agent::db;
-use crate::api::error::ApiError;
-use crate::state::AppState;
+use crate::core::db::db;
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
 
 /// Services by id and by (channel, provider key).
 #[derive(Default)]

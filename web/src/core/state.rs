@@ -6,7 +6,7 @@ use std::time::Duration;
 use engine::Engine;
 use schema::PgPool;
 
-use crate::api::auth::{HashingPool, LoginThrottle, SignInLimits};
+use crate::core::session::{HashingPool, LoginThrottle, SignInLimits};
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -26,19 +26,19 @@ pub struct AppState {
     /// The contact center's time zone ("today").
     pub time_zone: chrono_tz::Tz,
     /// Wakes the outbound sender.
-    pub outbox: crate::channels::outbound::OutboxSignal,
+    pub outbox: crate::core::outbox::OutboxSignal,
     /// The connected webchat visitors.
     pub webchat: crate::webchat::hub::WebchatHub,
     /// The services, kept in memory for the webhooks.
-    pub services: Arc<crate::directory::ServiceDirectory>,
+    pub services: Arc<crate::core::directory::ServiceDirectory>,
     /// Sessions recently checked.
-    pub sessions: Arc<crate::api::auth::SessionCache>,
+    pub sessions: Arc<crate::core::session::SessionCache>,
     /// The web layer's monitoring counters (S5, `GET /metrics`).
-    pub counters: Arc<crate::metrics::WebCounters>,
+    pub counters: Arc<crate::core::counters::WebCounters>,
     /// When set, `GET /metrics` takes `Authorization: Bearer <this>` (`OMNIROUTE_METRICS_TOKEN`).
     pub metrics_token: Option<Arc<str>>,
     /// Bounds on what callers who have not signed in can make the server hold.
-    pub limits: Arc<crate::limits::Limits>,
+    pub limits: Arc<crate::core::limits::Limits>,
     /// Failed sign-ins per client address (429 after too many, whatever the login).
     pub address_throttle: Arc<LoginThrottle>,
     /// The header naming the client's address behind a reverse proxy (`None`: the peer's).
@@ -58,7 +58,7 @@ impl AppState {
             hashing: Arc::new(HashingPool::new(limits.hash_threads, limits.hash_queue)),
             allowed_origins: Arc::new(Vec::new()),
             time_zone: chrono_tz::America::Sao_Paulo,
-            outbox: crate::channels::outbound::OutboxSignal::default(),
+            outbox: crate::core::outbox::OutboxSignal::default(),
             webchat: crate::webchat::hub::WebchatHub::new(engine.clone()),
             services: Arc::default(),
             sessions: Arc::default(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 
-use crate::api::error::ApiError;
+use crate::core::error::ApiError;
 
 /// The limits in force (defaults in [`Limits::default`]; `OMNIROUTE_*` variables in `config.rs`).
 pub struct Limits {

@@ -1,0 +1,20 @@
+//! The database from a request: store functions on the blocking pool, ids from paths and bodies.
+
+use actix_web::web;
+
+use crate::core::error::ApiError;
+use crate::core::state::AppState;
+
+/// Runs a store function on the blocking pool with a pooled connection.
+pub async fn db<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&mut schema::PgConnection) -> Result<T, schema::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let pool = state.pool.clone();
+    Ok(web::block(move || -> Result<T, schema::StoreError> { f(&mut *pool.get()?) }).await??)
+}
+
+/// Parses an id from a path or body.
+pub fn parse_id<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, ApiError> {
+    s.trim().parse().map_err(|_| ApiError::bad_request("invalid_id", format!("{what} is not a valid id")))
+}
