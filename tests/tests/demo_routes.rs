@@ -9,7 +9,7 @@ use schema::{Channel, Connection, ConversationState, store};
 async fn the_seeded_demo_routes_a_whatsapp_conversation_to_an_available_agent() {
     let db = TestDb::new();
     let mut conn = db.conn();
-    conn.transaction(web::seed::seed).unwrap();
+    conn.transaction(web::boot::seed::seed).unwrap();
     let whatsapp =
         store::list_services(&mut conn).unwrap().into_iter().find(|s| s.channel == Channel::Whatsapp).unwrap();
     let ana = store::agent_by_login(&mut conn, "ana").unwrap().unwrap();

@@ -19,7 +19,7 @@ fn serve(db: &TestDb) -> String {
     // A free port, released for the server to take.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = db.url().to_owned();
-    let config = web::config::Config::from_lookup(|name| match name {
+    let config = web::boot::config::Config::from_lookup(|name| match name {
         "DATABASE_URL" => Some(url.clone()),
         "OMNIROUTE_BIND" => Some(format!("127.0.0.1:{port}")),
         "OMNIROUTE_BOOTSTRAP_ADMIN" => Some(format!("{ADMIN}:{PASSWORD}")),
@@ -28,7 +28,7 @@ fn serve(db: &TestDb) -> String {
     })
     .unwrap();
     std::thread::spawn(move || {
-        if let Err(e) = web::server::serve(config) {
+        if let Err(e) = web::boot::server::serve(config) {
             eprintln!("server: {e:#}");
         }
     });

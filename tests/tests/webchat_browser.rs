@@ -61,7 +61,7 @@ async fn agent_ready(base: &str, login: &str) -> String {
     let client = awc::Client::new();
     let mut res = client
         .post(format!("{base}api/v1/auth/login"))
-        .send_json(&json!({"login": login, "password": web::seed::demo_password(login)}))
+        .send_json(&json!({"login": login, "password": web::boot::seed::demo_password(login)}))
         .await
         .unwrap();
     assert_eq!(res.status(), 200);

@@ -160,14 +160,16 @@ pub struct Demo {
 pub async fn demo_server(channel: schema::Channel) -> Demo {
     use schema::Connection;
     let db = schema::testing::TestDb::new();
-    db.conn().transaction(web::seed::seed).unwrap();
+    db.conn().transaction(web::boot::seed::seed).unwrap();
     let service =
         schema::store::list_services(&mut db.conn()).unwrap().into_iter().find(|s| s.channel == channel).unwrap().id;
     let engine = engine::Engine::start(db.pool(), engine::Clock::System).await.unwrap();
     let state = web::core::state::AppState::new(db.pool(), engine.clone());
     let app_state = state.clone();
     let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new().app_data(actix_web::web::Data::new(app_state.clone())).configure(web::routes::configure)
+        actix_web::App::new()
+            .app_data(actix_web::web::Data::new(app_state.clone()))
+            .configure(web::boot::routes::configure)
     })
     .workers(2)
     .bind("127.0.0.1:0")

@@ -5,6 +5,7 @@ use actix_web::web;
 pub mod admin;
 pub mod agent;
 pub mod auth;
+pub mod health;
 pub mod lists;
 pub mod messages;
 pub mod openapi;

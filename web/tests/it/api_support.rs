@@ -104,7 +104,7 @@ impl TestApp {
         configure(&mut state);
         let app_state = state.clone();
         let server = HttpServer::new(move || {
-            App::new().app_data(aw::Data::new(state.clone())).configure(web::routes::configure)
+            App::new().app_data(aw::Data::new(state.clone())).configure(web::boot::routes::configure)
         })
         .workers(1)
         .bind("127.0.0.1:0")
@@ -128,13 +128,13 @@ impl TestApp {
     /// The demo contact center of `omniroute seed-demo` (passwords `<login>-demo1`).
     pub async fn seeded() -> TestApp {
         use schema::Connection;
-        Self::start(|c| c.transaction(web::seed::seed).expect("seed")).await.0
+        Self::start(|c| c.transaction(web::boot::seed::seed).expect("seed")).await.0
     }
 
     /// [`Self::seeded`] with the server's state changed by `configure` first.
     pub async fn seeded_with(configure: impl FnOnce(&mut web::core::state::AppState)) -> TestApp {
         use schema::Connection;
-        Self::start_configured(|c| c.transaction(web::seed::seed).expect("seed"), configure).await.0
+        Self::start_configured(|c| c.transaction(web::boot::seed::seed).expect("seed"), configure).await.0
     }
 
     /// Signs in and returns the token.
@@ -147,7 +147,7 @@ impl TestApp {
 
     /// Signs in a seeded person with their demo password.
     pub async fn demo_login(&self, login: &str) -> String {
-        self.login_with(login, &web::seed::demo_password(login)).await
+        self.login_with(login, &web::boot::seed::demo_password(login)).await
     }
 
     /// Signs in a [`World`] person.

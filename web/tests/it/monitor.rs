@@ -394,11 +394,12 @@ async fn a_metrics_token_guards_the_endpoint() {
     let engine = engine::Engine::start(db.pool(), engine::Clock::System).await.unwrap();
     let mut state = web::core::state::AppState::new(db.pool(), engine);
     state.metrics_token = Some("prom-s3cret".into());
-    let server =
-        HttpServer::new(move || App::new().app_data(aw::Data::new(state.clone())).configure(web::routes::configure))
-            .workers(1)
-            .bind("127.0.0.1:0")
-            .unwrap();
+    let server = HttpServer::new(move || {
+        App::new().app_data(aw::Data::new(state.clone())).configure(web::boot::routes::configure)
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
     let url = format!("http://127.0.0.1:{}/metrics", server.addrs()[0].port());
     actix_rt::spawn(server.run());
     let client = awc::Client::new();

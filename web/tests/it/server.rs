@@ -166,7 +166,7 @@ fn seed_demo_creates_a_usable_contact_center_and_is_idempotent() {
     assert_eq!(agents.iter().filter(|a| a.role == Role::Admin).count(), 1);
     for agent in &agents {
         assert!(
-            web::core::password::verify(&web::seed::demo_password(&agent.login), &agent.password_hash),
+            web::core::password::verify(&web::boot::seed::demo_password(&agent.login), &agent.password_hash),
             "{}",
             agent.login
         );

@@ -42,11 +42,12 @@ async fn desk() -> Desk {
     agent(&mut conn, "zoe", &[other]);
     let engine = Engine::start(db.pool(), Clock::System).await.unwrap();
     let state = web::core::state::AppState::new(db.pool(), engine.clone());
-    let server =
-        HttpServer::new(move || App::new().app_data(aw::Data::new(state.clone())).configure(web::routes::configure))
-            .workers(1)
-            .bind("127.0.0.1:0")
-            .unwrap();
+    let server = HttpServer::new(move || {
+        App::new().app_data(aw::Data::new(state.clone())).configure(web::boot::routes::configure)
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
     let base = format!("127.0.0.1:{}", server.addrs()[0].port());
     actix_rt::spawn(server.run());
     Desk { db, engine, base, whatsapp, other, ana, bruno }

@@ -9,7 +9,7 @@ use schema::{
 };
 use serde_json::json;
 
-use crate::config::Config;
+use crate::boot::config::Config;
 
 /// The demo people: login, name, role, extension. Their password is `<login>-demo1`.
 const PEOPLE: &[(&str, &str, Role, Option<&str>)] = &[
@@ -39,7 +39,7 @@ pub fn demo_password(login: &str) -> String {
 
 /// Seeds the demo and prints the logins.
 pub fn seed_demo(config: &Config) -> anyhow::Result<()> {
-    let mut conn = crate::server::connect(config)?;
+    let mut conn = crate::boot::server::connect(config)?;
     schema::migrate::run_pending(&mut conn).context("migrating the database")?;
     conn.transaction(seed).context("seeding the demo")?;
     println!("Demo contact center ready. Sign in with (login / password):");

@@ -7,7 +7,7 @@ use schema::models::Agent;
 use schema::{AgentId, PgConnection, PoolOptions, Role, store};
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::boot::config::Config;
 use crate::core::secrets::redact;
 use crate::core::state::AppState;
 
@@ -78,7 +78,7 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
         App::new()
             .app_data(data.clone())
             .wrap(actix_web::middleware::Condition::new(access_log, actix_web::middleware::Logger::default()))
-            .configure(crate::routes::configure)
+            .configure(crate::boot::routes::configure)
     })
     .workers(config.workers)
     // Blocking work here is database work, and only `OMNIROUTE_DB_POOL_SIZE` connections exist:

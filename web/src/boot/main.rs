@@ -24,8 +24,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    web::telemetry::init();
-    let config = match web::config::Config::from_env() {
+    web::boot::telemetry::init();
+    let config = match web::boot::config::Config::from_env() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("omniroute: {e}");
@@ -35,12 +35,12 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Serve => {
             purge_in_background();
-            web::server::serve(config)
+            web::boot::server::serve(config)
         }
-        Command::Migrate => web::server::migrate(&config).map(|applied| {
+        Command::Migrate => web::boot::server::migrate(&config).map(|applied| {
             println!("migrations applied: {}", applied.len());
         }),
-        Command::SeedDemo => web::seed::seed_demo(&config),
+        Command::SeedDemo => web::boot::seed::seed_demo(&config),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,11 +2,9 @@
 
 use actix_web::web;
 
-pub mod health;
-
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::healthz);
+    cfg.service(crate::api::health::healthz);
     cfg.service(crate::metrics::metrics);
     cfg.service(crate::ws::session::ws_agent);
     cfg.service(crate::ws::monitor_session::ws_monitor);
