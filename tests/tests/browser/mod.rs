@@ -164,7 +164,7 @@ pub async fn demo_server(channel: schema::Channel) -> Demo {
     let service =
         schema::store::list_services(&mut db.conn()).unwrap().into_iter().find(|s| s.channel == channel).unwrap().id;
     let engine = engine::Engine::start(db.pool(), engine::Clock::System).await.unwrap();
-    let state = web::core::state::AppState::new(db.pool(), engine.clone());
+    let state = web::boot::state(db.pool(), engine.clone());
     let app_state = state.clone();
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()

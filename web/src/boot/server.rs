@@ -9,7 +9,6 @@ use tracing::{info, warn};
 
 use crate::boot::config::Config;
 use crate::core::secrets::redact;
-use crate::core::state::AppState;
 
 /// Connects, migrates, provisions the first admin if asked, and serves until SIGINT/SIGTERM,
 /// letting open requests finish (graceful shutdown).
@@ -59,7 +58,7 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(e) => warn!(error = %e, "could not release the previous process's leases"),
     }
-    let mut state = AppState::new(pool, engine.clone());
+    let mut state = crate::boot::state(pool, engine.clone());
     state.allowed_origins = std::sync::Arc::new(config.allowed_origins.clone());
     state.time_zone = config.time_zone;
     state.metrics_token = config.metrics_token.as_deref().map(std::sync::Arc::from);

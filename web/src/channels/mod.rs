@@ -7,6 +7,7 @@ pub mod email;
 pub mod media;
 pub mod meta;
 pub mod outbound;
+pub mod send;
 pub mod sms;
 pub mod telegram;
 pub mod templates;
@@ -14,6 +15,20 @@ pub mod voice;
 pub mod whatsapp;
 
 use actix_web::web;
+
+/// The providers' senders, one per channel (the webchat registers its own).
+pub fn senders() -> Vec<(schema::Channel, std::sync::Arc<dyn crate::core::outbox::Sender>)> {
+    use schema::Channel;
+    let meta: std::sync::Arc<dyn crate::core::outbox::Sender> = std::sync::Arc::new(meta::sender::MetaSender);
+    vec![
+        (Channel::Whatsapp, std::sync::Arc::new(whatsapp::sender::WhatsappSender)),
+        (Channel::Telegram, std::sync::Arc::new(telegram::sender::TelegramSender)),
+        (Channel::Sms, std::sync::Arc::new(sms::sender::TwilioSender)),
+        (Channel::Messenger, meta.clone()),
+        (Channel::Instagram, meta),
+        (Channel::Email, std::sync::Arc::new(email::smtp::EmailSender)),
+    ]
+}
 
 /// Registers the webhooks.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -1,11 +1,12 @@
 //! The outbox signal: how a request that stored an agent's message hands it to the sender.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use schema::MessageId;
-use schema::models::Message;
+use schema::models::{Attachment, Message, Service};
 use schema::store::OutboxContext;
+use schema::{Channel, MessageId};
 use tokio::sync::Notify;
 
 /// Hands the sender the messages agents just stored (besides its one-second scan for what is
@@ -85,5 +86,73 @@ impl OutboxSignal {
             batch.push(h.message);
         }
         Some((batch, context))
+    }
+}
+
+/// What a provider said to one send.
+#[derive(Debug)]
+pub enum SendResult {
+    /// Accepted, with the provider's message id.
+    Sent(String),
+    /// Refused for good: the error code and message shown to the agent.
+    Refused(String, String),
+    /// Try again later (429, 5xx, network).
+    Retry(String),
+    /// This channel has no sender yet: left pending.
+    Unsupported,
+    /// Webchat: the visitor is away; the message stays pending until its widget reconnects.
+    AwaitingCustomer,
+}
+
+/// What a sender needs besides the message: the customer's last message (the window) and the
+/// message's files with their bytes.
+pub struct Outgoing<'a> {
+    pub last_customer_at: Option<DateTime<Utc>>,
+    pub files: &'a [(Attachment, Vec<u8>)],
+}
+
+impl Outgoing<'_> {
+    /// The files not sent yet (a retry skips the others).
+    pub fn unsent(&self) -> impl Iterator<Item = &(Attachment, Vec<u8>)> {
+        self.files.iter().filter(|(a, _)| a.provider_media_id.is_none())
+    }
+}
+
+/// One message to send, with what a sender needs.
+pub struct SendCall<'a> {
+    pub state: &'a crate::core::state::AppState,
+    /// The sender's HTTP client (one per sender task: its pool of connections to the providers).
+    pub client: &'a awc::Client,
+    pub service: &'a Service,
+    /// The customer's address on the channel.
+    pub address: &'a str,
+    pub message: &'a Message,
+    pub out: &'a Outgoing<'a>,
+}
+
+/// How messages of one channel go out: each provider's folder under `channels/` has one, and the
+/// webchat is one more. The outbound task asks the registry, never a provider by name.
+pub trait Sender: Send + Sync + 'static {
+    /// Sends one message (and its files) and says what the provider answered.
+    fn send<'a>(&'a self, call: SendCall<'a>) -> futures_util::future::LocalBoxFuture<'a, SendResult>;
+
+    /// The sender itself, for the layer that registered it to find its own state again (the
+    /// webchat's hub).
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// The senders, one per channel, registered when the server's state is built (`boot::state`).
+#[derive(Clone, Default)]
+pub struct Senders(Arc<HashMap<Channel, Arc<dyn Sender>>>);
+
+impl Senders {
+    /// A registry of these senders.
+    pub fn new(senders: impl IntoIterator<Item = (Channel, Arc<dyn Sender>)>) -> Self {
+        Self(Arc::new(senders.into_iter().collect()))
+    }
+
+    /// The sender of `channel`, if one is registered.
+    pub fn get(&self, channel: Channel) -> Option<&dyn Sender> {
+        self.0.get(&channel).map(|s| s.as_ref())
     }
 }

@@ -27,8 +27,8 @@ pub struct AppState {
     pub time_zone: chrono_tz::Tz,
     /// Wakes the outbound sender.
     pub outbox: crate::core::outbox::OutboxSignal,
-    /// The connected webchat visitors.
-    pub webchat: crate::webchat::hub::WebchatHub,
+    /// How each channel's messages go out (registered by `boot::state`).
+    pub senders: crate::core::outbox::Senders,
     /// The services, kept in memory for the webhooks.
     pub services: Arc<crate::core::directory::ServiceDirectory>,
     /// Sessions recently checked.
@@ -47,7 +47,7 @@ pub struct AppState {
 
 impl AppState {
     /// State over a pool and a running engine, with the default sign-in limits
-    /// ([`SignInLimits::default`]).
+    /// ([`SignInLimits::default`]) and no senders: `boot::state` registers them.
     pub fn new(pool: PgPool, engine: Engine) -> Self {
         let limits = SignInLimits::default();
         Self {
@@ -59,7 +59,7 @@ impl AppState {
             allowed_origins: Arc::new(Vec::new()),
             time_zone: chrono_tz::America::Sao_Paulo,
             outbox: crate::core::outbox::OutboxSignal::default(),
-            webchat: crate::webchat::hub::WebchatHub::new(engine.clone()),
+            senders: crate::core::outbox::Senders::default(),
             services: Arc::default(),
             sessions: Arc::default(),
             counters: Arc::default(),

@@ -29,6 +29,42 @@ use crate::core::state::AppState;
 
 pub use visitor::send;
 
+/// The webchat's [`crate::core::outbox::Sender`]: an agent's message goes to the visitor's open
+/// sockets through the hub, or waits for the widget to come back. It also keeps the hub, which
+/// the sockets find again through [`hub`].
+pub struct WebchatSender {
+    hub: hub::WebchatHub,
+}
+
+impl WebchatSender {
+    /// The sender, with a hub over the engine's feed.
+    pub fn new(engine: engine::Engine) -> Self {
+        Self { hub: hub::WebchatHub::new(engine) }
+    }
+}
+
+impl crate::core::outbox::Sender for WebchatSender {
+    fn send<'a>(
+        &'a self,
+        call: crate::core::outbox::SendCall<'a>,
+    ) -> futures_util::future::LocalBoxFuture<'a, crate::core::outbox::SendResult> {
+        Box::pin(async move {
+            let attached: Vec<Attachment> = call.out.files.iter().map(|(a, _)| a.clone()).collect();
+            send(call.state, call.address, call.message, &attached).await
+        })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// The hub of the connected visitors, kept by the webchat's sender (`None` in a state built
+/// without senders).
+pub fn hub(state: &AppState) -> Option<&hub::WebchatHub> {
+    state.senders.get(Channel::Webchat)?.as_any().downcast_ref::<WebchatSender>().map(|s| &s.hub)
+}
+
 /// The widget's files.
 #[derive(RustEmbed)]
 #[folder = "static/webchat/"]

@@ -77,7 +77,9 @@ impl VisitorSession {
             return self.refuse(FrameError::new("already_started", "this chat is already open"), ctx);
         }
         let (state, service) = (self.state.clone(), self.service.clone());
-        let hub = state.webchat.addr();
+        let Some(hub) = crate::webchat::hub(&state).map(|h| h.addr()) else {
+            return self.refuse(FrameError::new("unavailable", "the chat is not available; retry"), ctx);
+        };
         let me = ctx.address().recipient::<Push>();
         self.pending = Some(Vec::new());
         let work = async move {
@@ -175,11 +177,16 @@ impl VisitorSession {
                         // The hub follows the conversation the visitor joined with; it is told
                         // again only when a message moved the visitor to another one.
                         if moved {
-                            let (hub, engine, me) =
-                                (this.state.webchat.addr(), this.state.engine.clone(), ctx.address());
+                            let (hub, engine, me) = (
+                                crate::webchat::hub(&this.state).map(|h| h.addr()),
+                                this.state.engine.clone(),
+                                ctx.address(),
+                            );
                             let conversation = stored.conversation;
                             actix::spawn(async move {
-                                let _ = hub.send(Follow { visitor, conversation }).await;
+                                if let Some(hub) = hub {
+                                    let _ = hub.send(Follow { visitor, conversation }).await;
+                                }
                                 // A new conversation's state as of now that the hub forwards its
                                 // events (it may have been assigned before).
                                 if let Some(facts) = engine.conversation(conversation).await {
@@ -191,7 +198,9 @@ impl VisitorSession {
                         if let Some(joined) = this.socket.as_ref().filter(|j| stored.new && j.has_siblings()) {
                             // The visitor's other tabs show it too.
                             let frame = ServerFrame::Message { message: stored.message };
-                            this.state.webchat.deliver_later(visitor, frame, Some(joined.socket));
+                            if let Some(hub) = crate::webchat::hub(&this.state) {
+                                hub.deliver_later(visitor, frame, Some(joined.socket));
+                            }
                         }
                     }
                 }
@@ -236,8 +245,10 @@ impl Actor for VisitorSession {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
-        if let (Some(joined), Some(v)) = (self.socket.take(), &self.visitor) {
-            self.state.webchat.addr().do_send(Leave { visitor: v.visitor.id, socket: joined.socket });
+        if let (Some(joined), Some(v)) = (self.socket.take(), &self.visitor)
+            && let Some(hub) = crate::webchat::hub(&self.state)
+        {
+            hub.addr().do_send(Leave { visitor: v.visitor.id, socket: joined.socket });
         }
         Running::Stop
     }

@@ -13,9 +13,9 @@ use schema::{
 };
 use serde_json::json;
 
-use crate::channels::outbound::SendResult;
 use crate::core::db::db;
 use crate::core::error::ApiError;
+use crate::core::outbox::SendResult;
 use crate::core::state::AppState;
 use crate::webchat::protocol::{ChatMessage, FrameError, ReceiptStatus, ServerFrame, VisitorView};
 
@@ -342,7 +342,8 @@ pub async fn send(state: &AppState, address: &str, m: &Message, files: &[Attachm
         return SendResult::Refused("invalid_address".into(), "this conversation has no webchat visitor".into());
     };
     let frame = ServerFrame::Message { message: ChatMessage::from_row(m, files) };
-    if state.webchat.deliver(visitor, frame, None).await > 0 {
+    let Some(hub) = super::hub(state) else { return SendResult::AwaitingCustomer };
+    if hub.deliver(visitor, frame, None).await > 0 {
         SendResult::Sent(format!("webchat:{}", m.id))
     } else {
         SendResult::AwaitingCustomer

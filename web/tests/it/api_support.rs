@@ -100,7 +100,7 @@ impl TestApp {
         let db = TestDb::new();
         let value = setup(&mut db.conn());
         let engine = Engine::start(db.pool(), Clock::System).await.expect("engine starts");
-        let mut state = web::core::state::AppState::new(db.pool(), engine.clone());
+        let mut state = web::boot::state(db.pool(), engine.clone());
         configure(&mut state);
         let app_state = state.clone();
         let server = HttpServer::new(move || {

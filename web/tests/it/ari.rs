@@ -220,7 +220,7 @@ async fn voice(offer_timeout_s: Option<i32>) -> Voice {
         (s.id, ana, bruno)
     })
     .await;
-    let state = web::core::state::AppState::new(app.db.pool(), app.engine.clone());
+    let state = web::boot::state(app.db.pool(), app.engine.clone());
     web::channels::voice::start(state).await;
     fake.connected(1).await;
     Voice { app, fake, service, ana, bruno }
@@ -536,7 +536,7 @@ async fn calls_waiting_when_omniroute_restarts_are_picked_up_again() {
     // The next one starts while the caller still waits in Asterisk.
     fake.alive.lock().unwrap().push("1700000009.1".into());
     let engine = engine::Engine::start(app.db.pool(), engine::Clock::System).await.unwrap();
-    web::channels::voice::start(web::core::state::AppState::new(app.db.pool(), engine.clone())).await;
+    web::channels::voice::start(web::boot::state(app.db.pool(), engine.clone())).await;
     fake.connected(1).await;
     fake.push(stasis_end("1700000009.1"));
     let gone = poll("the call abandoned", || {
@@ -679,7 +679,7 @@ async fn transfers_of_a_cti_call_are_commanded_to_the_phone_system() {
         (support, bruno)
     })
     .await;
-    web::channels::voice::start(web::core::state::AppState::new(app.db.pool(), app.engine.clone())).await;
+    web::channels::voice::start(web::boot::state(app.db.pool(), app.engine.clone())).await;
     let (ana_token, bruno_token) = (app.login("ana").await, app.login("bruno").await);
     for t in [&ana_token, &bruno_token] {
         app.put("/api/v1/me/presence", Some(t), &json!({"status": "available"})).await.ok(200);
@@ -764,7 +764,7 @@ async fn an_agent_calls_the_customer_of_a_chat_and_the_chat_stays_open() {
         (voice, chat_service, customer.id)
     })
     .await;
-    web::channels::voice::start(web::core::state::AppState::new(app.db.pool(), app.engine.clone())).await;
+    web::channels::voice::start(web::boot::state(app.db.pool(), app.engine.clone())).await;
     fake.connected(1).await;
     let (ana, bruno) = (app.login("ana").await, app.login("bruno").await);
     for t in [&ana, &bruno] {

@@ -580,7 +580,7 @@ async fn the_imap_poller_takes_each_mail_once_even_across_restarts() {
     let mut dead = Service::with_defaults("Caixa fora do ar", Channel::Email, Utc::now());
     dead.provider = json!({"address": "outra@omniroute.example", "imap_url": format!("imap://u:p@127.0.0.1:{}/INBOX", free_port())});
     dead.insert(&mut app.conn()).unwrap();
-    let state = web::core::state::AppState::new(app.db.pool(), app.engine.clone());
+    let state = web::boot::state(app.db.pool(), app.engine.clone());
     let first = imap::spawn(state.clone(), Duration::from_millis(200));
     until("both mails are stored", || messages(&app).len() == 2).await;
     let cursor = store::mailbox_cursor(&mut app.conn(), service).unwrap().expect("a cursor");

@@ -401,7 +401,7 @@ async fn a_text_whose_window_closed_while_the_server_was_down_is_failed_without_
     // the window has closed. The new process releases the lease and reads the window afresh.
     s.customer_wrote_hours_ago(c, 24);
     store::release_after_restart(&mut s.app.conn(), Utc::now()).unwrap();
-    let restarted = web::core::state::AppState::new(s.app.db.pool(), s.app.engine.clone());
+    let restarted = web::boot::state(s.app.db.pool(), s.app.engine.clone());
     web::channels::outbound::spawn(restarted.clone(), restarted.outbox.clone());
     let m = until_status(&s.app, &id, MessageStatus::Failed).await;
     assert_eq!(m.error_code.as_deref(), Some("outside_window"));

@@ -392,7 +392,7 @@ async fn a_metrics_token_guards_the_endpoint() {
     use actix_web::{App, HttpServer, web as aw};
     let db = schema::testing::TestDb::new();
     let engine = engine::Engine::start(db.pool(), engine::Clock::System).await.unwrap();
-    let mut state = web::core::state::AppState::new(db.pool(), engine);
+    let mut state = web::boot::state(db.pool(), engine);
     state.metrics_token = Some("prom-s3cret".into());
     let server = HttpServer::new(move || {
         App::new().app_data(aw::Data::new(state.clone())).configure(web::boot::routes::configure)

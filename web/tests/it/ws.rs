@@ -41,7 +41,7 @@ async fn desk() -> Desk {
     let bruno = agent(&mut conn, "bruno", &[whatsapp]);
     agent(&mut conn, "zoe", &[other]);
     let engine = Engine::start(db.pool(), Clock::System).await.unwrap();
-    let state = web::core::state::AppState::new(db.pool(), engine.clone());
+    let state = web::boot::state(db.pool(), engine.clone());
     let server = HttpServer::new(move || {
         App::new().app_data(aw::Data::new(state.clone())).configure(web::boot::routes::configure)
     })

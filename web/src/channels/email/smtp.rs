@@ -18,7 +18,7 @@ use schema::store::{self, OutgoingEmail};
 use serde_json::Value;
 
 use super::parse::{reply_subject, valid_address};
-use crate::channels::outbound::SendResult;
+use crate::core::outbox::SendResult;
 use crate::core::state::AppState;
 
 /// How long one SMTP conversation may take before it is retried later.
@@ -34,6 +34,22 @@ struct Context {
 }
 
 /// Sends one agent message of an email conversation.
+/// Email's [`crate::core::outbox::Sender`]: SMTP.
+pub struct EmailSender;
+
+impl crate::core::outbox::Sender for EmailSender {
+    fn send<'a>(
+        &'a self,
+        call: crate::core::outbox::SendCall<'a>,
+    ) -> futures_util::future::LocalBoxFuture<'a, SendResult> {
+        Box::pin(send(call.state, call.service, call.address, call.message))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 pub async fn send(state: &AppState, service: &Service, to: &str, m: &Message) -> SendResult {
     let field = |k: &str| service.provider.get(k).and_then(Value::as_str).unwrap_or("").trim().to_owned();
     let (from, url) = (field("address").to_lowercase(), field("smtp_url"));

@@ -3,6 +3,8 @@
 //! keyed with the account's auth token), routed to the service whose number is `To`. The same
 //! endpoint takes the status callbacks of the messages we send.
 
+pub mod sender;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use base64::Engine as _;

@@ -3,6 +3,8 @@
 //! by `metadata.phone_number_id`. Messages of every kind and delivery statuses, in batches of
 //! several entries and changes.
 
+pub mod sender;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, TimeZone, Utc};

@@ -2,6 +2,8 @@
 //! by `X-Telegram-Bot-Api-Secret-Token` (the `secret_token` given to `setWebhook`), compared in
 //! constant time. Text, photo, voice, audio, video, document, sticker, location and contact.
 
+pub mod sender;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{TimeZone, Utc};

@@ -2,6 +2,8 @@
 //! handshake and `X-Hub-Signature-256` as WhatsApp, `object: page` or `object: instagram`, routed
 //! by the entry's page or account id; messages with text and attachments, delivery and read events.
 
+pub mod sender;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{TimeZone, Utc};
