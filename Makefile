@@ -52,6 +52,7 @@ bench: deps
 
 ## make lint: formatting and clippy, as CI checks them; the patched actix-http of vendor/ in use.
 lint:
+	python3 scripts/check-layers.py
 	CARGO=$(CARGO) scripts/check-vendored.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -j$(JOBS) --workspace --all-targets -- -D warnings
