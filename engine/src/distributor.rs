@@ -19,7 +19,7 @@ use crate::book::{BookEvent, Command, Outcome, Reply, RoutingBook};
 use crate::clock::Clock;
 use crate::conversation::{Close, ConversationActor, Due, deadlines};
 use crate::error::EngineError;
-use crate::feed::{Alert, AlertKind, EngineEvent, Feed, QueueCounts};
+use crate::feed::{Alert, AlertKind, EngineEvent, Feed, PublishedMessage, QueueCounts};
 use crate::journal::{Committed, Journal, Unit};
 use crate::model::{AgentProfile, ConversationFacts, Presence};
 use crate::queue::{QueueActor, UpdateCounts, Watch};
@@ -78,7 +78,7 @@ pub struct RaiseAlert {
 pub struct PublishMessage {
     pub conversation: ConversationId,
     pub service: ServiceId,
-    pub message: Arc<serde_json::Value>,
+    pub message: Arc<PublishedMessage>,
 }
 
 /// A customer's message stored in an open conversation: the conversation's clock moves (R10)
@@ -90,7 +90,7 @@ pub struct CustomerMessageStored {
     pub conversation: ConversationId,
     pub at: chrono::DateTime<chrono::Utc>,
     pub service: ServiceId,
-    pub message: Arc<serde_json::Value>,
+    pub message: Arc<PublishedMessage>,
 }
 
 /// An open conversation as the engine holds it.

@@ -30,6 +30,6 @@ pub use book::{By, Command, LogoffReason, PresenceRequest, Reply};
 pub use clock::Clock;
 pub use engine::{Engine, NewConversation};
 pub use error::EngineError;
-pub use feed::{EngineEvent, Feed};
+pub use feed::{EngineEvent, Feed, PublishedMessage};
 pub use model::{AgentProfile, ConversationFacts, Presence, ServiceSettings, TransferTarget};
 pub use stats::{EngineStats, Gauges, ServiceGauges};

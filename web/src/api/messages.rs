@@ -95,11 +95,11 @@ fn kind_of(content_type: &str) -> MessageKind {
     }
 }
 
-/// A message with its attachments, as the API and the desks show it.
-pub async fn message_json(state: &AppState, m: Message) -> Result<serde_json::Value, ApiError> {
+/// A message with its attachments read from the database, as the desks are told of it.
+pub async fn with_attachments(state: &AppState, m: Message) -> Result<engine::PublishedMessage, ApiError> {
     let id = m.id;
     let attachments = db(state, move |c| store::attachments_of(c, id)).await?;
-    Ok(message_value(&m, &attachments))
+    Ok(engine::PublishedMessage::new(m, attachments))
 }
 
 /// A message as JSON with those of `files` that belong to it.
@@ -254,8 +254,9 @@ pub async fn send_message(
     .await?;
     let (message, files) = stored?;
     let json = message_value(&message, &files);
-    state.engine.publish_message(id, service, json.clone()).await;
-    state.outbox.ready(message.id);
+    let message_id = message.id;
+    state.engine.publish_message(id, service, engine::PublishedMessage::new(message, files)).await;
+    state.outbox.ready(message_id);
     Ok(HttpResponse::Created().json(json))
 }
 
@@ -283,7 +284,7 @@ async fn send_text(
     let QuickText::Stored(stored) = quick else { return Ok((conversation, None)) };
     let (message, service) = *stored;
     let json = message_value(&message, &[]);
-    state.engine.publish_message(conversation.id, service.id, json.clone()).await;
+    state.engine.publish_message(conversation.id, service.id, message.clone()).await;
     let last_customer_at = conversation.last_customer_message_at;
     state.outbox.hand(crate::channels::outbound::Handed {
         message,

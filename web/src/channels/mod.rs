@@ -84,8 +84,7 @@ pub async fn ingest(
     state: &crate::state::AppState,
     inbound: engine::ingest::InboundMessage,
 ) -> Result<bool, crate::api::error::ApiError> {
-    let render = |m: &schema::models::Message| crate::api::messages::message_value(m, &[]);
-    let (outcome, _) = state.engine.ingest_publishing(inbound, render).await.map_err(engine_unavailable)?;
+    let (outcome, _) = state.engine.ingest_publishing(inbound).await.map_err(engine_unavailable)?;
     Ok(matches!(outcome, engine::ingest::Ingested::Stored { .. }))
 }
 

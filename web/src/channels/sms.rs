@@ -95,8 +95,7 @@ pub async fn receive(
         })
         .await?;
         if let Some(m) = changed {
-            let json = crate::api::messages::message_value(&m, &[]);
-            state.engine.publish_message(m.conversation_id, service_id, json).await;
+            state.engine.publish_message(m.conversation_id, service_id, m).await;
         }
         return Ok(twiml());
     }

@@ -86,7 +86,9 @@ pub fn visible(me: &CurrentAgent, event: &EngineEvent) -> Option<ServerMsg> {
         EngineEvent::Message { service_id, owner, message, .. }
             if *owner == Some(me.agent.id) || (me.agent.role != Role::Agent && me.sees_service(*service_id)) =>
         {
-            Some(ServerMsg::Message { message: (**message).clone() })
+            Some(ServerMsg::Message {
+                message: crate::api::messages::message_value(&message.row, &message.attachments),
+            })
         }
         EngineEvent::Message { .. } => None,
     }
