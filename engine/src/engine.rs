@@ -14,12 +14,13 @@ use schema::{
 
 use crate::book::{By, Command, LogoffReason, PresenceRequest, Reply};
 use crate::clock::Clock;
-use crate::distributor::{
-    AgentSnapshot, ConnectAgent, CustomerMessageStored, DisconnectAgent, Distributor, Execute, Flush, GetAgent,
-    GetConversation, GetGauges, GetQueues, GetWaiting, PublishMessage, Subscribe, WatchQueue,
-};
+use crate::distributor::Distributor;
 use crate::error::EngineError;
 use crate::feed::{EngineEvent, Feed, PublishedMessage, QueueCounts};
+use crate::messages::{
+    AgentSnapshot, ConnectAgent, CustomerMessageStored, DisconnectAgent, Execute, Flush, GetAgent, GetConversation,
+    GetGauges, GetQueues, GetWaiting, PublishMessage, Subscribe, WatchQueue,
+};
 use crate::model::{AgentProfile, ConversationFacts, Presence, ServiceSettings, TransferTarget};
 use crate::timers::{CountTimers, Tick, Timers};
 
