@@ -11,14 +11,15 @@ use schema::AgentId;
 
 use crate::book::{Command, LogoffReason};
 use crate::clock::Clock;
-use crate::distributor::{Distributor, Execute};
 use crate::feed::EngineEvent;
+use crate::messages::Execute;
 use crate::timers::{SetTimer, TimerFired, TimerKey, Timers};
 
 /// The actor of one agent.
 pub struct AgentActor {
     pub id: AgentId,
-    pub distributor: Addr<Distributor>,
+    /// The distributor's commands (logoff at the end of the grace, away while no desk is open).
+    pub distributor: Recipient<Execute>,
     pub timers: Addr<Timers>,
     pub clock: Clock,
     pub grace: Duration,
@@ -30,7 +31,7 @@ impl AgentActor {
     /// An agent with no connection yet.
     pub fn new(
         id: AgentId,
-        distributor: Addr<Distributor>,
+        distributor: Recipient<Execute>,
         timers: Addr<Timers>,
         clock: Clock,
         grace: Duration,

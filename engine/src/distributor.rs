@@ -5,7 +5,7 @@
 //! tell desks, queues and subscribers (the persistence rule). Meanwhile it keeps serving commands:
 //! the book is always the newest state, the database follows it in order.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,120 +17,18 @@ use tracing::{error, info};
 use crate::agent::{AgentActor, Connect, Deliver, Disconnect, StartGrace};
 use crate::book::{BookEvent, Command, Outcome, Reply, RoutingBook};
 use crate::clock::Clock;
-use crate::conversation::{Close, ConversationActor, Due, deadlines};
 use crate::error::EngineError;
-use crate::feed::{Alert, AlertKind, EngineEvent, Feed, QueueCounts};
+use crate::feed::{Alert, EngineEvent, Feed, QueueCounts};
 use crate::journal::{Committed, Journal, Unit};
-use crate::model::{AgentProfile, ConversationFacts, Presence};
+// Callers name the snapshot beside the actor that answers with it.
+pub use crate::messages::AgentSnapshot;
+use crate::messages::{
+    ConnectAgent, CustomerMessageStored, DisconnectAgent, Execute, Flush, GetAgent, GetConversation, GetGauges,
+    GetQueues, GetWaiting, PublishMessage, RaiseAlert, Subscribe, WatchQueue,
+};
+use crate::model::{ConversationFacts, Presence};
 use crate::queue::{QueueActor, UpdateCounts, Watch};
-use crate::timers::{Route, SetTimer, TimerFired, TimerKey, Timers};
-
-/// Runs one command of the routing book; answers after its events are committed.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<Reply, EngineError>")]
-pub struct Execute(pub Command);
-
-/// A desk connected for an agent; returns the connection id.
-#[derive(Message)]
-#[rtype(result = "Result<u64, EngineError>")]
-pub struct ConnectAgent {
-    pub agent: AgentId,
-    pub desk: Recipient<EngineEvent>,
-}
-
-/// A desk connection closed.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct DisconnectAgent {
-    pub agent: AgentId,
-    pub connection: u64,
-}
-
-/// Receive the committed events of a feed.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Subscribe(pub Recipient<EngineEvent>, pub Feed);
-
-/// Watch a service's queue counts.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct WatchQueue {
-    pub service: ServiceId,
-    pub watcher: Recipient<EngineEvent>,
-}
-
-/// Resolves once everything submitted before it is committed.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Flush;
-
-/// A timer alert for a conversation (R10).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RaiseAlert {
-    pub conversation: ConversationId,
-    pub kind: AlertKind,
-}
-
-/// Tells the desks of a conversation about a stored message.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PublishMessage {
-    pub conversation: ConversationId,
-    pub service: ServiceId,
-    pub message: Arc<serde_json::Value>,
-}
-
-/// A customer's message stored in an open conversation: the conversation's clock moves (R10)
-/// and, once what that changed is committed, its desks are told about the message — one trip to
-/// the distributor instead of an [`Execute`] and a [`PublishMessage`].
-#[derive(Message)]
-#[rtype(result = "Result<Reply, EngineError>")]
-pub struct CustomerMessageStored {
-    pub conversation: ConversationId,
-    pub at: chrono::DateTime<chrono::Utc>,
-    pub service: ServiceId,
-    pub message: Arc<serde_json::Value>,
-}
-
-/// An open conversation as the engine holds it.
-#[derive(Message)]
-#[rtype(result = "Option<ConversationFacts>")]
-pub struct GetConversation(pub ConversationId);
-
-/// An agent as the engine holds it.
-#[derive(Message)]
-#[rtype(result = "Option<AgentSnapshot>")]
-pub struct GetAgent(pub AgentId);
-
-/// Every queue's counts.
-#[derive(Message)]
-#[rtype(result = "Vec<QueueCounts>")]
-pub struct GetQueues;
-
-/// The gauges of the monitoring endpoint (S5), counted in the book.
-#[derive(Message)]
-#[rtype(result = "crate::stats::Gauges")]
-pub struct GetGauges;
-
-/// A service's waiting conversations in queue order.
-#[derive(Message)]
-#[rtype(result = "Vec<ConversationFacts>")]
-pub struct GetWaiting(pub ServiceId);
-
-/// What the engine knows of an agent.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentSnapshot {
-    pub profile: AgentProfile,
-    pub presence: Presence,
-    pub presence_since: chrono::DateTime<chrono::Utc>,
-    /// Open conversations it owns (active and inactive).
-    pub conversations: Vec<ConversationFacts>,
-    /// Conversations offered to it.
-    pub offers: Vec<ConversationFacts>,
-    /// Desk connections open now.
-    pub connections: usize,
-}
+use crate::timers::{Route, SetTimer, TimerKey, Timers, deadlines};
 
 struct Pending {
     reply: Option<oneshot::Sender<Result<Reply, EngineError>>>,
@@ -148,7 +46,8 @@ pub struct Distributor {
     next_token: u64,
     pending: BTreeMap<u64, Pending>,
     flushes: Vec<(u64, oneshot::Sender<()>)>,
-    conversations: HashMap<ConversationId, Addr<ConversationActor>>,
+    /// The open conversations whose timers the wheel has been told of (a new one has none armed).
+    timed: HashSet<ConversationId>,
     agents: HashMap<AgentId, Addr<AgentActor>>,
     connections: HashMap<AgentId, usize>,
     queues: HashMap<ServiceId, Addr<QueueActor>>,
@@ -216,7 +115,7 @@ impl Distributor {
             next_token: 1,
             pending: BTreeMap::new(),
             flushes: Vec::new(),
-            conversations: HashMap::new(),
+            timed: HashSet::new(),
             agents: HashMap::new(),
             connections: HashMap::new(),
             queues: HashMap::new(),
@@ -248,8 +147,13 @@ impl Distributor {
         if let Some(addr) = self.agents.get(&agent) {
             return addr.clone();
         }
-        let actor =
-            AgentActor::new(agent, ctx.address(), self.timers.clone(), self.clock.clone(), self.grace_of(agent));
+        let actor = AgentActor::new(
+            agent,
+            ctx.address().recipient(),
+            self.timers.clone(),
+            self.clock.clone(),
+            self.grace_of(agent),
+        );
         let addr = actor.start();
         self.agents.insert(agent, addr.clone());
         addr
@@ -282,7 +186,7 @@ impl Distributor {
     /// timers follow the newest state, and the book re-checks every deadline when one fires).
     fn sync_conversation(&mut self, id: ConversationId, _: &mut Context<Self>) {
         let Some(facts) = self.book.conversation(id) else {
-            if let Some(addr) = self.conversations.remove(&id) {
+            if self.timed.remove(&id) {
                 for key in [
                     TimerKey::Offer(id),
                     TimerKey::Inactivity(id),
@@ -293,21 +197,17 @@ impl Distributor {
                 ] {
                     self.timers.do_send(SetTimer { key, at: None, target: None });
                 }
-                addr.do_send(Close);
             }
             return;
         };
         let Some(settings) = self.book.service(facts.service) else { return };
-        // A new actor has no timer armed yet: only the armed ones are sent (a restore of 100,000
-        // conversations sends 100,000 messages, not 600,000).
-        let new = !self.conversations.contains_key(&id);
+        // A new conversation has no timer armed yet: only the armed ones are sent (a restore of
+        // 100,000 conversations sends 100,000 messages, not 600,000).
+        let new = self.timed.insert(id);
         for (key, at) in deadlines(facts, settings) {
             if at.is_some() || !new {
                 self.timers.do_send(SetTimer { key, at, target: None });
             }
-        }
-        if new {
-            self.conversations.insert(id, ConversationActor { id }.start());
         }
     }
 
@@ -483,8 +383,8 @@ impl Actor for Distributor {
         // Commands arrive faster than one at a time under load; a larger mailbox avoids
         // back-pressuring senders on bursts (senders still wait for their answer).
         ctx.set_mailbox_capacity(4096);
-        // The conversations' timers fire here, and are handed to their actors (`TimerFired`).
-        self.timers.do_send(Route(ctx.address().recipient()));
+        // The conversations' timers fire here, as the commands (or alerts) they stand for.
+        self.timers.do_send(Route { execute: ctx.address().recipient(), alert: ctx.address().recipient() });
         self.journal = Some(Journal::spawn(self.pool.clone(), ctx.address().recipient()));
         let ids: Vec<_> = self.book.conversations().map(|c| c.id).collect();
         for id in ids {
@@ -513,21 +413,6 @@ impl Actor for Distributor {
             self.sync_conversation(id, ctx);
         }
         self.submit(Outcome { reply: Reply::Done, events }, None);
-    }
-}
-
-impl Handler<TimerFired> for Distributor {
-    type Result = ResponseFuture<()>;
-
-    /// A conversation's timer: its actor turns it into a command (answers once that is handled).
-    fn handle(&mut self, fired: TimerFired, ctx: &mut Context<Self>) -> Self::Result {
-        let actor = fired.key.conversation().and_then(|id| self.conversations.get(&id)).cloned();
-        let distributor = ctx.address();
-        Box::pin(async move {
-            if let Some(actor) = actor {
-                let _ = actor.send(Due { fired, distributor }).await;
-            }
-        })
     }
 }
 

@@ -14,12 +14,13 @@ use schema::{
 
 use crate::book::{By, Command, LogoffReason, PresenceRequest, Reply};
 use crate::clock::Clock;
-use crate::distributor::{
-    AgentSnapshot, ConnectAgent, CustomerMessageStored, DisconnectAgent, Distributor, Execute, Flush, GetAgent,
-    GetConversation, GetGauges, GetQueues, GetWaiting, PublishMessage, Subscribe, WatchQueue,
-};
+use crate::distributor::Distributor;
 use crate::error::EngineError;
-use crate::feed::{EngineEvent, Feed, QueueCounts};
+use crate::feed::{EngineEvent, Feed, PublishedMessage, QueueCounts};
+use crate::messages::{
+    AgentSnapshot, ConnectAgent, CustomerMessageStored, DisconnectAgent, Execute, Flush, GetAgent, GetConversation,
+    GetGauges, GetQueues, GetWaiting, PublishMessage, Subscribe, WatchQueue,
+};
 use crate::model::{AgentProfile, ConversationFacts, Presence, ServiceSettings, TransferTarget};
 use crate::timers::{CountTimers, Tick, Timers};
 
@@ -195,34 +196,33 @@ impl Engine {
         inbound: crate::ingest::InboundMessage,
         extras: std::sync::Arc<dyn crate::ingest::IngestExtras>,
     ) -> Result<(crate::ingest::Ingested, Option<schema::models::Message>), EngineError> {
-        self.store_and_route(inbound, extras, None).await
+        self.store_and_route(inbound, extras, false).await
     }
 
     /// [`Engine::ingest`] that also tells the conversation's desks (its agent, supervisors) about
-    /// the stored message, as `render` shows it. A message into an open conversation — the
-    /// common case — is routed and published in one trip to the distributor.
+    /// the stored message. A message into an open conversation — the common case — is routed and
+    /// published in one trip to the distributor.
     pub async fn ingest_publishing(
         &self,
         inbound: crate::ingest::InboundMessage,
-        render: fn(&schema::models::Message) -> serde_json::Value,
     ) -> Result<(crate::ingest::Ingested, Option<schema::models::Message>), EngineError> {
-        self.store_and_route(inbound, std::sync::Arc::new(crate::ingest::NoExtras), Some(render)).await
+        self.store_and_route(inbound, std::sync::Arc::new(crate::ingest::NoExtras), true).await
     }
 
     async fn store_and_route(
         &self,
         inbound: crate::ingest::InboundMessage,
         extras: std::sync::Arc<dyn crate::ingest::IngestExtras>,
-        render: Option<fn(&schema::models::Message) -> serde_json::Value>,
+        publishing: bool,
     ) -> Result<(crate::ingest::Ingested, Option<schema::models::Message>), EngineError> {
         use crate::ingest::{Ingested, move_to_new_conversation, store_inbound_with};
         let inbound = inbound.without_nul();
         let service = inbound.service;
         let publish = |message: &Option<schema::models::Message>| {
-            let rendered = render.zip(message.as_ref()).map(|(render, m)| (m.conversation_id, render(m)));
+            let published = message.as_ref().filter(|_| publishing).cloned();
             async move {
-                if let Some((conversation, json)) = rendered {
-                    self.publish_message(conversation, service, json).await;
+                if let Some(m) = published {
+                    self.publish_message(m.conversation_id, service, m).await;
                 }
             }
         };
@@ -267,9 +267,10 @@ impl Engine {
             publish(&message).await;
             return Ok((ingested, message));
         }
-        let routed = match (render, &message) {
-            (Some(render), Some(m)) => {
-                let fused = CustomerMessageStored { conversation, at: now, service, message: Arc::new(render(m)) };
+        let routed = match &message {
+            Some(m) if publishing => {
+                let message = Arc::new(PublishedMessage::from(m.clone()));
+                let fused = CustomerMessageStored { conversation, at: now, service, message };
                 self.distributor.send(fused).await.map_err(|_| EngineError::Stopped)?
             }
             _ => self.execute(Command::CustomerMessage { conversation, at: now }).await,
@@ -458,12 +459,16 @@ impl Engine {
         self.execute(Command::CustomerLeft { conversation, reason: reason.to_owned() }).await.map(|_| ())
     }
 
-    /// Tells the conversation's desks (its agent, supervisors) about a stored message.
-    pub async fn publish_message(&self, conversation: ConversationId, service: ServiceId, message: serde_json::Value) {
-        let _ = self
-            .distributor
-            .send(PublishMessage { conversation, service, message: std::sync::Arc::new(message) })
-            .await;
+    /// Tells the conversation's desks (its agent, supervisors) about a stored message: a row
+    /// (`Message`), or a row with its attachments (`PublishedMessage::new`).
+    pub async fn publish_message(
+        &self,
+        conversation: ConversationId,
+        service: ServiceId,
+        message: impl Into<PublishedMessage>,
+    ) {
+        let message = Arc::new(message.into());
+        let _ = self.distributor.send(PublishMessage { conversation, service, message }).await;
     }
 
     /// A desk connected: its events go to `desk` from now on.

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use schema::{AgentId, Channel, ConversationId, ServiceId};
+use schema::models::{Attachment, Message};
+use schema::{AgentId, Channel, ConversationId, MessageDirection, ServiceId};
 
 use crate::book::ConversationEvent;
 use crate::model::Presence;
@@ -22,14 +23,36 @@ pub enum EngineEvent {
     Queue(QueueCounts),
     /// A timer-driven alert (R10).
     Alert(Alert),
-    /// A message was stored in a conversation (or its delivery status changed); the JSON is the
-    /// API's message shape, made by whoever stored it.
+    /// A message was stored in a conversation (or its delivery status changed). The web layer
+    /// renders it for each socket it goes to: the engine knows rows, not the API's shapes.
     Message {
         conversation_id: ConversationId,
         service_id: ServiceId,
         owner: Option<AgentId>,
-        message: Arc<serde_json::Value>,
+        message: Arc<PublishedMessage>,
     },
+}
+
+/// A stored message as the engine publishes it: its row and, when the publisher has them, its
+/// attachments (empty when the message has none or the publisher did not read them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishedMessage {
+    pub row: Message,
+    pub attachments: Vec<Attachment>,
+}
+
+impl PublishedMessage {
+    /// A message with the attachments the publisher read with it.
+    pub fn new(row: Message, attachments: Vec<Attachment>) -> Self {
+        Self { row, attachments }
+    }
+}
+
+impl From<Message> for PublishedMessage {
+    /// A message published without its attachments.
+    fn from(row: Message) -> Self {
+        Self { row, attachments: Vec::new() }
+    }
 }
 
 /// Which committed events a subscriber is sent. Every `do_send` to an actor on another thread
@@ -50,7 +73,9 @@ impl Feed {
     pub fn wants(self, event: &EngineEvent) -> bool {
         match (self, event) {
             (Feed::WithoutMessages, EngineEvent::Message { .. }) => false,
-            (Feed::WithoutCustomerMessages, EngineEvent::Message { message, .. }) => message["direction"] != "in",
+            (Feed::WithoutCustomerMessages, EngineEvent::Message { message, .. }) => {
+                message.row.direction != MessageDirection::In
+            }
             _ => true,
         }
     }
@@ -92,13 +117,17 @@ pub enum AlertKind {
 mod tests {
     use super::*;
 
-    fn message(direction: &str) -> EngineEvent {
-        EngineEvent::Message {
-            conversation_id: ConversationId::new(),
-            service_id: ServiceId::new(),
-            owner: None,
-            message: Arc::new(serde_json::json!({"direction": direction, "kind": "text"})),
-        }
+    fn message(direction: MessageDirection) -> EngineEvent {
+        let (conversation_id, service_id) = (ConversationId::new(), ServiceId::new());
+        let row = Message::new(
+            conversation_id,
+            service_id,
+            direction,
+            schema::MessageKind::Text,
+            schema::MessageStatus::Received,
+            Utc::now(),
+        );
+        EngineEvent::Message { conversation_id, service_id, owner: None, message: Arc::new(row.into()) }
     }
 
     #[test]
@@ -110,7 +139,7 @@ mod tests {
             inactive: 0,
             oldest_wait_s: 0,
         });
-        let (customer, agent) = (message("in"), message("out"));
+        let (customer, agent) = (message(MessageDirection::In), message(MessageDirection::Out));
         let sent = |feed: Feed| [&customer, &agent, &queue].map(|e| feed.wants(e));
         assert_eq!(sent(Feed::Everything), [true, true, true]);
         assert_eq!(sent(Feed::WithoutCustomerMessages), [false, true, true]);

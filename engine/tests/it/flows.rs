@@ -1,7 +1,7 @@
 //! Routing flows an agent would notice, through the `Engine` facade.
 
 use engine::{By, PresenceRequest};
-use schema::{Channel, ConversationState, SubState};
+use schema::{Channel, ConversationState, MessageDirection, MessageKind, MessageStatus, SubState};
 
 use crate::support::*;
 
@@ -135,11 +135,14 @@ async fn a_customer_message_committed_just_before_the_conclusion_still_reaches_t
         engine.open_conversation(engine::NewConversation::new(s, Channel::Whatsapp, "5511988887777")).await.unwrap();
     // The message is stored; before it is pushed to the desks, Ana's conclusion commits.
     engine.conclude(By::Agent(ana), c, None).await.unwrap();
-    engine.publish_message(c, s, serde_json::json!({"body": "one last thing"})).await;
+    let (direction, kind, status) = (MessageDirection::In, MessageKind::Text, MessageStatus::Received);
+    let mut message = schema::models::Message::new(c, s, direction, kind, status, chrono::Utc::now());
+    message.body = Some("one last thing".into());
+    engine.publish_message(c, s, message).await;
     let pushed = || {
         seen.lock().unwrap().iter().any(|e| {
             matches!(e, engine::feed::EngineEvent::Message { conversation_id, owner, message, .. }
-                if *conversation_id == c && *owner == Some(ana) && message["body"] == "one last thing")
+                if *conversation_id == c && *owner == Some(ana) && message.row.body.as_deref() == Some("one last thing"))
         })
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -184,8 +184,9 @@ pub async fn send_message(
     .await?;
     let (message, files) = stored?;
     let json = message_value(&message, &files);
-    state.engine.publish_message(id, service, json.clone()).await;
-    state.outbox.ready(message.id);
+    let message_id = message.id;
+    state.engine.publish_message(id, service, engine::PublishedMessage::new(message, files)).await;
+    state.outbox.ready(message_id);
     Ok(HttpResponse::Created().json(json))
 }
 
@@ -213,7 +214,7 @@ async fn send_text(
     let QuickText::Stored(stored) = quick else { return Ok((conversation, None)) };
     let (message, service) = *stored;
     let json = message_value(&message, &[]);
-    state.engine.publish_message(conversation.id, service.id, json.clone()).await;
+    state.engine.publish_message(conversation.id, service.id, message.clone()).await;
     let last_customer_at = conversation.last_customer_message_at;
     state.outbox.hand(crate::core::outbox::Handed {
         message,

@@ -134,8 +134,7 @@ pub async fn events(
             m.provider_message_id = Some(call_id);
             m.payload = json!({"caller": caller, "extension": extension});
             let stored = db(&state, move |c| m.insert(c)).await?;
-            let json = crate::core::dto::message_value(&stored, &[]);
-            state.engine.publish_message(id, service.id, json).await;
+            state.engine.publish_message(id, service.id, stored).await;
             Ok(HttpResponse::Created().json(json!({"conversation_id": id, "agent_id": agent.id, "status": "assigned"})))
         }
         "call_ended" => {

@@ -326,8 +326,8 @@ async fn fetch_one(state: &AppState, client: &awc::Client, f: MediaFetch) {
     .await;
     match changed {
         Ok(Ok(Some(m))) => {
-            if let Ok(json) = crate::core::dto::message_json(state, m).await {
-                state.engine.publish_message(conversation, service_id, json).await;
+            if let Ok(published) = crate::core::dto::with_attachments(state, m).await {
+                state.engine.publish_message(conversation, service_id, published).await;
             }
         }
         Ok(Err(e)) => warn!(error = %e, media_fetch.id = id, "storing a fetched file"),

@@ -99,8 +99,7 @@ pub async fn ingest(
     state: &crate::core::state::AppState,
     inbound: engine::ingest::InboundMessage,
 ) -> Result<bool, crate::core::error::ApiError> {
-    let render = |m: &schema::models::Message| crate::core::dto::message_value(m, &[]);
-    let (outcome, _) = state.engine.ingest_publishing(inbound, render).await.map_err(engine_unavailable)?;
+    let (outcome, _) = state.engine.ingest_publishing(inbound).await.map_err(engine_unavailable)?;
     Ok(matches!(outcome, engine::ingest::Ingested::Stored { .. }))
 }
 

@@ -145,8 +145,8 @@ async fn send_one(state: &AppState, client: &awc::Client, recorder: &Recorder, c
     if let Some(changed) = recorder.record(m.id, m.attempts, result).await {
         state.counters.outbound(service.channel, changed.status);
         let attached: Vec<Attachment> = out.files.iter().map(|(a, _)| a.clone()).collect();
-        let json = crate::core::dto::message_value(&changed, &attached);
-        state.engine.publish_message(m.conversation_id, service.id, json).await;
+        let published = engine::PublishedMessage::new(changed, attached);
+        state.engine.publish_message(m.conversation_id, service.id, published).await;
     }
 }
 

@@ -226,8 +226,9 @@ pub async fn start_whatsapp(
     })
     .await?;
     let id = stored.id;
-    let json = crate::core::dto::message_json(&state, stored).await?;
-    state.engine.publish_message(conversation, service_id, json.clone()).await;
+    let published = crate::core::dto::with_attachments(&state, stored).await?;
+    let json = crate::core::dto::message_value(&published.row, &published.attachments);
+    state.engine.publish_message(conversation, service_id, published).await;
     state.outbox.ready(id);
     Ok(HttpResponse::Created().json(json!({"conversation_id": conversation, "assigned": assigned, "message": json})))
 }

@@ -167,11 +167,11 @@ pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<O
     Option::<T>::deserialize(d)
 }
 
-/// A message with its attachments, as the API and the desks show it.
-pub async fn message_json(state: &AppState, m: Message) -> Result<serde_json::Value, ApiError> {
+/// A message with its attachments read from the database, as the desks are told of it.
+pub async fn with_attachments(state: &AppState, m: Message) -> Result<engine::PublishedMessage, ApiError> {
     let id = m.id;
     let attachments = db(state, move |c| store::attachments_of(c, id)).await?;
-    Ok(message_value(&m, &attachments))
+    Ok(engine::PublishedMessage::new(m, attachments))
 }
 
 /// A message as JSON with those of `files` that belong to it.

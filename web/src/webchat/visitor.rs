@@ -156,8 +156,7 @@ pub async fn resume(
 /// Tells the desks about messages whose status changed.
 async fn publish_status(state: &AppState, service: schema::ServiceId, changed: &[Message]) {
     for m in changed {
-        let json = crate::core::dto::message_value(m, &[]);
-        state.engine.publish_message(m.conversation_id, service, json).await;
+        state.engine.publish_message(m.conversation_id, service, m.clone()).await;
     }
 }
 
@@ -252,8 +251,7 @@ pub async fn message(
             // Without files the desks are told with the routing (one trip to the distributor);
             // with files, once they are linked (below).
             let ingested = if !with_files {
-                let render = |m: &Message| crate::core::dto::message_value(m, &[]);
-                state.engine.ingest_publishing(inbound, render).await
+                state.engine.ingest_publishing(inbound).await
             } else {
                 state.engine.ingest(inbound).await
             };
@@ -288,8 +286,8 @@ pub async fn message(
         .map_err(refusal)?
     };
     if new && with_files {
-        let json = crate::core::dto::message_value(&stored, &files);
-        state.engine.publish_message(conversation, service, json).await;
+        let published = engine::PublishedMessage::new(stored.clone(), files.clone());
+        state.engine.publish_message(conversation, service, published).await;
     }
     Ok(Stored { message: ChatMessage::from_row(&stored, &files), conversation, new })
 }

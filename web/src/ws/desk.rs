@@ -87,7 +87,7 @@ pub fn visible(me: &CurrentAgent, event: &EngineEvent) -> Option<ServerMsg> {
         EngineEvent::Message { service_id, owner, message, .. }
             if *owner == Some(me.agent.id) || (me.agent.role != Role::Agent && me.sees_service(*service_id)) =>
         {
-            Some(ServerMsg::Message { message: (**message).clone() })
+            Some(ServerMsg::Message { message: crate::core::dto::message_value(&message.row, &message.attachments) })
         }
         EngineEvent::Message { .. } => None,
     }

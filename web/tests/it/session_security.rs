@@ -191,9 +191,12 @@ fn assert_revoked(reason: Option<ws::CloseReason>) {
     assert_eq!(reason.description.as_deref(), Some("session_revoked"));
 }
 
-fn customer_message(conversation: schema::ConversationId) -> Value {
-    json!({"id": schema::ConversationId::new().to_string(), "conversation_id": conversation.to_string(),
-           "direction": "in", "kind": "text", "body": "are you there?"})
+fn customer_message(conversation: schema::ConversationId, service: schema::ServiceId) -> schema::models::Message {
+    use schema::{MessageDirection, MessageKind, MessageStatus};
+    let (direction, kind, status) = (MessageDirection::In, MessageKind::Text, MessageStatus::Received);
+    let mut m = schema::models::Message::new(conversation, service, direction, kind, status, chrono::Utc::now());
+    m.body = Some("are you there?".into());
+    m
 }
 
 #[actix_rt::test]
@@ -209,7 +212,7 @@ async fn logging_out_closes_that_session_s_sockets_at_once() {
     assert_eq!(next_json(&mut other).await["type"], "snapshot");
 
     w.app.post_empty("/api/v1/auth/logout", Some(&ana)).await.ok(204);
-    w.app.engine.publish_message(conversation, w.wa_a, customer_message(conversation)).await;
+    w.app.engine.publish_message(conversation, w.wa_a, customer_message(conversation, w.wa_a)).await;
     assert_revoked(closed_without_messages(&mut desk, Duration::from_secs(1)).await);
     w.app.get("/api/v1/me", Some(&ana)).await.err(401, "unauthenticated");
     // Another session of the same person keeps its socket and its messages.
@@ -238,7 +241,7 @@ async fn deactivation_and_a_password_change_close_every_socket_of_the_person() {
     next_json(&mut monitor).await;
 
     w.app.patch(&format!("/api/v1/admin/agents/{}", w.bruno), Some(&admin), &json!({"active": false})).await.ok(200);
-    w.app.engine.publish_message(conversation, w.wa_a, customer_message(conversation)).await;
+    w.app.engine.publish_message(conversation, w.wa_a, customer_message(conversation, w.wa_a)).await;
     assert_revoked(closed_without_messages(&mut desk, Duration::from_secs(1)).await);
     w.app.get("/api/v1/me", Some(&bruno)).await.err(401, "unauthenticated");
 

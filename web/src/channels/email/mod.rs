@@ -176,8 +176,8 @@ pub async fn ingest(
         state.engine.ingest_with(inbound, Arc::new(extras)).await.map_err(super::engine_unavailable)?;
     match (outcome, stored) {
         (Ingested::Stored { conversation, .. }, Some(m)) => {
-            if let Ok(json) = crate::core::dto::message_json(state, m).await {
-                state.engine.publish_message(conversation, service.id, json).await;
+            if let Ok(published) = crate::core::dto::with_attachments(state, m).await {
+                state.engine.publish_message(conversation, service.id, published).await;
             }
             Ok(Outcome::Stored { conversation })
         }

@@ -127,8 +127,7 @@ async fn advance(state: &AppState, service: &Service, mid: &str, status: Message
     })
     .await?;
     if let Some(m) = changed {
-        let json = crate::core::dto::message_value(&m, &[]);
-        state.engine.publish_message(m.conversation_id, service_id, json).await;
+        state.engine.publish_message(m.conversation_id, service_id, m).await;
     }
     Ok(())
 }

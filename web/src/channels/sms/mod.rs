@@ -97,8 +97,7 @@ pub async fn receive(
         })
         .await?;
         if let Some(m) = changed {
-            let json = crate::core::dto::message_value(&m, &[]);
-            state.engine.publish_message(m.conversation_id, service_id, json).await;
+            state.engine.publish_message(m.conversation_id, service_id, m).await;
         }
         return Ok(twiml());
     }

@@ -102,8 +102,7 @@ pub async fn call_customer(
     m.payload = json!({"dial": phone, "from_conversation": id.to_string()});
     let stored = db(&state, move |c| m.insert(c)).await?;
     // The switchboard places the call when it sees this message.
-    let json = crate::core::dto::message_value(&stored, &[]);
-    state.engine.publish_message(voice, service.id, json).await;
+    state.engine.publish_message(voice, service.id, stored).await;
     let c = db(&state, move |c| Conversation::find(c, voice)).await?;
     Ok(HttpResponse::Created().json(ConversationDto::from_row(&c)))
 }

@@ -59,9 +59,10 @@ impl Handler<EngineEvent> for FeedForwarder {
                 let _ = self.0.send(VoiceEvent::Conversation(event));
             }
             EngineEvent::Message { conversation_id, service_id, owner: Some(agent), message }
-                if message["kind"] == "call" && message["direction"] == "out" =>
+                if message.row.kind == schema::MessageKind::Call
+                    && message.row.direction == schema::MessageDirection::Out =>
             {
-                if let Some(number) = message.pointer("/payload/dial").and_then(serde_json::Value::as_str) {
+                if let Some(number) = message.row.payload.get("dial").and_then(serde_json::Value::as_str) {
                     let _ = self.0.send(VoiceEvent::DialOut {
                         conversation: conversation_id,
                         service: service_id,

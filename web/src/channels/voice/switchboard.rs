@@ -352,8 +352,7 @@ impl Switchboard {
         };
         info!(service.id = %service, conversation.id = %conversation, channel.id = %channel.id, "call queued");
         if let Some(m) = message {
-            let json = crate::core::dto::message_value(&m, &[]);
-            self.state.engine.publish_message(conversation, service, json).await;
+            self.state.engine.publish_message(conversation, service, m).await;
         }
         self.channels.insert(channel.id.clone(), (conversation, Leg::Caller));
         self.calls.insert(

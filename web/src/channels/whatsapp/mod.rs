@@ -241,8 +241,7 @@ async fn apply_status(state: &AppState, service: &Service, s: &Value) -> Result<
     })
     .await?;
     if let Some(m) = changed {
-        let json = crate::core::dto::message_value(&m, &[]);
-        state.engine.publish_message(m.conversation_id, service_id, json).await;
+        state.engine.publish_message(m.conversation_id, service_id, m).await;
     }
     Ok(())
 }
