@@ -7,14 +7,11 @@ use actix_multipart::Multipart;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::Utc;
 use schema::models::{Attachment, AttachmentContent, Message};
-use schema::{
-    AttachmentId, Channel, Connection, ConversationId, ConversationState, MessageDirection, MessageKind, MessageStatus,
-    store,
-};
+use schema::{AttachmentId, Channel, Connection, ConversationId, MessageDirection, MessageKind, MessageStatus, store};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::core::access::{check_visible, conversation_not_found, visible_conversation};
+use crate::core::access::{conversation_not_found, may_write, visible_conversation};
 use crate::core::db::{db, parse_id};
 use crate::core::dto::{AttachmentDto, message_value};
 use crate::core::error::{ApiError, ErrorBody};
@@ -98,13 +95,7 @@ pub async fn send_message(
     if let Some(response) = sent {
         return Ok(response);
     }
-    check_visible(&me, &conversation)?;
-    if conversation.state != ConversationState::InService || conversation.current_agent_id != Some(me.agent.id) {
-        return Err(ApiError::forbidden("only the conversation's agent can send in it").with_code("not_owner"));
-    }
-    if conversation.channel == Channel::Voice {
-        return Err(ApiError::unprocessable("channel_without_messages", "calls have no messages"));
-    }
+    may_write(&me, &conversation)?;
     if template.is_some() && conversation.channel != Channel::Whatsapp {
         return Err(ApiError::unprocessable("templates_whatsapp_only", "templates are sent on WhatsApp only"));
     }
@@ -152,9 +143,8 @@ pub async fn send_message(
             };
             // C7: the provider's reply window, checked here and again just before sending.
             let last = store::last_customer_message_at(c, service, &address)?;
-            let window = crate::channels::media::window(channel, last, now);
-            if let Some(why) = crate::channels::media::window_refusal(window, kind) {
-                return Ok(Err(ApiError::unprocessable(crate::channels::media::OUTSIDE_WINDOW, why)));
+            if let Err(refused) = reply_window(channel, last, kind, now) {
+                return Ok(Err(refused));
             }
             let filled = match &template {
                 Some(t) => match crate::channels::templates::fill(c, service, t)? {
@@ -242,20 +232,14 @@ async fn store_text(
     text: Option<String>,
     key: Option<String>,
 ) -> Result<(schema::models::Conversation, QuickText), ApiError> {
-    let (agent, directory) = (me.agent.id, state.services.clone());
-    let visible = {
-        let me = me.clone();
-        move |c: &schema::models::Conversation| me.sees_service(c.service_id)
-    };
+    let (agent, directory, me) = (me.agent.id, state.services.clone(), me.clone());
     db(state, move |c| {
         let conversation = schema::models::Conversation::find(c, id)?;
         let now = Utc::now();
-        let window = crate::channels::media::window(conversation.channel, conversation.last_customer_message_at, now);
-        let quick = visible(&conversation)
-            && conversation.state == ConversationState::InService
-            && conversation.current_agent_id == Some(agent)
-            && conversation.channel != Channel::Voice
-            && crate::channels::media::window_refusal(window, MessageKind::Text).is_none();
+        // The general path's rules, on the conversation alone: anything else is its to decide.
+        let quick = may_write(&me, &conversation).is_ok()
+            && reply_window(conversation.channel, conversation.last_customer_message_at, MessageKind::Text, now)
+                .is_ok();
         if !quick {
             return Ok((conversation, QuickText::General));
         }
@@ -284,6 +268,22 @@ async fn store_text(
     })
     .await
     .map_err(conversation_not_found)
+}
+
+/// The provider's reply window (C7) for a message of `kind` on `channel`, the customer's last
+/// message at `last`: checked when the message is stored, by both paths, and again just before
+/// it is sent.
+fn reply_window(
+    channel: Channel,
+    last: Option<chrono::DateTime<Utc>>,
+    kind: MessageKind,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let window = crate::channels::media::window(channel, last, now);
+    match crate::channels::media::window_refusal(window, kind) {
+        Some(why) => Err(ApiError::unprocessable(crate::channels::media::OUTSIDE_WINDOW, why)),
+        None => Ok(()),
+    }
 }
 
 /// Uploads one file (multipart field `file`) to attach to a message: 201 with its id.

@@ -3,9 +3,8 @@
 //! their services, admins on all.
 
 use engine::By;
-use schema::ConversationId;
-use schema::Role;
 use schema::models::Conversation;
+use schema::{Channel, ConversationId, ConversationState, Role};
 
 use crate::core::db::db;
 use crate::core::error::ApiError;
@@ -56,4 +55,19 @@ pub async fn actionable_conversation(
         return Err(ApiError::conflict("conversation_ended", format!("the conversation is already {}", c.state)));
     }
     Ok(c)
+}
+
+/// Whether I may write in this conversation now — the one rule for every send, the quick text
+/// path's and the general one's: I see its service (404 otherwise, as for a missing one), it is
+/// in service with me, and it is not a call. The reply window depends on what is sent, and is
+/// checked beside it.
+pub fn may_write(me: &CurrentAgent, c: &Conversation) -> Result<(), ApiError> {
+    check_visible(me, c)?;
+    if c.state != ConversationState::InService || c.current_agent_id != Some(me.agent.id) {
+        return Err(ApiError::forbidden("only the conversation's agent can send in it").with_code("not_owner"));
+    }
+    if c.channel == Channel::Voice {
+        return Err(ApiError::unprocessable("channel_without_messages", "calls have no messages"));
+    }
+    Ok(())
 }
