@@ -16,3 +16,4 @@ pub mod secrets;
 pub mod session;
 pub mod socket;
 pub mod state;
+pub mod workers;

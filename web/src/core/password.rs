@@ -1,7 +1,7 @@
 //! Password hashing: argon2id with OWASP's parameters (m = 19456 KiB, t = 2, p = 1), stored as
 //! PHC strings (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`, 16-byte random salt, 32-byte
 //! output). Hashing is deliberately slow (tens of milliseconds): callers run it off the request
-//! threads, on the hashing pool (`api::auth::HashingPool`).
+//! threads, on the hashing pool (`core::session::HashingPool`).
 //!
 //! Each hash fills 19 MiB of memory. A pool thread that called [`keep_memory_on_this_thread`]
 //! allocates that memory once and reuses it for every hash; elsewhere each hash allocates and frees

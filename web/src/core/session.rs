@@ -203,17 +203,12 @@ pub fn client_address(req: &HttpRequest, header_name: Option<&str>) -> String {
     }
 }
 
-/// A job for the hashing pool.
-type HashJob = Box<dyn FnOnce() + Send>;
-
 /// Password hashing on threads of its own: `n` threads, each keeping its argon2id memory (19 MiB)
 /// between hashes, so at most `n` hashes run at once and hashing holds `n` × 19 MiB however many
 /// sign-ins come (hashing on the blocking pool, one fresh allocation per hash, left the allocator
 /// holding about 1.3 GB after 1,000 sign-ins). At most `queue` more wait; beyond that a
 /// caller is refused at once rather than waiting behind a spray.
-pub struct HashingPool {
-    jobs: std::sync::mpsc::SyncSender<HashJob>,
-}
+pub struct HashingPool(crate::core::workers::WorkerPool);
 
 /// Refused: every hashing thread is busy and the queue is full.
 #[derive(Debug)]
@@ -229,42 +224,24 @@ impl HashingPool {
     /// A pool of `n` hashing threads (at least one) and a queue of `queue` waiting hashes. The
     /// threads end when the pool is dropped.
     pub fn new(n: usize, queue: usize) -> Self {
-        let (jobs, waiting) = std::sync::mpsc::sync_channel::<HashJob>(queue);
-        let waiting = std::sync::Arc::new(Mutex::new(waiting));
-        for i in 0..n.max(1) {
-            let waiting = waiting.clone();
-            let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
-                crate::core::password::keep_memory_on_this_thread();
-                loop {
-                    // The lock is held only while waiting for the next job, not while hashing.
-                    let next = waiting.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok(job) = next else { return };
-                    // A panicking job drops its answer (the caller gets a 503); the thread stays.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                }
-            });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "starting a password hashing thread");
-            }
-        }
-        Self { jobs }
+        Self(crate::core::workers::WorkerPool::new(
+            "argon2",
+            n,
+            queue,
+            crate::core::password::keep_memory_on_this_thread,
+        ))
     }
 
     /// Runs `f` (a hash or a verification) on a hashing thread once one is free; 503 `busy` at
     /// once when the queue is full.
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        let job: HashJob = Box::new(move || {
-            let _ = answer.send(f());
-        });
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(std::sync::mpsc::TrySendError::Full(_)) => return Err(HashingBusy.into()),
-            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
-                return Err(ApiError::unavailable("password hashing is not available"));
+        match self.0.run(1, f).await {
+            Ok(done) => Ok(done),
+            Err(crate::core::workers::Refused::Busy) => Err(HashingBusy.into()),
+            Err(crate::core::workers::Refused::Crashed) => {
+                Err(ApiError::unavailable("password hashing is not available"))
             }
         }
-        answered.await.map_err(|_| ApiError::unavailable("password hashing is not available"))
     }
 }
 

@@ -11,12 +11,9 @@
 //! size; without it the defaults apply. It lives here rather than in `AppState` because only the
 //! email channel uses it and it owns threads that must exist once.
 
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
-use tracing::error;
+pub use crate::core::workers::Refused as Unparsed;
 
 /// Default of `OMNIROUTE_EMAIL_PARSERS`: mails parsed at once, each on a thread of its own.
 pub const DEFAULT_PARSERS: usize = 2;
@@ -27,45 +24,13 @@ pub const DEFAULT_QUEUE_MB: usize = 64;
 /// The `Retry-After` (seconds) of a webhook refused because every parser is busy.
 pub const RETRY_AFTER_S: u64 = 5;
 
-/// A parse to run and the bytes it keeps counted as waiting until it starts.
-struct Job {
-    bytes: usize,
-    run: Box<dyn FnOnce() + Send>,
-}
-
-/// Why a parse did not run to its end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unparsed {
-    /// Every parser is busy and the queue holds its limit: try again later.
-    Busy,
-    /// The parse panicked (a parser bug); the mail cannot be read.
-    Crashed,
-}
-
-/// A fixed set of parser threads fed through a queue bounded in bytes.
-pub struct ParsePool {
-    jobs: Sender<Job>,
-    /// Bytes of the mails queued and not yet started: added by [`ParsePool::run`], taken off by
-    /// the parser thread that starts the mail.
-    waiting: Arc<AtomicUsize>,
-    max_waiting: usize,
-}
+/// The parser threads, fed through a queue bounded in bytes.
+pub struct ParsePool(crate::core::workers::WorkerPool);
 
 impl ParsePool {
     /// Starts `parsers` threads (at least one) taking mails while at most `max_waiting` bytes wait.
     pub fn new(parsers: usize, max_waiting: usize) -> Self {
-        let (jobs, rx) = channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        let waiting = Arc::new(AtomicUsize::new(0));
-        for i in 0..parsers.max(1) {
-            let (rx, waiting) = (Arc::clone(&rx), Arc::clone(&waiting));
-            let spawned =
-                std::thread::Builder::new().name(format!("email-parse-{i}")).spawn(move || work(&rx, &waiting));
-            if let Err(e) = spawned {
-                error!(error = %e, "cannot start an email parser thread");
-            }
-        }
-        Self { jobs, waiting, max_waiting }
+        Self(crate::core::workers::WorkerPool::new("email-parse", parsers, max_waiting, || {}))
     }
 
     /// Runs `f` (the parse of a mail of `bytes` bytes) on a parser thread and waits for it
@@ -75,39 +40,7 @@ impl ParsePool {
         bytes: usize,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Unparsed> {
-        let before = self.waiting.fetch_add(bytes, Ordering::SeqCst);
-        if before > 0 && before + bytes > self.max_waiting {
-            self.waiting.fetch_sub(bytes, Ordering::SeqCst);
-            return Err(Unparsed::Busy);
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let run = Box::new(move || {
-            // The waiting request may be gone (client disconnected): nothing to tell it then.
-            let _ = tx.send(f());
-        });
-        if self.jobs.send(Job { bytes, run }).is_err() {
-            // No parser thread could start (logged where it happened): as good as busy.
-            self.waiting.fetch_sub(bytes, Ordering::SeqCst);
-            return Err(Unparsed::Busy);
-        }
-        rx.await.map_err(|_| Unparsed::Crashed)
-    }
-}
-
-/// A parser thread: takes jobs until the pool is gone. A panicking job is caught so the thread
-/// keeps serving; its waiter sees its result channel dropped.
-fn work(rx: &Mutex<Receiver<Job>>, waiting: &AtomicUsize) {
-    loop {
-        // The lock is held only while waiting for the next job, never while running one.
-        let next = match rx.lock() {
-            Ok(guard) => guard.recv(),
-            Err(poisoned) => poisoned.into_inner().recv(),
-        };
-        let Ok(job) = next else { return };
-        waiting.fetch_sub(job.bytes, Ordering::SeqCst);
-        if std::panic::catch_unwind(AssertUnwindSafe(job.run)).is_err() {
-            error!("an email parse panicked");
-        }
+        self.0.run(bytes, f).await
     }
 }
 
@@ -128,6 +61,7 @@ pub fn pool() -> &'static ParsePool {
 mod tests {
     use super::*;
     use std::sync::mpsc::channel;
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     #[actix_rt::test]
