@@ -41,6 +41,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(email::receive);
 }
 
+/// A webhook's signature header, or 401 `missing_signature`: checked before the body is read, so
+/// an unsigned request costs nothing.
+pub fn signature_header(
+    req: &actix_web::HttpRequest,
+    name: &'static str,
+) -> Result<String, crate::core::error::ApiError> {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned).ok_or_else(|| {
+        crate::core::error::ApiError::new(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "missing_signature",
+            format!("{name} is required"),
+        )
+    })
+}
+
 /// Reads a webhook's raw body (signatures are over these exact bytes). Bounded for a caller who
 /// has proven nothing yet: a body announced over `limit` is refused (413) before a byte is read; a
 /// body reserves its bytes in the budget shared by every webhook (503 when spent, so a provider

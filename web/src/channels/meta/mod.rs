@@ -60,10 +60,7 @@ pub async fn receive(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (channel, object) = channel_of(&path).ok_or_else(|| ApiError::not_found("channel"))?;
-    let signature = req.headers().get("X-Hub-Signature-256").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    if signature.is_none() {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing_signature", "X-Hub-Signature-256 is required"));
-    }
+    let signature = Some(super::signature_header(&req, "X-Hub-Signature-256")?);
     let body = super::read_body(&state, &req, payload, MAX_BODY).await?;
     let payload: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;

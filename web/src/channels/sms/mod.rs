@@ -56,10 +56,7 @@ pub async fn receive(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let header = req.headers().get("X-Twilio-Signature").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let Some(header) = header else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing_signature", "X-Twilio-Signature is required"));
-    };
+    let header = super::signature_header(&req, "X-Twilio-Signature")?;
     let body = super::read_body(&state, &req, payload, MAX_BODY).await?;
     let params: Vec<(String, String)> =
         serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::bad_request("invalid_form", e.to_string()))?;
