@@ -182,47 +182,26 @@ impl Engine {
     /// A customer's message from a channel (C3, C4): stored idempotently, then routed — a new
     /// conversation queued (or held), a message in an open one resets its inactivity (R10). When
     /// it returns, the message is committed; a replay returns `Duplicate` and stores nothing.
+    /// `how` says what the channel stores beside the message and whether the desks are told.
     pub async fn ingest(
         &self,
         inbound: crate::ingest::InboundMessage,
+        how: crate::ingest::Ingest,
     ) -> Result<(crate::ingest::Ingested, Option<schema::models::Message>), EngineError> {
-        self.ingest_with(inbound, std::sync::Arc::new(crate::ingest::NoExtras)).await
-    }
-
-    /// [`Engine::ingest`] with what a channel stores beside the message in the same transaction
-    /// (email headers, attachments).
-    pub async fn ingest_with(
-        &self,
-        inbound: crate::ingest::InboundMessage,
-        extras: std::sync::Arc<dyn crate::ingest::IngestExtras>,
-    ) -> Result<(crate::ingest::Ingested, Option<schema::models::Message>), EngineError> {
-        self.store_and_route(inbound, extras, false).await
-    }
-
-    /// [`Engine::ingest`] that also tells the conversation's desks (its agent, supervisors) about
-    /// the stored message. A message into an open conversation — the common case — is routed and
-    /// published in one trip to the distributor.
-    pub async fn ingest_publishing(
-        &self,
-        inbound: crate::ingest::InboundMessage,
-    ) -> Result<(crate::ingest::Ingested, Option<schema::models::Message>), EngineError> {
-        self.store_and_route(inbound, std::sync::Arc::new(crate::ingest::NoExtras), true).await
-    }
-
-    async fn store_and_route(
-        &self,
-        inbound: crate::ingest::InboundMessage,
-        extras: std::sync::Arc<dyn crate::ingest::IngestExtras>,
-        publishing: bool,
-    ) -> Result<(crate::ingest::Ingested, Option<schema::models::Message>), EngineError> {
-        use crate::ingest::{Ingested, move_to_new_conversation, store_inbound_with};
+        use crate::ingest::{Ingested, move_to_new_conversation, store_inbound};
+        let crate::ingest::Ingest { extras, publish: publishing } = how;
+        // Extras that store more may store files: the desks get the message with them, read
+        // after the commit; without extras the row is the whole message.
+        let with_files = extras.stores_more();
         let inbound = inbound.without_nul();
         let service = inbound.service;
         let publish = |message: &Option<schema::models::Message>| {
             let published = message.as_ref().filter(|_| publishing).cloned();
             async move {
                 if let Some(m) = published {
-                    self.publish_message(m.conversation_id, service, m).await;
+                    let conversation = m.conversation_id;
+                    let message = if with_files { self.with_attachments(m).await } else { PublishedMessage::from(m) };
+                    self.publish_message(conversation, service, message).await;
                 }
             }
         };
@@ -233,7 +212,7 @@ impl Engine {
             let (pool, m) = (self.pool.clone(), inbound.clone());
             let stored = tokio::task::spawn_blocking(move || {
                 let mut conn = pool.get()?;
-                store_inbound_with(&mut conn, &m, opening, now, extras.as_ref())
+                store_inbound(&mut conn, &m, opening, now, extras.as_ref())
             })
             .await
             .map_err(|e| EngineError::Unavailable(e.to_string()))??;
@@ -268,12 +247,18 @@ impl Engine {
             return Ok((ingested, message));
         }
         let routed = match &message {
-            Some(m) if publishing => {
+            Some(m) if publishing && !with_files => {
                 let message = Arc::new(PublishedMessage::from(m.clone()));
                 let fused = CustomerMessageStored { conversation, at: now, service, message };
                 self.distributor.send(fused).await.map_err(|_| EngineError::Stopped)?
             }
-            _ => self.execute(Command::CustomerMessage { conversation, at: now }).await,
+            _ => {
+                let routed = self.execute(Command::CustomerMessage { conversation, at: now }).await;
+                if routed.is_ok() {
+                    publish(&message).await;
+                }
+                routed
+            }
         };
         match routed {
             Err(EngineError::ConversationNotFound) => {
@@ -308,6 +293,17 @@ impl Engine {
             }
             Err(e) => Err(e),
             Ok(_) => Ok((ingested, message)),
+        }
+    }
+
+    /// A stored message with the attachments stored beside it; without them when the database
+    /// does not answer (the desk reads them with the conversation).
+    async fn with_attachments(&self, row: schema::models::Message) -> PublishedMessage {
+        let (pool, id) = (self.pool.clone(), row.id);
+        let read = tokio::task::spawn_blocking(move || schema::store::attachments_of(&mut *pool.get()?, id)).await;
+        match read {
+            Ok(Ok(attachments)) => PublishedMessage::new(row, attachments),
+            _ => PublishedMessage::from(row),
         }
     }
 

@@ -8,7 +8,7 @@
 //! conversation is that one INSERT, with no transaction around it. Each caller is answered only
 //! after the commit.
 //!
-//! The semantics are those of [`store_inbound_with`], which stays the path of a message the
+//! The semantics are those of [`store_inbound`], which stays the path of a message the
 //! batch cannot take: a replay (in the batch or stored before) stores nothing; the first messages
 //! of one new address open one conversation (against another path opening it meanwhile, a call
 //! or an agent's outbound start, the partial unique indexes decide, as between two
@@ -31,7 +31,7 @@ use schema::{
 use tokio::sync::oneshot;
 
 use crate::ingest::{
-    InboundMessage, IngestExtras, Ingested, Opening, StoredInbound, identify, new_conversation, store_inbound_with,
+    InboundMessage, IngestExtras, Ingested, Opening, StoredInbound, identify, new_conversation, store_inbound,
 };
 
 /// Most messages stored in one transaction (well under PostgreSQL's 65,535 bind parameters).
@@ -278,7 +278,7 @@ fn write_each(pool: &PgPool, batch: &[Request], idx: &[usize]) -> Vec<Result<Out
         .map(|&i| {
             let r = &batch[i];
             let mut conn = pool.get()?;
-            let stored = store_inbound_with(&mut conn, &r.inbound, r.opening, r.now, r.extras.as_ref())?;
+            let stored = store_inbound(&mut conn, &r.inbound, r.opening, r.now, r.extras.as_ref())?;
             Ok(Outcome { stored, joined_new: false })
         })
         .collect()

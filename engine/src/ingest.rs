@@ -3,8 +3,9 @@
 //! already delivered it — and only then handed to the routing engine. A replay, sequential or
 //! concurrent, stores one message and one conversation: the partial unique indexes decide.
 //! `Engine::ingest` stores many callers' messages in one transaction (the group commit of
-//! `inbox.rs`), with the same outcomes; [`store_inbound_with`] is the one-message path it falls
-//! back to, and the path of phone calls.
+//! `inbox.rs`), with the same outcomes; [`store_inbound`] is the one-message path it falls back
+//! to, and the path of phone calls. What varies between channels (what is stored beside the
+//! message, whether the desks are told) is an [`Ingest`], the one parameter of that path.
 
 use chrono::{DateTime, Utc};
 use schema::models::{Conversation, ConversationChangeset, Customer, Message};
@@ -13,6 +14,7 @@ use schema::{
     MessageKind, MessageStatus, PgConnection, ServiceId, StoreError, store,
 };
 use serde_json::Value;
+use std::sync::Arc;
 
 /// A message from a customer, as a channel adapter parsed it.
 #[derive(Debug, Clone)]
@@ -118,18 +120,38 @@ pub struct NoExtras;
 
 impl IngestExtras for NoExtras {}
 
-/// Stores the message (and opens its conversation when none is open) in one transaction.
-pub fn store_inbound(
-    conn: &mut PgConnection,
-    m: &InboundMessage,
-    opening: Opening,
-    now: DateTime<Utc>,
-) -> Result<StoredInbound, StoreError> {
-    store_inbound_with(conn, m, opening, now, &NoExtras)
+/// How `Engine::ingest` stores and announces a customer's message: what the channel stores
+/// beside it in the same transaction, and whether the conversation's desks are told about it.
+#[derive(Clone)]
+pub struct Ingest {
+    pub(crate) extras: Arc<dyn IngestExtras>,
+    pub(crate) publish: bool,
 }
 
-/// [`store_inbound`] with a channel's extras stored in the same transaction.
-pub fn store_inbound_with(
+impl Default for Ingest {
+    /// The message alone, routed without telling the desks (the caller does, or nobody needs to).
+    fn default() -> Self {
+        Self { extras: Arc::new(NoExtras), publish: false }
+    }
+}
+
+impl Ingest {
+    /// Also tells the conversation's desks (its agent, its supervisors) about the stored message,
+    /// with the attachments the extras stored. A message into an open conversation without
+    /// extras — the common case — is routed and published in one trip to the distributor.
+    pub fn published() -> Self {
+        Self { publish: true, ..Self::default() }
+    }
+
+    /// Stores `extras` with the message, in its transaction.
+    pub fn with_extras(self, extras: impl IngestExtras + 'static) -> Self {
+        Self { extras: Arc::new(extras), ..self }
+    }
+}
+
+/// Stores the message (and opens its conversation when none is open) in one transaction, with a
+/// channel's extras.
+pub fn store_inbound(
     conn: &mut PgConnection,
     m: &InboundMessage,
     opening: Opening,

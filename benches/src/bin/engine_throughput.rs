@@ -366,7 +366,7 @@ async fn ingest_one(options: &Options, path: IngestPath, into_open: bool) -> any
             let (engine, tickets) = (rig.engine.clone(), tickets.clone());
             async move {
                 while let Some(i) = tickets.take() {
-                    engine.ingest(inbound(service, customer(i), format!("wamid.open-{i}"))).await?;
+                    engine.ingest(inbound(service, customer(i), format!("wamid.open-{i}")), Default::default()).await?;
                 }
                 Ok(())
             }
@@ -395,7 +395,7 @@ async fn ingest_one(options: &Options, path: IngestPath, into_open: bool) -> any
                     let started = Instant::now();
                     match path {
                         IngestPath::Grouped => {
-                            engine.ingest(m).await?;
+                            engine.ingest(m, Default::default()).await?;
                         }
                         IngestPath::PerMessage => per_message(&engine, &pool, m).await?,
                     }
@@ -419,7 +419,7 @@ async fn per_message(engine: &Engine, pool: &schema::PgPool, m: InboundMessage) 
     let pool = pool.clone();
     let (ingested, _, opened) = tokio::task::spawn_blocking(move || -> Result<_, schema::StoreError> {
         let mut conn = pool.get()?;
-        store_inbound(&mut conn, &m, Opening::default(), now)
+        store_inbound(&mut conn, &m, Opening::default(), now, &engine::ingest::NoExtras)
     })
     .await??;
     match (ingested, opened) {

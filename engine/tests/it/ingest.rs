@@ -33,7 +33,7 @@ async fn all_at_once(engine: &engine::Engine, messages: Vec<InboundMessage>) -> 
         .into_iter()
         .map(|m| {
             let engine = engine.clone();
-            actix_rt::spawn(async move { engine.ingest(m).await })
+            actix_rt::spawn(async move { engine.ingest(m, Default::default()).await })
         })
         .collect();
     let mut outcomes = Vec::new();
@@ -117,14 +117,16 @@ async fn a_replay_after_the_conversation_ended_stores_nothing_and_opens_nothing(
     let ana = world.agent("ana", &[service], None);
     let engine = world.engine().await;
     engine.set_presence(ana, engine::PresenceRequest::Available).await.unwrap();
-    let Ingested::Stored { conversation, .. } = engine.ingest(inbound(service, 1, 0)).await.unwrap().0 else {
+    let Ingested::Stored { conversation, .. } =
+        engine.ingest(inbound(service, 1, 0), Default::default()).await.unwrap().0
+    else {
         panic!("the first delivery is stored");
     };
     assert_eq!(engine.conversation(conversation).await.unwrap().owner, Some(ana));
     engine.conclude(engine::By::Agent(ana), conversation, None).await.expect("ana concludes it");
 
     // The provider delivers the same message again (alone, then with a new one of the customer).
-    assert_eq!(engine.ingest(inbound(service, 1, 0)).await.unwrap().0, Ingested::Duplicate);
+    assert_eq!(engine.ingest(inbound(service, 1, 0), Default::default()).await.unwrap().0, Ingested::Duplicate);
     let outcomes = all_at_once(&engine, vec![inbound(service, 1, 0), inbound(service, 1, 1)]).await;
     assert_eq!(outcomes[0], Ingested::Duplicate);
     let Ingested::Stored { conversation: second, opened: true, .. } = outcomes[1] else {
@@ -165,7 +167,7 @@ async fn a_message_with_a_nul_is_stored_without_it_and_its_batch_with_it() {
         .map(|m| {
             let engine = engine.clone();
             let pid = m.provider_message_id.clone().unwrap();
-            actix_rt::spawn(async move { (pid, engine.ingest(m).await.map(|(o, _)| o)) })
+            actix_rt::spawn(async move { (pid, engine.ingest(m, Default::default()).await.map(|(o, _)| o)) })
         })
         .collect();
     for h in handles {

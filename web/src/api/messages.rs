@@ -279,9 +279,9 @@ fn reply_window(
     kind: MessageKind,
     now: chrono::DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    let window = crate::channels::media::window(channel, last, now);
-    match crate::channels::media::window_refusal(window, kind) {
-        Some(why) => Err(ApiError::unprocessable(crate::channels::media::OUTSIDE_WINDOW, why)),
+    let window = crate::channels::window::window(channel, last, now);
+    match crate::channels::window::window_refusal(window, kind) {
+        Some(why) => Err(ApiError::unprocessable(crate::channels::window::OUTSIDE_WINDOW, why)),
         None => Ok(()),
     }
 }

@@ -1,4 +1,6 @@
-//! Media of the messaging channels (C1, C9) and their reply windows (C7).
+//! The media fetcher of the messaging channels (C1, C9). Each provider says which files a stored
+//! message carries and how to fetch one (its folder's `media.rs`, behind [`super::Provider`]);
+//! this module records, schedules, retries, checks and stores them.
 //!
 //! Inbound: a webhook stores the customer's message first and answers only after the commit (C4);
 //! the file itself is fetched afterwards by the media fetcher. The webhook records one
@@ -10,14 +12,10 @@
 //! checks the channel's size and type limits, stores it as an attachment of the message and pushes
 //! the message, now with its attachment, to the desks. A 429, a 5xx or no answer is retried with
 //! backoff; a file over the limits is `refused` and the message says so in `payload.media_error`.
-//!
-//! Windows: WhatsApp takes free text within 24 hours of the customer's last message and only a
-//! template outside; Messenger and Instagram take a standard reply (`RESPONSE`) within 24 hours,
-//! a human agent's reply (`MESSAGE_TAG` `HUMAN_AGENT`) within 7 days, nothing later.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use schema::models::{Attachment, MediaFetch, Message, NewMediaFetch, Service};
 use schema::{AttachmentId, Channel, MessageKind, store};
 use serde_json::Value;
@@ -34,103 +32,6 @@ const LEASE: Duration = Duration::from_secs(120);
 /// Most attempts before a file is given up as failed.
 pub const MAX_FETCH_ATTEMPTS: i32 = 8;
 
-/// The standard customer-service window of WhatsApp, Messenger and Instagram.
-pub const STANDARD_WINDOW: chrono::Duration = chrono::Duration::hours(24);
-/// How long after the customer's last message a human agent may still answer on Messenger and
-/// Instagram (the `HUMAN_AGENT` tag).
-pub const HUMAN_AGENT_WINDOW: chrono::Duration = chrono::Duration::days(7);
-
-/// Where a conversation stands in its channel's reply window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Window {
-    /// Any message may be sent (and no window applies to the channel).
-    Open,
-    /// Messenger/Instagram after 24 hours: only a human agent's reply, tagged `HUMAN_AGENT`.
-    HumanAgent,
-    /// WhatsApp after 24 hours: only a template.
-    TemplateOnly,
-    /// Messenger/Instagram after 7 days: nothing may be sent.
-    Closed,
-}
-
-/// The window of `channel` at `now`, the customer having last written at `last` (never: `None`).
-pub fn window(channel: Channel, last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Window {
-    let age = last.map(|t| now - t);
-    let within = |d: chrono::Duration| age.is_some_and(|a| a < d);
-    match channel {
-        Channel::Whatsapp if within(STANDARD_WINDOW) => Window::Open,
-        Channel::Whatsapp => Window::TemplateOnly,
-        Channel::Messenger | Channel::Instagram if within(STANDARD_WINDOW) => Window::Open,
-        Channel::Messenger | Channel::Instagram if within(HUMAN_AGENT_WINDOW) => Window::HumanAgent,
-        Channel::Messenger | Channel::Instagram => Window::Closed,
-        _ => Window::Open,
-    }
-}
-
-/// The error for a message the window does not allow (the API's 422 and the sender's refusal).
-pub const OUTSIDE_WINDOW: &str = "outside_window";
-
-/// Why a message may not go out now, or `None` when it may.
-pub fn window_refusal(window: Window, kind: MessageKind) -> Option<&'static str> {
-    match window {
-        Window::TemplateOnly if kind != MessageKind::Template => {
-            Some("outside the 24-hour window: only a template can be sent")
-        }
-        Window::Closed => Some(
-            "more than 7 days since the customer's last message: Messenger and Instagram accept no message until the customer writes again",
-        ),
-        _ => None,
-    }
-}
-
-/// One part of a `multipart/form-data` body.
-pub struct Part<'a> {
-    pub name: &'a str,
-    /// A file part's name; `None` for a plain field.
-    pub filename: Option<&'a str>,
-    pub content_type: Option<&'a str>,
-    pub data: &'a [u8],
-}
-
-impl<'a> Part<'a> {
-    /// A plain text field.
-    pub fn field(name: &'a str, value: &'a str) -> Self {
-        Self { name, filename: None, content_type: None, data: value.as_bytes() }
-    }
-
-    /// A file.
-    pub fn file(name: &'a str, filename: &'a str, content_type: &'a str, data: &'a [u8]) -> Self {
-        Self { name, filename: Some(filename), content_type: Some(content_type), data }
-    }
-}
-
-/// A `multipart/form-data` body (RFC 7578) and its `Content-Type` with a fresh boundary.
-pub fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
-    use rand::RngCore;
-    let mut nonce = [0u8; 16];
-    rand::rng().fill_bytes(&mut nonce);
-    let boundary = format!("omniroute-{}", hex::encode(nonce));
-    let quoted = |s: &str| s.replace(['"', '\\', '\r', '\n'], "_");
-    let mut body = Vec::new();
-    for p in parts {
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        let mut disposition = format!("Content-Disposition: form-data; name=\"{}\"", quoted(p.name));
-        if let Some(f) = p.filename {
-            disposition.push_str(&format!("; filename=\"{}\"", quoted(f)));
-        }
-        body.extend_from_slice(disposition.as_bytes());
-        body.extend_from_slice(b"\r\n");
-        if let Some(ct) = p.content_type {
-            body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
-        }
-        body.extend_from_slice(b"\r\n");
-        body.extend_from_slice(p.data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 /// A file a stored message points at: the provider's handle, and what the webhook said of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {
@@ -139,48 +40,14 @@ pub struct Source {
     pub name: Option<String>,
 }
 
-/// The files an inbound message carries, read from its stored payload.
+/// A non-empty string field of a provider's JSON.
+pub(super) fn string(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).filter(|x| !x.is_empty()).map(str::to_owned)
+}
+
+/// The files an inbound message carries, read from its stored payload by its provider.
 pub fn sources(channel: Channel, m: &Message) -> Vec<Source> {
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).filter(|x| !x.is_empty()).map(str::to_owned);
-    let p = &m.payload;
-    match channel {
-        Channel::Whatsapp => match m.kind {
-            MessageKind::Image
-            | MessageKind::Audio
-            | MessageKind::Video
-            | MessageKind::Document
-            | MessageKind::Sticker => s(p, "id")
-                .map(|id| Source { source: id, content_type: s(p, "mime_type"), name: s(p, "filename") })
-                .into_iter()
-                .collect(),
-            _ => Vec::new(),
-        },
-        Channel::Telegram => s(p, "file_id")
-            .map(|id| {
-                let ct = s(p, "mime_type").or_else(|| (m.kind == MessageKind::Image).then(|| "image/jpeg".to_owned()));
-                Source { source: id, content_type: ct, name: s(p, "file_name") }
-            })
-            .into_iter()
-            .collect(),
-        Channel::Sms => p
-            .get("media")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|x| Some(Source { source: s(x, "url")?, content_type: s(x, "content_type"), name: None }))
-            .collect(),
-        Channel::Messenger | Channel::Instagram => p
-            .get("attachments")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|a| matches!(a.get("type").and_then(Value::as_str), Some("image" | "audio" | "video" | "file")))
-            .filter_map(|a| {
-                Some(Source { source: s(a.get("payload")?, "url")?, content_type: None, name: s(a, "name") })
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
+    super::provider(channel).map_or_else(Vec::new, |p| p.media(m))
 }
 
 /// Whether an inbound message may carry files (the others skip [`request_fetches`]).
@@ -247,7 +114,7 @@ async fn claim(state: &AppState) -> Result<Vec<MediaFetch>, ()> {
 }
 
 /// What fetching a file gave.
-enum Fetched {
+pub enum Fetched {
     File {
         data: Vec<u8>,
         content_type: String,
@@ -345,80 +212,23 @@ fn message_kind_word(content_type: &str) -> &'static str {
 }
 
 /// A string setting of a service's provider, without a trailing slash.
-fn field(service: &Service, key: &str) -> String {
+pub(super) fn field(service: &Service, key: &str) -> String {
     service.provider.get(key).and_then(Value::as_str).unwrap_or("").trim_end_matches('/').to_owned()
 }
 
 async fn fetch(client: &awc::Client, service: &Service, f: &MediaFetch, announced: Option<&str>) -> Fetched {
-    match service.channel {
-        Channel::Whatsapp => {
-            let (base, token) = (field(service, "api_base_url"), field(service, "access_token"));
-            if base.is_empty() || token.is_empty() {
-                return Fetched::Failed("the WhatsApp service has no API credentials".into());
-            }
-            // A media id is an opaque number-like token; anything else would be a path of our choosing.
-            if f.source.is_empty() || !f.source.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
-                return Fetched::Failed("not a WhatsApp media id".into());
-            }
-            // The media's URL (short-lived) and facts, then the bytes, both with the token.
-            let url = format!("{base}/v21.0/{}", f.source);
-            let meta = match json_get(client.get(&url).bearer_auth(&token)).await {
-                Ok(v) => v,
-                Err(e) => return e,
-            };
-            let Some(file_url) = meta.get("url").and_then(Value::as_str) else {
-                return Fetched::Failed("the Graph API gave no URL for this media".into());
-            };
-            let declared = meta.get("mime_type").and_then(Value::as_str).map(essence);
-            let ct = declared.as_deref().or(announced).unwrap_or("application/octet-stream").to_owned();
-            if let Some(size) = meta.get("file_size").and_then(Value::as_u64)
-                && usize::try_from(size).unwrap_or(usize::MAX) > limit(service.channel, &ct)
-            {
-                return too_large(service.channel, &ct, size);
-            }
-            download(client.get(file_url).bearer_auth(&token), service.channel, Some(&ct)).await
-        }
-        Channel::Telegram => {
-            let (base, token) = (field(service, "api_base_url"), field(service, "bot_token"));
-            if base.is_empty() || token.is_empty() {
-                return Fetched::Failed("the Telegram service has no bot token".into());
-            }
-            let query = serde_urlencoded::to_string([("file_id", f.source.as_str())]).unwrap_or_default();
-            let answer = match json_get(client.get(format!("{base}/bot{token}/getFile?{query}"))).await {
-                Ok(v) => v,
-                Err(e) => return e,
-            };
-            let Some(path) = answer.pointer("/result/file_path").and_then(Value::as_str) else {
-                let why = answer.get("description").and_then(Value::as_str).unwrap_or("no file_path");
-                return Fetched::Failed(format!("Telegram gave no file: {why}"));
-            };
-            let guessed = mime_guess::from_path(path).first().map(|m| m.essence_str().to_owned());
-            let ct = announced.map(str::to_owned).or(guessed);
-            download(client.get(format!("{base}/file/bot{token}/{path}")), service.channel, ct.as_deref()).await
-        }
-        Channel::Sms => {
-            let (base, sid, token) =
-                (field(service, "api_base_url"), field(service, "account_sid"), field(service, "auth_token"));
-            // The credentials go to Twilio's own API only (redirects elsewhere drop them, as awc
-            // does for any other origin).
-            let request = if !base.is_empty() && f.source.starts_with(&format!("{base}/")) {
-                client.get(&f.source).basic_auth(&sid, &token)
-            } else {
-                client.get(&f.source)
-            };
-            download(request, service.channel, announced).await
-        }
-        Channel::Messenger | Channel::Instagram => download(client.get(&f.source), service.channel, announced).await,
-        other => Fetched::Failed(format!("{other} has no media to fetch")),
+    match super::provider(service.channel) {
+        Some(p) => p.fetch(client, service, f, announced).await,
+        None => Fetched::Failed(format!("{} has no media to fetch", service.channel)),
     }
 }
 
 /// The largest file of this type the channel takes (C9).
-fn limit(channel: Channel, content_type: &str) -> usize {
+pub(super) fn limit(channel: Channel, content_type: &str) -> usize {
     crate::core::files::channel_limit(channel, content_type)
 }
 
-fn too_large(channel: Channel, content_type: &str, size: u64) -> Fetched {
+pub(super) fn too_large(channel: Channel, content_type: &str, size: u64) -> Fetched {
     Fetched::Refused(format!(
         "the file ({size} bytes) is larger than the {} MiB {channel} accepts for {content_type} (C9)",
         limit(channel, content_type) / 1024 / 1024
@@ -426,7 +236,7 @@ fn too_large(channel: Channel, content_type: &str, size: u64) -> Fetched {
 }
 
 /// A provider's JSON answer; errors as what to do next.
-async fn json_get(req: awc::ClientRequest) -> Result<Value, Fetched> {
+pub(super) async fn json_get(req: awc::ClientRequest) -> Result<Value, Fetched> {
     let mut res = req.send().await.map_err(|e| Fetched::Retry(e.to_string()))?;
     let status = res.status();
     let answer = res.json::<Value>().limit(1 << 20).await.unwrap_or(Value::Null);
@@ -441,7 +251,7 @@ async fn json_get(req: awc::ClientRequest) -> Result<Value, Fetched> {
 }
 
 /// Downloads a file within the channel's limit for its type.
-async fn download(req: awc::ClientRequest, channel: Channel, content_type: Option<&str>) -> Fetched {
+pub(super) async fn download(req: awc::ClientRequest, channel: Channel, content_type: Option<&str>) -> Fetched {
     let mut res = match req.send().await {
         Ok(r) => r,
         Err(e) => return Fetched::Retry(e.to_string()),
@@ -467,43 +277,5 @@ async fn download(req: awc::ClientRequest, channel: Channel, content_type: Optio
         Ok(bytes) => Fetched::File { data: bytes.to_vec(), content_type: ct },
         Err(awc::error::PayloadError::Overflow) => too_large(channel, &ct, max as u64 + 1),
         Err(e) => Fetched::Retry(e.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows_open_narrow_and_close_at_their_edges() {
-        let now = Utc::now();
-        let ago = |h: i64| Some(now - chrono::Duration::hours(h));
-        assert_eq!(window(Channel::Whatsapp, ago(23), now), Window::Open);
-        assert_eq!(window(Channel::Whatsapp, ago(24), now), Window::TemplateOnly);
-        assert_eq!(window(Channel::Whatsapp, None, now), Window::TemplateOnly, "a customer who never wrote");
-        assert_eq!(window(Channel::Instagram, ago(23), now), Window::Open);
-        assert_eq!(window(Channel::Messenger, ago(24), now), Window::HumanAgent);
-        assert_eq!(window(Channel::Messenger, ago(7 * 24 - 1), now), Window::HumanAgent);
-        assert_eq!(window(Channel::Messenger, ago(7 * 24), now), Window::Closed);
-        assert_eq!(window(Channel::Telegram, ago(1000), now), Window::Open);
-        assert_eq!(window_refusal(Window::TemplateOnly, MessageKind::Template), None);
-        assert!(window_refusal(Window::TemplateOnly, MessageKind::Image).is_some());
-        assert_eq!(window_refusal(Window::HumanAgent, MessageKind::Text), None);
-    }
-
-    #[test]
-    fn content_types_lose_their_parameters() {
-        assert_eq!(essence("Audio/OGG; codecs=opus"), "audio/ogg");
-        assert_eq!(essence(""), "");
-    }
-
-    #[test]
-    fn a_multipart_body_is_rfc_7578() {
-        let (ct, body) = multipart(&[Part::field("a", "1"), Part::file("f", "x\"y.txt", "text/plain", b"hi")]);
-        let boundary = ct.strip_prefix("multipart/form-data; boundary=").unwrap();
-        let expected = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x_y.txt\"\r\nContent-Type: text/plain\r\n\r\nhi\r\n--{boundary}--\r\n"
-        );
-        assert_eq!(String::from_utf8(body).unwrap(), expected);
     }
 }

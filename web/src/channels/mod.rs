@@ -13,6 +13,7 @@ pub mod telegram;
 pub mod templates;
 pub mod voice;
 pub mod whatsapp;
+pub mod window;
 
 use actix_web::web;
 
@@ -28,6 +29,46 @@ pub fn senders() -> Vec<(schema::Channel, std::sync::Arc<dyn crate::core::outbox
         (Channel::Instagram, meta),
         (Channel::Email, std::sync::Arc::new(email::smtp::EmailSender)),
     ]
+}
+
+/// What a provider's folder tells the rest of the server besides its webhook and its sender: its
+/// reply window (C7) and its media (C1, C9).
+pub trait Provider: Sync {
+    /// Where a conversation stands in the provider's reply window, the customer having last
+    /// written at `last` (never: `None`).
+    fn window(
+        &self,
+        _last: Option<chrono::DateTime<chrono::Utc>>,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> window::Window {
+        window::Window::Open
+    }
+
+    /// The files an inbound message carries, read from its stored payload.
+    fn media(&self, _m: &schema::models::Message) -> Vec<media::Source> {
+        Vec::new()
+    }
+
+    /// Fetches one of those files.
+    fn fetch<'a>(
+        &'a self,
+        client: &'a awc::Client,
+        service: &'a schema::models::Service,
+        f: &'a schema::models::MediaFetch,
+        announced: Option<&'a str>,
+    ) -> futures_util::future::LocalBoxFuture<'a, media::Fetched>;
+}
+
+/// The provider of a channel with a window or media (the others have neither).
+pub fn provider(channel: schema::Channel) -> Option<&'static dyn Provider> {
+    use schema::Channel;
+    match channel {
+        Channel::Whatsapp => Some(&whatsapp::Whatsapp),
+        Channel::Telegram => Some(&telegram::Telegram),
+        Channel::Sms => Some(&sms::Twilio),
+        Channel::Messenger | Channel::Instagram => Some(&meta::Meta),
+        _ => None,
+    }
 }
 
 /// Registers the webhooks.
@@ -107,14 +148,24 @@ pub async fn read_body(
     }
 }
 
-/// Stores a customer's message from a webhook and shows it on its conversation's desks (routed
-/// and published in one trip to the engine's distributor when the conversation is open); true
-/// when it was stored, false for a replay.
+/// Stores a customer's message from a channel, `how` the channel says (what it stores beside the
+/// message, whether the desks are told): the one inbound path of every channel.
 pub async fn ingest(
     state: &crate::core::state::AppState,
     inbound: engine::ingest::InboundMessage,
+    how: engine::ingest::Ingest,
+) -> Result<(engine::ingest::Ingested, Option<schema::models::Message>), crate::core::error::ApiError> {
+    state.engine.ingest(inbound, how).await.map_err(engine_unavailable)
+}
+
+/// Stores a customer's message from a webhook and shows it on its conversation's desks (routed
+/// and published in one trip to the engine's distributor when the conversation is open); true
+/// when it was stored, false for a replay.
+pub async fn ingest_webhook(
+    state: &crate::core::state::AppState,
+    inbound: engine::ingest::InboundMessage,
 ) -> Result<bool, crate::core::error::ApiError> {
-    let (outcome, _) = state.engine.ingest_publishing(inbound).await.map_err(engine_unavailable)?;
+    let (outcome, _) = ingest(state, inbound, engine::ingest::Ingest::published()).await?;
     Ok(matches!(outcome, engine::ingest::Ingested::Stored { .. }))
 }
 

@@ -121,7 +121,7 @@ async fn claim(state: &AppState, which: Claim) -> Result<(Vec<Message>, OutboxCo
             Claim::These(ids) => store::claim_outbox_ids(&mut c, &ids, Utc::now(), lease)?,
             Claim::Due => store::claim_outbox(&mut c, Utc::now(), lease, CLAIM)?,
         };
-        let context = store::outbox_context(&mut c, &batch, Utc::now(), super::media::STANDARD_WINDOW)?;
+        let context = store::outbox_context(&mut c, &batch, Utc::now(), super::window::STANDARD_WINDOW)?;
         Ok((batch, context))
     })
     .await

@@ -1,11 +1,12 @@
 //! What the providers' senders share: reading a provider setting, telling a refusal from a retry,
-//! reading an answer, recording a file that went out, the reply window just before sending.
+//! reading an answer, recording a file that went out, the reply window just before sending, a
+//! `multipart/form-data` body.
 
 use schema::models::{Attachment, Message};
 use schema::store;
 use serde_json::Value;
 
-use super::media::{Window, window_refusal};
+use super::window::{OUTSIDE_WINDOW, Window, window_refusal};
 use crate::core::outbox::{Outgoing, SendResult};
 use crate::core::state::AppState;
 
@@ -27,7 +28,7 @@ pub fn text_in_caption(m: &Message, out: &Outgoing<'_>, takes_caption: impl Fn(&
 
 /// The window refusal of a message about to go out, if any.
 pub fn outside(window: Window, m: &Message) -> Option<SendResult> {
-    window_refusal(window, m.kind).map(|why| SendResult::Refused(super::media::OUTSIDE_WINDOW.into(), why.into()))
+    window_refusal(window, m.kind).map(|why| SendResult::Refused(OUTSIDE_WINDOW.into(), why.into()))
 }
 
 /// A string setting of a service's provider, without a trailing slash.
@@ -49,4 +50,67 @@ pub async fn exchange(request: awc::SendClientRequest) -> Result<(awc::http::Sta
     let mut res = request.await.map_err(|e| SendResult::Retry(e.to_string()))?;
     let answer = res.json().limit(1 << 20).await.unwrap_or(Value::Null);
     Ok((res.status(), answer))
+}
+
+/// One part of a `multipart/form-data` body.
+pub struct Part<'a> {
+    pub name: &'a str,
+    /// A file part's name; `None` for a plain field.
+    pub filename: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub data: &'a [u8],
+}
+
+impl<'a> Part<'a> {
+    /// A plain text field.
+    pub fn field(name: &'a str, value: &'a str) -> Self {
+        Self { name, filename: None, content_type: None, data: value.as_bytes() }
+    }
+
+    /// A file.
+    pub fn file(name: &'a str, filename: &'a str, content_type: &'a str, data: &'a [u8]) -> Self {
+        Self { name, filename: Some(filename), content_type: Some(content_type), data }
+    }
+}
+
+/// A `multipart/form-data` body (RFC 7578) and its `Content-Type` with a fresh boundary.
+pub fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
+    use rand::RngCore;
+    let mut nonce = [0u8; 16];
+    rand::rng().fill_bytes(&mut nonce);
+    let boundary = format!("omniroute-{}", hex::encode(nonce));
+    let quoted = |s: &str| s.replace(['"', '\\', '\r', '\n'], "_");
+    let mut body = Vec::new();
+    for p in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let mut disposition = format!("Content-Disposition: form-data; name=\"{}\"", quoted(p.name));
+        if let Some(f) = p.filename {
+            disposition.push_str(&format!("; filename=\"{}\"", quoted(f)));
+        }
+        body.extend_from_slice(disposition.as_bytes());
+        body.extend_from_slice(b"\r\n");
+        if let Some(ct) = p.content_type {
+            body.extend_from_slice(format!("Content-Type: {ct}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(p.data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multipart_body_is_rfc_7578() {
+        let (ct, body) = multipart(&[Part::field("a", "1"), Part::file("f", "x\"y.txt", "text/plain", b"hi")]);
+        let boundary = ct.strip_prefix("multipart/form-data; boundary=").unwrap();
+        let expected = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x_y.txt\"\r\nContent-Type: text/plain\r\n\r\nhi\r\n--{boundary}--\r\n"
+        );
+        assert_eq!(String::from_utf8(body).unwrap(), expected);
+    }
 }

@@ -1,7 +1,7 @@
 //! WhatsApp templates and outbound conversations ("ativo", C7). An agent sends an approved
 //! template in a conversation (`POST /api/v1/conversations/{id}/messages` with `template`), or
 //! starts a conversation with a contact that opted in (`POST /api/v1/outbound/whatsapp`). Outside
-//! the 24-hour window only a template goes out (see [`super::media::window`]).
+//! the 24-hour window only a template goes out (see [`super::window::window`]).
 
 use actix_web::{HttpResponse, post, web};
 use chrono::Utc;

@@ -124,3 +124,14 @@ pub async fn read_file_field(
 pub fn essence(content_type: &str) -> String {
     content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_lose_their_parameters() {
+        assert_eq!(essence("Audio/OGG; codecs=opus"), "audio/ogg");
+        assert_eq!(essence(""), "");
+    }
+}

@@ -5,7 +5,7 @@
 
 use chrono::Utc;
 use engine::NewConversation;
-use engine::ingest::{InboundMessage, Ingested};
+use engine::ingest::{InboundMessage, Ingest, IngestExtras, Ingested};
 use rand::RngCore;
 use schema::models::{Attachment, Conversation, Message, Service, Visitor};
 use schema::{
@@ -248,14 +248,15 @@ pub async fn message(
                 sent_at: None,
                 subject: None,
             };
-            // Without files the desks are told with the routing (one trip to the distributor);
-            // with files, once they are linked (below).
-            let ingested = if !with_files {
-                state.engine.ingest_publishing(inbound).await
+            // The uploads are linked in the message's own transaction, so the desks are told
+            // about the message with its files; without files, with the routing (one trip to the
+            // distributor).
+            let how = if with_files {
+                Ingest::published().with_extras(LinkUploads { visitor, ids: ids.clone() })
             } else {
-                state.engine.ingest(inbound).await
+                Ingest::published()
             };
-            let (outcome, message) = ingested.map_err(|e| refusal(crate::channels::engine_unavailable(e)))?;
+            let (outcome, message) = crate::channels::ingest(state, inbound, how).await.map_err(refusal)?;
             match (outcome, message) {
                 (Ingested::Stored { .. }, Some(m)) => (m, true),
                 _ => {
@@ -270,25 +271,13 @@ pub async fn message(
             }
         }
     };
-    // Linking is idempotent, so a replay after a crash between the two commits completes it.
     let (message_id, conversation) = (stored.id, stored.conversation_id);
     // A new message without uploads has no files: no trip to the database for them.
     let files = if ids.is_empty() && new {
         Vec::new()
     } else {
-        db(state, move |c| {
-            if !ids.is_empty() {
-                store::link_uploads(c, visitor, &ids, message_id, conversation)?;
-            }
-            store::attachments_of(c, message_id)
-        })
-        .await
-        .map_err(refusal)?
+        db(state, move |c| store::attachments_of(c, message_id)).await.map_err(refusal)?
     };
-    if new && with_files {
-        let published = engine::PublishedMessage::new(stored.clone(), files.clone());
-        state.engine.publish_message(conversation, service, published).await;
-    }
     Ok(Stored { message: ChatMessage::from_row(&stored, &files), conversation, new })
 }
 
@@ -345,5 +334,21 @@ pub async fn send(state: &AppState, address: &str, m: &Message, files: &[Attachm
         SendResult::Sent(format!("webchat:{}", m.id))
     } else {
         SendResult::AwaitingCustomer
+    }
+}
+
+/// A visitor's uploads attached to the message they were sent with, in its transaction.
+struct LinkUploads {
+    visitor: VisitorId,
+    ids: Vec<AttachmentId>,
+}
+
+impl IngestExtras for LinkUploads {
+    fn stored(&self, c: &mut schema::PgConnection, m: &Message) -> Result<(), schema::StoreError> {
+        store::link_uploads(c, self.visitor, &self.ids, m.id, m.conversation_id).map(drop)
+    }
+
+    fn stores_more(&self) -> bool {
+        true
     }
 }

@@ -531,7 +531,7 @@ async fn calls_waiting_when_omniroute_restarts_are_picked_up_again() {
         sent_at: None,
         subject: None,
     };
-    app.engine.ingest(inbound).await.unwrap();
+    app.engine.ingest(inbound, Default::default()).await.unwrap();
     app.engine.stop();
     // The next one starts while the caller still waits in Asterisk.
     fake.alive.lock().unwrap().push("1700000009.1".into());

@@ -278,7 +278,7 @@ impl Setup {
     /// Uploads a file through the API and returns its id.
     async fn upload(&self, name: &str, content_type: &str, data: &[u8]) -> String {
         let (ct, body) =
-            web::channels::media::multipart(&[web::channels::media::Part::file("file", name, content_type, data)]);
+            web::channels::send::multipart(&[web::channels::send::Part::file("file", name, content_type, data)]);
         let auth = format!("Bearer {}", self.token);
         let res = self
             .app

@@ -278,12 +278,8 @@ async fn cookie_writes_from_another_origin_are_refused_and_change_nothing() {
     let token = app.demo_login("ana").await;
     let cookie = cookie_of(&token);
     let available = json!({"status": "available"}).to_string();
-    let (ct, upload) = web::channels::media::multipart(&[web::channels::media::Part::file(
-        "file",
-        "note.txt",
-        "text/plain",
-        b"hello",
-    )]);
+    let (ct, upload) =
+        web::channels::send::multipart(&[web::channels::send::Part::file("file", "note.txt", "text/plain", b"hello")]);
     let own = app.url("http", "");
     let before = app.snapshot();
     let was = presence(&app, &token).await;

@@ -15,12 +15,10 @@ pub mod parse;
 pub mod parsing;
 pub mod smtp;
 
-use std::sync::Arc;
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::Utc;
-use engine::ingest::{InboundMessage, IngestExtras, Ingested};
+use engine::ingest::{InboundMessage, Ingest, IngestExtras, Ingested};
 use schema::models::{Attachment, AttachmentContent, Message, Service};
 use schema::{AttachmentId, Channel, ConversationId, MessageKind, PgConnection, ServiceId, StoreError, store};
 use serde_json::{Value, json};
@@ -172,17 +170,10 @@ pub async fn ingest(
         subject: mail.subject.clone(),
     };
     let extras = EmailExtras { mail, message_id: provider_id, files, raw };
-    let (outcome, stored) =
-        state.engine.ingest_with(inbound, Arc::new(extras)).await.map_err(super::engine_unavailable)?;
-    match (outcome, stored) {
-        (Ingested::Stored { conversation, .. }, Some(m)) => {
-            if let Ok(published) = crate::core::dto::with_attachments(state, m).await {
-                state.engine.publish_message(conversation, service.id, published).await;
-            }
-            Ok(Outcome::Stored { conversation })
-        }
-        (Ingested::Stored { conversation, .. }, None) => Ok(Outcome::Stored { conversation }),
-        (Ingested::Duplicate, _) => Ok(Outcome::Duplicate),
+    let (outcome, _) = super::ingest(state, inbound, Ingest::published().with_extras(extras)).await?;
+    match outcome {
+        Ingested::Stored { conversation, .. } => Ok(Outcome::Stored { conversation }),
+        Ingested::Duplicate => Ok(Outcome::Duplicate),
     }
 }
 

@@ -2,6 +2,7 @@
 //! handshake and `X-Hub-Signature-256` as WhatsApp, `object: page` or `object: instagram`, routed
 //! by the entry's page or account id; messages with text and attachments, delivery and read events.
 
+pub mod media;
 pub mod sender;
 
 use actix_web::http::StatusCode;
@@ -100,7 +101,7 @@ pub async fn receive(
             if let Some(inbound) = parse_event(service, channel, event) {
                 let files =
                     super::media::may_carry_files(&inbound).then(|| inbound.provider_message_id.clone()).flatten();
-                if super::ingest(&state, inbound).await? {
+                if super::ingest_webhook(&state, inbound).await? {
                     stored += 1;
                 }
                 if let Some(id) = files {
@@ -165,4 +166,43 @@ pub fn parse_event(service: &Service, channel: Channel, event: &Value) -> Option
         sent_at: event.get("timestamp").and_then(Value::as_i64).and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
         subject: None,
     })
+}
+
+/// How long after the customer's last message a human agent may still answer (the `HUMAN_AGENT`
+/// tag).
+pub const HUMAN_AGENT_WINDOW: chrono::Duration = chrono::Duration::days(7);
+
+/// Messenger and Instagram: a standard reply (`RESPONSE`) within 24 hours of the customer's last
+/// message, a human agent's reply (`MESSAGE_TAG` `HUMAN_AGENT`) within 7 days, nothing later.
+pub struct Meta;
+
+impl crate::channels::Provider for Meta {
+    fn window(
+        &self,
+        last: Option<chrono::DateTime<chrono::Utc>>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::channels::window::Window {
+        use crate::channels::window::{STANDARD_WINDOW, Window, within};
+        if within(last, now, STANDARD_WINDOW) {
+            Window::Open
+        } else if within(last, now, HUMAN_AGENT_WINDOW) {
+            Window::HumanAgent
+        } else {
+            Window::Closed
+        }
+    }
+
+    fn media(&self, m: &schema::models::Message) -> Vec<crate::channels::media::Source> {
+        media::sources(m)
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        client: &'a awc::Client,
+        service: &'a schema::models::Service,
+        f: &'a schema::models::MediaFetch,
+        announced: Option<&'a str>,
+    ) -> futures_util::future::LocalBoxFuture<'a, crate::channels::media::Fetched> {
+        Box::pin(media::fetch(client, service, f, announced))
+    }
 }

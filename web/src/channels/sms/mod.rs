@@ -3,6 +3,7 @@
 //! keyed with the account's auth token), routed to the service whose number is `To`. The same
 //! endpoint takes the status callbacks of the messages we send.
 
+pub mod media;
 pub mod sender;
 
 use actix_web::http::StatusCode;
@@ -127,11 +128,30 @@ pub async fn receive(
         subject: None,
     };
     let files = super::media::may_carry_files(&inbound).then(|| inbound.provider_message_id.clone()).flatten();
-    super::ingest(&state, inbound).await?;
+    super::ingest_webhook(&state, inbound).await?;
     if let Some(id) = files {
         super::media::request_fetches(&state, &service, &id).await?;
     }
     Ok(twiml())
+}
+
+/// Twilio SMS/MMS: no reply window.
+pub struct Twilio;
+
+impl crate::channels::Provider for Twilio {
+    fn media(&self, m: &schema::models::Message) -> Vec<crate::channels::media::Source> {
+        media::sources(m)
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        client: &'a awc::Client,
+        service: &'a schema::models::Service,
+        f: &'a schema::models::MediaFetch,
+        announced: Option<&'a str>,
+    ) -> futures_util::future::LocalBoxFuture<'a, crate::channels::media::Fetched> {
+        Box::pin(media::fetch(client, service, f, announced))
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! by `X-Telegram-Bot-Api-Secret-Token` (the `secret_token` given to `setWebhook`), compared in
 //! constant time. Text, photo, voice, audio, video, document, sticker, location and contact.
 
+pub mod media;
 pub mod sender;
 
 use actix_web::http::StatusCode;
@@ -64,7 +65,7 @@ pub async fn receive(
         return Ok(HttpResponse::Ok().json(json!({"status": "ignored"})));
     };
     let files = super::media::may_carry_files(&inbound).then(|| inbound.provider_message_id.clone()).flatten();
-    let stored = super::ingest(&state, inbound).await?;
+    let stored = super::ingest_webhook(&state, inbound).await?;
     if let Some(id) = files {
         super::media::request_fetches(&state, &service, &id).await?;
     }
@@ -143,4 +144,23 @@ pub fn parse_message(service: &Service, m: &Value) -> Option<InboundMessage> {
         sent_at: m.get("date").and_then(Value::as_i64).and_then(|d| Utc.timestamp_opt(d, 0).single()),
         subject: None,
     })
+}
+
+/// Telegram: no reply window.
+pub struct Telegram;
+
+impl crate::channels::Provider for Telegram {
+    fn media(&self, m: &schema::models::Message) -> Vec<crate::channels::media::Source> {
+        media::sources(m)
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        client: &'a awc::Client,
+        service: &'a schema::models::Service,
+        f: &'a schema::models::MediaFetch,
+        announced: Option<&'a str>,
+    ) -> futures_util::future::LocalBoxFuture<'a, crate::channels::media::Fetched> {
+        Box::pin(media::fetch(client, service, f, announced))
+    }
 }

@@ -3,7 +3,7 @@
 use schema::models::Message;
 use serde_json::{Value, json};
 
-use crate::channels::media::{Part, multipart};
+use crate::channels::send::{Part, multipart};
 use crate::channels::send::{exchange, file_sent, provider_field, refusal_or_retry, text_in_caption};
 use crate::core::outbox::{Outgoing, SendCall, SendResult, Sender};
 use crate::core::state::AppState;

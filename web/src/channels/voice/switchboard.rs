@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use engine::By;
 use engine::book::{ConversationEvent, EventKind};
-use engine::ingest::{InboundMessage, Ingested};
+use engine::ingest::{InboundMessage, Ingest, Ingested};
 use futures_util::{SinkExt, StreamExt};
 use schema::models::Agent;
 use schema::{AgentId, Channel, ConversationId, ConversationState, CustomerId, MessageKind, ServiceId, store};
@@ -336,8 +336,8 @@ impl Switchboard {
             sent_at: None,
             subject: None,
         };
-        let (conversation, message) = match self.state.engine.ingest(inbound).await {
-            Ok((Ingested::Stored { conversation, opened: true, .. }, message)) => (conversation, message),
+        let conversation = match crate::channels::ingest(&self.state, inbound, Ingest::published()).await {
+            Ok((Ingested::Stored { conversation, opened: true, .. }, _)) => conversation,
             Ok((Ingested::Duplicate, _)) => return,
             Ok((Ingested::Stored { conversation, .. }, _)) => {
                 // The number opened a conversation meanwhile (a CTI event racing this one): as busy.
@@ -346,14 +346,11 @@ impl Switchboard {
                 return;
             }
             Err(e) => {
-                warn!(service.id = %service, channel.id = %channel.id, error = %e, "cannot open the call's conversation");
+                warn!(service.id = %service, channel.id = %channel.id, error = %e.message, "cannot open the call's conversation");
                 return self.give_back(&channel.id).await;
             }
         };
         info!(service.id = %service, conversation.id = %conversation, channel.id = %channel.id, "call queued");
-        if let Some(m) = message {
-            self.state.engine.publish_message(conversation, service, m).await;
-        }
         self.channels.insert(channel.id.clone(), (conversation, Leg::Caller));
         self.calls.insert(
             conversation,

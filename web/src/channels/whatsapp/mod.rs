@@ -3,6 +3,7 @@
 //! by `metadata.phone_number_id`. Messages of every kind and delivery statuses, in batches of
 //! several entries and changes.
 
+pub mod media;
 pub mod sender;
 
 use actix_web::http::StatusCode;
@@ -116,7 +117,7 @@ pub async fn receive(
         for m in value.get("messages").and_then(Value::as_array).into_iter().flatten() {
             let Some(inbound) = parse_message(service, value, m) else { continue };
             let files = super::media::may_carry_files(&inbound).then(|| inbound.provider_message_id.clone()).flatten();
-            if super::ingest(&state, inbound).await? {
+            if super::ingest_webhook(&state, inbound).await? {
                 stored += 1;
             }
             if let Some(id) = files {
@@ -247,4 +248,32 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any size");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// WhatsApp: free text within 24 hours of the customer's last message, only a template after.
+pub struct Whatsapp;
+
+impl crate::channels::Provider for Whatsapp {
+    fn window(
+        &self,
+        last: Option<chrono::DateTime<chrono::Utc>>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::channels::window::Window {
+        use crate::channels::window::{STANDARD_WINDOW, Window, within};
+        if within(last, now, STANDARD_WINDOW) { Window::Open } else { Window::TemplateOnly }
+    }
+
+    fn media(&self, m: &schema::models::Message) -> Vec<crate::channels::media::Source> {
+        media::sources(m)
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        client: &'a awc::Client,
+        service: &'a schema::models::Service,
+        f: &'a schema::models::MediaFetch,
+        announced: Option<&'a str>,
+    ) -> futures_util::future::LocalBoxFuture<'a, crate::channels::media::Fetched> {
+        Box::pin(media::fetch(client, service, f, announced))
+    }
 }

@@ -5,8 +5,9 @@ use schema::Channel;
 use schema::models::Message;
 use serde_json::{Value, json};
 
-use crate::channels::media::{Part, multipart, window};
+use crate::channels::send::{Part, multipart};
 use crate::channels::send::{exchange, file_sent, outside, provider_field, refusal_or_retry, text_in_caption};
+use crate::channels::window::window;
 use crate::core::outbox::{Outgoing, SendCall, SendResult, Sender};
 use crate::core::state::AppState;
 
