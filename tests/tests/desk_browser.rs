@@ -5,52 +5,18 @@
 //! name shows as text. Screenshots of every step go to `target/e2e/`.
 
 use chrono::Utc;
-use fantoccini::Client;
 use schema::testing::TestDb;
 use schema::{Channel, store};
 use serde_json::json;
 
 mod browser;
-use browser::{Demo, browser, click, demo_server, driver, find, shot, text_until};
+use browser::{Demo, browser, click, demo_server, driver, find, go_available, shot, sign_in, text_until, tid};
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
 
-/// The desk names its elements with `data-testid`.
-fn tid(id: &str) -> String {
-    format!("[data-testid=\"{id}\"]")
-}
-
-async fn sign_in(c: &Client, base: &str, login: &str) {
-    c.goto(base).await.unwrap();
-    find(c, &tid("login-input")).await.send_keys(login).await.unwrap();
-    find(c, &tid("password-input")).await.send_keys(&format!("{login}-demo1")).await.unwrap();
-    click(c, &tid("login-submit")).await;
-    find(c, &tid("presence-status")).await;
-}
-
-async fn go_available(c: &Client) {
-    click(c, &tid("presence-available")).await;
-    text_until(c, &tid("presence-status"), |t| t.to_lowercase().contains("dispon")).await;
-}
-
-/// The customer writes on WhatsApp: a webhook in Meta's format, signed with the demo service's app
-/// secret, to the running server.
+/// The customer writes on WhatsApp, with a hostile name.
 async fn customer_writes(base: &str, id: &str, text: &str) {
-    let payload = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages",
-        "value": {"messaging_product": "whatsapp",
-                  "metadata": {"display_phone_number": "5511900000000", "phone_number_id": "100000000000001"},
-                  "contacts": [{"profile": {"name": XSS}, "wa_id": "5511987654321"}],
-                  "messages": [{"from": "5511987654321", "id": id, "timestamp": "1764000000", "type": "text",
-                                "text": {"body": text}}]}}]}]});
-    let body = payload.to_string();
-    let res = awc::Client::new()
-        .post(format!("{base}webhooks/whatsapp"))
-        .insert_header(("Content-Type", "application/json"))
-        .insert_header(("X-Hub-Signature-256", web::channels::whatsapp::sign("demo-app-secret", body.as_bytes())))
-        .send_body(body)
-        .await
-        .expect("webhook");
-    assert_eq!(res.status(), 200);
+    browser::whatsapp_customer_writes(base, "5511987654321", XSS, id, text).await;
 }
 
 /// Links conversation `c` to a new customer with this phone.

@@ -158,13 +158,25 @@ pub struct Demo {
 
 /// Seeds the demo, starts the engine and serves every route, as `omniroute serve` would.
 pub async fn demo_server(channel: schema::Channel) -> Demo {
+    demo_server_with(channel, |_, _| {}).await
+}
+
+/// [`demo_server`] with the seeded database changed by `adjust` (given the service of `channel`)
+/// before the engine starts.
+pub async fn demo_server_with(
+    channel: schema::Channel,
+    adjust: impl FnOnce(&mut schema::PgConnection, schema::ServiceId),
+) -> Demo {
     use schema::Connection;
     let db = schema::testing::TestDb::new();
     db.conn().transaction(web::boot::seed::seed).unwrap();
     let service =
         schema::store::list_services(&mut db.conn()).unwrap().into_iter().find(|s| s.channel == channel).unwrap().id;
+    adjust(&mut db.conn(), service);
     let engine = engine::Engine::start(db.pool(), engine::Clock::System).await.unwrap();
     let state = web::boot::state(db.pool(), engine.clone());
+    // The senders run as in `omniroute serve`, so a reply reaches the service's provider.
+    web::channels::outbound::spawn(state.clone(), state.outbox.clone());
     let app_state = state.clone();
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
@@ -177,4 +189,44 @@ pub async fn demo_server(channel: schema::Channel) -> Demo {
     let base = format!("http://127.0.0.1:{}/", server.addrs()[0].port());
     actix_rt::spawn(server.run());
     Demo { db, service, engine, state, base }
+}
+
+/// The desk names its elements with `data-testid`.
+pub fn tid(id: &str) -> String {
+    format!("[data-testid=\"{id}\"]")
+}
+
+/// Signs `login` in with the demo password and waits for the desk.
+pub async fn sign_in(c: &Client, base: &str, login: &str) {
+    c.goto(base).await.unwrap();
+    find(c, &tid("login-input")).await.send_keys(login).await.unwrap();
+    find(c, &tid("password-input")).await.send_keys(&format!("{login}-demo1")).await.unwrap();
+    click(c, &tid("login-submit")).await;
+    find(c, &tid("presence-status")).await;
+}
+
+/// Becomes available and waits for the desk to say so.
+pub async fn go_available(c: &Client) {
+    click(c, &tid("presence-available")).await;
+    text_until(c, &tid("presence-status"), |t| t.to_lowercase().contains("dispon")).await;
+}
+
+/// A WhatsApp customer (`wa_id`, profile `name`) writes `text` as message `id`: a webhook in
+/// Meta's format, signed with the demo service's app secret, to the running server.
+pub async fn whatsapp_customer_writes(base: &str, wa_id: &str, name: &str, id: &str, text: &str) {
+    let payload = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages",
+        "value": {"messaging_product": "whatsapp",
+                  "metadata": {"display_phone_number": "5511900000000", "phone_number_id": "100000000000001"},
+                  "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+                  "messages": [{"from": wa_id, "id": id, "timestamp": "1764000000", "type": "text",
+                                "text": {"body": text}}]}}]}]});
+    let body = payload.to_string();
+    let res = awc::Client::new()
+        .post(format!("{base}webhooks/whatsapp"))
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header(("X-Hub-Signature-256", web::channels::whatsapp::sign("demo-app-secret", body.as_bytes())))
+        .send_body(body)
+        .await
+        .expect("webhook");
+    assert_eq!(res.status(), 200);
 }

@@ -79,7 +79,8 @@ export function loadConversation(id) {
   fetching.set(id, p);
   return p;
 }
-const RANK = { pending: 1, sent: 2, delivered: 3, read: 4, failed: 5, received: 0 };
+// As advance_message_status: sent < delivered < read; failed is final.
+const RANK = { received: 0, pending: 1, sent: 2, delivered: 3, read: 4, failed: 9 };
 function rank(s) {
   return RANK[s] ?? 0;
 }
@@ -92,10 +93,13 @@ export function upsertMessage(m) {
   const list = state.messages.get(id);
   const i = list.findIndex((x) => x.id === m.id);
   if (i >= 0) {
-    if (m.status && list[i].status && rank(m.status) < rank(list[i].status) && list[i].status !== 'failed') {
-      // a late "sent" after "delivered" must not move the ticks back
-      list[i] = { ...list[i], ...m, status: list[i].status };
-    } else list[i] = { ...list[i], ...m };
+    const had = list[i];
+    if (m.status && had.status && rank(m.status) <= rank(had.status)) {
+      // A status moves forward only, as on the server: the send's own answer ("pending") or a
+      // late "sent" can arrive after the pushed "delivered" or "failed", and must not move the
+      // ticks back or clear the provider's error.
+      list[i] = { ...had, ...m, status: had.status, error_code: had.error_code, error_message: had.error_message };
+    } else list[i] = { ...had, ...m };
   } else {
     list.push(m);
     sortMessages(list);

@@ -392,6 +392,11 @@ export class ConversationView {
     const mediaError = m.payload && typeof m.payload.media_error === 'string' ? m.payload.media_error : '';
     if (mediaError) parts.push(h('div', { class: 'msg-body muted', testid: `media-error-${m.id}` }, `${t('msg.mediaRefused')}: ${mediaError}`));
     if (!parts.length) parts.push(h('div', { class: 'msg-body muted' }, `[${m.kind}]`));
+    // What the provider said when it refused the message, in sight rather than in a tooltip.
+    if (m.status === 'failed') {
+      const why = [m.error_message, m.error_code && `(${m.error_code})`].filter(Boolean).join(' ');
+      parts.push(h('div', { class: 'msg-error', testid: `message-error-${m.id}`, role: 'status' }, `${t('tick.failed')}${why ? `: ${why}` : ''}`));
+    }
     const meta = [h('span', { class: 'msg-time', title: fmtDateTime(m.created_at) }, fmtTime(m.created_at))];
     if (dir === 'out') {
       const st = m.status || 'pending';

@@ -1,0 +1,103 @@
+//! The agent desk through a working day, in a real headless Chromium against a real server and
+//! database: what an agent notices when a provider refuses a reply, with a second tab of the same
+//! agent open. Providers are faked locally, and the fakes check the exact requests sent.
+
+use std::sync::{Arc, Mutex};
+
+use actix_web::{App, HttpResponse, HttpServer, web as aw};
+use schema::Channel;
+use schema::models::ServiceChangeset;
+use serde_json::{Value, json};
+
+mod browser;
+use browser::{
+    Demo, browser, click, demo_server_with, driver, find, go_available, shot, sign_in, text_until, tid,
+    whatsapp_customer_writes,
+};
+
+/// A Graph API that refuses every message at once, as WhatsApp does outside the 24-hour window
+/// (HTTP 400, error 131047), and keeps what it was sent.
+async fn refusing_graph() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let kept = seen.clone();
+    let server = HttpServer::new(move || {
+        let kept = kept.clone();
+        App::new().default_service(aw::to(move |req: actix_web::HttpRequest, body: aw::Bytes| {
+            let kept = kept.clone();
+            async move {
+                let sent = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                kept.lock().unwrap().push((req.path().to_owned(), sent));
+                HttpResponse::BadRequest().json(json!({"error": {
+                    "message": "Re-engagement message", "type": "OAuthException", "code": 131047,
+                    "error_data": {"messaging_product": "whatsapp",
+                                   "details": "Message failed to send because more than 24 hours have passed since the customer last replied to this number."},
+                    "fbtrace_id": "AbCdEf"}}))
+            }
+        }))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+    actix_rt::spawn(server.run());
+    (base, seen)
+}
+
+#[actix_rt::test]
+async fn a_reply_the_provider_refuses_turns_failed_live_in_every_tab() {
+    let (graph, seen) = refusing_graph().await;
+    let Demo { db, service, engine, base, .. } = demo_server_with(Channel::Whatsapp, |c, service| {
+        let row = schema::models::Service::find(c, service).unwrap();
+        let mut provider = row.provider;
+        provider["api_base_url"] = json!(graph);
+        let change = ServiceChangeset { provider: Some(provider), ..Default::default() };
+        schema::store::update_service(c, service, &change).unwrap();
+    })
+    .await;
+
+    let (_driver, port) = driver().await;
+    let tab = browser(port, &[], json!({})).await;
+    let other_tab = browser(port, &[], json!({})).await;
+    sign_in(&tab, &base, "ana").await;
+    sign_in(&other_tab, &base, "ana").await;
+    go_available(&tab).await;
+
+    whatsapp_customer_writes(&base, "5511912345678", "Marina", "wamid.DAY1", "Oi, preciso de ajuda").await;
+    let c = schema::store::open_conversation_for(&mut db.conn(), service, "5511912345678").unwrap().unwrap().id;
+    let item = tid(&format!("conv-item-{c}"));
+    click(&tab, &item).await;
+    click(&other_tab, &item).await;
+    text_until(&tab, &tid("message-list"), |t| t.contains("preciso de ajuda")).await;
+    text_until(&other_tab, &tid("message-list"), |t| t.contains("preciso de ajuda")).await;
+
+    find(&tab, &tid("composer-input")).await.send_keys("Claro! Qual o número do pedido?").await.unwrap();
+    click(&tab, &tid("composer-send")).await;
+
+    // Both tabs show it failed, with the provider's reason, without a reload.
+    for (who, c) in [("tab", &tab), ("other tab", &other_tab)] {
+        let failed = find(c, "[data-testid=\"message-list\"] .msg-failed").await;
+        let text = failed.text().await.unwrap();
+        assert!(text.contains("Qual o número do pedido"), "{who}: the failed bubble is the reply: {text:?}");
+        assert!(text.contains("131047"), "{who}: the provider's error is in sight: {text:?}");
+        let ticks = c
+            .execute("return [...document.querySelectorAll('.tick-pending')].length", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap();
+        assert_eq!(ticks, 0, "{who}: no clock left on a refused reply");
+    }
+    shot(&tab, "day-01-refused-reply").await;
+
+    // The fake saw exactly the reply, addressed to the customer.
+    let sent = seen.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "one request, no retry of a refusal: {sent:?}");
+    assert_eq!(sent[0].0, "/v21.0/100000000000001/messages");
+    assert_eq!(sent[0].1["to"], "5511912345678");
+    assert_eq!(sent[0].1["type"], "text");
+    assert_eq!(sent[0].1["text"]["body"], "Claro! Qual o número do pedido?");
+
+    let _ = tab.close().await;
+    let _ = other_tab.close().await;
+    engine.stop();
+}
