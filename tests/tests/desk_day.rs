@@ -101,3 +101,59 @@ async fn a_reply_the_provider_refuses_turns_failed_live_in_every_tab() {
     let _ = other_tab.close().await;
     engine.stop();
 }
+
+/// The demo with WhatsApp customers left in the queue for agents to take (no automatic
+/// distribution).
+async fn queue_by_hand() -> Demo {
+    demo_server_with(Channel::Whatsapp, |c, service| {
+        let change = ServiceChangeset { auto_distribution: Some(false), ..Default::default() };
+        schema::store::update_service(c, service, &change).unwrap();
+    })
+    .await
+}
+
+#[actix_rt::test]
+async fn the_queue_list_is_live_agrees_with_the_counts_and_its_waits_tick() {
+    let Demo { db, service, engine, base, .. } = queue_by_hand().await;
+    let (_driver, port) = driver().await;
+    let ana = browser(port, &[], json!({})).await;
+    let bruno = browser(port, &[], json!({})).await;
+    sign_in(&ana, &base, "ana").await;
+    sign_in(&bruno, &base, "bruno").await;
+    go_available(&ana).await;
+    go_available(&bruno).await;
+    text_until(&bruno, &tid("queue-list"), |t| t.contains("Nenhum cliente na fila de WhatsApp")).await;
+
+    whatsapp_customer_writes(&base, "5511922223333", "Rafael", "wamid.Q1", "Bom dia").await;
+    let c = schema::store::open_conversation_for(&mut db.conn(), service, "5511922223333").unwrap().unwrap().id;
+    let row = tid(&format!("queue-row-{c}"));
+    // Both desks show the customer in the list and in the count, without a click or a reload.
+    for desk in [&ana, &bruno] {
+        text_until(desk, &tid("channel-count-whatsapp"), |t| t.trim() == "1").await;
+        text_until(desk, &row, |t| t.contains("Rafael")).await;
+    }
+    let wait = tid(&format!("queue-wait-{c}"));
+    let before = text_until(&bruno, &wait, |t| t.contains("Espera")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let after = text_until(&bruno, &wait, |t| t.contains("Espera")).await;
+    assert_ne!(before, after, "the wait moves while the customer waits");
+    shot(&bruno, "day-02-queue-live").await;
+
+    // Ana takes the customer: Bruno's list and count drop it at once; no "Atender" is left.
+    click(&ana, &tid(&format!("queue-take-{c}"))).await;
+    text_until(&ana, &tid("tab-active-count"), |t| t.trim() == "1").await;
+    text_until(&bruno, &tid("channel-count-whatsapp"), |t| t.trim() == "0").await;
+    text_until(&bruno, &tid("queue-list"), |t| t.contains("Nenhum cliente na fila de WhatsApp")).await;
+    let takes = bruno
+        .execute("return document.querySelectorAll('[data-testid^=\"queue-take-\"]').length", vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert_eq!(takes, 0, "a taken customer is not offered again");
+    shot(&bruno, "day-03-queue-taken").await;
+
+    let _ = ana.close().await;
+    let _ = bruno.close().await;
+    engine.stop();
+}

@@ -36,9 +36,11 @@ export function mountQueue(el, actions) {
     id: 'queue-channel', testid: 'queue-channel',
     on: { change: (e) => { state.queueChannel = e.target.value; renderFilters(); refresh(); } },
   });
+  // Live by default (the server pushes every change of the queues); an agent may turn it off to
+  // read a long list without it moving, and the choice is kept.
   const auto = h('input', {
-    type: 'checkbox', id: 'queue-auto-check', testid: 'queue-auto-check',
-    on: { change: () => { if (auto.checked) refresh(); } },
+    type: 'checkbox', id: 'queue-auto-check', testid: 'queue-auto-check', checked: liveQueue(),
+    on: { change: () => { keepLiveQueue(auto.checked); if (auto.checked) refresh(); } },
   });
   const filters = h('div', { class: 'filters' });
   const details = h('details', { class: 'filter-box' }, h('summary', {}, t('queue.filters')), filters);
@@ -109,9 +111,17 @@ export function mountQueue(el, actions) {
     }
   }
 
+  // Waits tick between pushes: each row's wait as the server counted it, plus the time since.
+  let fetchedAt = Date.now();
+  setInterval(() => {
+    const gone = (Date.now() - fetchedAt) / 1000;
+    for (const span of list.querySelectorAll('[data-wait]')) span.textContent = `${t('queue.wait')} ${clock(Number(span.dataset.wait) + gone)}`;
+  }, 1000);
+
   function renderItems(ch, items) {
+    fetchedAt = Date.now();
     if (!items.length) {
-      replace(list, h('li', { class: 'queue-empty', testid: 'queue-empty' }, t('queue.empty')));
+      replace(list, h('li', { class: 'queue-empty', testid: 'queue-empty' }, t('queue.emptyOf', { c: channelLabel(ch) })));
       return;
     }
     replace(list, items.map((it) => {
@@ -129,7 +139,7 @@ export function mountQueue(el, actions) {
         h('div', { class: 'q-meta muted' },
           h('span', {}, serviceName(c.service_id)), ' · ',
           h('span', {}, fmtDateTime(c.enqueued_at || c.arrived_at)), ' · ',
-          h('span', { title: t('queue.wait') }, `${t('queue.wait')} ${clock(it.wait_s)}`)));
+          h('span', { title: t('queue.wait'), testid: `queue-wait-${c.id}`, 'data-wait': String(it.wait_s || 0) }, `${t('queue.wait')} ${clock(it.wait_s)}`)));
       const attrs = { class: ['queue-row', c.state === 'inactive_in_queue' ? 'q-inactive' : null], testid: `queue-row-${c.id}` };
       if (ch === 'email') {
         const preview = h('button', {
@@ -161,7 +171,7 @@ export function mountQueue(el, actions) {
   renderChannelSel();
   renderFilters();
   refresh();
-  const liveRefresh = debounce(refresh, 300);
+  const liveRefresh = debounce(refresh, 100);
   on('queues', (q) => {
     if (!q) {
       renderFilters();
@@ -171,6 +181,22 @@ export function mountQueue(el, actions) {
   });
   on('queueChannel', () => { renderChannelSel(); renderFilters(); refresh(); });
   on('queueRefresh', () => liveRefresh());
+}
+
+function liveQueue() {
+  try {
+    return localStorage.getItem('omniroute.queueLive') !== 'off';
+  } catch {
+    return true;
+  }
+}
+
+function keepLiveQueue(on) {
+  try {
+    localStorage.setItem('omniroute.queueLive', on ? 'on' : 'off');
+  } catch {
+    /* a private window keeps it for this page only */
+  }
 }
 
 /** Email preview before taking (D5). */
