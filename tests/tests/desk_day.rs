@@ -157,3 +157,37 @@ async fn the_queue_list_is_live_agrees_with_the_counts_and_its_waits_tick() {
     let _ = bruno.close().await;
     engine.stop();
 }
+
+#[actix_rt::test]
+async fn agents_see_service_names_and_transfer_to_a_named_queue() {
+    let Demo { db, service, engine, base, .. } = demo_server_with(Channel::Whatsapp, |c, _| {
+        let billing = schema::models::Service::with_defaults("Cobrança", Channel::Whatsapp, chrono::Utc::now());
+        billing.insert(c).unwrap();
+    })
+    .await;
+    let name = schema::models::Service::find(&mut db.conn(), service).unwrap().name;
+    let (_driver, port) = driver().await;
+    let ana = browser(port, &[], json!({})).await;
+    sign_in(&ana, &base, "ana").await;
+    go_available(&ana).await;
+    whatsapp_customer_writes(&base, "5511933334444", "Lúcia", "wamid.S1", "Quero pagar um boleto").await;
+    let c = schema::store::open_conversation_for(&mut db.conn(), service, "5511933334444").unwrap().unwrap().id;
+    click(&ana, &tid(&format!("conv-item-{c}"))).await;
+    text_until(&ana, &tid("conv-service"), |t| t == format!("Serviço: {name}")).await;
+
+    click(&ana, &tid("action-transfer")).await;
+    let options = text_until(&ana, &tid("transfer-service"), |t| t.contains("Cobrança")).await;
+    assert!(options.contains("Cobrança (WhatsApp)"), "the queue by its name and channel: {options:?}");
+    assert!(!options.contains(&format!("{name} (")), "not the conversation's own service: {options:?}");
+    shot(&ana, "day-04-transfer-by-name").await;
+    let billing =
+        schema::store::list_services(&mut db.conn()).unwrap().into_iter().find(|s| s.name == "Cobrança").unwrap();
+    find(&ana, &tid("transfer-service")).await.select_by_value(&billing.id.to_string()).await.unwrap();
+    click(&ana, &tid("transfer-confirm")).await;
+    text_until(&ana, &tid("tab-active-count"), |t| t.trim() == "0").await;
+    let row = schema::models::Conversation::find(&mut db.conn(), c).unwrap();
+    assert_eq!(row.service_id, billing.id, "the conversation went to the queue chosen by name");
+
+    let _ = ana.close().await;
+    engine.stop();
+}

@@ -1,4 +1,5 @@
-//! What the desk shows in its pickers: me, pause reasons, classifications, canned messages.
+//! What the desk shows in its pickers: me, the services, pause reasons, classifications, canned
+//! messages, colleagues.
 
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
@@ -28,6 +29,36 @@ pub async fn get_me(state: web::Data<AppState>, me: CurrentAgent) -> Result<Http
         services: me.services.iter().map(|s| s.to_string()).collect(),
         presence,
     }))
+}
+
+/// A service as an agent sees it: its name and channel, never its provider's settings.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ServiceNameDto {
+    pub id: String,
+    pub name: String,
+    pub channel: String,
+    /// Whether I belong to it (admins: every service).
+    pub mine: bool,
+}
+
+/// The active services, by name: the desk's labels and the queues a conversation can be
+/// transferred to (R11: any active service of its channel).
+#[utoipa::path(get, path = "/api/v1/services", tag = "agent", responses((status = 200, body = [ServiceNameDto]), (status = 401, body = ErrorBody)))]
+#[get("/services")]
+pub async fn services(state: web::Data<AppState>, me: CurrentAgent) -> Result<HttpResponse, ApiError> {
+    let rows = db(&state, schema::store::list_services).await?;
+    let mut out: Vec<ServiceNameDto> = rows
+        .into_iter()
+        .filter(|s| s.active)
+        .map(|s| ServiceNameDto {
+            id: s.id.to_string(),
+            mine: me.sees_service(s.id),
+            channel: s.channel.to_string(),
+            name: s.name,
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(HttpResponse::Ok().json(out))
 }
 
 /// The active pause reasons.

@@ -66,6 +66,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(messages::download)
             .service(lists::get_me)
             .service(lists::colleagues)
+            .service(lists::services)
             .service(lists::pause_reasons)
             .service(lists::classifications)
             .service(lists::canned_messages)

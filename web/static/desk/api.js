@@ -93,6 +93,7 @@ export const api = {
   dueDate: (id, dueAt) =>
     request('PUT', `/api/v1/conversations/${encodeURIComponent(id)}/due-date`, { json: { due_at: dueAt } }),
   colleagues: () => request('GET', '/api/v1/agents'),
+  services: () => request('GET', '/api/v1/services'),
   pauseReasons: () => request('GET', '/api/v1/pause-reasons'),
   classifications: () => request('GET', '/api/v1/classifications'),
   canned: () => request('GET', '/api/v1/canned-messages'),

@@ -436,16 +436,14 @@ async function loadPickers() {
   if (cl.status === 'fulfilled') state.classifications = cl.value.data || [];
   if (cm.status === 'fulfilled') state.canned = cm.value.data || [];
   emit('pickers');
-  // Service names: there is no agent-level service directory (reported); admins can read it.
-  if (state.me && state.me.role === 'admin') {
-    try {
-      const { data } = await api.adminServices();
-      for (const s of data || []) state.serviceNames[s.id] = s.name;
-      emit('queues');
-      emit('convs');
-    } catch {
-      /* not allowed */
-    }
+  try {
+    const { data } = await api.services();
+    state.directory = new Map((data || []).map((x) => [x.id, x]));
+    emit('queues');
+    emit('convs');
+    emit('selected', state.selectedId);
+  } catch {
+    /* the labels fall back to the channel's name */
   }
 }
 

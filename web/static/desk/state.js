@@ -6,6 +6,7 @@ export const FINAL_STATES = ['concluded', 'cancelled', 'abandoned', 'rejected'];
 export const state = {
   me: null, // {id, login, name, role}
   services: [], // my service ids (GET /me)
+  directory: new Map(), // service id -> {id, name, channel, mine}: the active services (GET /services)
   serviceNames: {}, // id -> name, when known
   presence: null, // {status, pause_reason_id, since}
   queues: new Map(), // "channel|service_id" -> QueueDto
@@ -50,18 +51,18 @@ const CH_NAMES = {
   email: 'E-mail', webchat: 'WebChat', whatsapp: 'WhatsApp', messenger: 'Messenger', instagram: 'Instagram',
   telegram: 'Telegram', sms: 'SMS', voice: 'Telefonia',
 };
-/** A service's name; agents have no service directory (reported API gap), so fall back to its
- * channel, with a short id when the agent has several services on that channel. */
+/** A service's name (GET /services); until that answers, its channel's name. */
 export function serviceName(id) {
   if (!id) return '';
-  if (state.serviceNames[id]) return state.serviceNames[id];
+  const known = state.directory.get(id);
+  if (known) return known.name;
   const ch = channelOfService(id);
-  if (!ch) return `${id.slice(0, 8)}…`;
-  const same = [...state.queues.values()].filter((q) => q.channel === ch).length;
-  return same > 1 ? `${CH_NAMES[ch]} ${id.slice(-4)}` : CH_NAMES[ch];
+  return ch ? CH_NAMES[ch] : '';
 }
 
 export function channelOfService(id) {
+  const known = state.directory.get(id);
+  if (known) return known.channel;
   for (const q of state.queues.values()) if (q.service_id === id) return q.channel;
   return null;
 }

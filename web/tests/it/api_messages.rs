@@ -186,6 +186,30 @@ async fn the_summary_counts_started_and_concluded_for_each_agent() {
 }
 
 #[actix_rt::test]
+async fn agents_read_the_services_by_name_and_channel_never_their_credentials() {
+    let w = World::start().await;
+    let app = &w.app;
+    let ana = app.login("ana").await;
+    let list = app.get("/api/v1/services", Some(&ana)).await.ok(200).as_array().unwrap().clone();
+    let named: Vec<(&str, &str, bool)> = list
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["channel"].as_str().unwrap(), s["mine"].as_bool().unwrap()))
+        .collect();
+    // Team B's WhatsApp is listed too: a conversation can be transferred to its queue (R11).
+    assert_eq!(
+        named,
+        [("Email A", "email", true), ("WhatsApp A", "whatsapp", true), ("WhatsApp B", "whatsapp", false)]
+    );
+    let a = list.iter().find(|s| s["name"] == "WhatsApp A").unwrap();
+    assert_eq!(a["id"], w.wa_a.to_string());
+    for s in &list {
+        let keys: std::collections::BTreeSet<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["channel", "id", "mine", "name"].into_iter().collect(), "names, never provider settings");
+    }
+    app.get("/api/v1/services", None).await.err(401, "unauthenticated");
+}
+
+#[actix_rt::test]
 async fn colleagues_are_those_who_share_a_service_with_their_presence() {
     let w = World::start().await;
     let app = &w.app;

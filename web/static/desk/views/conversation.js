@@ -242,14 +242,14 @@ export class ConversationView {
 
   transferDialog() {
     const c = this.conv();
-    const ids = new Set([...state.services, ...[...state.queues.values()].map((q) => q.service_id)]);
+    // A transfer to a queue stays on the channel (the API answers invalid_transfer otherwise):
+    // every active service of it, by name, mine first.
+    const targets = [...state.directory.values()]
+      .filter((x) => c && x.id !== c.service_id && x.channel === c.channel)
+      .sort((x, y) => Number(y.mine) - Number(x.mine) || x.name.localeCompare(y.name));
     const svc = h('select', { id: 'transfer-service', testid: 'transfer-service' },
       h('option', { value: '' }, '—'),
-      // A transfer to a queue stays on the channel (the API answers invalid_transfer otherwise).
-      [...ids].filter((sid) => !c || (sid !== c.service_id && channelOfService(sid) === c.channel)).map((sid) => {
-        const ch = channelOfService(sid);
-        return h('option', { value: sid }, `${serviceName(sid)}${ch ? ` (${channelLabel(ch)})` : ''}`);
-      }));
+      targets.map((x) => h('option', { value: x.id, testid: `transfer-service-${x.id}` }, `${x.name} (${channelLabel(x.channel)})`)));
     // R11: a call can also leave to an external extension.
     const ext = c && c.channel === 'voice'
       ? h('input', { type: 'text', id: 'transfer-extension', testid: 'transfer-extension', autocomplete: 'off', inputmode: 'tel' })
