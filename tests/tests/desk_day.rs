@@ -191,3 +191,60 @@ async fn agents_see_service_names_and_transfer_to_a_named_queue() {
     let _ = ana.close().await;
     engine.stop();
 }
+
+#[actix_rt::test]
+async fn a_conversation_handed_over_is_announced_and_its_history_names_who_handled_it() {
+    let Demo { db, service, engine, base, .. } = demo_server_with(Channel::Whatsapp, |_, _| {}).await;
+    let (_driver, port) = driver().await;
+    let ana = browser(port, &[], json!({})).await;
+    let bruno = browser(port, &[], json!({})).await;
+    sign_in(&ana, &base, "ana").await;
+    sign_in(&bruno, &base, "bruno").await;
+    go_available(&ana).await;
+
+    // Automatic distribution gives the customer to Ana, the only one available.
+    whatsapp_customer_writes(&base, "5511944445555", "Paulo", "wamid.H1", "Preciso trocar um produto").await;
+    let c = schema::store::open_conversation_for(&mut db.conn(), service, "5511944445555").unwrap().unwrap().id;
+    let item = tid(&format!("conv-item-{c}"));
+    click(&ana, &item).await;
+    find(&ana, &tid("composer-input")).await.send_keys("Claro, qual produto?").await.unwrap();
+    click(&ana, &tid("composer-send")).await;
+    text_until(&ana, &tid("message-list"), |t| t.contains("qual produto")).await;
+
+    // Bruno, looking at his summary, gets it by transfer: a sound, the count in the title, the
+    // highlighted item and a notice naming Ana.
+    go_available(&bruno).await;
+    click(&ana, &tid("action-transfer")).await;
+    let label = find(&ana, &tid("transfer-agent-bruno")).await.text().await.unwrap();
+    find(&ana, &tid("transfer-agent")).await.select_by_label(&label).await.unwrap();
+    click(&ana, &tid("transfer-confirm")).await;
+    find(&bruno, &tid(&format!("conv-handed-{c}"))).await;
+    text_until(&bruno, &tid("toasts"), |t| t.contains("Ana Souza transferiu um atendimento para você")).await;
+    let title = bruno.title().await.unwrap();
+    assert!(title.starts_with("(1)"), "the title counts it: {title:?}");
+    shot(&bruno, "day-05-handed-over").await;
+
+    // Opening it clears the highlight; the history says who had it and names Ana on her message.
+    click(&bruno, &item).await;
+    let history = text_until(&bruno, &tid("message-list"), |t| t.contains("transferiu para Você")).await;
+    assert!(history.contains("Distribuído automaticamente para Ana Souza"), "{history}");
+    assert!(history.contains("Ana Souza transferiu para Você"), "{history}");
+    let ana_said = bruno
+        .execute(
+            "return [...document.querySelectorAll('.msg-out')].map((m) => m.querySelector('.msg-who').textContent).join('|')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ana_said, json!("Ana Souza"), "her reply carries her name, not a bare 'Atendente'");
+    let handed = bruno
+        .execute(&format!("return !!document.querySelector('[data-testid=\"conv-handed-{c}\"]')"), vec![])
+        .await
+        .unwrap();
+    assert_eq!(handed, json!(false), "opened, it is no longer new");
+    shot(&bruno, "day-06-history-names").await;
+
+    let _ = ana.close().await;
+    let _ = bruno.close().await;
+    engine.stop();
+}

@@ -29,6 +29,11 @@ pub fn list_agents(conn: &mut PgConnection) -> StoreResult<Vec<Agent>> {
     Ok(agents::table.order(agents::name.asc()).select(Agent::as_select()).load(conn)?)
 }
 
+/// The names of these people (ids that name nobody are left out).
+pub fn agent_names(conn: &mut PgConnection, ids: &[AgentId]) -> StoreResult<Vec<(AgentId, String)>> {
+    Ok(agents::table.filter(agents::id.eq_any(ids)).select((agents::id, agents::name)).load(conn)?)
+}
+
 /// How many people with this role exist (0 admins = a fresh install).
 pub fn count_agents_with_role(conn: &mut PgConnection, role: Role) -> StoreResult<i64> {
     Ok(agents::table.filter(agents::role.eq(role)).count().get_result(conn)?)

@@ -17,6 +17,7 @@ use crate::core::dto::ConversationDto;
 use crate::core::error::{ApiError, ErrorBody};
 use crate::core::session::CurrentAgent;
 use crate::core::state::AppState;
+use crate::ws::protocol::EventDto;
 
 fn parse_channel(s: &str) -> Result<Channel, ApiError> {
     s.parse().map_err(|_| ApiError::bad_request("invalid_channel", format!("unknown channel {s:?}")))
@@ -311,7 +312,13 @@ pub async fn list_conversations(
     Ok(HttpResponse::Ok().json(rows.iter().map(ConversationDto::from_row).collect::<Vec<_>>()))
 }
 
-/// A conversation with its messages.
+/// The events that move a conversation between people and queues: the desk's account of who
+/// handled it before (D6).
+const HANDOVERS: &[&str] =
+    &["assigned", "offer_accepted", "transferred", "transferred_to_service", "transferred_out", "returned", "requeued"];
+
+/// A conversation with its messages, who handled it before (`handovers`) and the names of the
+/// people in it (`agents`: id → name).
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "agent",
     responses((status = 200, body = ConversationDto), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[get("/conversations/{id}")]
@@ -322,11 +329,26 @@ pub async fn get_conversation(
 ) -> Result<HttpResponse, ApiError> {
     let id: ConversationId = parse_id(&id, "conversation id")?;
     let c = visible_conversation(&state, &me, id).await?;
-    let (messages, files) =
-        db(&state, move |conn| Ok((store::messages_of(conn, id)?, store::attachments_of_conversation(conn, id)?)))
-            .await?;
+    let (first, concluded) = (c.first_agent_id, c.concluded_by_id);
+    let (messages, files, handovers, names) = db(&state, move |conn| {
+        let messages = store::messages_of(conn, id)?;
+        let files = store::attachments_of_conversation(conn, id)?;
+        let handovers: Vec<_> =
+            store::events_after(conn, id, 0)?.into_iter().filter(|e| HANDOVERS.contains(&e.kind.as_str())).collect();
+        let mut people: Vec<AgentId> = messages.iter().filter_map(|m| m.sender_agent_id).collect();
+        people.extend(handovers.iter().flat_map(|e| [e.agent_id, e.actor_agent_id]).flatten());
+        people.extend([first, concluded].into_iter().flatten());
+        people.sort_unstable();
+        people.dedup();
+        let names = store::agent_names(conn, &people)?;
+        Ok((messages, files, handovers, names))
+    })
+    .await?;
     let mut json = serde_json::to_value(ConversationDto::from_row(&c)).unwrap_or_default();
     json["messages"] = messages.iter().map(|m| crate::core::dto::message_value(m, &files)).collect();
+    json["handovers"] =
+        serde_json::to_value(handovers.iter().map(EventDto::from_row).collect::<Vec<_>>()).unwrap_or_default();
+    json["agents"] = names.into_iter().map(|(id, name)| (id.to_string(), serde_json::Value::String(name))).collect();
     Ok(HttpResponse::Ok().json(json))
 }
 

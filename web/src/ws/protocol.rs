@@ -106,6 +106,9 @@ pub struct EventDto {
     /// The agent the event is about (assigned to, transferred to…).
     pub agent_id: Option<String>,
     pub actor: String,
+    /// The person who acted (an agent or a supervisor), when a person did.
+    #[serde(default)]
+    pub actor_agent_id: Option<String>,
     pub reason: Option<String>,
     /// The conversation after the event (live events only; a gap carries the events alone).
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -124,6 +127,7 @@ impl EventDto {
             to_state: e.to_state.map(|s| s.to_string()),
             agent_id: e.agent_id.map(|a| a.to_string()),
             actor: e.actor.to_string(),
+            actor_agent_id: e.actor_agent_id.map(|a| a.to_string()),
             reason: e.reason.clone(),
             conversation: None,
         }
@@ -141,6 +145,7 @@ impl EventDto {
             to_state: Some(f.state.to_string()),
             agent_id: e.agent.map(|a| a.to_string()),
             actor: e.actor.to_string(),
+            actor_agent_id: e.actor_agent.map(|a| a.to_string()),
             reason: e.reason.clone(),
             conversation: Some(facts_json(f)),
         }

@@ -34,7 +34,7 @@ export function errorText(e) {
 
 // ---------- title alert (D7) ----------
 function updateTitle() {
-  let n = 0;
+  let n = state.handed.size;
   for (const v of state.unread.values()) n += v;
   document.title = n > 0 ? `(${n}) ${t('app.title')}` : t('app.title');
 }
@@ -42,7 +42,8 @@ function isFocused(id) {
   return state.selectedId === id && document.visibilityState === 'visible' && document.hasFocus();
 }
 function clearUnread(id) {
-  if (state.unread.delete(id)) {
+  const handed = state.handed.delete(id);
+  if (state.unread.delete(id) || handed) {
     updateTitle();
     emit('convs');
   }
@@ -60,8 +61,10 @@ export function loadConversation(id) {
   const p = api
     .conversation(id)
     .then(({ data }) => {
-      const { messages, ...conv } = data;
+      const { messages, handovers, agents, ...conv } = data;
       state.loaded.set(id, conv);
+      state.handovers.set(id, handovers || []);
+      Object.assign(state.agentNames, agents || {});
       if (state.convs.has(id)) Object.assign(state.convs.get(id), conv);
       const live = state.messages.get(id) || [];
       // Keep live messages that arrived while fetching (newer status wins by id).
@@ -301,7 +304,22 @@ function onSnapshot(msg) {
   refreshSummarySoon();
 }
 
-function applyFacts(id, facts, kind) {
+// The events that move a conversation between people and queues (the server's HANDOVERS).
+const HANDOVERS = ['assigned', 'offer_accepted', 'transferred', 'transferred_to_service', 'transferred_out', 'returned', 'requeued'];
+
+/** Someone else gave me a conversation (a transfer, automatic distribution, a colleague who
+ * left): told like a customer's new message — sound, title count, highlight — and in words. */
+function handedToMe(id, ev) {
+  if (!ev || (ev.actor_agent_id && state.me && ev.actor_agent_id === state.me.id)) return;
+  if (isFocused(id)) return;
+  state.handed.add(id);
+  updateTitle();
+  beep();
+  const by = ev.actor_agent_id && state.agentNames[ev.actor_agent_id];
+  toast(ev.kind === 'transferred' ? t('handed.transferred', { a: by || t('conv.agent') }) : t('handed.assigned'), 'ok');
+}
+
+function applyFacts(id, facts, kind, ev) {
   const mine = state.me && facts.agent_id === state.me.id && facts.state === 'in_service';
   if (facts.offer && state.me && facts.offer.agent_id === state.me.id) {
     state.offers.set(id, {
@@ -316,6 +334,7 @@ function applyFacts(id, facts, kind) {
       emit('convs');
     } else {
       state.convs.set(id, { ...rest, customer: { name: null, address: '' } });
+      handedToMe(id, ev);
       emit('convs');
       loadConversation(id).then((c) => addMine(c)).catch(() => {});
     }
@@ -331,8 +350,10 @@ function applyFacts(id, facts, kind) {
 function onEvent(ev) {
   const id = ev.conversation_id;
   noteSeq(id, ev.seq);
-  if (ev.conversation) applyFacts(id, ev.conversation, ev.kind);
-  else loadConversation(id).then((c) => applyFacts(id, c, ev.kind)).catch(() => {});
+  if (ev.conversation) applyFacts(id, ev.conversation, ev.kind, ev);
+  else loadConversation(id).then((c) => applyFacts(id, c, ev.kind, ev)).catch(() => {});
+  // A shown conversation's account of who handled it (with the names) is read again.
+  if (HANDOVERS.includes(ev.kind) && state.messages.has(id)) loadConversation(id).catch(() => {});
 }
 
 function onGap(msg) {
@@ -436,6 +457,10 @@ async function loadPickers() {
   if (cl.status === 'fulfilled') state.classifications = cl.value.data || [];
   if (cm.status === 'fulfilled') state.canned = cm.value.data || [];
   emit('pickers');
+  // Colleagues' names, for the notice of a transfer before its conversation is read.
+  api.colleagues().then(({ data }) => {
+    for (const x of data || []) state.agentNames[x.id] = x.name;
+  }).catch(() => {});
   try {
     const { data } = await api.services();
     state.directory = new Map((data || []).map((x) => [x.id, x]));

@@ -16,6 +16,9 @@ export const state = {
   loaded: new Map(), // id -> full conversation (GET /conversations/{id}) for views not in convs
   selectedId: null,
   unread: new Map(), // id -> new customer messages not seen
+  handed: new Set(), // conversations handed to me by someone else, not yet opened
+  handovers: new Map(), // id -> [event]: who handled the conversation before (GET /conversations/{id})
+  agentNames: {}, // agent id -> name, as the conversations read name them
   offers: new Map(), // id -> offer
   alerts: new Map(), // id -> alert kind
   pauseReasons: [],

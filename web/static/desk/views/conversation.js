@@ -341,7 +341,10 @@ export class ConversationView {
       return;
     }
     const c = this.conv();
-    replace(this.list, msgs.map((m) => this.bubble(m, c)));
+    // Messages and handovers in the order they happened.
+    const rows = [...msgs.map((m) => ({ at: m.created_at, m })), ...(state.handovers.get(this.id) || []).map((e) => ({ at: e.at, e }))];
+    rows.sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
+    replace(this.list, rows.map((r) => (r.m ? this.bubble(r.m, c) : this.handover(r.e))));
     if (atBottom || !this.scrolledOnce) {
       this.list.scrollTop = this.list.scrollHeight;
       if (this.list.isConnected) this.scrolledOnce = true;
@@ -352,7 +355,18 @@ export class ConversationView {
     if (m.direction === 'in') return (c && c.customer && (c.customer.name || c.customer.address)) || t('conv.unknownCustomer');
     if (m.direction === 'internal' || m.kind === 'system') return t('conv.system');
     if (m.sender_agent_id && state.me && m.sender_agent_id === state.me.id) return t('conv.you');
-    return t('conv.agent');
+    return (m.sender_agent_id && state.agentNames[m.sender_agent_id]) || t('conv.agent');
+  }
+
+  /** One line of the account of who handled the conversation: "Ana transferiu para Bruno". */
+  handover(e) {
+    const name = (id) => (id && state.me && id === state.me.id ? t('conv.you') : (id && state.agentNames[id]) || null);
+    const a = name(e.actor_agent_id) || t(e.actor === 'supervisor' ? 'hist.supervisor' : 'conv.system');
+    const b = name(e.agent_id) || t('conv.agent');
+    const auto = e.kind === 'assigned' && !e.actor_agent_id;
+    const text = t(auto ? 'hist.auto' : `hist.${e.kind}`, { a, b });
+    return h('li', { class: 'msg-handover muted', testid: `handover-${e.seq}` }, h('span', {}, text), ' · ',
+      h('span', { class: 'msg-time', title: fmtDateTime(e.at) }, fmtTime(e.at)));
   }
 
   bubble(m, c) {

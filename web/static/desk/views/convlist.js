@@ -52,12 +52,13 @@ export function mountConvList(el, actions) {
 
   function item(c) {
     const unread = state.unread.get(c.id) || 0;
+    const handed = state.handed.has(c.id);
     const alert = state.alerts.get(c.id);
     const name = (c.customer && (c.customer.name || c.customer.address)) || t('conv.unknownCustomer');
     const since = c.assigned_at ? (Date.now() - new Date(c.assigned_at).getTime()) / 1000 : null;
     return h('li', {},
       h('button', {
-        type: 'button', class: ['conv-item', `ch-${c.channel}`, state.selectedId === c.id ? 'selected' : null, unread ? 'has-unread' : null],
+        type: 'button', class: ['conv-item', `ch-${c.channel}`, state.selectedId === c.id ? 'selected' : null, unread || handed ? 'has-unread' : null, handed ? 'handed' : null],
         testid: `conv-item-${c.id}`, 'aria-current': state.selectedId === c.id ? 'true' : null,
         on: { click: () => actions.select(c.id) },
       },
@@ -67,6 +68,7 @@ export function mountConvList(el, actions) {
         h('span', { class: 'ci-meta muted' }, serviceName(c.service_id),
           c.last_customer_message_at ? ` · ${fmtTime(c.last_customer_message_at)}` : '')),
       h('span', { class: 'ci-side' },
+        handed ? h('span', { class: 'badge badge-new', testid: `conv-handed-${c.id}` }, t('handed.badge')) : null,
         unread ? h('span', { class: 'badge', testid: `conv-unread-${c.id}`, 'aria-label': `${unread}` }, String(unread)) : null,
         alert ? h('span', { class: 'alert-dot', title: t(`alert.${alert}`) }, '!') : null,
         since !== null ? h('span', { class: 'ci-time muted', 'data-since': c.assigned_at }, clock(since)) : null)));
