@@ -260,6 +260,25 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_is_on_unless_turned_off() {
+        let c = config(&[("DATABASE_URL", "postgres://x/y")]).unwrap();
+        assert!(c.demo.enabled);
+        assert_eq!(c.demo.sandbox_bind.to_string(), "127.0.0.1:8089");
+        let c = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("OMNIROUTE_DEMO", "OFF"),
+            ("OMNIROUTE_DEMO_SANDBOX_BIND", "127.0.0.1:9999"),
+            ("OMNIROUTE_DEMO_EVERY_S", "10"),
+        ])
+        .unwrap();
+        assert!(!c.demo.enabled);
+        assert_eq!(c.demo.sandbox_bind.to_string(), "127.0.0.1:9999");
+        assert_eq!(c.demo.every, Duration::from_secs(10));
+        let e = config(&[("DATABASE_URL", "postgres://x/y"), ("OMNIROUTE_DEMO", "maybe")]).unwrap_err();
+        assert!(e.to_string().contains("OMNIROUTE_DEMO"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_variable() {
         let e = config(&[]).unwrap_err().to_string();
         assert!(e.contains("DATABASE_URL"), "{e}");

@@ -90,7 +90,9 @@ async fn demo_customer_writes_through_the_webhook_and_the_sandbox_acknowledges_t
 
     // Ana answers: the sandbox acknowledges in the Cloud API's format, then the signed status
     // webhook reports the message delivered, then read.
-    let sent = app.post(&format!("/api/v1/conversations/{c}/messages"), Some(&token), &json!({"text": "Olá! Vou verificar."})).await;
+    let sent = app
+        .post(&format!("/api/v1/conversations/{c}/messages"), Some(&token), &json!({"text": "Olá! Vou verificar."}))
+        .await;
     let id: schema::MessageId = sent.ok(201)["id"].as_str().unwrap().parse().unwrap();
     let read = eventually("the reply read", || {
         let m = Message::find(&mut app.conn(), id).unwrap();
@@ -99,7 +101,8 @@ async fn demo_customer_writes_through_the_webhook_and_the_sandbox_acknowledges_t
     .await;
     assert!(read.provider_message_id.as_deref().unwrap_or("").starts_with("wamid.DEMO"), "{read:?}");
     // Both steps were reported, delivered first.
-    let (delivered_at, read_at) = (read.delivered_at.expect("delivered reported"), read.read_at.expect("read reported"));
+    let (delivered_at, read_at) =
+        (read.delivered_at.expect("delivered reported"), read.read_at.expect("read reported"));
     assert!(delivered_at <= read_at, "{read:?}");
 
     // The customer answers the agent on the same conversation.
@@ -125,14 +128,18 @@ async fn demo_customers_arrive_on_every_channel_through_its_webhook() {
     })
     .await;
     let services = schema::store::list_services(&mut app.conn()).unwrap();
-    let mut arrived: Vec<Channel> = channels
-        .iter()
-        .map(|m| services.iter().find(|s| s.id == m.service_id).unwrap().channel)
-        .collect();
+    let mut arrived: Vec<Channel> =
+        channels.iter().map(|m| services.iter().find(|s| s.id == m.service_id).unwrap().channel).collect();
     arrived.sort_by_key(|c| c.to_string());
     arrived.dedup();
-    let mut expected =
-        vec![Channel::Whatsapp, Channel::Messenger, Channel::Telegram, Channel::Sms, Channel::Instagram, Channel::Email];
+    let mut expected = vec![
+        Channel::Whatsapp,
+        Channel::Messenger,
+        Channel::Telegram,
+        Channel::Sms,
+        Channel::Instagram,
+        Channel::Email,
+    ];
     expected.sort_by_key(|c| c.to_string());
     assert_eq!(arrived, expected, "one customer on every channel the webhooks serve");
     demo.stop().await;

@@ -199,7 +199,9 @@ impl Simulator {
         actix_web::rt::spawn(async move {
             tokio::time::sleep(delay).await;
             let thread = match (&sent.subject, sent.channel) {
-                (Some(subject), Channel::Email) => Thread::Reply { subject: subject.clone(), to: sent.provider_id.clone() },
+                (Some(subject), Channel::Email) => {
+                    Thread::Reply { subject: subject.clone(), to: sent.provider_id.clone() }
+                }
                 _ => Thread::New(""),
             };
             match hooks.message(&service, &sent.to, &name, text, thread).await {
@@ -268,8 +270,15 @@ fn secret<'a>(service: &'a Service, name: &str) -> &'a str {
 
 impl Hooks {
     /// POSTs `body` to the server's `path`, with these headers; an error names what refused it.
-    async fn post(&self, path: &str, content_type: &str, headers: &[(&str, String)], body: Vec<u8>) -> Result<(), String> {
-        let mut request = self.client.post(format!("{}{path}", self.server)).insert_header(("Content-Type", content_type));
+    async fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<(), String> {
+        let mut request =
+            self.client.post(format!("{}{path}", self.server)).insert_header(("Content-Type", content_type));
         for (name, value) in headers {
             request = request.insert_header((*name, value.as_str()));
         }
@@ -293,12 +302,24 @@ impl Hooks {
         let url = secret(service, "webhook_url");
         let signature = crate::channels::sms::signature(secret(service, "auth_token"), url, &params);
         let body = serde_urlencoded::to_string(&params).map_err(|e| e.to_string())?.into_bytes();
-        self.post("/webhooks/twilio/sms", "application/x-www-form-urlencoded", &[("X-Twilio-Signature", signature)], body)
-            .await
+        self.post(
+            "/webhooks/twilio/sms",
+            "application/x-www-form-urlencoded",
+            &[("X-Twilio-Signature", signature)],
+            body,
+        )
+        .await
     }
 
     /// The customer `address` (named `name`) writes `text` on `service`'s channel.
-    async fn message(&self, service: &Service, address: &str, name: &str, text: &str, thread: Thread) -> Result<(), String> {
+    async fn message(
+        &self,
+        service: &Service,
+        address: &str,
+        name: &str,
+        text: &str,
+        thread: Thread,
+    ) -> Result<(), String> {
         let now = Utc::now();
         let key = service.provider_key.clone().unwrap_or_default();
         match service.channel {
@@ -408,9 +429,12 @@ impl Hooks {
                 } else {
                     ("instagram", "/webhooks/instagram")
                 };
-                let mut event = json!({"sender": {"id": sent.to}, "recipient": {"id": key}, "timestamp": now.timestamp_millis()});
+                let mut event =
+                    json!({"sender": {"id": sent.to}, "recipient": {"id": key}, "timestamp": now.timestamp_millis()});
                 match step {
-                    Step::Delivered => event["delivery"] = json!({"mids": [sent.provider_id], "watermark": now.timestamp_millis()}),
+                    Step::Delivered => {
+                        event["delivery"] = json!({"mids": [sent.provider_id], "watermark": now.timestamp_millis()})
+                    }
                     Step::Read => event["read"] = json!({"watermark": now.timestamp_millis()}),
                 }
                 let payload = json!({"object": object, "entry": [{"id": key, "time": now.timestamp_millis(), "messaging": [event]}]});

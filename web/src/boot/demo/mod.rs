@@ -125,11 +125,13 @@ pub async fn start(state: AppState, settings: Settings, server: SocketAddr) -> a
         .workers(1)
         .disable_signals()
         .bind(settings.sandbox_bind)
-        .with_context(|| format!("the demo sandbox cannot listen on {} (OMNIROUTE_DEMO_SANDBOX_BIND)", settings.sandbox_bind))?;
+        .with_context(|| {
+            format!("the demo sandbox cannot listen on {} (OMNIROUTE_DEMO_SANDBOX_BIND)", settings.sandbox_bind)
+        })?;
     let sandbox_addr = http.addrs()[0];
-    let smtp_addr = sandbox::smtp_sink(settings.smtp_bind, services.clone(), sent_tx)
-        .await
-        .with_context(|| format!("the demo SMTP sink cannot listen on {} (OMNIROUTE_DEMO_SMTP_BIND)", settings.smtp_bind))?;
+    let smtp_addr = sandbox::smtp_sink(settings.smtp_bind, services.clone(), sent_tx).await.with_context(|| {
+        format!("the demo SMTP sink cannot listen on {} (OMNIROUTE_DEMO_SMTP_BIND)", settings.smtp_bind)
+    })?;
     let server_http = http.run();
     let handle = server_http.handle();
     actix_web::rt::spawn(server_http);
@@ -145,7 +147,9 @@ pub async fn start(state: AppState, settings: Settings, server: SocketAddr) -> a
     let server_url = format!("http://{}", crate::boot::seed::loopback(server));
     info!(sandbox = %sandbox_url, smtp = %smtp_addr, services = services.len(),
         "demo mode: simulated customers and a provider sandbox at {sandbox_url}");
-    println!("Demo mode: simulated customers write on every channel; provider sandbox at {sandbox_url} (OMNIROUTE_DEMO=off turns it off)");
+    println!(
+        "Demo mode: simulated customers write on every channel; provider sandbox at {sandbox_url} (OMNIROUTE_DEMO=off turns it off)"
+    );
     if let Some(chat) = services.iter().find(|s| s.channel == Channel::Webchat) {
         println!("Website chat (demo): {server_url}/webchat/{}", chat.id);
     }

@@ -59,10 +59,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/telegram/{bot}/{method}", web::post().to(telegram))
         .route("/twilio/2010-04-01/Accounts/{sid}/Messages.json", web::post().to(twilio))
         .default_service(web::to(|| async {
-            HttpResponse::NotFound().json(json!({"error": {"message": "Unknown path in the demo sandbox", "code": 404}}))
+            HttpResponse::NotFound()
+                .json(json!({"error": {"message": "Unknown path in the demo sandbox", "code": 404}}))
         }));
 }
-
 
 fn graph_error(status: actix_web::http::StatusCode, code: u32, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({"error": {"message": message, "type": "OAuthException", "code": code}}))
@@ -159,7 +159,8 @@ async fn telegram(sandbox: web::Data<Sandbox>, path: web::Path<(String, String)>
     let Some(service) =
         sandbox.services.iter().find(|s| s.channel == Channel::Telegram && Sandbox::field(s, "bot_token") == token)
     else {
-        return HttpResponse::Unauthorized().json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"}));
+        return HttpResponse::Unauthorized()
+            .json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"}));
     };
     if !["sendMessage", "sendPhoto", "sendVoice", "sendDocument"].contains(&method.as_str()) {
         return HttpResponse::NotFound().json(json!({"ok": false, "error_code": 404, "description": "Not Found"}));
@@ -171,9 +172,8 @@ async fn telegram(sandbox: web::Data<Sandbox>, path: web::Path<(String, String)>
         _ => multipart_field(&body, "chat_id"),
     };
     let Some(chat) = chat else {
-        return HttpResponse::BadRequest().json(
-            json!({"ok": false, "error_code": 400, "description": "Bad Request: chat_id is empty"}),
-        );
+        return HttpResponse::BadRequest()
+            .json(json!({"ok": false, "error_code": 400, "description": "Bad Request: chat_id is empty"}));
     };
     let message_id = sandbox.telegram_ids.fetch_add(1, Ordering::Relaxed);
     sandbox.acknowledged(Sent {
@@ -205,7 +205,8 @@ async fn twilio(
     let Some(service) =
         sandbox.services.iter().find(|s| s.channel == Channel::Sms && Sandbox::field(s, "account_sid") == sid)
     else {
-        return HttpResponse::NotFound().json(json!({"code": 20404, "message": "The requested resource was not found", "status": 404}));
+        return HttpResponse::NotFound()
+            .json(json!({"code": 20404, "message": "The requested resource was not found", "status": 404}));
     };
     let expected = format!(
         "Basic {}",
@@ -217,7 +218,8 @@ async fn twilio(
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let Some(to) = get("To") else {
-        return HttpResponse::BadRequest().json(json!({"code": 21604, "message": "A 'To' phone number is required.", "status": 400}));
+        return HttpResponse::BadRequest()
+            .json(json!({"code": 21604, "message": "A 'To' phone number is required.", "status": 400}));
     };
     let message_sid = format!("SM{}", super::sandbox_hex());
     sandbox.acknowledged(Sent {
@@ -235,7 +237,11 @@ async fn twilio(
 
 /// Binds the SMTP sink and serves it: it accepts every mail from the demo email service and
 /// reports it as a [`Sent`] to its first recipient.
-pub async fn smtp_sink(bind: SocketAddr, services: Vec<Service>, sent: mpsc::Sender<Sent>) -> std::io::Result<SocketAddr> {
+pub async fn smtp_sink(
+    bind: SocketAddr,
+    services: Vec<Service>,
+    sent: mpsc::Sender<Sent>,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     let Some(service) = services.into_iter().find(|s| s.channel == Channel::Email) else { return Ok(addr) };
@@ -258,7 +264,11 @@ pub async fn smtp_sink(bind: SocketAddr, services: Vec<Service>, sent: mpsc::Sen
 }
 
 /// One SMTP conversation (RFC 5321's minimum: EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT).
-async fn smtp_session(stream: tokio::net::TcpStream, service: schema::ServiceId, sent: mpsc::Sender<Sent>) -> std::io::Result<()> {
+async fn smtp_session(
+    stream: tokio::net::TcpStream,
+    service: schema::ServiceId,
+    sent: mpsc::Sender<Sent>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     write.write_all(b"220 omniroute-demo-sandbox ESMTP (demo: nothing is delivered)\r\n").await?;
@@ -293,7 +303,13 @@ async fn smtp_session(stream: tokio::net::TcpStream, service: schema::ServiceId,
                         })
                     };
                     let provider_id = header("Message-ID").unwrap_or_default();
-                    let sent_mail = Sent { service, channel: Channel::Email, to: to.clone(), provider_id, subject: header("Subject") };
+                    let sent_mail = Sent {
+                        service,
+                        channel: Channel::Email,
+                        to: to.clone(),
+                        provider_id,
+                        subject: header("Subject"),
+                    };
                     if sent.try_send(sent_mail).is_err() {
                         warn!("demo sandbox: the simulated customers are behind; a mail goes unreported");
                     }
