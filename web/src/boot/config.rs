@@ -68,6 +68,10 @@ pub struct Config {
     /// `OMNIROUTE_EMAIL_PARSE_QUEUE_MB`: MiB of inbound email that may wait for a parser; beyond,
     /// the email webhook answers 503 with `Retry-After`.
     pub email_parse_queue_mb: usize,
+    /// The demo's simulated customers and provider sandbox (`boot::demo`): `OMNIROUTE_DEMO`
+    /// (`off` turns it off), `OMNIROUTE_DEMO_SANDBOX_BIND`, `OMNIROUTE_DEMO_SMTP_BIND`,
+    /// `OMNIROUTE_DEMO_FIRST_S`, `OMNIROUTE_DEMO_EVERY_S`, `OMNIROUTE_DEMO_MAX_OPEN`.
+    pub demo: crate::boot::demo::Settings,
 }
 
 impl Config {
@@ -128,8 +132,30 @@ impl Config {
                 "OMNIROUTE_EMAIL_PARSE_QUEUE_MB",
                 crate::channels::email::parsing::DEFAULT_QUEUE_MB,
             )?,
+            demo: demo_settings(&lookup)?,
         })
     }
+}
+
+fn demo_settings(lookup: &impl Fn(&str) -> Option<String>) -> Result<crate::boot::demo::Settings, ConfigError> {
+    const NAME: &str = "OMNIROUTE_DEMO";
+    let d = crate::boot::demo::Settings::default();
+    let enabled = match lookup(NAME).map(|v| v.trim().to_ascii_lowercase()) {
+        None => true,
+        Some(v) if v.is_empty() || v == "on" || v == "auto" => true,
+        Some(v) if v == "off" => false,
+        Some(v) => return Err(ConfigError::Invalid { name: NAME, value: v, reason: "expected on or off".into() }),
+    };
+    let every = Duration::from_secs(positive(lookup, "OMNIROUTE_DEMO_EVERY_S", d.every.as_secs())?);
+    Ok(crate::boot::demo::Settings {
+        enabled,
+        sandbox_bind: parse(lookup, "OMNIROUTE_DEMO_SANDBOX_BIND", d.sandbox_bind)?,
+        smtp_bind: parse(lookup, "OMNIROUTE_DEMO_SMTP_BIND", d.smtp_bind)?,
+        first: Duration::from_secs(positive(lookup, "OMNIROUTE_DEMO_FIRST_S", d.first.as_secs())?),
+        every,
+        max_open: positive(lookup, "OMNIROUTE_DEMO_MAX_OPEN", d.max_open)?,
+        ..d
+    })
 }
 
 fn sign_in_limits(lookup: &impl Fn(&str) -> Option<String>) -> Result<crate::core::session::SignInLimits, ConfigError> {
@@ -231,6 +257,25 @@ mod tests {
         assert_eq!(c.sign_in.client_address_header.as_deref(), Some("X-Forwarded-For"));
         let e = config(&[("DATABASE_URL", "postgres://x/y"), ("OMNIROUTE_HASH_QUEUE", "0")]).unwrap_err();
         assert!(e.to_string().contains("OMNIROUTE_HASH_QUEUE"), "{e}");
+    }
+
+    #[test]
+    fn the_demo_is_on_unless_turned_off() {
+        let c = config(&[("DATABASE_URL", "postgres://x/y")]).unwrap();
+        assert!(c.demo.enabled);
+        assert_eq!(c.demo.sandbox_bind.to_string(), "127.0.0.1:8089");
+        let c = config(&[
+            ("DATABASE_URL", "postgres://x/y"),
+            ("OMNIROUTE_DEMO", "OFF"),
+            ("OMNIROUTE_DEMO_SANDBOX_BIND", "127.0.0.1:9999"),
+            ("OMNIROUTE_DEMO_EVERY_S", "10"),
+        ])
+        .unwrap();
+        assert!(!c.demo.enabled);
+        assert_eq!(c.demo.sandbox_bind.to_string(), "127.0.0.1:9999");
+        assert_eq!(c.demo.every, Duration::from_secs(10));
+        let e = config(&[("DATABASE_URL", "postgres://x/y"), ("OMNIROUTE_DEMO", "maybe")]).unwrap_err();
+        assert!(e.to_string().contains("OMNIROUTE_DEMO"), "{e}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::core::outbox::{Sender, Senders};
 use crate::core::state::AppState;
 
 pub mod config;
+pub mod demo;
 pub mod routes;
 pub mod seed;
 pub mod server;

@@ -37,11 +37,50 @@ pub fn demo_password(login: &str) -> String {
     format!("{login}-demo1")
 }
 
+/// Where the demo services point: the server itself (webhook URLs, the webchat's origin) and the
+/// demo's provider sandbox (the providers' APIs and an SMTP sink), all on this machine.
+#[derive(Debug, Clone)]
+pub struct DemoUrls {
+    /// `http://host:port` of the server, as `OMNIROUTE_BIND` says.
+    pub server: String,
+    /// `http://host:port` of the sandbox (`OMNIROUTE_DEMO_SANDBOX_BIND`).
+    pub sandbox: String,
+    /// `host:port` of the sandbox's SMTP sink (`OMNIROUTE_DEMO_SMTP_BIND`).
+    pub smtp: String,
+}
+
+impl DemoUrls {
+    /// The addresses the configuration names.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            server: format!("http://{}", loopback(config.bind)),
+            sandbox: format!("http://{}", config.demo.sandbox_bind),
+            smtp: config.demo.smtp_bind.to_string(),
+        }
+    }
+}
+
+/// A wildcard listen address as the address this machine reaches it at.
+pub fn loopback(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    if addr.ip().is_unspecified() { std::net::SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
+}
+
+impl Default for DemoUrls {
+    fn default() -> Self {
+        Self {
+            server: "http://127.0.0.1:8080".into(),
+            sandbox: "http://127.0.0.1:8089".into(),
+            smtp: "127.0.0.1:2525".into(),
+        }
+    }
+}
+
 /// Seeds the demo and prints the logins.
 pub fn seed_demo(config: &Config) -> anyhow::Result<()> {
     let mut conn = crate::boot::server::connect(config)?;
     schema::migrate::run_pending(&mut conn).context("migrating the database")?;
-    conn.transaction(seed).context("seeding the demo")?;
+    let urls = DemoUrls::of(config);
+    conn.transaction(|c| seed_at(c, &urls)).context("seeding the demo")?;
     println!("Demo contact center ready. Sign in with (login / password):");
     for (login, name, role, _) in PEOPLE {
         println!("  {login:<6} / {:<12} {name} ({role})", demo_password(login));
@@ -49,8 +88,13 @@ pub fn seed_demo(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the demo rows that are missing.
+/// Writes the demo rows that are missing, the services pointing at the default addresses.
 pub fn seed(conn: &mut PgConnection) -> Result<(), schema::StoreError> {
+    seed_at(conn, &DemoUrls::default())
+}
+
+/// Writes the demo rows that are missing, the services pointing at `urls`.
+pub fn seed_at(conn: &mut PgConnection, urls: &DemoUrls) -> Result<(), schema::StoreError> {
     let now = Utc::now();
     let existing: Vec<String> = store::list_services(conn)?.into_iter().map(|s| s.name).collect();
     for channel in Channel::ALL {
@@ -59,7 +103,7 @@ pub fn seed(conn: &mut PgConnection) -> Result<(), schema::StoreError> {
             continue;
         }
         let mut service = Service::with_defaults(name, *channel, now);
-        (service.provider, service.provider_key) = demo_provider(*channel);
+        (service.provider, service.provider_key) = demo_provider(*channel, urls);
         service.email_approval = false;
         service.insert(conn)?;
     }
@@ -132,46 +176,53 @@ fn service_name(channel: Channel) -> &'static str {
     }
 }
 
-/// Demo credentials in the shape of SPEC.md's `provider` object; the base URLs point at
-/// nothing real, so nothing leaves the machine until an admin configures a provider.
-fn demo_provider(channel: Channel) -> (serde_json::Value, Option<String>) {
-    match channel {
+/// Demo credentials in the shape of SPEC.md's `provider` object, marked `"demo": true` (the mark
+/// `boot::demo` looks for before simulating anything). The providers' APIs are the demo's sandbox
+/// on this machine, so nothing leaves it until an admin configures a real provider.
+fn demo_provider(channel: Channel, urls: &DemoUrls) -> (serde_json::Value, Option<String>) {
+    let (server, sandbox, smtp) = (&urls.server, &urls.sandbox, &urls.smtp);
+    let (mut provider, key) = match channel {
         Channel::Whatsapp => (
             json!({"phone_number_id": "100000000000001", "app_secret": "demo-app-secret",
                    "verify_token": "demo-verify-token", "access_token": "demo-access-token",
-                   "api_base_url": "http://127.0.0.1:9/graph"}),
+                   "api_base_url": format!("{sandbox}/graph")}),
             Some("100000000000001".into()),
         ),
         Channel::Messenger => (
             json!({"page_id": "200000000000001", "app_secret": "demo-app-secret",
                    "verify_token": "demo-verify-token", "access_token": "demo-access-token",
-                   "api_base_url": "http://127.0.0.1:9/graph"}),
+                   "api_base_url": format!("{sandbox}/graph")}),
             Some("200000000000001".into()),
         ),
         Channel::Instagram => (
             json!({"account_id": "300000000000001", "app_secret": "demo-app-secret",
                    "verify_token": "demo-verify-token", "access_token": "demo-access-token",
-                   "api_base_url": "http://127.0.0.1:9/graph"}),
+                   "api_base_url": format!("{sandbox}/graph")}),
             Some("300000000000001".into()),
         ),
         Channel::Telegram => (
             json!({"bot_token": "000000:demo-bot-token", "secret_token": "demo-secret-token",
-                   "api_base_url": "http://127.0.0.1:9/telegram"}),
+                   "api_base_url": format!("{sandbox}/telegram")}),
             None,
         ),
         Channel::Sms => (
             json!({"account_sid": "AC00000000000000000000000000000000", "auth_token": "demo-auth-token",
-                   "phone_number": "+5511900000000", "webhook_url": "http://127.0.0.1:8080/webhooks/twilio/sms",
-                   "api_base_url": "http://127.0.0.1:9/twilio"}),
+                   "phone_number": "+5511900000000", "webhook_url": format!("{server}/webhooks/twilio/sms"),
+                   "api_base_url": format!("{sandbox}/twilio")}),
             Some("+5511900000000".into()),
         ),
+        // Mail arrives through the raw-MIME webhook, so there is no mailbox to poll.
         Channel::Email => (
-            json!({"address": "atendimento@omniroute.example", "smtp_url": "smtp://127.0.0.1:2525",
-                   "imap_url": "imap://atendimento:demo-imap-pass@127.0.0.1:1143/INBOX",
+            json!({"address": "atendimento@omniroute.example", "smtp_url": format!("smtp://{smtp}"),
                    "webhook_secret": "demo-email-secret"}),
             Some("atendimento@omniroute.example".into()),
         ),
-        Channel::Webchat => (json!({"allowed_origins": ["http://127.0.0.1:8080", "http://localhost:8080"]}), None),
+        Channel::Webchat => {
+            let port = server.rsplit(':').next().unwrap_or("8080");
+            (json!({"allowed_origins": [server, format!("http://localhost:{port}")]}), None)
+        }
         Channel::Voice => (json!({"cti_token": "demo-cti-token"}), None),
-    }
+    };
+    provider["demo"] = json!(true);
+    (provider, key)
 }

@@ -69,6 +69,7 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
     crate::channels::voice::start(state.clone()).await;
     let poller = crate::channels::email::imap::spawn(state.clone(), config.imap_poll);
     crate::channels::media::spawn(state.clone());
+    let demo_state = state.clone();
     let data = web::Data::new(state);
     // The access log renders each request's line before knowing whether it will be written:
     // left out altogether when its level is filtered away (`RUST_LOG=warn`).
@@ -96,7 +97,11 @@ async fn run(config: Config, pool: schema::PgPool) -> anyhow::Result<()> {
         info!(%addr, "listening");
         println!("Omniroute is serving at http://{addr}/");
     }
+    let demo = crate::boot::demo::start(demo_state, config.demo.clone(), server.addrs()[0]).await?;
     server.run().await.context("HTTP server")?;
+    if let Some(demo) = demo {
+        demo.stop().await;
+    }
     poller.stop();
     // Whatever the engine was still writing is committed before the process ends.
     engine.flush().await;

@@ -9,6 +9,7 @@ mod api_support;
 mod ari;
 mod catalogue;
 mod cti;
+mod demo;
 mod email;
 mod fuzz;
 mod identify;
