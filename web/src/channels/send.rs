@@ -1,6 +1,7 @@
 //! What the providers' senders share: reading a provider setting, telling a refusal from a retry,
 //! reading an answer, recording a file that went out, the reply window just before sending.
 
+use crate::core::error::Code;
 use schema::models::{Attachment, Message};
 use schema::store;
 use serde_json::Value;
@@ -27,7 +28,7 @@ pub fn text_in_caption(m: &Message, out: &Outgoing<'_>, takes_caption: impl Fn(&
 
 /// The window refusal of a message about to go out, if any.
 pub fn outside(window: Window, m: &Message) -> Option<SendResult> {
-    window_refusal(window, m.kind).map(|why| SendResult::Refused(super::media::OUTSIDE_WINDOW.into(), why.into()))
+    window_refusal(window, m.kind).map(|why| SendResult::refused(Code::OutsideWindow, why))
 }
 
 /// A string setting of a service's provider, without a trailing slash.
