@@ -1,6 +1,7 @@
 //! The agent desk: plain ES modules, CSS and HTML from `web/static/desk/`, embedded in the binary
 //! (no front-end build step), served with a strict Content-Security-Policy.
 
+use crate::core::error::Code;
 use crate::core::pages::CSP;
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, route, web};
@@ -23,7 +24,7 @@ fn serve(path: &str) -> HttpResponse {
                 .insert_header((header::CACHE_CONTROL, "no-cache"))
                 .body(file.data.into_owned())
         }
-        None => HttpResponse::NotFound().json(serde_json::json!({"error": "not_found", "message": "no such file"})),
+        None => HttpResponse::NotFound().json(serde_json::json!({"error": Code::NotFound, "message": "no such file"})),
     }
 }
 

@@ -16,7 +16,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use schema::{Channel, ConversationState};
 
 use crate::core::counters::webhook_source;
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::state::AppState;
 
 /// The content type of the text exposition format.
@@ -196,7 +196,7 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
         if !crate::core::secrets::ct_eq(given.as_bytes(), expected.as_bytes()) {
             return Err(ApiError::new(
                 actix_web::http::StatusCode::UNAUTHORIZED,
-                "unauthenticated",
+                Code::Unauthenticated,
                 "send Authorization: Bearer with the server's OMNIROUTE_METRICS_TOKEN",
             ));
         }

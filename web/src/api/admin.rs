@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::core::db::{db, parse_id};
-use crate::core::error::{ApiError, ErrorBody};
+use crate::core::error::{ApiError, Code, ErrorBody};
 use crate::core::session::CurrentAgent;
 use crate::core::state::AppState;
 
@@ -28,22 +28,22 @@ fn admin(me: &CurrentAgent) -> Result<(), ApiError> {
 fn not_blank(value: &str, field: &'static str, max: usize) -> Result<String, ApiError> {
     let v = value.trim();
     if v.is_empty() {
-        return Err(ApiError::bad_request("invalid_field", format!("{field} must not be empty")));
+        return Err(ApiError::bad_request(Code::InvalidField, format!("{field} must not be empty")));
     }
     if v.chars().count() > max {
-        return Err(ApiError::bad_request("invalid_field", format!("{field} is longer than {max} characters")));
+        return Err(ApiError::bad_request(Code::InvalidField, format!("{field} is longer than {max} characters")));
     }
     Ok(v.to_owned())
 }
 
 fn positive(value: Option<i32>, field: &'static str) -> Result<Option<i32>, ApiError> {
     match value {
-        Some(v) if v <= 0 => Err(ApiError::bad_request("invalid_field", format!("{field} must be greater than 0"))),
+        Some(v) if v <= 0 => Err(ApiError::bad_request(Code::InvalidField, format!("{field} must be greater than 0"))),
         other => Ok(other),
     }
 }
 
-fn conflict_as(e: ApiError, code: &'static str, message: &str) -> ApiError {
+fn conflict_as(e: ApiError, code: Code, message: &str) -> ApiError {
     if e.status == actix_web::http::StatusCode::CONFLICT { ApiError::conflict(code, message) } else { e }
 }
 
@@ -93,10 +93,11 @@ fn provider_key(channel: Channel, provider: &Value) -> Option<String> {
 }
 
 fn check_provider(provider: &Value) -> Result<(), ApiError> {
-    let map =
-        provider.as_object().ok_or_else(|| ApiError::bad_request("invalid_provider", "provider must be an object"))?;
+    let map = provider
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request(Code::InvalidProvider, "provider must be an object"))?;
     if map.len() > 32 {
-        return Err(ApiError::bad_request("invalid_provider", "provider has too many fields"));
+        return Err(ApiError::bad_request(Code::InvalidProvider, "provider has too many fields"));
     }
     for (k, v) in map {
         let ok = match v {
@@ -109,7 +110,7 @@ fn check_provider(provider: &Value) -> Result<(), ApiError> {
         };
         if !ok {
             return Err(ApiError::bad_request(
-                "invalid_provider",
+                Code::InvalidProvider,
                 format!("provider.{k} must be a string or a list of strings"),
             ));
         }
@@ -120,7 +121,7 @@ fn check_provider(provider: &Value) -> Result<(), ApiError> {
 fn check_hours(hours: &Option<Value>, time_zone: &str) -> Result<(), ApiError> {
     if let Some(h) = hours {
         engine::hours::BusinessHours::parse(h, time_zone)
-            .map_err(|e| ApiError::bad_request("invalid_business_hours", e))?;
+            .map_err(|e| ApiError::bad_request(Code::InvalidBusinessHours, e))?;
     }
     Ok(())
 }
@@ -214,7 +215,7 @@ pub async fn create_service(
     let channel: Channel = b
         .channel
         .parse()
-        .map_err(|_| ApiError::bad_request("invalid_channel", format!("unknown channel {:?}", b.channel)))?;
+        .map_err(|_| ApiError::bad_request(Code::InvalidChannel, format!("unknown channel {:?}", b.channel)))?;
     let now = Utc::now();
     let mut s = Service::with_defaults(not_blank(&b.name, "name", 200)?, channel, now);
     s.auto_distribution = b.auto_distribution.unwrap_or(true);
@@ -226,7 +227,7 @@ pub async fn create_service(
     s.customer_reminder_text = b.customer_reminder_text;
     if let Some(g) = b.disconnect_grace_s {
         if g < 0 {
-            return Err(ApiError::bad_request("invalid_field", "disconnect_grace_s must not be negative"));
+            return Err(ApiError::bad_request(Code::InvalidField, "disconnect_grace_s must not be negative"));
         }
         s.disconnect_grace_s = g;
     }
@@ -236,7 +237,7 @@ pub async fn create_service(
         s.time_zone = tz;
     }
     if s.time_zone.parse::<chrono_tz::Tz>().is_err() {
-        return Err(ApiError::bad_request("invalid_time_zone", format!("unknown time zone {:?}", s.time_zone)));
+        return Err(ApiError::bad_request(Code::InvalidTimeZone, format!("unknown time zone {:?}", s.time_zone)));
     }
     check_hours(&b.business_hours, &s.time_zone)?;
     s.business_hours = b.business_hours;
@@ -249,7 +250,7 @@ pub async fn create_service(
     s.provider_key = provider_key(channel, &s.provider);
     let stored = db(&state, move |c| s.insert(c))
         .await
-        .map_err(|e| conflict_as(e, "service_exists", "a service with that name or provider id exists"))?;
+        .map_err(|e| conflict_as(e, Code::ServiceExists, "a service with that name or provider id exists"))?;
     state.services.forget();
     state.engine.upsert_service(ServiceSettings::from_row(&stored)).await?;
     Ok(HttpResponse::Created().json(ServiceDto::from_row(&stored)))
@@ -344,7 +345,7 @@ pub async fn patch_service(
     ch.customer_reminder_text = p.customer_reminder_text;
     if let Some(g) = p.disconnect_grace_s {
         if g < 0 {
-            return Err(ApiError::bad_request("invalid_field", "disconnect_grace_s must not be negative"));
+            return Err(ApiError::bad_request(Code::InvalidField, "disconnect_grace_s must not be negative"));
         }
         ch.disconnect_grace_s = Some(g);
     }
@@ -352,7 +353,7 @@ pub async fn patch_service(
     ch.email_approval = p.email_approval;
     let tz = p.time_zone.clone().unwrap_or_else(|| current.time_zone.clone());
     if tz.parse::<chrono_tz::Tz>().is_err() {
-        return Err(ApiError::bad_request("invalid_time_zone", format!("unknown time zone {tz:?}")));
+        return Err(ApiError::bad_request(Code::InvalidTimeZone, format!("unknown time zone {tz:?}")));
     }
     ch.time_zone = p.time_zone;
     let hours = p.business_hours.clone().unwrap_or_else(|| current.business_hours.clone());
@@ -375,7 +376,7 @@ pub async fn patch_service(
     }
     let stored = db(&state, move |c| store::update_service(c, id, &ch))
         .await
-        .map_err(|e| conflict_as(e, "service_exists", "a service with that name or provider id exists"))?;
+        .map_err(|e| conflict_as(e, Code::ServiceExists, "a service with that name or provider id exists"))?;
     state.services.forget();
     state.engine.upsert_service(ServiceSettings::from_row(&stored)).await?;
     Ok(HttpResponse::Ok().json(ServiceDto::from_row(&stored)))
@@ -439,12 +440,13 @@ fn parse_capacity(raw: &Option<Map<String, Value>>) -> Result<Vec<(Channel, i32)
     let Some(map) = raw else { return Ok(Vec::new()) };
     map.iter()
         .map(|(k, v)| {
-            let ch: Channel =
-                k.parse().map_err(|_| ApiError::bad_request("invalid_capacity", format!("unknown channel {k:?}")))?;
+            let ch: Channel = k
+                .parse()
+                .map_err(|_| ApiError::bad_request(Code::InvalidCapacity, format!("unknown channel {k:?}")))?;
             let n = v
                 .as_i64()
                 .filter(|n| (0..=100).contains(n))
-                .ok_or_else(|| ApiError::bad_request("invalid_capacity", format!("capacity.{k} must be 0..100")))?;
+                .ok_or_else(|| ApiError::bad_request(Code::InvalidCapacity, format!("capacity.{k} must be 0..100")))?;
             Ok((ch, n as i32))
         })
         .collect()
@@ -457,7 +459,7 @@ fn parse_services(raw: &[String]) -> Result<Vec<ServiceId>, ApiError> {
 /// 400 `weak_password`: blank, padded or too short (`password::acceptable`).
 fn weak_password() -> ApiError {
     ApiError::bad_request(
-        "weak_password",
+        Code::WeakPassword,
         format!(
             "the password needs at least {} characters besides surrounding spaces",
             crate::core::password::MIN_CHARS
@@ -500,7 +502,7 @@ pub async fn create_agent(
         return Err(weak_password());
     }
     let role: Role =
-        b.role.parse().map_err(|_| ApiError::bad_request("invalid_role", "role is agent, supervisor or admin"))?;
+        b.role.parse().map_err(|_| ApiError::bad_request(Code::InvalidRole, "role is agent, supervisor or admin"))?;
     let services = parse_services(&b.services)?;
     let capacity = parse_capacity(&b.capacity)?;
     let extension = b.extension.map(|x| x.trim().to_owned()).filter(|x| !x.is_empty());
@@ -531,7 +533,7 @@ pub async fn create_agent(
         })
     })
     .await
-    .map_err(|e| conflict_as(e, "agent_exists", "an agent with that login or extension exists"))?;
+    .map_err(|e| conflict_as(e, Code::AgentExists, "an agent with that login or extension exists"))?;
     state.engine.upsert_agent(engine_profile(&state, stored.id).await?).await?;
     Ok(HttpResponse::Created().json(agent_dto(&state, stored).await?))
 }
@@ -601,8 +603,9 @@ pub async fn patch_agent(
         ch.name = Some(not_blank(n, "name", 200)?);
     }
     if let Some(r) = &p.role {
-        ch.role =
-            Some(r.parse().map_err(|_| ApiError::bad_request("invalid_role", "role is agent, supervisor or admin"))?);
+        ch.role = Some(
+            r.parse().map_err(|_| ApiError::bad_request(Code::InvalidRole, "role is agent, supervisor or admin"))?,
+        );
     }
     ch.active = p.active;
     ch.extension = p.extension.map(|x| x.map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()));
@@ -634,7 +637,7 @@ pub async fn patch_agent(
         })
     })
     .await
-    .map_err(|e| conflict_as(e, "agent_exists", "an agent with that extension exists"))?;
+    .map_err(|e| conflict_as(e, Code::AgentExists, "an agent with that extension exists"))?;
     if deactivated || password_changed {
         // Their open desks and monitors close now, not at their next request.
         state.sessions.revoked_agent(id);
@@ -680,7 +683,8 @@ pub async fn create_pause_reason(
     admin(&me)?;
     let name = not_blank(&body.name, "name", 100)?;
     let row = PauseReason { id: PauseReasonId::new(), name, active: true, created_at: Utc::now() };
-    let r = db(&state, move |c| row.insert(c)).await.map_err(|e| conflict_as(e, "name_taken", "that name exists"))?;
+    let r =
+        db(&state, move |c| row.insert(c)).await.map_err(|e| conflict_as(e, Code::NameTaken, "that name exists"))?;
     Ok(HttpResponse::Created().json(NamedDto {
         id: r.id.to_string(),
         name: r.name,
@@ -702,7 +706,8 @@ pub async fn create_classification(
     let name = not_blank(&body.name, "name", 100)?;
     let service_id = body.service_id.as_deref().map(|s| parse_id::<ServiceId>(s, "service_id")).transpose()?;
     let row = Classification { id: ClassificationId::new(), name, service_id, active: true, created_at: Utc::now() };
-    let r = db(&state, move |c| row.insert(c)).await.map_err(|e| conflict_as(e, "name_taken", "that name exists"))?;
+    let r =
+        db(&state, move |c| row.insert(c)).await.map_err(|e| conflict_as(e, Code::NameTaken, "that name exists"))?;
     Ok(HttpResponse::Created().json(NamedDto {
         id: r.id.to_string(),
         name: r.name,
@@ -803,20 +808,20 @@ pub async fn create_template(
         }
         "whatsapp" => {
             let service_id = service_id
-                .ok_or_else(|| ApiError::bad_request("invalid_field", "a WhatsApp template needs service_id"))?;
+                .ok_or_else(|| ApiError::bad_request(Code::InvalidField, "a WhatsApp template needs service_id"))?;
             let service = db(&state, move |c| Service::find(c, service_id))
                 .await
-                .map_err(|_| ApiError::unprocessable("invalid_reference", "no service with that id"))?;
+                .map_err(|_| ApiError::unprocessable(Code::InvalidReference, "no service with that id"))?;
             if service.channel != Channel::Whatsapp {
                 return Err(ApiError::unprocessable(
-                    "invalid_service",
+                    Code::InvalidService,
                     "WhatsApp templates belong to a WhatsApp service",
                 ));
             }
             let category = match b.category.as_deref() {
                 None => TemplateCategory::Utility,
                 Some(c) => c.parse().map_err(|_| {
-                    ApiError::bad_request("invalid_field", "category is marketing, utility or authentication")
+                    ApiError::bad_request(Code::InvalidField, "category is marketing, utility or authentication")
                 })?,
             };
             let row = WhatsappTemplate {
@@ -830,15 +835,15 @@ pub async fn create_template(
                 status: TemplateStatus::Approved,
                 created_at: now,
             };
-            let t = db(&state, move |c| row.insert(c))
-                .await
-                .map_err(|e| conflict_as(e, "template_exists", "that template exists for this service and language"))?;
+            let t = db(&state, move |c| row.insert(c)).await.map_err(|e| {
+                conflict_as(e, Code::TemplateExists, "that template exists for this service and language")
+            })?;
             Ok(HttpResponse::Created().json(json!({
                 "id": t.id, "kind": "whatsapp", "name": t.name, "service_id": t.service_id,
                 "language": t.language, "category": t.category, "body": t.body, "status": t.status,
             })))
         }
-        other => Err(ApiError::bad_request("invalid_kind", format!("kind is email or whatsapp, not {other:?}"))),
+        other => Err(ApiError::bad_request(Code::InvalidKind, format!("kind is email or whatsapp, not {other:?}"))),
     }
 }
 
@@ -883,10 +888,10 @@ pub async fn create_service_type(
     let mut fields = Vec::new();
     for (i, f) in b.fields.into_iter().enumerate() {
         let field_type: FieldType = f.field_type.parse().map_err(|_| {
-            ApiError::bad_request("invalid_field", "field_type is text, textarea, number, date, select or checkbox")
+            ApiError::bad_request(Code::InvalidField, "field_type is text, textarea, number, date, select or checkbox")
         })?;
         if field_type == FieldType::Select && f.options.is_empty() {
-            return Err(ApiError::bad_request("invalid_field", format!("select field {:?} needs options", f.key)));
+            return Err(ApiError::bad_request(Code::InvalidField, format!("select field {:?} needs options", f.key)));
         }
         fields.push(FormField {
             id: FormFieldId::new(),
@@ -911,7 +916,7 @@ pub async fn create_service_type(
         })
     })
     .await
-    .map_err(|e| conflict_as(e, "name_taken", "that name (or a field key) exists"))?;
+    .map_err(|e| conflict_as(e, Code::NameTaken, "that name (or a field key) exists"))?;
     Ok(HttpResponse::Created().json(json!({
         "id": st.id, "name": st.name, "service_id": st.service_id, "active": st.active,
         "fields": fields.iter().map(|f| json!({

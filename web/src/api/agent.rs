@@ -14,13 +14,13 @@ use serde::{Deserialize, Serialize};
 use crate::core::access::{actionable_conversation, by, visible_conversation};
 use crate::core::db::{db, parse_id};
 use crate::core::dto::ConversationDto;
-use crate::core::error::{ApiError, ErrorBody};
+use crate::core::error::{ApiError, Code, ErrorBody};
 use crate::core::session::CurrentAgent;
 use crate::core::state::AppState;
 use crate::ws::protocol::EventDto;
 
 fn parse_channel(s: &str) -> Result<Channel, ApiError> {
-    s.parse().map_err(|_| ApiError::bad_request("invalid_channel", format!("unknown channel {s:?}")))
+    s.parse().map_err(|_| ApiError::bad_request(Code::InvalidChannel, format!("unknown channel {s:?}")))
 }
 
 // ----- presence -----
@@ -66,19 +66,22 @@ pub async fn put_presence(
             let raw = body
                 .pause_reason_id
                 .as_deref()
-                .ok_or_else(|| ApiError::bad_request("pause_reason_required", "a pause needs pause_reason_id"))?;
+                .ok_or_else(|| ApiError::bad_request(Code::PauseReasonRequired, "a pause needs pause_reason_id"))?;
             let reason: PauseReasonId = parse_id(raw, "pause_reason_id")?;
             let found = db(&state, move |c| PauseReason::find(c, reason)).await;
             match found {
                 Ok(r) if r.active => PresenceRequest::Paused(reason),
                 Ok(_) | Err(_) => {
-                    return Err(ApiError::unprocessable("invalid_pause_reason", "no active pause reason with that id"));
+                    return Err(ApiError::unprocessable(
+                        Code::InvalidPauseReason,
+                        "no active pause reason with that id",
+                    ));
                 }
             }
         }
         other => {
             return Err(ApiError::bad_request(
-                "invalid_status",
+                Code::InvalidStatus,
                 format!("status must be available, paused or offline, not {other:?}"),
             ));
         }
@@ -168,7 +171,7 @@ pub async fn get_queue_items(
         None | Some("oldest") => false,
         Some("newest") => true,
         Some(other) => {
-            return Err(ApiError::bad_request("invalid_order", format!("order is oldest or newest, not {other:?}")));
+            return Err(ApiError::bad_request(Code::InvalidOrder, format!("order is oldest or newest, not {other:?}")));
         }
     };
     let service: Option<ServiceId> = q.service_id.as_deref().map(|s| parse_id(s, "service_id")).transpose()?;
@@ -179,7 +182,7 @@ pub async fn get_queue_items(
     }
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_limit", "limit is between 1 and 500"));
+        return Err(ApiError::bad_request(Code::InvalidLimit, "limit is between 1 and 500"));
     }
     let filter = ConversationFilter {
         services: (me.agent.role != Role::Admin).then(|| me.services.clone()),
@@ -293,12 +296,12 @@ pub async fn list_conversations(
         None => Vec::new(),
         Some("open") => ConversationState::OPEN.to_vec(),
         Some(s) => {
-            vec![s.parse::<ConversationState>().map_err(|e| ApiError::bad_request("invalid_state", e.to_string()))?]
+            vec![s.parse::<ConversationState>().map_err(|e| ApiError::bad_request(Code::InvalidState, e.to_string()))?]
         }
     };
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_limit", "limit is between 1 and 1000"));
+        return Err(ApiError::bad_request(Code::InvalidLimit, "limit is between 1 and 1000"));
     }
     let filter = ConversationFilter {
         services: (me.agent.role != Role::Admin).then(|| me.services.clone()),
@@ -386,7 +389,7 @@ pub async fn transfer(
         }
         _ => {
             return Err(ApiError::bad_request(
-                "invalid_transfer",
+                Code::InvalidTransfer,
                 "give exactly one of agent_id, service_id or extension",
             ));
         }
@@ -429,7 +432,7 @@ async fn checked_classification(
     match db(state, move |c| schema::models::Classification::find(c, id)).await {
         Ok(found) if found.active && found.service_id.is_none_or(|s| s == service) => Ok(Some(id)),
         _ => Err(ApiError::unprocessable(
-            "invalid_classification",
+            Code::InvalidClassification,
             "no active classification with that id in this service",
         )),
     }
@@ -441,7 +444,8 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Resul
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| {
-        let code = if e.classify() == serde_json::error::Category::Data { "invalid_field" } else { "invalid_json" };
+        let code =
+            if e.classify() == serde_json::error::Category::Data { Code::InvalidField } else { Code::InvalidJson };
         ApiError::bad_request(code, e.to_string())
     })
 }
@@ -460,7 +464,7 @@ pub async fn conclude(
     if body.len() > crate::api::JSON_LIMIT {
         return Err(ApiError::new(
             actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             "the body is too large",
         ));
     }

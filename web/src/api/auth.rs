@@ -13,7 +13,7 @@ use schema::models::{Agent, Session};
 use schema::{SessionId, store};
 use serde::{Deserialize, Serialize};
 
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::session::{
     AgentInfo, CurrentAgent, LoginThrottle, SESSION_COOKIE, SESSION_TTL, client_address, token_hash, token_of,
 };
@@ -68,10 +68,10 @@ pub async fn sign_in(
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { login, password } = body.into_inner();
     if login.trim().is_empty() || password.is_empty() {
-        return Err(ApiError::bad_request("missing_credentials", "login and password are required"));
+        return Err(ApiError::bad_request(Code::MissingCredentials, "login and password are required"));
     }
     if login.len() > 200 || password.len() > 1024 || login.contains('\0') {
-        return Err(ApiError::bad_request("invalid_credentials_format", "login or password is too long"));
+        return Err(ApiError::bad_request(Code::InvalidCredentialsFormat, "login or password is too long"));
     }
     // The address first: a spray of random logins from one place is refused before it costs a
     // database read or a hash.
@@ -106,18 +106,18 @@ pub async fn sign_in(
         .await;
     let ok = match verified {
         Ok(ok) => ok,
-        Err(e) if e.code == "busy" => {
+        Err(e) if e.code == Code::Busy => {
             // Neither a failure nor a success: the attempts end unrecorded.
             return Ok(HttpResponse::build(e.status)
                 .insert_header((header::RETRY_AFTER, "1"))
-                .json(crate::core::error::ErrorBody { error: e.code.into(), message: e.message }));
+                .json(crate::core::error::ErrorBody { error: e.code, message: e.message }));
         }
         Err(e) => return Err(e),
     };
     let Some(agent) = agent.filter(|_| ok) else {
         of_login.failed();
         from_address.failed();
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "wrong login or password"));
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, Code::InvalidCredentials, "wrong login or password"));
     };
     of_login.succeeded();
     // The address's failures stay: signing in to one account must not buy more guesses at others.
@@ -156,7 +156,7 @@ pub async fn sign_in(
 fn too_many_attempts(retry_after: Duration, whose: &str) -> HttpResponse {
     let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
     let body = crate::core::error::ErrorBody {
-        error: "too_many_attempts".into(),
+        error: Code::TooManyAttempts,
         message: format!("too many failed sign-ins {whose}; retry in {secs} s"),
     };
     HttpResponse::build(StatusCode::TOO_MANY_REQUESTS).insert_header((header::RETRY_AFTER, secs.to_string())).json(body)

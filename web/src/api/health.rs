@@ -1,5 +1,6 @@
 //! `GET /healthz`: 200 when the database answers, 503 when it does not.
 
+use crate::core::error::Code;
 use actix_web::{HttpResponse, route, web};
 use serde_json::json;
 
@@ -20,6 +21,6 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         HttpResponse::Ok().json(json!({"status": "ok", "database": "up"}))
     } else {
         HttpResponse::ServiceUnavailable()
-            .json(json!({"error": "database_unavailable", "message": "the database does not answer"}))
+            .json(json!({"error": Code::DatabaseUnavailable, "message": "the database does not answer"}))
     }
 }

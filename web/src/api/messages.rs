@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::core::access::{conversation_not_found, may_write, visible_conversation};
 use crate::core::db::{db, parse_id};
 use crate::core::dto::{AttachmentDto, message_value};
-use crate::core::error::{ApiError, ErrorBody};
+use crate::core::error::{ApiError, Code, ErrorBody};
 use crate::core::files::{MAX_ATTACHMENTS, MAX_TEXT, MAX_UPLOAD, channel_limit, read_file_field};
 use crate::core::session::CurrentAgent;
 use crate::core::state::AppState;
@@ -61,7 +61,7 @@ pub async fn send_message(
                 .map(str::trim)
                 .filter(|k| !k.is_empty() && k.len() <= 200)
                 .ok_or_else(|| {
-                    ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key is 1-200 visible characters")
+                    ApiError::bad_request(Code::InvalidIdempotencyKey, "Idempotency-Key is 1-200 visible characters")
                 })?
                 .to_owned(),
         ),
@@ -69,22 +69,25 @@ pub async fn send_message(
     let b = body.into_inner();
     let text = b.text.map(|t| t.trim_end().to_owned()).filter(|t| !t.trim().is_empty());
     if text.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT) {
-        return Err(ApiError::bad_request("text_too_long", format!("a message has at most {MAX_TEXT} characters")));
+        return Err(ApiError::bad_request(Code::TextTooLong, format!("a message has at most {MAX_TEXT} characters")));
     }
     if b.attachment_ids.len() > MAX_ATTACHMENTS {
-        return Err(ApiError::bad_request("too_many_attachments", format!("at most {MAX_ATTACHMENTS} attachments")));
+        return Err(ApiError::bad_request(Code::TooManyAttachments, format!("at most {MAX_ATTACHMENTS} attachments")));
     }
     let attachment_ids: Vec<AttachmentId> =
         b.attachment_ids.iter().map(|a| parse_id(a, "attachment_ids[]")).collect::<Result<_, _>>()?;
     let template = b.template;
     if let Some(t) = &template {
         if text.is_some() || !attachment_ids.is_empty() {
-            return Err(ApiError::bad_request("invalid_template", "a template is sent alone, without text or files"));
+            return Err(ApiError::bad_request(
+                Code::InvalidTemplate,
+                "a template is sent alone, without text or files",
+            ));
         }
         crate::channels::templates::check_ref(t)?;
     }
     if text.is_none() && attachment_ids.is_empty() && template.is_none() {
-        return Err(ApiError::bad_request("empty_message", "send text, attachments or both"));
+        return Err(ApiError::bad_request(Code::EmptyMessage, "send text, attachments or both"));
     }
     // Text alone, the common send: the conversation is read and the reply stored in one trip.
     let (conversation, sent) = if attachment_ids.is_empty() && template.is_none() {
@@ -97,11 +100,11 @@ pub async fn send_message(
     }
     may_write(&me, &conversation)?;
     if template.is_some() && conversation.channel != Channel::Whatsapp {
-        return Err(ApiError::unprocessable("templates_whatsapp_only", "templates are sent on WhatsApp only"));
+        return Err(ApiError::unprocessable(Code::TemplatesWhatsappOnly, "templates are sent on WhatsApp only"));
     }
     if conversation.channel == Channel::Sms && !attachment_ids.is_empty() {
         return Err(ApiError::unprocessable(
-            "media_not_supported",
+            Code::MediaNotSupported,
             "SMS carries text only: MMS needs the file at a public URL, which this installation does not publish",
         ));
     }
@@ -122,13 +125,13 @@ pub async fn send_message(
                 let f = Attachment::find(c, *a)?;
                 if f.uploaded_by != Some(agent) || f.message_id.is_some() {
                     return Ok(Err(ApiError::unprocessable(
-                        "invalid_attachment",
+                        Code::InvalidAttachment,
                         "attach files you uploaded and have not sent yet",
                     )));
                 }
                 if usize::try_from(f.size_bytes).unwrap_or(usize::MAX) > channel_limit(channel, &f.content_type) {
                     return Ok(Err(ApiError::unprocessable(
-                        "attachment_not_allowed",
+                        Code::AttachmentNotAllowed,
                         format!("{} is too large or not accepted on {channel}", f.name),
                     )));
                 }
@@ -281,7 +284,7 @@ fn reply_window(
 ) -> Result<(), ApiError> {
     let window = crate::channels::window::window(channel, last, now);
     match crate::channels::window::window_refusal(window, kind) {
-        Some(why) => Err(ApiError::unprocessable(crate::channels::window::OUTSIDE_WINDOW, why)),
+        Some(why) => Err(ApiError::unprocessable(Code::OutsideWindow, why)),
         None => Ok(()),
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::api::agent::QueueDto;
 use crate::core::db::{db, parse_id};
 use crate::core::dto::ConversationDto;
-use crate::core::error::{ApiError, ErrorBody};
+use crate::core::error::{ApiError, Code, ErrorBody};
 use crate::core::session::CurrentAgent;
 use crate::core::state::AppState;
 
@@ -127,7 +127,7 @@ async fn held(state: &AppState, me: &CurrentAgent, raw: &str) -> Result<Conversa
         return Err(ApiError::not_found("conversation"));
     }
     if c.state.is_final() {
-        return Err(ApiError::conflict("conversation_ended", format!("the conversation is already {}", c.state)));
+        return Err(ApiError::conflict(Code::ConversationEnded, format!("the conversation is already {}", c.state)));
     }
     Ok(id)
 }

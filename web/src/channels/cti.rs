@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::core::db::db;
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::state::AppState;
 
 /// One event of the phone system.
@@ -43,7 +43,7 @@ async fn voice_service(state: &AppState, req: &HttpRequest) -> Result<Service, A
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "missing_cti_token",
+                Code::MissingCtiToken,
                 "Authorization: Bearer <cti_token> is required",
             )
         })?;
@@ -57,7 +57,9 @@ async fn voice_service(state: &AppState, req: &HttpRequest) -> Result<Service, A
                     .and_then(Value::as_str)
                     .is_some_and(|t| crate::core::secrets::ct_eq(t.as_bytes(), token.as_bytes()))
         })
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_cti_token", "no voice service has this token"))
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, Code::InvalidCtiToken, "no voice service has this token")
+        })
 }
 
 type Turns = std::sync::Mutex<std::collections::HashMap<(ServiceId, String), Arc<tokio::sync::Mutex<()>>>>;
@@ -101,7 +103,7 @@ pub async fn events(
     let e = body.into_inner();
     let call_id = e.call_id.trim().to_owned();
     if call_id.is_empty() || call_id.len() > 128 {
-        return Err(ApiError::bad_request("invalid_field", "call_id is 1-128 characters"));
+        return Err(ApiError::bad_request(Code::InvalidField, "call_id is 1-128 characters"));
     }
     // One event of a call at a time: the phone system may deliver an event several times at once,
     // and only the first may open the conversation.
@@ -118,7 +120,7 @@ pub async fn events(
                 .as_deref()
                 .map(str::trim)
                 .filter(|x| !x.is_empty())
-                .ok_or_else(|| ApiError::bad_request("invalid_field", "extension is required"))?;
+                .ok_or_else(|| ApiError::bad_request(Code::InvalidField, "extension is required"))?;
             let ext = extension.to_owned();
             let agent = db(&state, move |c| store::agent_by_extension(c, &ext))
                 .await?
@@ -146,6 +148,6 @@ pub async fn events(
             }
             Ok(HttpResponse::Ok().json(json!({"conversation_id": conversation, "status": "ended"})))
         }
-        other => Err(ApiError::bad_request("invalid_event", format!("unknown event {other:?}"))),
+        other => Err(ApiError::bad_request(Code::InvalidEvent, format!("unknown event {other:?}"))),
     }
 }

@@ -17,6 +17,8 @@ pub mod window;
 
 use actix_web::web;
 
+use crate::core::error::{ApiError, Code};
+
 /// The providers' senders, one per channel (the webchat registers its own).
 pub fn senders() -> Vec<(schema::Channel, std::sync::Arc<dyn crate::core::outbox::Sender>)> {
     use schema::Channel;
@@ -84,16 +86,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// A webhook's signature header, or 401 `missing_signature`: checked before the body is read, so
 /// an unsigned request costs nothing.
-pub fn signature_header(
-    req: &actix_web::HttpRequest,
-    name: &'static str,
-) -> Result<String, crate::core::error::ApiError> {
+pub fn signature_header(req: &actix_web::HttpRequest, name: &'static str) -> Result<String, ApiError> {
     req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned).ok_or_else(|| {
-        crate::core::error::ApiError::new(
-            actix_web::http::StatusCode::UNAUTHORIZED,
-            "missing_signature",
-            format!("{name} is required"),
-        )
+        ApiError::new(actix_web::http::StatusCode::UNAUTHORIZED, Code::MissingSignature, format!("{name} is required"))
     })
 }
 
@@ -106,15 +101,14 @@ pub async fn read_body(
     req: &actix_web::HttpRequest,
     mut payload: web::Payload,
     limit: usize,
-) -> Result<web::Bytes, crate::core::error::ApiError> {
+) -> Result<web::Bytes, ApiError> {
     use actix_web::http::{StatusCode, header};
     use futures_util::StreamExt;
 
-    use crate::core::error::ApiError;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             format!("webhook bodies are at most {} KiB", limit / 1024),
         )
     };
@@ -130,7 +124,7 @@ pub async fn read_body(
     let read = async {
         let mut body = web::BytesMut::new();
         while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+            let chunk = chunk.map_err(|e| ApiError::bad_request(Code::InvalidBody, e.to_string()))?;
             if body.len() + chunk.len() > limit {
                 return Err(too_large());
             }
@@ -142,7 +136,7 @@ pub async fn read_body(
         Ok(read) => read,
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
+            Code::BodyTimeout,
             format!("the body did not arrive within {} s", state.limits.body_timeout.as_secs_f32()),
         )),
     }
@@ -170,13 +164,13 @@ pub async fn ingest_webhook(
 }
 
 /// An engine error as a webhook answer: 503 while the database is down, so the provider retries.
-pub fn engine_unavailable(e: engine::EngineError) -> crate::core::error::ApiError {
+pub fn engine_unavailable(e: engine::EngineError) -> ApiError {
     use engine::EngineError;
     match e {
         EngineError::Unavailable(_) | EngineError::Stopped => {
-            crate::core::error::ApiError::unavailable("the database is unavailable; retry")
+            ApiError::unavailable("the database is unavailable; retry")
         }
-        EngineError::Storage(s) => crate::core::error::ApiError::from(s),
-        other => crate::core::error::ApiError::from(other),
+        EngineError::Storage(s) => ApiError::from(s),
+        other => ApiError::from(other),
     }
 }

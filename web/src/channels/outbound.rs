@@ -16,6 +16,7 @@
 //! sending, since it may close while a message waits: WhatsApp outside 24 hours sends only
 //! templates; Messenger/Instagram tag a late reply `HUMAN_AGENT` and send nothing after 7 days.
 
+use crate::core::error::Code;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -238,7 +239,10 @@ fn write_answers(
                 id,
                 MessageStatus::Failed,
                 now,
-                Some(("gave_up".into(), format!("no answer from the provider after {attempts} attempts: {why}"))),
+                Some((
+                    Code::GaveUp.as_str().to_owned(),
+                    format!("no answer from the provider after {attempts} attempts: {why}"),
+                )),
             )?),
             SendResult::Retry(_) => {
                 let backoff = chrono::Duration::seconds(1i64 << attempts.clamp(0, 8));

@@ -2,11 +2,12 @@
 //! reading an answer, recording a file that went out, the reply window just before sending, a
 //! `multipart/form-data` body.
 
+use crate::core::error::Code;
 use schema::models::{Attachment, Message};
 use schema::store;
 use serde_json::Value;
 
-use super::window::{OUTSIDE_WINDOW, Window, window_refusal};
+use super::window::{Window, window_refusal};
 use crate::core::outbox::{Outgoing, SendResult};
 use crate::core::state::AppState;
 
@@ -28,7 +29,7 @@ pub fn text_in_caption(m: &Message, out: &Outgoing<'_>, takes_caption: impl Fn(&
 
 /// The window refusal of a message about to go out, if any.
 pub fn outside(window: Window, m: &Message) -> Option<SendResult> {
-    window_refusal(window, m.kind).map(|why| SendResult::Refused(OUTSIDE_WINDOW.into(), why.into()))
+    window_refusal(window, m.kind).map(|why| SendResult::refused(Code::OutsideWindow, why))
 }
 
 /// A string setting of a service's provider, without a trailing slash.

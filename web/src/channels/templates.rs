@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::core::db::{db, parse_id};
-use crate::core::error::{ApiError, ErrorBody};
+use crate::core::error::{ApiError, Code, ErrorBody};
 use crate::core::session::CurrentAgent;
 use crate::core::state::AppState;
 
@@ -70,13 +70,13 @@ pub fn render(body: &str, parameters: &[String]) -> String {
 /// Checks a template reference's shape (before any database work).
 pub fn check_ref(r: &TemplateRef) -> Result<(), ApiError> {
     if r.id.is_none() && r.name.as_deref().is_none_or(|n| n.trim().is_empty()) {
-        return Err(ApiError::bad_request("invalid_template", "a template is chosen by id or by name"));
+        return Err(ApiError::bad_request(Code::InvalidTemplate, "a template is chosen by id or by name"));
     }
     if r.parameters.len() > MAX_PARAMETERS
         || r.parameters.iter().any(|p| p.trim().is_empty() || p.chars().count() > MAX_PARAMETER)
     {
         return Err(ApiError::bad_request(
-            "invalid_template_parameters",
+            Code::InvalidTemplateParameters,
             format!("at most {MAX_PARAMETERS} parameters, each 1-{MAX_PARAMETER} characters"),
         ));
     }
@@ -103,18 +103,18 @@ pub fn fill(
         .filter(|t| r.language.as_deref().is_none_or(|l| t.language == l.trim()))
         .min_by_key(|t| (t.status != TemplateStatus::Approved, t.created_at));
     let Some(t) = chosen else {
-        return Ok(Err(ApiError::unprocessable("unknown_template", "this WhatsApp service has no such template")));
+        return Ok(Err(ApiError::unprocessable(Code::UnknownTemplate, "this WhatsApp service has no such template")));
     };
     if t.status != TemplateStatus::Approved {
         return Ok(Err(ApiError::unprocessable(
-            "template_not_approved",
+            Code::TemplateNotApproved,
             format!("the template {} is {}, not approved", t.name, t.status),
         )));
     }
     let wanted = placeholders(&t.body);
     if r.parameters.len() != wanted {
         return Ok(Err(ApiError::bad_request(
-            "invalid_template_parameters",
+            Code::InvalidTemplateParameters,
             format!("the template {} takes {wanted} parameters, not {}", t.name, r.parameters.len()),
         )));
     }
@@ -156,7 +156,7 @@ pub async fn start_whatsapp(
     let contact_id = b.contact_id.as_deref().map(|c| parse_id::<WhatsappContactId>(c, "contact_id")).transpose()?;
     let customer_id = b.customer_id.as_deref().map(|c| parse_id::<CustomerId>(c, "customer_id")).transpose()?;
     if contact_id.is_none() == customer_id.is_none() {
-        return Err(ApiError::bad_request("invalid_contact", "give contact_id or customer_id"));
+        return Err(ApiError::bad_request(Code::InvalidContact, "give contact_id or customer_id"));
     }
     if !me.sees_service(service_id) {
         return Err(ApiError::forbidden("you are not in this service"));
@@ -164,7 +164,7 @@ pub async fn start_whatsapp(
     let service =
         db(&state, move |c| Service::find(c, service_id)).await.map_err(|_| ApiError::not_found("service"))?;
     if service.channel != Channel::Whatsapp {
-        return Err(ApiError::unprocessable("not_whatsapp", "outbound templates go through a WhatsApp service"));
+        return Err(ApiError::unprocessable(Code::NotWhatsapp, "outbound templates go through a WhatsApp service"));
     }
     let contact: Option<WhatsappContact> = db(&state, move |c| match (contact_id, customer_id) {
         (Some(id), _) => WhatsappContact::find(c, id).map(Some).or_else(|e| match e {
@@ -177,7 +177,7 @@ pub async fn start_whatsapp(
     .await?;
     let contact = contact.ok_or_else(|| ApiError::not_found("WhatsApp contact"))?;
     if !contact.opted_in {
-        return Err(ApiError::unprocessable("opt_in_required", "the contact must opt in first"));
+        return Err(ApiError::unprocessable(Code::OptInRequired, "the contact must opt in first"));
     }
     let address = contact.wa_id.clone().unwrap_or_else(|| contact.phone.trim_start_matches('+').to_owned());
     let template = b.template;
@@ -191,7 +191,7 @@ pub async fn start_whatsapp(
         Some(c) if c.state == ConversationState::InService && c.current_agent_id == Some(me_id) => (c.id, true),
         Some(_) => {
             return Err(ApiError::conflict(
-                "conversation_open",
+                Code::ConversationOpen,
                 "this contact already has an open conversation in this service",
             ));
         }

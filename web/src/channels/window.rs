@@ -1,6 +1,6 @@
 //! Reply windows (C7): how long after the customer's last message a provider takes which
 //! message. Each provider states its own window ([`super::Provider::window`]); the API refuses a
-//! message outside it with 422 `outside_window`, and the sender refuses it again just before
+//! message outside it with 422 `outside_window` (`Code::OutsideWindow`), and the sender refuses it again just before
 //! sending, since the window may have closed while the message waited.
 
 use chrono::{DateTime, Utc};
@@ -31,9 +31,6 @@ pub fn within(last: Option<DateTime<Utc>>, now: DateTime<Utc>, span: chrono::Dur
 pub fn window(channel: Channel, last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Window {
     super::provider(channel).map_or(Window::Open, |p| p.window(last, now))
 }
-
-/// The error for a message the window does not allow (the API's 422 and the sender's refusal).
-pub const OUTSIDE_WINDOW: &str = "outside_window";
 
 /// Why a message may not go out now, or `None` when it may.
 pub fn window_refusal(window: Window, kind: MessageKind) -> Option<&'static str> {

@@ -7,7 +7,7 @@ use schema::models::Conversation;
 use schema::{Channel, ConversationId, ConversationState, Role};
 
 use crate::core::db::db;
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::session::CurrentAgent;
 use crate::core::state::AppState;
 
@@ -52,7 +52,7 @@ pub async fn actionable_conversation(
 ) -> Result<Conversation, ApiError> {
     let c = visible_conversation(state, me, id).await?;
     if c.state.is_final() {
-        return Err(ApiError::conflict("conversation_ended", format!("the conversation is already {}", c.state)));
+        return Err(ApiError::conflict(Code::ConversationEnded, format!("the conversation is already {}", c.state)));
     }
     Ok(c)
 }
@@ -64,10 +64,10 @@ pub async fn actionable_conversation(
 pub fn may_write(me: &CurrentAgent, c: &Conversation) -> Result<(), ApiError> {
     check_visible(me, c)?;
     if c.state != ConversationState::InService || c.current_agent_id != Some(me.agent.id) {
-        return Err(ApiError::forbidden("only the conversation's agent can send in it").with_code("not_owner"));
+        return Err(ApiError::forbidden("only the conversation's agent can send in it").with_code(Code::NotOwner));
     }
     if c.channel == Channel::Voice {
-        return Err(ApiError::unprocessable("channel_without_messages", "calls have no messages"));
+        return Err(ApiError::unprocessable(Code::ChannelWithoutMessages, "calls have no messages"));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use actix_web::web;
 
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::state::AppState;
 
 /// Runs a store function on the blocking pool with a pooled connection.
@@ -16,5 +16,5 @@ pub async fn db<T: Send + 'static>(
 
 /// Parses an id from a path or body.
 pub fn parse_id<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, ApiError> {
-    s.trim().parse().map_err(|_| ApiError::bad_request("invalid_id", format!("{what} is not a valid id")))
+    s.trim().parse().map_err(|_| ApiError::bad_request(Code::InvalidId, format!("{what} is not a valid id")))
 }

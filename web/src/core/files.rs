@@ -4,7 +4,7 @@ use actix_multipart::Multipart;
 use futures_util::StreamExt;
 use schema::Channel;
 
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 
 /// Longest text an agent can send (WhatsApp's limit; the strictest of the chat channels).
 pub const MAX_TEXT: usize = 4096;
@@ -79,11 +79,11 @@ pub async fn read_file_field(
 ) -> Result<(String, String, Vec<u8>), ApiError> {
     let mut file: Option<(String, String, Vec<u8>)> = None;
     while let Some(field) = form.next().await {
-        let mut field = field.map_err(|e| ApiError::bad_request("invalid_multipart", e.to_string()))?;
+        let mut field = field.map_err(|e| ApiError::bad_request(Code::InvalidMultipart, e.to_string()))?;
         if field.name() != Some("file") || file.is_some() {
             // Drain other fields without keeping them.
             while let Some(chunk) = field.next().await {
-                chunk.map_err(|e| ApiError::bad_request("invalid_multipart", e.to_string()))?;
+                chunk.map_err(|e| ApiError::bad_request(Code::InvalidMultipart, e.to_string()))?;
             }
             continue;
         }
@@ -92,18 +92,18 @@ pub async fn read_file_field(
         if !ALLOWED_TYPES.contains(&content_type.as_str()) {
             return Err(ApiError::new(
                 actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_file_type",
+                Code::UnsupportedFileType,
                 format!("files of type {content_type:?} are not accepted"),
             ));
         }
         let limit = limit(&content_type);
         let mut data = Vec::new();
         while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_multipart", e.to_string()))?;
+            let chunk = chunk.map_err(|e| ApiError::bad_request(Code::InvalidMultipart, e.to_string()))?;
             if data.len() + chunk.len() > limit {
                 return Err(ApiError::new(
                     actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "file_too_large",
+                    Code::FileTooLarge,
                     format!("files are at most {} MiB{scope}", limit / 1024 / 1024),
                 ));
             }
@@ -112,9 +112,9 @@ pub async fn read_file_field(
         file = Some((name, content_type, data));
     }
     let (name, content_type, data) =
-        file.ok_or_else(|| ApiError::bad_request("missing_file", "send the file in the field `file`"))?;
+        file.ok_or_else(|| ApiError::bad_request(Code::MissingFile, "send the file in the field `file`"))?;
     if data.is_empty() {
-        return Err(ApiError::bad_request("empty_file", "the file is empty"));
+        return Err(ApiError::bad_request(Code::EmptyFile, "the file is empty"));
     }
     Ok((name, content_type, data))
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 
 /// The limits in force (defaults in [`Limits::default`]; `OMNIROUTE_*` variables in `config.rs`).
 pub struct Limits {
@@ -110,7 +110,7 @@ pub fn admit_webchat_socket(limits: &Arc<Limits>, address: Option<String>) -> Re
         gate.open.fetch_sub(1, Ordering::Relaxed);
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
+            Code::TooManyConnections,
             "the server holds all the chat connections it can; retry later",
         ));
     }
@@ -122,7 +122,7 @@ pub fn admit_webchat_socket(limits: &Arc<Limits>, address: Option<String>) -> Re
             gate.open.fetch_sub(1, Ordering::Relaxed);
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections_from_address",
+                Code::TooManyConnectionsFromAddress,
                 format!("at most {} chat connections from one address", gate.per_address),
             ));
         }
@@ -157,7 +157,7 @@ impl BodyBudget {
     pub fn reserve(&self, bytes: usize) -> Result<BodyPermit, ApiError> {
         let kib = u32::try_from(bytes.div_ceil(1024).clamp(1, self.total_kib)).unwrap_or(u32::MAX);
         self.permits.clone().try_acquire_many_owned(kib).map_err(|_| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many request bodies are arriving; retry")
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, Code::Busy, "too many request bodies are arriving; retry")
         })
     }
 
@@ -195,14 +195,14 @@ mod tests {
         let _second = admit_webchat_socket(&limits, Some(a.to_owned())).unwrap();
         assert_eq!(
             admit_webchat_socket(&limits, Some(a.to_owned())).err().unwrap().code,
-            "too_many_connections_from_address"
+            Code::TooManyConnectionsFromAddress
         );
         let _third = admit_webchat_socket(&limits, Some(b.to_owned())).unwrap();
-        assert_eq!(admit_webchat_socket(&limits, Some(c.to_owned())).err().unwrap().code, "too_many_connections");
+        assert_eq!(admit_webchat_socket(&limits, Some(c.to_owned())).err().unwrap().code, Code::TooManyConnections);
         drop(first);
         assert_eq!(limits.webchat_sockets.open(), 2);
         let _fourth = admit_webchat_socket(&limits, Some(b.to_owned())).unwrap();
-        assert_eq!(admit_webchat_socket(&limits, Some(b.to_owned())).err().unwrap().code, "too_many_connections");
+        assert_eq!(admit_webchat_socket(&limits, Some(b.to_owned())).err().unwrap().code, Code::TooManyConnections);
         assert_eq!(limits.webchat_sockets.by_address.lock().unwrap().len(), 2);
     }
 
@@ -210,7 +210,7 @@ mod tests {
     fn a_body_reserves_what_it_announces_until_dropped() {
         let budget = BodyBudget::new(1024 * 1024);
         let big = budget.reserve(700 * 1024).unwrap();
-        assert_eq!(budget.reserve(400 * 1024).err().unwrap().code, "busy");
+        assert_eq!(budget.reserve(400 * 1024).err().unwrap().code, Code::Busy);
         let small = budget.reserve(10).unwrap();
         assert_eq!(budget.reserved_kib(), 701);
         drop((big, small));

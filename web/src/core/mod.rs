@@ -16,4 +16,6 @@ pub mod secrets;
 pub mod session;
 pub mod socket;
 pub mod state;
+#[cfg(test)]
+mod texts;
 pub mod workers;

@@ -9,6 +9,8 @@ use schema::store::OutboxContext;
 use schema::{Channel, MessageId};
 use tokio::sync::Notify;
 
+use crate::core::error::Code;
+
 /// Hands the sender the messages agents just stored (besides its one-second scan for what is
 /// due: retries, and what a previous process left).
 #[derive(Clone, Default)]
@@ -102,6 +104,14 @@ pub enum SendResult {
     Unsupported,
     /// Webchat: the visitor is away; the message stays pending until its widget reconnects.
     AwaitingCustomer,
+}
+
+impl SendResult {
+    /// Refused by us before any provider saw it: one of our own codes. A provider's own codes
+    /// (WhatsApp's `131047`, an SMTP `550`) go in `Refused` as they came.
+    pub fn refused(code: Code, message: impl Into<String>) -> Self {
+        SendResult::Refused(code.as_str().to_owned(), message.into())
+    }
 }
 
 /// What a sender needs besides the message: the customer's last message (the window) and the

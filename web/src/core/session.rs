@@ -17,7 +17,7 @@ use schema::{AgentId, Role, ServiceId, SessionId, store};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::state::AppState;
 
 /// The session cookie of the desk.
@@ -216,7 +216,7 @@ pub struct HashingBusy;
 
 impl From<HashingBusy> for ApiError {
     fn from(_: HashingBusy) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "password checks are busy; retry in a second")
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, Code::Busy, "password checks are busy; retry in a second")
     }
 }
 
@@ -361,7 +361,7 @@ fn check_cross_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiEr
     match origin_of(req) {
         Some(origin) if !origin_is_ours(req, &origin, allowed) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "cross_origin",
+            Code::CrossOrigin,
             "a write with the session cookie must come from the desk's own origin",
         )),
         _ => Ok(()),

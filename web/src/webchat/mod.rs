@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::db::{db, parse_id};
 use crate::core::dto::AttachmentDto;
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::state::AppState;
 
 pub use visitor::send;
@@ -170,12 +170,16 @@ async fn bearer_visitor(state: &AppState, req: &HttpRequest, service: ServiceId)
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 128)
         .ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "missing_token", "send the chat's token as Authorization: Bearer")
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                Code::MissingToken,
+                "send the chat's token as Authorization: Bearer",
+            )
         })?;
     let hash = crate::core::session::token_hash(token);
     db(state, move |c| store::visitor_by_token(c, service, &hash))
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "this chat's token is not valid"))
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, Code::InvalidToken, "this chat's token is not valid"))
 }
 
 /// A visitor uploads one file (multipart field `file`) to attach to a message: 201 with its id.
@@ -197,7 +201,7 @@ pub async fn upload(
     if !is_multipart {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "invalid_content_type",
+            Code::InvalidContentType,
             "send the file as multipart/form-data in the field `file`",
         ));
     }

@@ -3,6 +3,7 @@
 //! anyone) sends, it answers a [`ClientFrame`] or a [`FrameError`] naming what is wrong, and
 //! checks every limit, so the session never sees an oversized name or a malformed id.
 
+use crate::core::error::Code;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -76,69 +77,75 @@ enum Wire {
 /// Why a frame was refused: a stable code and a readable message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameError {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
 impl FrameError {
     /// A refusal with this code.
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self { code, message: message.into() }
     }
 }
 
 /// Parses and checks one text frame.
 pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
-    let wire: Wire = serde_json::from_str(text).map_err(|e| FrameError::new("invalid_message", e.to_string()))?;
+    let wire: Wire = serde_json::from_str(text).map_err(|e| FrameError::new(Code::InvalidMessage, e.to_string()))?;
     Ok(match wire {
         Wire::Start { service_id, name, email } => {
             let name = name.trim().to_owned();
             if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-                return Err(FrameError::new("invalid_name", format!("a name has 1 to {MAX_NAME} visible characters")));
+                return Err(FrameError::new(
+                    Code::InvalidName,
+                    format!("a name has 1 to {MAX_NAME} visible characters"),
+                ));
             }
             let email = email.trim().to_owned();
             if !valid_email(&email) {
-                return Err(FrameError::new("invalid_email", "type an email address like name@example.com"));
+                return Err(FrameError::new(Code::InvalidEmail, "type an email address like name@example.com"));
             }
             ClientFrame::Start { service_id, name, email }
         }
         Wire::Resume { token } => {
             if token.is_empty() || token.len() > 128 || !token.bytes().all(token_byte) {
-                return Err(FrameError::new("invalid_token", "this chat can no longer be resumed"));
+                return Err(FrameError::new(Code::InvalidToken, "this chat can no longer be resumed"));
             }
             ClientFrame::Resume { token }
         }
         Wire::Message { client_id, text, attachment_ids } => {
             if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID || !client_id.bytes().all(token_byte) {
                 return Err(FrameError::new(
-                    "invalid_client_id",
+                    Code::InvalidClientId,
                     format!("client_id is 1 to {MAX_CLIENT_ID} letters, digits, '-' or '_'"),
                 ));
             }
             let text = text.map(|t| t.trim_end().to_owned()).filter(|t| !t.trim().is_empty());
             if text.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT) {
-                return Err(FrameError::new("text_too_long", format!("a message has at most {MAX_TEXT} characters")));
+                return Err(FrameError::new(Code::TextTooLong, format!("a message has at most {MAX_TEXT} characters")));
             }
             if text.as_ref().is_some_and(|t| t.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))) {
-                return Err(FrameError::new("invalid_text", "a message has no control characters"));
+                return Err(FrameError::new(Code::InvalidText, "a message has no control characters"));
             }
             if attachment_ids.len() > MAX_ATTACHMENTS {
-                return Err(FrameError::new("too_many_attachments", format!("at most {MAX_ATTACHMENTS} attachments")));
+                return Err(FrameError::new(
+                    Code::TooManyAttachments,
+                    format!("at most {MAX_ATTACHMENTS} attachments"),
+                ));
             }
             if attachment_ids.iter().any(|a| a.parse::<schema::AttachmentId>().is_err()) {
-                return Err(FrameError::new("invalid_id", "attachment_ids holds attachment ids"));
+                return Err(FrameError::new(Code::InvalidId, "attachment_ids holds attachment ids"));
             }
             if text.is_none() && attachment_ids.is_empty() {
-                return Err(FrameError::new("empty_message", "send text, attachments or both"));
+                return Err(FrameError::new(Code::EmptyMessage, "send text, attachments or both"));
             }
             ClientFrame::Message { client_id, text, attachment_ids }
         }
         Wire::Receipt { status, message_ids } => {
             if message_ids.is_empty() || message_ids.len() > MAX_RECEIPT_IDS {
-                return Err(FrameError::new("invalid_receipt", format!("1 to {MAX_RECEIPT_IDS} message ids")));
+                return Err(FrameError::new(Code::InvalidReceipt, format!("1 to {MAX_RECEIPT_IDS} message ids")));
             }
             if message_ids.iter().any(|m| m.parse::<schema::MessageId>().is_err()) {
-                return Err(FrameError::new("invalid_id", "message_ids holds message ids"));
+                return Err(FrameError::new(Code::InvalidId, "message_ids holds message ids"));
             }
             ClientFrame::Receipt { status, message_ids }
         }
@@ -191,7 +198,7 @@ pub enum ServerFrame {
     Error {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         client_id: Option<String>,
-        error: String,
+        error: Code,
         message: String,
     },
     /// Answer to `ping`.
@@ -201,7 +208,7 @@ pub enum ServerFrame {
 impl ServerFrame {
     /// An error frame.
     pub fn error(client_id: Option<String>, e: FrameError) -> Self {
-        Self::Error { client_id, error: e.code.to_owned(), message: e.message }
+        Self::Error { client_id, error: e.code, message: e.message }
     }
 }
 
@@ -281,11 +288,14 @@ mod tests {
             Ok(ClientFrame::Start { service_id: None, name: "Ana".into(), email: "ana@example.com".into() })
         );
         assert_eq!(parse(r#"{"type":"ping"}"#), Ok(ClientFrame::Ping));
-        assert_eq!(parse(r#"{"type":"start","name":"","email":"a@b.co"}"#).unwrap_err().code, "invalid_name");
-        assert_eq!(parse(r#"{"type":"start","name":"A","email":"a@b"}"#).unwrap_err().code, "invalid_email");
-        assert_eq!(parse(r#"{"type":"message","client_id":"c1","text":"  "}"#).unwrap_err().code, "empty_message");
-        assert_eq!(parse(r#"{"type":"message","client_id":"c 1","text":"x"}"#).unwrap_err().code, "invalid_client_id");
-        assert_eq!(parse(r#"{"type":"nope"}"#).unwrap_err().code, "invalid_message");
+        assert_eq!(parse(r#"{"type":"start","name":"","email":"a@b.co"}"#).unwrap_err().code, Code::InvalidName);
+        assert_eq!(parse(r#"{"type":"start","name":"A","email":"a@b"}"#).unwrap_err().code, Code::InvalidEmail);
+        assert_eq!(parse(r#"{"type":"message","client_id":"c1","text":"  "}"#).unwrap_err().code, Code::EmptyMessage);
+        assert_eq!(
+            parse(r#"{"type":"message","client_id":"c 1","text":"x"}"#).unwrap_err().code,
+            Code::InvalidClientId
+        );
+        assert_eq!(parse(r#"{"type":"nope"}"#).unwrap_err().code, Code::InvalidMessage);
         assert!(valid_email("j.silva+chat@mail.example.com.br"));
         for bad in ["", "a", "a@", "@b.c", "a@b", "a@@b.c", "a b@c.d", "a@b..c", "a@.b.c", "<a@b.c>"] {
             assert!(!valid_email(bad), "{bad:?}");
@@ -370,7 +380,7 @@ mod tests {
                     }
                     Ok(ClientFrame::Resume { token }) => prop_assert!(!token.is_empty() && token.len() <= 128),
                     Ok(ClientFrame::Ping) => {}
-                    Err(e) => prop_assert!(!e.code.is_empty() && !e.message.is_empty()),
+                    Err(e) => prop_assert!(!e.message.is_empty()),
                 }
             }
 
@@ -383,7 +393,7 @@ mod tests {
                         prop_assert_eq!(client_id, id);
                         prop_assert_eq!(t, text.trim_end());
                     }
-                    Err(e) => prop_assert_eq!(e.code, "empty_message", "only blank texts are refused"),
+                    Err(e) => prop_assert_eq!(e.code, Code::EmptyMessage, "only blank texts are refused"),
                     other => prop_assert!(false, "unexpected {:?}", other),
                 }
             }

@@ -11,7 +11,7 @@ use schema::models::Service;
 use schema::{ConversationId, VisitorId};
 use tracing::debug;
 
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::state::AppState;
 use crate::webchat::hub::{Follow, Join, Joined, Leave, Push};
 use crate::webchat::protocol::{self, ClientFrame, FrameError, ServerFrame};
@@ -74,11 +74,11 @@ impl VisitorSession {
     /// `start` or `resume`: no other frame is read until it is done (`ctx.wait`).
     fn open(&mut self, frame: ClientFrame, ctx: &mut ws::WebsocketContext<Self>) {
         if self.visitor.is_some() {
-            return self.refuse(FrameError::new("already_started", "this chat is already open"), ctx);
+            return self.refuse(FrameError::new(Code::AlreadyStarted, "this chat is already open"), ctx);
         }
         let (state, service) = (self.state.clone(), self.service.clone());
         let Some(hub) = crate::webchat::hub(&state).map(|h| h.addr()) else {
-            return self.refuse(FrameError::new("unavailable", "the chat is not available; retry"), ctx);
+            return self.refuse(FrameError::new(Code::Unavailable, "the chat is not available; retry"), ctx);
         };
         let me = ctx.address().recipient::<Push>();
         self.pending = Some(Vec::new());
@@ -108,7 +108,7 @@ impl VisitorSession {
                         }
                     }
                 }
-                _ => return Err(FrameError::new("invalid_message", "not an opening frame")),
+                _ => return Err(FrameError::new(Code::InvalidMessage, "not an opening frame")),
             };
             // The conversation's state as of now that the hub forwards its events: an
             // assignment made while the chat was opening is not missed.
@@ -144,11 +144,11 @@ impl VisitorSession {
     fn message(&mut self, frame: ClientFrame, ctx: &mut ws::WebsocketContext<Self>) {
         let ClientFrame::Message { client_id, text, attachment_ids } = frame else { return };
         let Some(vctx) = self.visitor.clone() else {
-            let e = FrameError::new("not_started", "send start (or resume) first");
+            let e = FrameError::new(Code::NotStarted, "send start (or resume) first");
             return self.send(&ServerFrame::error(Some(client_id), e), ctx);
         };
         if self.in_flight >= MAX_IN_FLIGHT {
-            let e = FrameError::new("too_many_in_flight", "wait for the acks of the messages sent");
+            let e = FrameError::new(Code::TooManyInFlight, "wait for the acks of the messages sent");
             return self.send(&ServerFrame::error(Some(client_id), e), ctx);
         }
         self.in_flight += 1;
@@ -212,7 +212,7 @@ impl VisitorSession {
     fn receipt(&mut self, frame: ClientFrame, ctx: &mut ws::WebsocketContext<Self>) {
         let ClientFrame::Receipt { status, message_ids } = frame else { return };
         let Some(vctx) = self.visitor.clone() else {
-            return self.refuse(FrameError::new("not_started", "send start (or resume) first"), ctx);
+            return self.refuse(FrameError::new(Code::NotStarted, "send start (or resume) first"), ctx);
         };
         let state = self.state.clone();
         ctx.spawn(async move { visitor::receipt(&state, &vctx, status, message_ids).await }.into_actor(self).map(
@@ -236,7 +236,7 @@ impl Actor for VisitorSession {
             if this.visitor.is_none() && this.pending.is_none() {
                 debug!("webchat socket never started; closing");
                 this.refuse_and_close(
-                    FrameError::new("start_timeout", "send start (or resume) when the socket opens"),
+                    FrameError::new(Code::StartTimeout, "send start (or resume) when the socket opens"),
                     ws::CloseCode::Policy,
                     ctx,
                 );
@@ -274,18 +274,17 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for VisitorSession {
             Ok(ws::Message::Text(text)) => match protocol::parse(&text) {
                 Err(e) => self.refuse(e, ctx),
                 Ok(ClientFrame::Ping) => self.send(&ServerFrame::Pong, ctx),
-                Ok(ClientFrame::Start { service_id: Some(s), .. }) if s.trim() != self.service.id.to_string() => {
-                    self.refuse(FrameError::new("wrong_service", "service_id is not the service of this socket"), ctx)
-                }
+                Ok(ClientFrame::Start { service_id: Some(s), .. }) if s.trim() != self.service.id.to_string() => self
+                    .refuse(FrameError::new(Code::WrongService, "service_id is not the service of this socket"), ctx),
                 Ok(f @ (ClientFrame::Start { .. } | ClientFrame::Resume { .. })) => self.open(f, ctx),
                 Ok(f @ ClientFrame::Message { .. }) => self.message(f, ctx),
                 Ok(f @ ClientFrame::Receipt { .. }) => self.receipt(f, ctx),
             },
             Ok(ws::Message::Binary(_)) => {
-                self.refuse(FrameError::new("invalid_message", "send JSON text frames"), ctx);
+                self.refuse(FrameError::new(Code::InvalidMessage, "send JSON text frames"), ctx);
             }
             Ok(ws::Message::Continuation(_)) => {
-                self.refuse(FrameError::new("invalid_message", "send each frame whole"), ctx);
+                self.refuse(FrameError::new(Code::InvalidMessage, "send each frame whole"), ctx);
             }
             Ok(ws::Message::Close(reason)) => {
                 ctx.close(reason);
@@ -293,12 +292,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for VisitorSession {
             }
             Ok(ws::Message::Nop) => {}
             Err(ws::ProtocolError::Overflow) => self.refuse_and_close(
-                FrameError::new("frame_too_large", format!("frames are at most {} KiB", MAX_FRAME / 1024)),
+                FrameError::new(Code::FrameTooLarge, format!("frames are at most {} KiB", MAX_FRAME / 1024)),
                 ws::CloseCode::Size,
                 ctx,
             ),
             Err(e) => self.refuse_and_close(
-                FrameError::new("invalid_message", format!("unreadable frame: {e}")),
+                FrameError::new(Code::InvalidMessage, format!("unreadable frame: {e}")),
                 ws::CloseCode::Invalid,
                 ctx,
             ),
@@ -324,13 +323,13 @@ pub async fn ws_webchat(
     let address = crate::core::session::client_address(&req, state.client_address_header.as_deref());
     let permit = crate::core::limits::admit_webchat_socket(&state.limits, Some(address))?;
     let query = web::Query::<Upgrade>::from_query(req.query_string())
-        .map_err(|_| ApiError::bad_request("invalid_query", "the query is ?service_id=<id>"))?;
+        .map_err(|_| ApiError::bad_request(Code::InvalidQuery, "the query is ?service_id=<id>"))?;
     let raw = query.service_id.as_deref().ok_or_else(|| {
-        ApiError::bad_request("missing_service_id", "open /ws/webchat?service_id=<the webchat service>")
+        ApiError::bad_request(Code::MissingServiceId, "open /ws/webchat?service_id=<the webchat service>")
     })?;
     let service = crate::webchat::webchat_service(&state, raw).await?;
     if !crate::webchat::origin_allowed(&req, &service) {
-        return Err(ApiError::forbidden("this site may not open this chat").with_code("origin_not_allowed").into());
+        return Err(ApiError::forbidden("this site may not open this chat").with_code(Code::OriginNotAllowed).into());
     }
     let session = VisitorSession {
         state: state.get_ref().clone(),

@@ -14,7 +14,7 @@ use schema::{
 use serde_json::json;
 
 use crate::core::db::db;
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::outbox::SendResult;
 use crate::core::state::AppState;
 use crate::webchat::protocol::{ChatMessage, FrameError, ReceiptStatus, ServerFrame, VisitorView};
@@ -118,7 +118,7 @@ pub async fn returning(
     })
     .await
     .map_err(refusal)?;
-    found.ok_or_else(|| FrameError::new("invalid_token", "this chat can no longer be resumed; start a new one"))
+    found.ok_or_else(|| FrameError::new(Code::InvalidToken, "this chat can no longer be resumed; start a new one"))
 }
 
 /// A returning visitor's history (after [`returning`]). The agent's messages that waited for the
@@ -209,7 +209,7 @@ pub async fn message(
             let files = store::uploads_of_visitor(c, visitor, &wanted)?;
             if files.len() != wanted.len() || files.iter().any(|f| f.message_id.is_some()) {
                 return Ok(Err(FrameError::new(
-                    "invalid_attachment",
+                    Code::InvalidAttachment,
                     "attach files you uploaded and have not sent yet",
                 )));
             }
@@ -218,7 +218,7 @@ pub async fn message(
                     > crate::core::files::channel_limit(Channel::Webchat, &f.content_type)
             }) {
                 return Ok(Err(FrameError::new(
-                    "attachment_not_allowed",
+                    Code::AttachmentNotAllowed,
                     format!("{} is too large for the chat", f.name),
                 )));
             }
@@ -264,8 +264,9 @@ pub async fn message(
                     let pid = provider_id.clone();
                     let found =
                         db(state, move |c| store::message_by_provider_id(c, service, &pid)).await.map_err(refusal)?;
-                    let found = found
-                        .ok_or_else(|| FrameError::new("unavailable", "the message was not stored; send it again"))?;
+                    let found = found.ok_or_else(|| {
+                        FrameError::new(Code::Unavailable, "the message was not stored; send it again")
+                    })?;
                     (found, false)
                 }
             }
@@ -316,7 +317,7 @@ pub async fn receipt(
     })
     .await
     .map_err(refusal)?
-    .map_err(|()| FrameError::new("unknown_message", "a receipt names the agent's messages of this chat"))?;
+    .map_err(|()| FrameError::new(Code::UnknownMessage, "a receipt names the agent's messages of this chat"))?;
     publish_status(state, service, &changed).await;
     Ok(())
 }
@@ -326,7 +327,7 @@ pub async fn receipt(
 /// replays it and marks it sent).
 pub async fn send(state: &AppState, address: &str, m: &Message, files: &[Attachment]) -> SendResult {
     let Ok(visitor) = address.parse::<VisitorId>() else {
-        return SendResult::Refused("invalid_address".into(), "this conversation has no webchat visitor".into());
+        return SendResult::refused(Code::InvalidAddress, "this conversation has no webchat visitor");
     };
     let frame = ServerFrame::Message { message: ChatMessage::from_row(m, files) };
     let Some(hub) = super::hub(state) else { return SendResult::AwaitingCustomer };

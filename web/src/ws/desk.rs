@@ -9,7 +9,7 @@ use schema::{ConversationId, Role, store};
 
 use crate::api::agent::{PresenceDto, QueueDto};
 use crate::core::db::{db, parse_id};
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::session::{AgentInfo, CurrentAgent};
 use crate::core::state::AppState;
 use crate::ws::protocol::{AgentInfoOwned, ClientMsg, EventDto, OfferDto, ServerMsg, Snapshot};
@@ -94,7 +94,7 @@ pub fn visible(me: &CurrentAgent, event: &EngineEvent) -> Option<ServerMsg> {
 }
 
 fn error_msg(r#ref: Option<String>, e: ApiError) -> ServerMsg {
-    ServerMsg::Error { r#ref, error: e.code.to_owned(), message: e.message }
+    ServerMsg::Error { r#ref, error: e.code, message: e.message }
 }
 
 /// Answers a desk's message (several messages for a resume).
@@ -132,12 +132,15 @@ pub async fn handle(state: &AppState, me: &CurrentAgent, msg: ClientMsg) -> Vec<
 /// conversations this desk may see; others are answered with an error, not data.
 async fn resume(state: &AppState, me: &CurrentAgent, seen: HashMap<String, i64>) -> Vec<ServerMsg> {
     if seen.len() > 500 {
-        return vec![error_msg(None, ApiError::bad_request("too_many", "resume at most 500 conversations at once"))];
+        return vec![error_msg(None, ApiError::bad_request(Code::TooMany, "resume at most 500 conversations at once"))];
     }
     let mut out = Vec::new();
     for (raw, after) in seen {
         let Ok(id) = parse_id::<ConversationId>(&raw, "conversation id") else {
-            out.push(error_msg(None, ApiError::bad_request("invalid_id", format!("{raw:?} is not a conversation id"))));
+            out.push(error_msg(
+                None,
+                ApiError::bad_request(Code::InvalidId, format!("{raw:?} is not a conversation id")),
+            ));
             continue;
         };
         let found = db(state, move |c| {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::agent::QueueDto;
 use crate::api::supervisor::{MonitorAgentDto, sees_agent};
+use crate::core::error::Code;
 use crate::core::session::CurrentAgent;
 
 /// What a monitor sends.
@@ -39,7 +40,7 @@ pub enum MonitorMsg {
     /// A queue's counts changed.
     Queue(QueueDto),
     /// A message was refused, or the monitor cannot go on.
-    Error { error: String, message: String },
+    Error { error: Code, message: String },
     /// Answer to `ping`.
     Pong,
 }

@@ -14,7 +14,7 @@ use schema::models::Agent;
 
 use crate::api::supervisor::{monitored_agents, monitored_queues, supervisor};
 use crate::core::db::db;
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::session::{CurrentAgent, SessionRevoked};
 use crate::core::socket::keep_alive;
 use crate::core::state::AppState;
@@ -137,8 +137,11 @@ impl Actor for MonitorSession {
                 this.release(ctx);
             }
             Err(e) => {
-                this.send(&MonitorMsg::Error { error: e.code.to_owned(), message: e.message }, ctx);
-                ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Again, description: Some(e.code.into()) }));
+                this.send(&MonitorMsg::Error { error: e.code, message: e.message }, ctx);
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Again,
+                    description: Some(e.code.as_str().into()),
+                }));
                 ctx.stop();
             }
         }));
@@ -185,13 +188,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for MonitorSession {
             Some(ws::Message::Text(text)) => match serde_json::from_str::<MonitorClientMsg>(&text) {
                 Ok(MonitorClientMsg::Ack) => self.unacked = 0,
                 Ok(MonitorClientMsg::Ping) => self.send(&MonitorMsg::Pong, ctx),
-                Err(e) => {
-                    self.send(&MonitorMsg::Error { error: "invalid_message".into(), message: e.to_string() }, ctx)
-                }
+                Err(e) => self.send(&MonitorMsg::Error { error: Code::InvalidMessage, message: e.to_string() }, ctx),
             },
             Some(_) => {
-                let err =
-                    MonitorMsg::Error { error: "invalid_message".into(), message: "send JSON text frames".into() };
+                let err = MonitorMsg::Error { error: Code::InvalidMessage, message: "send JSON text frames".into() };
                 self.send(&err, ctx);
             }
             None => {}

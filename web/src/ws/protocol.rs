@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::agent::{PresenceDto, QueueDto};
 use crate::core::dto::ConversationDto;
+use crate::core::error::Code;
 use crate::core::session::AgentInfo;
 
 /// What a desk sends.
@@ -53,7 +54,7 @@ pub enum ServerMsg {
     /// An action succeeded.
     Ack { r#ref: Option<String> },
     /// An action or a message was refused.
-    Error { r#ref: Option<String>, error: String, message: String },
+    Error { r#ref: Option<String>, error: Code, message: String },
     /// Answer to `ping`.
     Pong,
 }

@@ -12,7 +12,7 @@ use engine::{EngineEvent, Feed};
 use schema::{AgentId, ConversationId};
 use tracing::debug;
 
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::session::{CurrentAgent, REVOKED_CLOSE_CODE, SessionRevoked};
 use crate::core::socket::keep_alive;
 use crate::core::state::AppState;
@@ -212,8 +212,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSession {
                 let msg = match serde_json::from_str::<ClientMsg>(&text) {
                     Ok(msg) => msg,
                     Err(e) => {
-                        let err =
-                            ServerMsg::Error { r#ref: None, error: "invalid_message".into(), message: e.to_string() };
+                        let err = ServerMsg::Error { r#ref: None, error: Code::InvalidMessage, message: e.to_string() };
                         self.send(&err, ctx);
                         return;
                     }
@@ -233,7 +232,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSession {
             Some(_) => {
                 let err = ServerMsg::Error {
                     r#ref: None,
-                    error: "invalid_message".into(),
+                    error: Code::InvalidMessage,
                     message: "send JSON text frames".into(),
                 };
                 self.send(&err, ctx);

@@ -22,12 +22,18 @@ export function toast(text, kind = 'info') {
   emit('toast', { text, kind });
 }
 
+/** The agent's words for a server error code; the server's (English) message only for a code
+ *  this desk has no text for. */
+function codeText(code, message) {
+  const k = `err.${code}`;
+  const tr = t(k);
+  return tr !== k ? tr : t('err.generic', { m: message || code });
+}
+
 export function errorText(e) {
   if (e instanceof ApiError) {
     if (e.status === 0) return t('err.network');
-    const k = `err.${e.code}`;
-    const tr = t(k);
-    return tr !== k ? tr : t('err.generic', { m: e.message || e.code });
+    return codeText(e.code, e.message);
   }
   return t('err.generic', { m: String(e && e.message ? e.message : e) });
 }
@@ -259,7 +265,7 @@ function onWs(msg) {
       emit('convs');
       return;
     case 'error':
-      if (msg.message) toast(msg.message, 'error');
+      if (msg.error || msg.message) toast(codeText(msg.error, msg.message), 'error');
       return;
     default:
   }

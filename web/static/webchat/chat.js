@@ -3,6 +3,8 @@
 // token and the messages not yet acknowledged live in localStorage, so a reload resumes the
 // same conversation and re-sends (idempotently, by client_id) what had not been stored.
 
+import { ERRORS } from './errors.js';
+
 const TEXTS = {
   pt: {
     title: 'Fale conosco', intro: 'Para começar, diga seu nome e e-mail.', name: 'Nome', email: 'E-mail',
@@ -15,6 +17,7 @@ const TEXTS = {
     sending: 'enviando…', sent: 'enviada', failed: 'não enviada', file: 'arquivo',
     upload_failed: 'Não foi possível enviar o arquivo', mic_denied: 'Não foi possível usar o microfone.',
     expired: 'Sua conversa anterior não pode ser retomada. Comece uma nova.',
+    error: 'Não foi possível concluir. Tente novamente.',
   },
   en: {
     title: 'Chat with us', intro: 'To start, tell us your name and email.', name: 'Name', email: 'Email',
@@ -27,6 +30,7 @@ const TEXTS = {
     sending: 'sending…', sent: 'sent', failed: 'not sent', file: 'file',
     upload_failed: 'The file could not be sent', mic_denied: 'The microphone could not be used.',
     expired: 'Your previous chat cannot be resumed. Please start a new one.',
+    error: 'Something went wrong. Please try again.',
   },
 };
 // The visitor's preferred language first (what the browser asks sites for), then its UI language.
@@ -34,6 +38,8 @@ const lang = ((navigator.languages && navigator.languages[0]) || navigator.langu
   ? 'pt'
   : 'en';
 const t = (key) => TEXTS[lang][key] ?? key;
+// The customer's words for a server error code; the server's own message is for developers.
+const errorText = (code) => ERRORS[lang][code] ?? t('error');
 document.documentElement.lang = lang === 'pt' ? 'pt-BR' : 'en';
 
 const $ = (id) => document.getElementById(id);
@@ -184,10 +190,10 @@ function failed(f) {
   if (f.client_id && !RETRYABLE.has(f.error)) {
     store.outbox = store.outbox.filter((m) => m.client_id !== f.client_id);
     const li = shown.get(f.client_id);
-    if (li) { li.classList.remove('sending'); li.classList.add('failed'); meta(li, `${t('failed')}: ${f.message}`); }
+    if (li) { li.classList.remove('sending'); li.classList.add('failed'); meta(li, `${t('failed')}: ${errorText(f.error)}`); }
     return;
   }
-  notice(f.message);
+  notice(errorText(f.error));
 }
 
 function scroll() { const list = $('messages'); list.scrollTop = list.scrollHeight; }
@@ -313,7 +319,7 @@ async function upload(file, name) {
     method: 'POST', headers: { Authorization: `Bearer ${store.token}` }, body: form,
   });
   const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(body.message || String(res.status));
+  if (!res.ok) throw Object.assign(new Error(body.message || String(res.status)), { code: body.error });
   return body;
 }
 
@@ -324,7 +330,7 @@ async function sendFiles(files, names) {
       const a = await upload(file, name);
       post({ attachment_ids: [a.id], files: [{ id: a.id, name: a.name, content_type: a.content_type, size: a.size }] });
     } catch (e) {
-      notice(`${t('upload_failed')} (${name}): ${e.message}`);
+      notice(`${t('upload_failed')} (${name}): ${errorText(e.code)}`);
     }
   }
 }

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::Outcome;
+use crate::core::error::Code;
 use crate::core::state::AppState;
 
 /// Longest wait between two attempts to reach a failing mailbox.
@@ -372,7 +373,7 @@ where
                     Err(e) => return Err(format!("storing mail {uid}: {}", e.message)),
                 },
                 Some(Err(refusal)) => {
-                    warn!(service.id = %service, uid, code = refusal.code, reason = %refusal.message, "unreadable mail skipped")
+                    warn!(service.id = %service, uid, code = refusal.code.as_str(), reason = %refusal.message, "unreadable mail skipped")
                 }
             }
         }
@@ -392,7 +393,7 @@ async fn parse_on_the_pool(raw: actix_web::web::Bytes) -> Result<super::parse::P
             Err(super::parsing::Unparsed::Busy) => tokio::time::sleep(Duration::from_millis(200)).await,
             Err(super::parsing::Unparsed::Crashed) => {
                 return Err(super::parse::Refusal {
-                    code: "invalid_message",
+                    code: Code::InvalidMessage,
                     message: "the message could not be parsed".into(),
                 });
             }

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::core::db::{db, parse_id};
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::state::AppState;
 use parse::{ParsedAttachment, ParsedEmail};
 
@@ -56,11 +56,15 @@ pub async fn receive(
         Err(e) => return Err(e),
     };
     let Some(secret) = secret else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing_secret", format!("{SECRET_HEADER} is required")));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            Code::MissingSecret,
+            format!("{SECRET_HEADER} is required"),
+        ));
     };
     let expected = service.provider.get("webhook_secret").and_then(Value::as_str).unwrap_or("");
     if expected.is_empty() || !crate::core::secrets::ct_eq(&secret, expected.as_bytes()) {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_secret", "the webhook secret does not match"));
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, Code::InvalidSecret, "the webhook secret does not match"));
     }
     let content_type = req
         .headers()
@@ -71,7 +75,7 @@ pub async fn receive(
     if content_type.as_deref() != Some("message/rfc822") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "send the raw message with Content-Type: message/rfc822",
         ));
     }
@@ -87,10 +91,10 @@ pub async fn receive(
         Err(parsing::Unparsed::Busy) => {
             return Ok(HttpResponse::ServiceUnavailable()
                 .insert_header((actix_web::http::header::RETRY_AFTER, parsing::RETRY_AFTER_S.to_string()))
-                .json(json!({"error": "busy", "message": "every email parser is busy; retry later"})));
+                .json(json!({"error": Code::Busy, "message": "every email parser is busy; retry later"})));
         }
         Err(parsing::Unparsed::Crashed) => {
-            return Err(ApiError::bad_request("invalid_message", "the message could not be parsed"));
+            return Err(ApiError::bad_request(Code::InvalidMessage, "the message could not be parsed"));
         }
     };
     let outcome = ingest(&state, &service, raw, mail).await?;

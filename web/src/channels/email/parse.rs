@@ -8,6 +8,7 @@ use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
 use tracing::info;
 
 use super::html;
+use crate::core::error::Code;
 
 /// Most nested multiparts; deeper is refused (real mail nests three or four).
 pub const MAX_DEPTH: usize = 32;
@@ -31,12 +32,12 @@ pub const MAX_HTML: usize = 2 * 1024 * 1024;
 /// Why a message cannot be taken; `code` is the API error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
 impl Refusal {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    fn new(code: Code, message: impl Into<String>) -> Self {
         Self { code, message: message.into() }
     }
 }
@@ -84,21 +85,21 @@ impl ParsedEmail {
 /// Parses raw RFC 5322 bytes; never panics (the parser is fuzzed).
 pub fn parse(raw: &[u8]) -> Result<ParsedEmail, Refusal> {
     if raw.iter().all(u8::is_ascii_whitespace) {
-        return Err(Refusal::new("empty_body", "the body is empty; send the raw RFC 5322 message"));
+        return Err(Refusal::new(Code::EmptyBody, "the body is empty; send the raw RFC 5322 message"));
     }
     let message = MessageParser::default()
         .parse(raw)
-        .ok_or_else(|| Refusal::new("invalid_message", "not an RFC 5322 message: no header fields"))?;
+        .ok_or_else(|| Refusal::new(Code::InvalidMessage, "not an RFC 5322 message: no header fields"))?;
     let root = message.root_part();
     let header_end = usize::try_from(root.raw_body_offset()).unwrap_or(raw.len()).min(raw.len());
     if raw[..header_end].contains(&0) {
-        return Err(Refusal::new("invalid_header", "a header field contains a NUL byte"));
+        return Err(Refusal::new(Code::InvalidHeader, "a header field contains a NUL byte"));
     }
     if root.headers().len() > MAX_HEADERS {
-        return Err(Refusal::new("too_many_headers", format!("at most {MAX_HEADERS} header fields")));
+        return Err(Refusal::new(Code::TooManyHeaders, format!("at most {MAX_HEADERS} header fields")));
     }
     if root.headers().iter().any(|h| h.offset_end().saturating_sub(h.offset_start()) as usize > MAX_HEADER_LEN) {
-        return Err(Refusal::new("header_too_long", format!("a header field is longer than {MAX_HEADER_LEN} bytes")));
+        return Err(Refusal::new(Code::HeaderTooLong, format!("a header field is longer than {MAX_HEADER_LEN} bytes")));
     }
     check_structure(&message)?;
 
@@ -106,13 +107,13 @@ pub fn parse(raw: &[u8]) -> Result<ParsedEmail, Refusal> {
     let to = addresses(message.to());
     let cc = addresses(message.cc());
     if to.len() + cc.len() > MAX_RECIPIENTS {
-        return Err(Refusal::new("too_many_recipients", format!("at most {MAX_RECIPIENTS} To and Cc addresses")));
+        return Err(Refusal::new(Code::TooManyRecipients, format!("at most {MAX_RECIPIENTS} To and Cc addresses")));
     }
     let message_id = match message.message_id().map(str::trim).filter(|m| !m.is_empty()) {
         None => None,
         Some(id) => Some(message_id(id).ok_or_else(|| {
             Refusal::new(
-                "invalid_message_id",
+                Code::InvalidMessageId,
                 format!("Message-ID is at most {MAX_MESSAGE_ID} visible characters without spaces"),
             )
         })?),
@@ -195,13 +196,13 @@ pub fn message_id_of(raw: &[u8]) -> Option<String> {
 /// Refuses multipart trees that are too deep or too wide, and multiparts without a boundary.
 fn check_structure(message: &mail_parser::Message<'_>) -> Result<(), Refusal> {
     if message.parts.len() > MAX_PARTS {
-        return Err(Refusal::new("too_many_parts", format!("at most {MAX_PARTS} MIME parts")));
+        return Err(Refusal::new(Code::TooManyParts, format!("at most {MAX_PARTS} MIME parts")));
     }
     if let Some(ct) = message.root_part().content_type()
         && ct.ctype().eq_ignore_ascii_case("multipart")
         && ct.attribute("boundary").is_none_or(|b| b.trim().is_empty())
     {
-        return Err(Refusal::new("invalid_mime", "a multipart message needs a boundary parameter"));
+        return Err(Refusal::new(Code::InvalidMime, "a multipart message needs a boundary parameter"));
     }
     // Iterative walk: a hostile message must not exhaust the stack here either.
     let mut stack = vec![(0u32, 1usize)];
@@ -209,10 +210,10 @@ fn check_structure(message: &mail_parser::Message<'_>) -> Result<(), Refusal> {
     while let Some((id, depth)) = stack.pop() {
         seen += 1;
         if depth > MAX_DEPTH {
-            return Err(Refusal::new("too_deeply_nested", format!("multiparts nest at most {MAX_DEPTH} deep")));
+            return Err(Refusal::new(Code::TooDeeplyNested, format!("multiparts nest at most {MAX_DEPTH} deep")));
         }
         if seen > MAX_PARTS {
-            return Err(Refusal::new("too_many_parts", format!("at most {MAX_PARTS} MIME parts")));
+            return Err(Refusal::new(Code::TooManyParts, format!("at most {MAX_PARTS} MIME parts")));
         }
         if let Some(children) = message.part(id).and_then(|p| p.sub_parts()) {
             stack.extend(children.iter().filter(|c| **c != id).map(|c| (*c, depth + 1)));
@@ -224,10 +225,10 @@ fn check_structure(message: &mail_parser::Message<'_>) -> Result<(), Refusal> {
 fn sender(from: Option<&Address<'_>>) -> Result<(String, Option<String>), Refusal> {
     let addr = from
         .and_then(|a| a.first())
-        .ok_or_else(|| Refusal::new("missing_sender", "the message has no From address"))?;
+        .ok_or_else(|| Refusal::new(Code::MissingSender, "the message has no From address"))?;
     let address = addr.address().map(|a| a.trim().to_lowercase()).unwrap_or_default();
     if !valid_address(&address) {
-        return Err(Refusal::new("invalid_sender", "the From address is not a valid email address"));
+        return Err(Refusal::new(Code::InvalidSender, "the From address is not a valid email address"));
     }
     let name = addr.name().map(clean_line).filter(|n| !n.is_empty()).map(|n| n.chars().take(200).collect());
     Ok((address, name))
@@ -385,10 +386,10 @@ JVBERi0xLjQK\r\n\
 
     #[test]
     fn unusable_messages_are_refused_with_a_reason() {
-        assert_eq!(parse(b"").unwrap_err().code, "empty_body");
-        assert_eq!(parse(b"Subject: x\r\n\r\nbody").unwrap_err().code, "missing_sender");
-        assert_eq!(parse(b"From: Maria\r\n\r\nbody").unwrap_err().code, "invalid_sender");
-        assert_eq!(parse(b"From: a@@b\r\n\r\nbody").unwrap_err().code, "invalid_sender");
+        assert_eq!(parse(b"").unwrap_err().code, Code::EmptyBody);
+        assert_eq!(parse(b"Subject: x\r\n\r\nbody").unwrap_err().code, Code::MissingSender);
+        assert_eq!(parse(b"From: Maria\r\n\r\nbody").unwrap_err().code, Code::InvalidSender);
+        assert_eq!(parse(b"From: a@@b\r\n\r\nbody").unwrap_err().code, Code::InvalidSender);
         let deep: Vec<u8> = {
             let mut m = b"From: a@b.c\r\nContent-Type: multipart/mixed; boundary=\"b0\"\r\n\r\n".to_vec();
             for i in 0..60 {
@@ -396,6 +397,6 @@ JVBERi0xLjQK\r\n\
             }
             m
         };
-        assert_eq!(parse(&deep).unwrap_err().code, "too_deeply_nested");
+        assert_eq!(parse(&deep).unwrap_err().code, Code::TooDeeplyNested);
     }
 }

@@ -8,6 +8,7 @@
 //! `smtp_url`: `smtp://host:port` (plain, e.g. a local relay), `smtp://user:pass@host:587?tls=required`
 //! or `smtp+starttls://…` (STARTTLS), `smtps://user:pass@host:465` (TLS from the start).
 
+use crate::core::error::Code;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
@@ -54,7 +55,7 @@ pub async fn send(state: &AppState, service: &Service, to: &str, m: &Message) ->
     let field = |k: &str| service.provider.get(k).and_then(Value::as_str).unwrap_or("").trim().to_owned();
     let (from, url) = (field("address").to_lowercase(), field("smtp_url"));
     if from.is_empty() || url.is_empty() {
-        return SendResult::Refused("not_configured".into(), "the email service has no address or smtp_url".into());
+        return SendResult::refused(Code::NotConfigured, "the email service has no address or smtp_url");
     }
     let (pool, conversation, message, service_id, agent) =
         (state.pool.clone(), m.conversation_id, m.id, service.id, m.sender_agent_id);
@@ -91,7 +92,7 @@ pub async fn send(state: &AppState, service: &Service, to: &str, m: &Message) ->
     .await;
     let transport = match transport(&url) {
         Ok(t) => t,
-        Err(e) => return SendResult::Refused("invalid_smtp_url".into(), e),
+        Err(e) => return SendResult::refused(Code::InvalidSmtpUrl, e),
     };
     match transport.send(mail).await {
         Ok(_) => SendResult::Sent(email.message_id),
@@ -170,12 +171,12 @@ fn build(
 ) -> Result<lettre::Message, SendResult> {
     let mailbox = |name: Option<String>, address: &str| -> Result<Mailbox, SendResult> {
         if !valid_address(address) {
-            return Err(SendResult::Refused("invalid_address".into(), format!("{address:?} is not an email address")));
+            return Err(SendResult::refused(Code::InvalidAddress, format!("{address:?} is not an email address")));
         }
         address
             .parse()
             .map(|a| Mailbox::new(name, a))
-            .map_err(|e| SendResult::Refused("invalid_address".into(), format!("{address}: {e}")))
+            .map_err(|e| SendResult::refused(Code::InvalidAddress, format!("{address}: {e}")))
     };
     let to = email.to.first().map(String::as_str).unwrap_or("");
     let mut builder = lettre::Message::builder()
@@ -201,7 +202,7 @@ fn build(
         Some(t) => fill_text(&t.body_text, &body, &customer, &agent, &email.subject),
         None => body,
     };
-    let invalid = |e: lettre::error::Error| SendResult::Refused("invalid_email".into(), e.to_string());
+    let invalid = |e: lettre::error::Error| SendResult::refused(Code::InvalidEmail, e.to_string());
     if context.files.is_empty() {
         return match &email.html {
             Some(html) => builder.multipart(MultiPart::alternative_plain_html(text, html.clone())),
@@ -216,7 +217,7 @@ fn build(
     for (a, data) in &context.files {
         let ct = ContentType::parse(&a.content_type)
             .or_else(|_| ContentType::parse("application/octet-stream"))
-            .map_err(|e| SendResult::Refused("invalid_attachment".into(), e.to_string()))?;
+            .map_err(|e| SendResult::refused(Code::InvalidAttachment, e.to_string()))?;
         mixed = mixed.singlepart(MailAttachment::new(a.name.clone()).body(data.clone(), ct));
     }
     builder.multipart(mixed).map_err(invalid)

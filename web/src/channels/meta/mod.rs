@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::whatsapp::signature_valid;
 use crate::core::db::db;
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::state::AppState;
 
 /// Meta batches entries; larger bodies are refused (413).
@@ -64,26 +64,26 @@ pub async fn receive(
     let signature = Some(super::signature_header(&req, "X-Hub-Signature-256")?);
     let body = super::read_body(&state, &req, payload, MAX_BODY).await?;
     let payload: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(Code::InvalidJson, e.to_string()))?;
     if payload.get("object").and_then(Value::as_str) != Some(object) {
-        return Err(ApiError::bad_request("invalid_payload", format!("object must be {object}")));
+        return Err(ApiError::bad_request(Code::InvalidPayload, format!("object must be {object}")));
     }
     let entries = payload
         .get("entry")
         .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::bad_request("invalid_payload", "expected entry: [...]"))?;
+        .ok_or_else(|| ApiError::bad_request(Code::InvalidPayload, "expected entry: [...]"))?;
     let ids: Vec<String> =
         entries.iter().filter_map(|e| e.get("id").and_then(Value::as_str)).map(str::to_owned).collect();
     let services: Vec<Service> = crate::core::directory::services_by_keys(&state, channel, &ids).await?;
     if services.is_empty() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_page", "no service has this page or account id"));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, Code::UnknownPage, "no service has this page or account id"));
     }
     for s in &services {
         let secret = s.provider.get("app_secret").and_then(Value::as_str).unwrap_or("");
         if secret.is_empty() || !signature_valid(secret, &body, signature.as_deref()) {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_signature",
+                Code::InvalidSignature,
                 "the signature does not match the body",
             ));
         }

@@ -1,5 +1,6 @@
 //! Sending through the Messenger and Instagram Send API (C2).
 
+use crate::core::error::Code;
 use chrono::Utc;
 use schema::Channel;
 use schema::models::Message;
@@ -51,7 +52,7 @@ async fn meta_send(
     let (base, token) = (field("api_base_url"), field("access_token"));
     let sender = Some(field("page_id")).filter(|p| !p.is_empty()).unwrap_or_else(|| field("account_id"));
     if base.is_empty() || token.is_empty() || sender.is_empty() {
-        return SendResult::Refused("not_configured".into(), "the service has no Send API credentials".into());
+        return SendResult::refused(Code::NotConfigured, "the service has no Send API credentials");
     }
     // Messenger and Instagram share the rules; the channel only names the service.
     let w = window(Channel::Messenger, out.last_customer_at, Utc::now());
@@ -97,7 +98,7 @@ async fn meta_send(
     let Some(text) = m.body.as_deref() else {
         return match last.or_else(|| out.files.last().and_then(|(a, _)| a.provider_media_id.clone())) {
             Some(id) => SendResult::Sent(id),
-            None => SendResult::Refused("empty_message".into(), "nothing to send".into()),
+            None => SendResult::refused(Code::EmptyMessage, "nothing to send"),
         };
     };
     let body = tagged(json!({"recipient": {"id": to}, "message": {"text": text}}));

@@ -15,7 +15,7 @@ use schema::{Channel, MessageKind, MessageStatus, store};
 use serde_json::{Map, Value, json};
 
 use crate::core::db::db;
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::state::AppState;
 
 /// Twilio's webhooks are small forms.
@@ -60,22 +60,24 @@ pub async fn receive(
     let header = super::signature_header(&req, "X-Twilio-Signature")?;
     let body = super::read_body(&state, &req, payload, MAX_BODY).await?;
     let params: Vec<(String, String)> =
-        serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::bad_request("invalid_form", e.to_string()))?;
+        serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::bad_request(Code::InvalidForm, e.to_string()))?;
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let to = get("To").ok_or_else(|| ApiError::bad_request("invalid_payload", "To is required"))?.trim().to_owned();
+    let to = get("To").ok_or_else(|| ApiError::bad_request(Code::InvalidPayload, "To is required"))?.trim().to_owned();
     let service = crate::core::directory::services_by_keys(&state, Channel::Sms, std::slice::from_ref(&to))
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_number", "no SMS service has this To number"))?;
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, Code::UnknownNumber, "no SMS service has this To number")
+        })?;
     let token = service.provider.get("auth_token").and_then(Value::as_str).unwrap_or("");
     let url = service.provider.get("webhook_url").and_then(Value::as_str).unwrap_or("");
     if token.is_empty() || url.is_empty() || !signature_valid(token, url, &params, &header) {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", "the signature does not match"));
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, Code::InvalidSignature, "the signature does not match"));
     }
     let sid = get("MessageSid").or_else(|| get("SmsSid")).unwrap_or("").to_owned();
     if sid.len() < 2 || sid.len() > 64 || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(ApiError::bad_request("invalid_payload", "MessageSid is required (letters and digits)"));
+        return Err(ApiError::bad_request(Code::InvalidPayload, "MessageSid is required (letters and digits)"));
     }
     // A status callback of a message we sent.
     if let Some(word) = get("MessageStatus").filter(|w| *w != "received") {
@@ -102,10 +104,10 @@ pub async fn receive(
     let from = get("From")
         .map(str::trim)
         .filter(|f| is_phone(f))
-        .ok_or_else(|| ApiError::bad_request("invalid_payload", "From must be a phone number or short code"))?;
+        .ok_or_else(|| ApiError::bad_request(Code::InvalidPayload, "From must be a phone number or short code"))?;
     let media: usize = get("NumMedia").and_then(|n| n.parse().ok()).unwrap_or(0).min(10);
     if get("Body").is_none() && media == 0 {
-        return Err(ApiError::bad_request("invalid_payload", "Body is required when there is no media"));
+        return Err(ApiError::bad_request(Code::InvalidPayload, "Body is required when there is no media"));
     }
     let mut payload = Map::new();
     if media > 0 {

@@ -1,5 +1,6 @@
 //! Sending through Twilio's Messages API (C2).
 
+use crate::core::error::Code;
 use schema::models::Message;
 use serde_json::Value;
 
@@ -26,17 +27,16 @@ async fn twilio_send(client: &awc::Client, provider: &Value, to: &str, m: &Messa
     let (base, sid, token, from) =
         (field("api_base_url"), field("account_sid"), field("auth_token"), field("phone_number"));
     if base.is_empty() || sid.is_empty() || token.is_empty() || from.is_empty() {
-        return SendResult::Refused("not_configured".into(), "the SMS service has no Twilio credentials".into());
+        return SendResult::refused(Code::NotConfigured, "the SMS service has no Twilio credentials");
     }
     if !out.files.is_empty() {
-        return SendResult::Refused(
-            "media_not_supported".into(),
-            "SMS carries text only: MMS needs the file at a public URL, which this installation does not publish"
-                .into(),
+        return SendResult::refused(
+            Code::MediaNotSupported,
+            "SMS carries text only: MMS needs the file at a public URL, which this installation does not publish",
         );
     }
     let Some(text) = m.body.as_deref() else {
-        return SendResult::Refused("unsupported_content".into(), "only text is sent by SMS".into());
+        return SendResult::refused(Code::UnsupportedContent, "only text is sent by SMS");
     };
     let mut form = vec![("To", to.to_owned()), ("From", from), ("Body", text.to_owned())];
     let callback = field("webhook_url");

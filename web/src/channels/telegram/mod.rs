@@ -14,7 +14,7 @@ use schema::{Channel, MessageKind, ServiceId};
 use serde_json::{Value, json};
 
 use crate::core::db::parse_id;
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::state::AppState;
 
 /// Updates are small; a larger body is refused (413).
@@ -39,25 +39,29 @@ pub async fn receive(
     let Some(secret) = secret else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "missing_secret_token",
+            Code::MissingSecretToken,
             "X-Telegram-Bot-Api-Secret-Token is required",
         ));
     };
     if expected.is_empty() || !crate::core::secrets::ct_eq(secret.as_bytes(), expected.as_bytes()) {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_secret_token", "the secret token does not match"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            Code::InvalidSecretToken,
+            "the secret token does not match",
+        ));
     }
     let body = super::read_body(&state, &req, payload, MAX_BODY).await?;
     let update: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(Code::InvalidJson, e.to_string()))?;
     if !update.get("update_id").is_some_and(Value::is_i64) {
-        return Err(ApiError::bad_request("invalid_payload", "an Update has a numeric update_id"));
+        return Err(ApiError::bad_request(Code::InvalidPayload, "an Update has a numeric update_id"));
     }
     // Edited messages, callbacks, channel posts…: valid updates this desk does not handle.
     let Some(message) = update.get("message") else { return Ok(HttpResponse::Ok().json(json!({"status": "ignored"}))) };
     if message.pointer("/chat/id").and_then(Value::as_i64).is_none()
         || message.get("message_id").and_then(Value::as_i64).is_none()
     {
-        return Err(ApiError::bad_request("invalid_payload", "a message needs chat.id and message_id"));
+        return Err(ApiError::bad_request(Code::InvalidPayload, "a message needs chat.id and message_id"));
     }
     // Service messages (a pinned message, write access allowed, a payment made) carry nothing to
     // store; a 4xx would only make Telegram send them again.

@@ -1,5 +1,6 @@
 //! Sending through Telegram Bot API (C2).
 
+use crate::core::error::Code;
 use schema::models::Message;
 use serde_json::{Value, json};
 
@@ -43,7 +44,7 @@ async fn telegram_send(
     let field = |k: &str| provider_field(provider, k);
     let (base, token) = (field("api_base_url"), field("bot_token"));
     if base.is_empty() || token.is_empty() {
-        return SendResult::Refused("not_configured".into(), "the Telegram service has no bot token".into());
+        return SendResult::refused(Code::NotConfigured, "the Telegram service has no bot token");
     }
     let caption_first = text_in_caption(m, out, |_| true);
     let mut last = None;
@@ -76,7 +77,7 @@ async fn telegram_send(
         _ => {
             return match last.or_else(|| out.files.last().and_then(|(a, _)| a.provider_media_id.clone())) {
                 Some(id) => SendResult::Sent(id),
-                None => SendResult::Refused("empty_message".into(), "nothing to send".into()),
+                None => SendResult::refused(Code::EmptyMessage, "nothing to send"),
             };
         }
     };

@@ -16,7 +16,7 @@ use super::ari::AriSettings;
 use crate::core::access::actionable_conversation;
 use crate::core::db::{db, parse_id};
 use crate::core::dto::ConversationDto;
-use crate::core::error::{ApiError, ErrorBody};
+use crate::core::error::{ApiError, Code, ErrorBody};
 use crate::core::session::CurrentAgent;
 use crate::core::state::AppState;
 
@@ -47,28 +47,30 @@ pub async fn call_customer(
         DialBody::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(if e.is_data() { "invalid_field" } else { "invalid_json" }, e.to_string())
+            ApiError::bad_request(if e.is_data() { Code::InvalidField } else { Code::InvalidJson }, e.to_string())
         })?
     };
     let chat = actionable_conversation(&state, &me, id).await?;
     if chat.current_agent_id != Some(me.agent.id) {
-        return Err(ApiError::forbidden("only the conversation's agent can call its customer").with_code("not_owner"));
+        return Err(
+            ApiError::forbidden("only the conversation's agent can call its customer").with_code(Code::NotOwner)
+        );
     }
     if chat.channel == Channel::Voice {
-        return Err(ApiError::unprocessable("invalid_channel_switch", "the conversation is already a call"));
+        return Err(ApiError::unprocessable(Code::InvalidChannelSwitch, "the conversation is already a call"));
     }
     let Some(customer_id) = chat.customer_id else {
-        return Err(ApiError::unprocessable("customer_not_identified", "link the conversation to a customer first"));
+        return Err(ApiError::unprocessable(Code::CustomerNotIdentified, "link the conversation to a customer first"));
     };
     let customer = db(&state, move |c| Customer::find(c, customer_id)).await?;
     let phone = match body.phone.as_deref().map(str::trim) {
         Some(p) if customer.phones.iter().any(|x| x == p) => p.to_owned(),
-        Some(_) => return Err(ApiError::unprocessable("invalid_phone", "that is not a phone of the customer")),
+        Some(_) => return Err(ApiError::unprocessable(Code::InvalidPhone, "that is not a phone of the customer")),
         None => customer
             .phones
             .first()
             .cloned()
-            .ok_or_else(|| ApiError::unprocessable("no_phone", "the customer has no phone"))?,
+            .ok_or_else(|| ApiError::unprocessable(Code::NoPhone, "the customer has no phone"))?,
     };
     let wanted: Option<ServiceId> = body.service_id.as_deref().map(|s| parse_id(s, "service_id")).transpose()?;
     let services = db(&state, store::list_services).await?;
@@ -82,14 +84,14 @@ pub async fn call_customer(
     let service = match (usable.next(), usable.next(), wanted) {
         (Some(s), None, _) | (Some(s), Some(_), Some(_)) => s,
         (Some(_), Some(_), None) => {
-            return Err(ApiError::bad_request("service_required", "choose the voice service with service_id"));
+            return Err(ApiError::bad_request(Code::ServiceRequired, "choose the voice service with service_id"));
         }
         (None, _, _) => {
-            return Err(ApiError::unprocessable("no_phone_system", "none of my voice services can place calls"));
+            return Err(ApiError::unprocessable(Code::NoPhoneSystem, "none of my voice services can place calls"));
         }
     };
     if me.agent.extension.as_deref().is_none_or(|x| x.trim().is_empty()) {
-        return Err(ApiError::unprocessable("no_extension", "I have no phone extension to call from"));
+        return Err(ApiError::unprocessable(Code::NoExtension, "I have no phone extension to call from"));
     }
     let mut new = NewConversation::new(service.id, Channel::Voice, phone.clone());
     new.direction = Direction::Outbound;

@@ -12,6 +12,7 @@ pub mod command;
 pub mod dial;
 pub mod switchboard;
 
+use crate::core::error::Code;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,14 +128,14 @@ pub fn check_provider(map: &serde_json::Map<String, serde_json::Value>) -> Resul
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return Err(crate::core::error::ApiError::bad_request(
-                "invalid_provider",
+                Code::InvalidProvider,
                 format!("provider.{key} must be an http:// or https:// URL"),
             ));
         }
     }
     if text("ari_dial_endpoint").is_some_and(|d| !d.contains("{number}")) {
         return Err(crate::core::error::ApiError::bad_request(
-            "invalid_provider",
+            Code::InvalidProvider,
             "provider.ari_dial_endpoint must contain {number}, e.g. PJSIP/{number}@trunk",
         ));
     }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::core::db::db;
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Code};
 use crate::core::state::AppState;
 
 /// Meta batches many entries in one POST; larger bodies are refused (413).
@@ -64,12 +64,12 @@ pub async fn receive(
     let signature = Some(super::signature_header(&req, "X-Hub-Signature-256")?);
     let body = super::read_body(&state, &req, payload, MAX_BODY).await?;
     let payload: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(Code::InvalidJson, e.to_string()))?;
     let Some(entries) = payload.get("entry").and_then(Value::as_array) else {
-        return Err(ApiError::bad_request("invalid_payload", "expected {object, entry: [...]}"));
+        return Err(ApiError::bad_request(Code::InvalidPayload, "expected {object, entry: [...]}"));
     };
     if payload.get("object").and_then(Value::as_str) != Some("whatsapp_business_account") {
-        return Err(ApiError::bad_request("invalid_payload", "object must be whatsapp_business_account"));
+        return Err(ApiError::bad_request(Code::InvalidPayload, "object must be whatsapp_business_account"));
     }
     // The services this batch is for, each checked against its own app secret.
     let mut ids: Vec<String> = Vec::new();
@@ -91,7 +91,7 @@ pub async fn receive(
         // Nothing this installation serves, so nothing to verify it against.
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "unknown_phone_number",
+            Code::UnknownPhoneNumber,
             "no WhatsApp service has this phone_number_id",
         ));
     }
@@ -100,7 +100,7 @@ pub async fn receive(
         if secret.is_empty() || !signature_valid(secret, &body, signature.as_deref()) {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_signature",
+                Code::InvalidSignature,
                 "the signature does not match the body",
             ));
         }
@@ -144,12 +144,12 @@ async fn account_event(state: &AppState, body: &[u8], signature: Option<&str>) -
     secrets.sort_unstable();
     secrets.dedup();
     if secrets.is_empty() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_account", "no WhatsApp service is set up"));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, Code::UnknownAccount, "no WhatsApp service is set up"));
     }
     if !secrets.iter().any(|secret| signature_valid(secret, body, signature)) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "invalid_signature",
+            Code::InvalidSignature,
             "the signature does not match the body",
         ));
     }

@@ -1,5 +1,6 @@
 //! Sending through WhatsApp Cloud API (C2).
 
+use crate::core::error::Code;
 use chrono::Utc;
 use schema::Channel;
 use schema::models::Message;
@@ -49,7 +50,7 @@ async fn whatsapp_send(
     let field = |k: &str| provider_field(provider, k);
     let (base, phone_id, token) = (field("api_base_url"), field("phone_number_id"), field("access_token"));
     if base.is_empty() || phone_id.is_empty() || token.is_empty() {
-        return SendResult::Refused("not_configured".into(), "the WhatsApp service has no API credentials".into());
+        return SendResult::refused(Code::NotConfigured, "the WhatsApp service has no API credentials");
     }
     if let Some(refused) = outside(window(Channel::Whatsapp, out.last_customer_at, Utc::now()), m) {
         return refused;
@@ -61,7 +62,7 @@ async fn whatsapp_send(
     };
     if m.kind == schema::MessageKind::Template {
         let Some(t) = m.payload.get("template") else {
-            return SendResult::Refused("invalid_template".into(), "the template message has no template".into());
+            return SendResult::refused(Code::InvalidTemplate, "the template message has no template");
         };
         let mut template = json!({"name": t["name"], "language": {"code": t["language"]}});
         let parameters: Vec<Value> =
@@ -124,7 +125,7 @@ async fn whatsapp_send(
         }
         _ => match last.or_else(|| out.files.last().and_then(|(a, _)| a.provider_media_id.clone())) {
             Some(id) => SendResult::Sent(id),
-            None => SendResult::Refused("empty_message".into(), "nothing to send".into()),
+            None => SendResult::refused(Code::EmptyMessage, "nothing to send"),
         },
     }
 }

@@ -46,6 +46,14 @@ function contactsOf(m) {
 
 const TICKS = { pending: null, sent: '✓', delivered: '✓✓', read: '✓✓', failed: '!' };
 
+/** Why a message failed: our own codes in the agent's words; a provider's code (WhatsApp's 131047,
+ *  an SMTP 550) with the provider's text, which only it can explain. */
+function failure(m) {
+  const k = `err.${m.error_code}`;
+  if (m.error_code && t(k) !== k) return t(k);
+  return [m.error_message, m.error_code].filter(Boolean).join(' — ') || t('tick.failed');
+}
+
 export class ConversationView {
   constructor(id, actions) {
     this.id = id;
@@ -417,14 +425,14 @@ export class ConversationView {
       const tick = h('span', {
         class: ['tick', `tick-${st}`], testid: `message-status-${m.id}`, 'data-status': st,
         'aria-label': t(`tick.${st}`),
-        title: st === 'failed' ? [m.error_message, m.error_code].filter(Boolean).join(' — ') || t('tick.failed') : t(`tick.${st}`),
+        title: st === 'failed' ? failure(m) : t(`tick.${st}`),
       }, st === 'pending' ? toolIcon('clock') : (TICKS[st] || ''));
       meta.push(tick);
     }
     const li = h('li', {
       class: ['msg', `msg-${dir}`, m.status === 'failed' ? 'msg-failed' : null], testid: `message-${m.id}`, 'data-status': m.status,
     }, h('div', { class: 'msg-who' }, this.who(m, c)), parts, h('div', { class: 'msg-meta' }, meta));
-    if (m.status === 'failed') li.title = [m.error_message, m.error_code].filter(Boolean).join(' — ') || t('tick.failed');
+    if (m.status === 'failed') li.title = failure(m);
     return li;
   }
 
