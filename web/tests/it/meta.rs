@@ -160,4 +160,19 @@ async fn a_reply_goes_through_the_send_api_and_a_delivery_event_follows_it() {
     );
     post(&app, "/webhooks/messenger", &delivery, Some(SECRET)).await.ok(200);
     assert_eq!(Message::find(&mut app.conn(), id).unwrap().status, MessageStatus::Delivered);
+    // Messenger's read event names a time: a watermark before the reply reads nothing, one after
+    // it reads the reply.
+    let read = |watermark: i64| {
+        event(
+            "page",
+            "PAGE1",
+            json!({"sender": {"id": "PSID-2"}, "recipient": {"id": "PAGE1"}, "timestamp": watermark,
+            "read": {"watermark": watermark}}),
+        )
+    };
+    let sent_at = Message::find(&mut app.conn(), id).unwrap().created_at.timestamp_millis();
+    post(&app, "/webhooks/messenger", &read(sent_at - 60_000), Some(SECRET)).await.ok(200);
+    assert_eq!(Message::find(&mut app.conn(), id).unwrap().status, MessageStatus::Delivered, "read before it was sent");
+    post(&app, "/webhooks/messenger", &read(sent_at + 1_000), Some(SECRET)).await.ok(200);
+    assert_eq!(Message::find(&mut app.conn(), id).unwrap().status, MessageStatus::Read);
 }

@@ -144,9 +144,9 @@ async fn a_reply_goes_through_the_messages_api_and_status_callbacks_follow_it() 
         (Some("+5511911112222"), Some(NUMBER), Some("Olá!"), Some(HOOK))
     );
 
-    // Twilio's status callback: delivered.
+    // Twilio's status callback: delivered (our number is its From, the customer its To).
     let (cb, cbsig) =
-        form(&[("MessageSid", "SMout1"), ("MessageStatus", "delivered"), ("To", NUMBER), ("From", "+5511911112222")]);
+        form(&[("MessageSid", "SMout1"), ("MessageStatus", "delivered"), ("To", "+5511911112222"), ("From", NUMBER)]);
     post(&app, &cb, Some(&cbsig)).await;
     wait(MessageStatus::Delivered).await;
     let (cb, cbsig) = form(&[("MessageSid", "SMout1"), ("MessageStatus", "sent"), ("To", NUMBER)]);

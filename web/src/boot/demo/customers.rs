@@ -445,16 +445,16 @@ impl Hooks {
                     Step::Delivered => "sent",
                     Step::Read => "delivered",
                 };
-                // The SMS webhook finds the service by `To`, so the callback names the service's number there.
+                // As Twilio writes a status callback: our number is `From`, the customer `To`.
                 let params = [
                     ("AccountSid", secret(service, "account_sid")),
                     ("ApiVersion", "2010-04-01"),
-                    ("From", sent.to.as_str()),
+                    ("From", &key),
                     ("MessageSid", &sent.provider_id),
                     ("MessageStatus", word),
                     ("SmsSid", &sent.provider_id),
                     ("SmsStatus", word),
-                    ("To", &key),
+                    ("To", sent.to.as_str()),
                 ];
                 self.twilio(service, params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()).await
             }

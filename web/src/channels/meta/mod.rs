@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{TimeZone, Utc};
 use engine::ingest::InboundMessage;
 use schema::models::Service;
-use schema::{Channel, MessageKind, MessageStatus, store};
+use schema::{Channel, MessageDirection, MessageKind, MessageStatus, store};
 use serde_json::{Value, json};
 
 use super::whatsapp::signature_valid;
@@ -111,6 +111,16 @@ pub async fn receive(
                 for mid in mids.iter().filter_map(Value::as_str) {
                     advance(&state, service, mid, MessageStatus::Delivered).await?;
                 }
+            } else if let Some(mid) = event.pointer("/read/mid").and_then(Value::as_str) {
+                // Instagram names the message read.
+                advance(&state, service, mid, MessageStatus::Read).await?;
+            } else if let (Some(reader), Some(watermark)) = (
+                event.pointer("/sender/id").and_then(Value::as_str),
+                event.pointer("/read/watermark").and_then(Value::as_i64),
+            ) {
+                // Messenger says up to when the customer has read: every message we sent them
+                // until then.
+                read_until(&state, service, reader, watermark).await?;
             }
         }
     }
@@ -125,6 +135,30 @@ async fn advance(state: &AppState, service: &Service, mid: &str, status: Message
     })
     .await?;
     if let Some(m) = changed {
+        state.engine.publish_message(m.conversation_id, service_id, m).await;
+    }
+    Ok(())
+}
+
+/// Marks read what we sent `reader` in their open conversation up to `watermark` (milliseconds).
+async fn read_until(state: &AppState, service: &Service, reader: &str, watermark: i64) -> Result<(), ApiError> {
+    let Some(until) = chrono::DateTime::from_timestamp_millis(watermark) else { return Ok(()) };
+    let (service_id, reader) = (service.id, reader.to_owned());
+    let changed = db(state, move |c| {
+        let Some(open) = store::open_conversation_for(c, service_id, &reader)? else { return Ok(Vec::new()) };
+        let unread: Vec<_> = store::messages_of(c, open.id)?
+            .into_iter()
+            .filter(|m| m.direction == MessageDirection::Out && m.created_at <= until)
+            .filter(|m| matches!(m.status, MessageStatus::Sent | MessageStatus::Delivered))
+            .collect();
+        let mut changed = Vec::new();
+        for m in unread {
+            changed.extend(store::advance_message_status(c, m.id, MessageStatus::Read, Utc::now(), None)?);
+        }
+        Ok(changed)
+    })
+    .await?;
+    for m in changed {
         state.engine.publish_message(m.conversation_id, service_id, m).await;
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! SMS through Twilio (C1): the form-encoded webhook with `X-Twilio-Signature` (base64 of
 //! HMAC-SHA1 over the webhook's URL followed by every POST parameter, sorted, name then value,
 //! keyed with the account's auth token), routed to the service whose number is `To`. The same
-//! endpoint takes the status callbacks of the messages we send.
+//! endpoint takes the status callbacks of the messages we send, whose `From` is that number.
 
 pub mod media;
 pub mod sender;
@@ -62,14 +62,15 @@ pub async fn receive(
     let params: Vec<(String, String)> =
         serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::bad_request(Code::InvalidForm, e.to_string()))?;
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let to = get("To").ok_or_else(|| ApiError::bad_request(Code::InvalidPayload, "To is required"))?.trim().to_owned();
-    let service = crate::core::directory::services_by_keys(&state, Channel::Sms, std::slice::from_ref(&to))
+    // Our number is `To` of a customer's message and `From` of a status callback of one we sent.
+    let callback = get("MessageStatus").is_some_and(|w| w != "received");
+    let ours = if callback { get("From").or(get("To")) } else { get("To") };
+    let ours = ours.ok_or_else(|| ApiError::bad_request(Code::InvalidPayload, "To is required"))?.trim().to_owned();
+    let service = crate::core::directory::services_by_keys(&state, Channel::Sms, std::slice::from_ref(&ours))
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, Code::UnknownNumber, "no SMS service has this To number")
-        })?;
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, Code::UnknownNumber, "no SMS service has this number"))?;
     let token = service.provider.get("auth_token").and_then(Value::as_str).unwrap_or("");
     let url = service.provider.get("webhook_url").and_then(Value::as_str).unwrap_or("");
     if token.is_empty() || url.is_empty() || !signature_valid(token, url, &params, &header) {
