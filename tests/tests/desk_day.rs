@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 mod browser;
 use browser::{
-    Demo, browser, click, demo_server_with, driver, find, go_available, shot, sign_in, text_until, tid,
+    Demo, browser, click, demo_server_with, driver, find, go_available, js, shot, sign_in, text_until, tid,
     whatsapp_customer_writes,
 };
 
@@ -246,5 +246,354 @@ async fn a_conversation_handed_over_is_announced_and_its_history_names_who_handl
 
     let _ = ana.close().await;
     let _ = bruno.close().await;
+    engine.stop();
+}
+
+#[actix_rt::test]
+async fn the_left_column_fits_from_1280x720_to_1920x1080() {
+    // The database lives as long as `_db`.
+    let Demo { db: _db, engine, base, .. } = queue_by_hand().await;
+    whatsapp_customer_writes(
+        &base,
+        "5511955556666",
+        "Maria Aparecida dos Santos Figueiredo de Albuquerque (Loja Centro)",
+        "wamid.L1",
+        "Oi",
+    )
+    .await;
+    let (_driver, port) = driver().await;
+    for (w, h) in [(1280, 720), (1920, 1080)] {
+        let desk = browser(port, &[format!("--window-size={w},{h}")], json!({})).await;
+        sign_in(&desk, &base, "ana").await;
+        find(&desk, "[data-testid^=\"queue-row-\"]").await;
+        click(&desk, "details.filter-box summary").await;
+        click(&desk, &tid("queue-filter-name")).await;
+        let fits = js(
+            &desk,
+            "const col = document.querySelector('.col-left'); const edge = col.getBoundingClientRect().right;
+             const over = [...col.querySelectorAll('input, select, button, .q-main, .channel-btn')]
+               .filter((e) => e.getBoundingClientRect().right > edge + 0.5).map((e) => e.dataset.testid || e.className);
+             return { scrollLeft: col.scrollLeft, wider: col.scrollWidth > col.clientWidth, over };",
+        )
+        .await;
+        assert_eq!(fits["scrollLeft"], 0, "{w}×{h}: focusing a filter does not scroll the column sideways");
+        assert_eq!(fits["wider"], false, "{w}×{h}: nothing is wider than the column: {fits}");
+        assert_eq!(fits["over"], json!([]), "{w}×{h}: every control inside the column: {fits}");
+        shot(&desk, &format!("day-07-left-column-{w}x{h}")).await;
+        let _ = desk.close().await;
+    }
+    engine.stop();
+}
+
+#[actix_rt::test]
+async fn presence_is_one_control_and_a_lost_connection_blocks_sending_but_keeps_the_draft() {
+    let Demo { db, service, engine, base, .. } = demo_server_with(Channel::Whatsapp, |_, _| {}).await;
+    let relay = browser::Relay::start(&base).await;
+    let (_driver, port) = driver().await;
+    let ana = browser(port, &[], json!({})).await;
+    sign_in(&ana, &relay.base, "ana").await;
+
+    // First sign-in: one presence control, and a hint that customers come only when available.
+    text_until(&ana, &tid("presence-hint"), |t| t.contains("Fique disponível para começar a atender")).await;
+    let separate = js(&ana, "return !!document.querySelector('[data-testid=\"presence-available\"]')").await;
+    assert_eq!(separate, json!(false), "no second presence button beside the control");
+    shot(&ana, "day-08-first-sign-in").await;
+    click(&ana, &tid("presence-hint-available")).await;
+    text_until(&ana, &tid("presence-status"), |t| t.contains("Disponível")).await;
+    let hint = js(&ana, "return document.querySelector('[data-testid=\"presence-hint\"]').hidden").await;
+    assert_eq!(hint, json!(true), "available: the hint is gone");
+
+    whatsapp_customer_writes(&base, "5511966667777", "Tereza", "wamid.C1", "Alguém aí?").await;
+    let c = schema::store::open_conversation_for(&mut db.conn(), service, "5511966667777").unwrap().unwrap().id;
+    click(&ana, &tid(&format!("conv-item-{c}"))).await;
+    find(&ana, &tid("composer-input")).await.send_keys("Um momento, por favor").await.unwrap();
+
+    // The network goes: a banner says so, sending is off, the draft stays.
+    relay.cut();
+    text_until(&ana, &tid("connection-banner"), |t| t.contains("Sem conexão com o servidor")).await;
+    let state = js(
+        &ana,
+        "return { send: document.querySelector('[data-testid=\"composer-send\"]').disabled,
+                  draft: document.querySelector('[data-testid=\"composer-input\"]').value }",
+    )
+    .await;
+    assert_eq!(state, json!({"send": true, "draft": "Um momento, por favor"}));
+    shot(&ana, "day-09-connection-lost").await;
+
+    // It comes back: the banner goes, the draft is sent.
+    relay.restore();
+    for _ in 0..100 {
+        if js(&ana, "return document.querySelector('[data-testid=\"connection-banner\"]').hidden").await == json!(true)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    click(&ana, &tid("composer-send")).await;
+    text_until(&ana, &tid("message-list"), |t| t.contains("Um momento, por favor")).await;
+    let out = schema::store::messages_of(&mut db.conn(), c).unwrap();
+    assert!(out.iter().any(|m| m.body.as_deref() == Some("Um momento, por favor")), "sent once back online");
+
+    let _ = ana.close().await;
+    engine.stop();
+}
+
+#[actix_rt::test]
+async fn irreversible_actions_ask_first_and_the_email_composer_keeps_enter_for_new_lines() {
+    let Demo { db, service, engine, base, .. } = demo_server_with(Channel::Whatsapp, |c, service| {
+        let change = ServiceChangeset { allow_cancel: Some(false), ..Default::default() };
+        schema::store::update_service(c, service, &change).unwrap();
+    })
+    .await;
+    let (_driver, port) = driver().await;
+    let ana = browser(port, &[], json!({})).await;
+    sign_in(&ana, &base, "ana").await;
+    go_available(&ana).await;
+    whatsapp_customer_writes(&base, "5511977778888", "Jorge", "wamid.R1", "Oi").await;
+    let c = schema::store::open_conversation_for(&mut db.conn(), service, "5511977778888").unwrap().unwrap().id;
+    click(&ana, &tid(&format!("conv-item-{c}"))).await;
+    find(&ana, &tid("action-return")).await;
+    let cancel = js(&ana, "return !!document.querySelector('[data-testid=\"action-cancel\"]')").await;
+    assert_eq!(cancel, json!(false), "this service does not allow cancelling: no cancel button");
+
+    // Returning to the queue asks first; going back keeps the conversation.
+    click(&ana, &tid("action-return")).await;
+    text_until(&ana, &tid("confirm-return"), |t| t.contains("Devolver à fila")).await;
+    shot(&ana, "day-10-confirm-return").await;
+    click(&ana, &tid("confirm-return-keep")).await;
+    text_until(&ana, &tid("tab-active-count"), |t| t.trim() == "1").await;
+    assert_eq!(
+        schema::models::Conversation::find(&mut db.conn(), c).unwrap().state,
+        schema::ConversationState::InService
+    );
+    click(&ana, &tid("action-return")).await;
+    click(&ana, &tid("confirm-return-confirm")).await;
+    text_until(&ana, &tid("tab-active-count"), |t| t.trim() == "0").await;
+
+    // An email: Enter makes new lines, Ctrl+Enter sends the letter.
+    let email = schema::store::list_services(&mut db.conn()).unwrap().into_iter().find(|s| s.channel == Channel::Email);
+    let email = email.unwrap().id;
+    browser::email_customer_writes(&base, email, "cliente@exemplo.com.br", "Segunda via", "Preciso da segunda via.")
+        .await;
+    let e = schema::store::open_conversation_for(&mut db.conn(), email, "cliente@exemplo.com.br").unwrap().unwrap().id;
+    click(&ana, &tid(&format!("conv-item-{e}"))).await;
+    let input = find(&ana, &tid("composer-input")).await;
+    input.send_keys("Prezado cliente,\u{E007}segue a segunda via.").await.unwrap();
+    let typed = js(&ana, "return document.querySelector('[data-testid=\"composer-input\"]').value").await;
+    assert_eq!(typed, json!("Prezado cliente,\nsegue a segunda via."), "Enter made a new line and sent nothing");
+    input.send_keys("\u{E009}\u{E007}\u{E000}").await.unwrap();
+    text_until(&ana, &tid("message-list"), |t| t.contains("segue a segunda via")).await;
+    let sent = schema::store::messages_of(&mut db.conn(), e).unwrap();
+    let body = sent.iter().find(|m| m.direction == schema::MessageDirection::Out).and_then(|m| m.body.clone());
+    assert_eq!(body.as_deref(), Some("Prezado cliente,\nsegue a segunda via."));
+
+    let _ = ana.close().await;
+    engine.stop();
+}
+
+#[actix_rt::test]
+async fn errors_dates_states_and_the_copy_speak_the_desks_language() {
+    let (graph, _) = refusing_graph().await;
+    let Demo { db, service, engine, base, .. } = demo_server_with(Channel::Whatsapp, |c, service| {
+        let row = schema::models::Service::find(c, service).unwrap();
+        let mut provider = row.provider;
+        provider["api_base_url"] = json!(graph);
+        let change = ServiceChangeset { provider: Some(provider), ..Default::default() };
+        schema::store::update_service(c, service, &change).unwrap();
+    })
+    .await;
+    let (_driver, port) = driver().await;
+    let ana = browser(port, &[], json!({})).await;
+    let other_tab = browser(port, &[], json!({})).await;
+    let bruno = browser(port, &[], json!({})).await;
+    sign_in(&ana, &base, "ana").await;
+    sign_in(&other_tab, &base, "ana").await;
+    sign_in(&bruno, &base, "bruno").await; // signed in, never available
+    go_available(&ana).await;
+    whatsapp_customer_writes(&base, "5511988889999", "Helena", "wamid.E1", "Bom dia").await;
+    let c = schema::store::open_conversation_for(&mut db.conn(), service, "5511988889999").unwrap().unwrap().id;
+    let item = tid(&format!("conv-item-{c}"));
+    click(&ana, &item).await;
+    click(&other_tab, &item).await;
+
+    // Dates as the desk writes them: dd/mm/aaaa, typed and shown.
+    let stamp = js(&ana, "return document.querySelector('.msg .msg-time').title").await;
+    let stamp = stamp.as_str().unwrap().to_owned();
+    let today = chrono::Local::now().format("%d/%m/%Y").to_string();
+    assert!(stamp.starts_with(&today), "a message's date in pt-BR order: {stamp:?} (today {today})");
+    let due = find(&ana, &tid("due-date-input")).await;
+    assert_eq!(due.attr("placeholder").await.unwrap().as_deref(), Some("dd/mm/aaaa hh:mm"));
+    due.send_keys("25/12/2026 14:30").await.unwrap();
+    click(&ana, &tid("due-date-save")).await;
+    text_until(&ana, &tid("toasts"), |t| !t.is_empty()).await;
+    let row = schema::models::Conversation::find(&mut db.conn(), c).unwrap();
+    let local = row.due_at.expect("due date saved").with_timezone(&chrono::Local);
+    assert_eq!(local.format("%d/%m/%Y %H:%M").to_string(), "25/12/2026 14:30");
+    click(&ana, "details.filter-box summary").await;
+    let filter = find(&ana, &tid("queue-filter-date")).await;
+    assert_eq!(filter.attr("placeholder").await.unwrap().as_deref(), Some("dd/mm/aaaa"));
+    filter.send_keys("31/02/2026\u{E004}").await.unwrap();
+    let invalid =
+        js(&ana, "return document.querySelector('[data-testid=\"queue-filter-date\"]').getAttribute('aria-invalid')")
+            .await;
+    assert_eq!(invalid, json!("true"), "no 31 February");
+
+    // A transfer to a colleague who is not available says so, by name.
+    click(&ana, &tid("action-transfer")).await;
+    let label = find(&ana, &tid("transfer-agent-bruno")).await.text().await.unwrap();
+    assert!(label.contains("Indisponível"), "{label:?}");
+    find(&ana, &tid("transfer-agent")).await.select_by_label(&label).await.unwrap();
+    click(&ana, &tid("transfer-confirm")).await;
+    text_until(&ana, &tid("transfer-error"), |t| t.contains("Bruno Lima está indisponível no momento")).await;
+    shot(&ana, "day-11-transfer-to-unavailable").await;
+    ana.execute("document.querySelector('[data-testid=\"transfer-dialog\"]').close()", vec![]).await.unwrap();
+
+    // A refused reply; the copy names the agent and marks it.
+    find(&ana, &tid("composer-input")).await.send_keys("Vou verificar").await.unwrap();
+    click(&ana, &tid("composer-send")).await;
+    find(&ana, "[data-testid=\"message-list\"] .msg-failed").await;
+    click(&ana, &tid("copy-conversation")).await;
+    let copied = js(&ana, "return window.__omnirouteLastCopy").await;
+    let copied = copied.as_str().unwrap().to_owned();
+    assert!(copied.contains("Ana Souza: Vou verificar [Falha no envio"), "{copied}");
+    assert!(copied.contains("Helena: Bom dia"), "{copied}");
+    assert!(!copied.contains("Você"), "a copy names people: {copied}");
+
+    // Concluded in one tab: the other shows the state in words, not "concluded".
+    click(&ana, &tid("action-conclude")).await;
+    click(&ana, &tid("conclude-confirm")).await;
+    text_until(&other_tab, &tid("conv-state"), |t| t == "Concluído").await;
+    text_until(&other_tab, &tid("conv-notice"), |t| t.contains("(concluído)")).await;
+    shot(&other_tab, "day-12-concluded-elsewhere").await;
+
+    let _ = ana.close().await;
+    let _ = other_tab.close().await;
+    let _ = bruno.close().await;
+    engine.stop();
+}
+
+#[actix_rt::test]
+async fn the_emoji_picker_has_the_full_set_and_finds_them_in_portuguese() {
+    let Demo { db, service, engine, base, .. } = demo_server_with(Channel::Whatsapp, |_, _| {}).await;
+    let (_driver, port) = driver().await;
+    let ana = browser(port, &[], json!({})).await;
+    sign_in(&ana, &base, "ana").await;
+    go_available(&ana).await;
+    whatsapp_customer_writes(&base, "5511990001111", "Beatriz", "wamid.EM1", "Chegou, obrigada!").await;
+    let c = schema::store::open_conversation_for(&mut db.conn(), service, "5511990001111").unwrap().unwrap().id;
+    click(&ana, &tid(&format!("conv-item-{c}"))).await;
+    find(&ana, &tid("composer-input")).await.send_keys("Por nada ").await.unwrap();
+
+    click(&ana, &tid("emoji-picker")).await;
+    click(&ana, &tid("emoji-group-people")).await;
+    find(&ana, "[data-testid=\"emoji-grid\"] button[data-emoji=\"👍\"]").await;
+    let people = js(&ana, "return document.querySelectorAll('[data-testid=\"emoji-grid\"] button.emoji').length").await;
+    assert!(people.as_u64().unwrap() > 200, "the whole group, not a fixed handful: {people}");
+    click(&ana, &tid("emoji-group-flags")).await;
+    find(&ana, "[data-testid=\"emoji-grid\"] button[data-emoji=\"🇧🇷\"]").await;
+
+    // Found by a Portuguese word, without its accent; Enter takes the first.
+    find(&ana, &tid("emoji-search")).await.send_keys("coracao vermelho").await.unwrap();
+    find(&ana, "[data-testid=\"emoji-grid\"] button[data-emoji=\"❤️\"]").await;
+    shot(&ana, "day-13-emoji-search").await;
+    find(&ana, &tid("emoji-search")).await.send_keys("\u{E007}").await.unwrap();
+    let typed = js(&ana, "return document.querySelector('[data-testid=\"composer-input\"]').value").await;
+    assert_eq!(typed, json!("Por nada ❤️"));
+
+    // The recent ones come first next time.
+    click(&ana, &tid("emoji-picker")).await;
+    click(&ana, &tid("emoji-group-recent")).await;
+    find(&ana, "[data-testid=\"emoji-grid\"] button[data-emoji=\"❤️\"]").await;
+    let none = js(&ana, "return !!document.querySelector('[data-testid=\"emoji-none\"]')").await;
+    assert_eq!(none, json!(false));
+
+    let _ = ana.close().await;
+    engine.stop();
+}
+
+/// The raw requests a fake provider received: path and body.
+type Requests = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A Graph API that takes every upload and message, keeping the raw requests.
+async fn accepting_graph() -> (String, Requests) {
+    let seen: Requests = Arc::default();
+    let kept = seen.clone();
+    let server = HttpServer::new(move || {
+        let kept = kept.clone();
+        App::new().app_data(aw::PayloadConfig::new(32 << 20)).default_service(aw::to(
+            move |req: actix_web::HttpRequest, body: aw::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    let path = req.path().to_owned();
+                    kept.lock().unwrap().push((path.clone(), body.to_vec()));
+                    if path.ends_with("/media") {
+                        HttpResponse::Ok().json(json!({"id": "media-1"}))
+                    } else {
+                        HttpResponse::Ok().json(json!({"messaging_product": "whatsapp",
+                            "contacts": [{"input": "x", "wa_id": "x"}], "messages": [{"id": "wamid.OUT1"}]}))
+                    }
+                }
+            },
+        ))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+    actix_rt::spawn(server.run());
+    (base, seen)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[actix_rt::test]
+async fn a_voice_note_recorded_in_the_desk_reaches_whatsapp_as_ogg_opus() {
+    let (graph, seen) = accepting_graph().await;
+    let Demo { db, service, engine, base, .. } = demo_server_with(Channel::Whatsapp, |c, service| {
+        let row = schema::models::Service::find(c, service).unwrap();
+        let mut provider = row.provider;
+        provider["api_base_url"] = json!(graph);
+        let change = ServiceChangeset { provider: Some(provider), ..Default::default() };
+        schema::store::update_service(c, service, &change).unwrap();
+    })
+    .await;
+    let (_driver, port) = driver().await;
+    // Chromium's fake microphone (a tone), allowed without asking.
+    let mic = ["--use-fake-device-for-media-stream".to_owned(), "--use-fake-ui-for-media-stream".to_owned()];
+    let ana = browser(port, &mic, json!({})).await;
+    sign_in(&ana, &base, "ana").await;
+    go_available(&ana).await;
+    whatsapp_customer_writes(&base, "5511991112222", "Sérgio", "wamid.AU1", "Pode mandar um áudio?").await;
+    let c = schema::store::open_conversation_for(&mut db.conn(), service, "5511991112222").unwrap().unwrap().id;
+    click(&ana, &tid(&format!("conv-item-{c}"))).await;
+
+    click(&ana, &tid("record-audio")).await;
+    text_until(&ana, &tid("record-time"), |t| t >= "00:02").await;
+    shot(&ana, "day-14-recording").await;
+    click(&ana, &tid("record-send")).await;
+
+    // The provider got Opus in Ogg, then an audio message pointing at it.
+    let mut requests = Vec::new();
+    for _ in 0..100 {
+        requests = seen.lock().unwrap().clone();
+        if requests.iter().any(|(p, _)| p.ends_with("/messages")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let upload = requests.iter().find(|(p, _)| p.ends_with("/media")).expect("an upload");
+    assert!(contains(&upload.1, b"name=\"type\"\r\n\r\naudio/ogg\r\n"), "declared as audio/ogg");
+    assert!(contains(&upload.1, b"OggS") && contains(&upload.1, b"OpusHead"), "an Ogg Opus file");
+    assert!(!contains(&upload.1, &[0x1A, 0x45, 0xDF, 0xA3]), "no WebM left in it");
+    let message = requests.iter().find(|(p, _)| p.ends_with("/messages")).unwrap();
+    let message: serde_json::Value = serde_json::from_slice(&message.1).unwrap();
+    assert_eq!(message["type"], "audio");
+    assert_eq!(message["audio"]["id"], "media-1");
+    assert_eq!(message["to"], "5511991112222");
+    text_until(&ana, &tid("message-list"), |t| t.contains(".webm") || t.contains("audio-")).await;
+
+    let _ = ana.close().await;
     engine.stop();
 }

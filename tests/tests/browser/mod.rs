@@ -55,7 +55,8 @@ pub async fn driver() -> (Driver, u16) {
     panic!("chromedriver did not start");
 }
 
-/// A headless Chromium session with a fresh profile, 1280×800, no background networking;
+/// A headless Chromium session with a fresh profile, 1280×800 (unless `extra_args` sizes it), no
+/// background networking;
 /// `extra_args` and Chrome `prefs` added.
 pub async fn browser(port: u16, extra_args: &[String], prefs: Value) -> Client {
     let profile = std::env::temp_dir().join(format!("omniroute-e2e-{}", uuid_like()));
@@ -68,11 +69,13 @@ pub async fn browser(port: u16, extra_args: &[String], prefs: Value) -> Client {
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=1280,800",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if !extra_args.iter().any(|a| a.starts_with("--window-size=")) {
+        args.push("--window-size=1280,800".into());
+    }
     args.extend(extra_args.iter().cloned());
     args.push(format!("--user-data-dir={}", profile.display()));
     let caps = json!({"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args, "prefs": prefs}});
@@ -205,8 +208,9 @@ pub async fn sign_in(c: &Client, base: &str, login: &str) {
     find(c, &tid("presence-status")).await;
 }
 
-/// Becomes available and waits for the desk to say so.
+/// Becomes available through the presence control and waits for the desk to say so.
 pub async fn go_available(c: &Client) {
+    click(c, &tid("presence-status")).await;
     click(c, &tid("presence-available")).await;
     text_until(c, &tid("presence-status"), |t| t.to_lowercase().contains("dispon")).await;
 }
@@ -229,4 +233,79 @@ pub async fn whatsapp_customer_writes(base: &str, wa_id: &str, name: &str, id: &
         .await
         .expect("webhook");
     assert_eq!(res.status(), 200);
+}
+
+/// A TCP relay in front of the server that can lose the connection like a network does: cut,
+/// every open connection through it is dropped and new ones are refused until it is restored.
+pub struct Relay {
+    pub base: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Relay {
+    /// Relays a free local port to `target` (`http://127.0.0.1:port/`).
+    pub async fn start(target: &str) -> Relay {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let to: std::net::SocketAddr =
+            target.trim_start_matches("http://").trim_end_matches('/').parse().expect("a local address");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/", listener.local_addr().unwrap());
+        let up = std::sync::Arc::new(AtomicBool::new(true));
+        let epoch = std::sync::Arc::new(AtomicU64::new(0));
+        let (up2, epoch2) = (up.clone(), epoch.clone());
+        actix_rt::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // refused: dropped at once
+                }
+                let (up, epoch) = (up2.clone(), epoch2.clone());
+                let born = epoch.load(Ordering::SeqCst);
+                actix_rt::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(to).await else { return };
+                    let relay = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    let cut = async {
+                        while up.load(Ordering::SeqCst) && epoch.load(Ordering::SeqCst) == born {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    };
+                    tokio::select! { _ = relay => {}, _ = cut => {} }
+                });
+            }
+        });
+        Relay { base, up, epoch }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        use std::sync::atomic::Ordering;
+        self.up.store(false, Ordering::SeqCst);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The demo email service's webhook receives a mail from `from` with this subject and text.
+pub async fn email_customer_writes(base: &str, service: schema::ServiceId, from: &str, subject: &str, text: &str) {
+    let id = format!("<{}@customer.example>", uuid_like());
+    let mail = format!(
+        "From: {from}\r\nTo: atendimento@omniroute.example\r\nSubject: {subject}\r\nMessage-ID: {id}\r\nDate: Tue, 8 Dec 2026 09:00:00 -0300\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n"
+    );
+    let res = awc::Client::new()
+        .post(format!("{base}webhooks/email/{service}"))
+        .insert_header(("Content-Type", "message/rfc822"))
+        .insert_header((web::channels::email::SECRET_HEADER, "demo-email-secret"))
+        .send_body(mail)
+        .await
+        .expect("email webhook");
+    assert!(res.status().is_success(), "the mail was taken: {}", res.status());
+}
+
+/// The value of a script run in the page.
+pub async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.unwrap()
 }

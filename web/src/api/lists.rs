@@ -39,6 +39,8 @@ pub struct ServiceNameDto {
     pub channel: String,
     /// Whether I belong to it (admins: every service).
     pub mine: bool,
+    /// Whether its agents may cancel a conversation (the desk hides the action otherwise).
+    pub allow_cancel: bool,
 }
 
 /// The active services, by name: the desk's labels and the queues a conversation can be
@@ -53,6 +55,7 @@ pub async fn services(state: web::Data<AppState>, me: CurrentAgent) -> Result<Ht
         .map(|s| ServiceNameDto {
             id: s.id.to_string(),
             mine: me.sees_service(s.id),
+            allow_cancel: s.allow_cancel,
             channel: s.channel.to_string(),
             name: s.name,
         })

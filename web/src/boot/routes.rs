@@ -9,6 +9,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(crate::ws::session::ws_agent);
     cfg.service(crate::ws::monitor_session::ws_monitor);
     cfg.service(crate::desk::index);
+    cfg.service(crate::desk::emoji_catalogue);
     cfg.service(crate::desk::asset);
     crate::api::configure(cfg);
     cfg.app_data(web::QueryConfig::default().error_handler(crate::core::error::query_error));

@@ -2,6 +2,7 @@
 //! raw body, stores what arrived through `Engine::ingest` (idempotent, committed before the
 //! answer, C3/C4), and answers 503 while the database is down so the provider retries.
 
+pub mod audio;
 pub mod cti;
 pub mod email;
 pub mod media;

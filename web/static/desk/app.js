@@ -431,18 +431,19 @@ function buildDesk() {
     setTimeout(() => el.remove(), kind === 'error' ? 7000 : 4000);
   });
   const top = h('header', { class: 'topbar' });
+  const bar = h('div', { class: 'desk-bar' });
   const left = h('aside', { class: 'col-left', 'aria-label': t('channels.title') });
   const channels = h('div', { class: 'channels' });
   const queue = h('div', { class: 'queue-panel' });
   left.append(channels, queue);
   const middle = h('section', { class: 'col-middle', 'aria-label': t('tabs.mine') });
   const main = h('section', { class: 'col-main' });
-  replace(root, h('div', { class: 'desk', testid: 'desk' }, top, left, middle, main, toasts));
+  replace(root, h('div', { class: 'desk', testid: 'desk' }, top, bar, left, middle, main, toasts));
   const actions = {
     select, pullNext, pullChosen, setPresence, logout, changeLang, toast, errorText, refreshSummary,
     loadConversation, afterLeaving, upsertMessage, addMine, answerOffer,
   };
-  mountTopbar(top, actions);
+  mountTopbar(top, actions, bar);
   mountChannels(channels, actions);
   mountQueue(queue, actions);
   mountConvList(middle, actions);
@@ -496,6 +497,7 @@ async function startDesk(me) {
     onMessage: onWs,
     onStatus: (s) => {
       state.wsStatus = s;
+      if (s === 'online') state.wsWasOnline = true;
       emit('ws', s);
     },
     onClosed: async (ev) => {

@@ -16,13 +16,19 @@ const pt = {
   'presence.available': 'Disponível',
   'presence.paused': 'Em pausa',
   'presence.pause_pending': 'Pausa pendente',
-  'presence.offline': 'Desconectado',
+  'presence.offline': 'Indisponível',
   'presence.unknown': '—',
   'presence.pause': 'Pausa',
   'presence.reasons': 'Motivos de pausa',
   'presence.noReasons': 'Nenhum motivo de pausa cadastrado',
   'presence.clock': 'Tempo de pausa',
   'presence.pendingHint': 'Você entrará em pausa ao terminar os atendimentos abertos.',
+  'presence.availableHint': 'Receber clientes',
+  'presence.offlineHint': 'Não receber clientes',
+  'presence.change': 'Mudar meu estado',
+  'presence.firstHint': 'Você não está recebendo clientes. Fique disponível para começar a atender.',
+  'presence.becomeAvailable': 'Ficar disponível',
+  'conn.lost': 'Sem conexão com o servidor — reconectando. O envio fica bloqueado até a conexão voltar; seus rascunhos estão guardados.',
   'ws.online': 'Conectado',
   'ws.connecting': 'Conectando…',
   'ws.offline': 'Sem conexão — reconectando',
@@ -88,6 +94,15 @@ const pt = {
   'conv.service': 'Serviço',
   'conv.state.active': 'Ativo',
   'conv.state.inactive_at_agent': 'Inativo',
+  'conv.state.pre_opening': 'Aguardando liberação',
+  'conv.state.queued': 'Na fila',
+  'conv.state.offered': 'Oferecido',
+  'conv.state.in_service': 'Em atendimento',
+  'conv.state.inactive_in_queue': 'Na fila (inativo)',
+  'conv.state.concluded': 'Concluído',
+  'conv.state.cancelled': 'Cancelado',
+  'conv.state.abandoned': 'Desistência por inatividade',
+  'conv.state.rejected': 'Recusado',
   'conv.notMine': 'Este atendimento não está mais com você ({s}).',
   'conv.loading': 'Carregando…',
   'conv.noMessages': 'Nenhuma mensagem.',
@@ -95,6 +110,34 @@ const pt = {
   'conv.you': 'Você',
   'conv.agent': 'Atendente',
   'conv.system': 'Sistema',
+  'record.start': 'Gravar áudio',
+  'record.recording': 'Gravando',
+  'record.send': 'Enviar áudio',
+  'record.discard': 'Descartar',
+  'record.denied': 'O navegador não liberou o microfone. Permita o acesso ao microfone para gravar.',
+  'record.notSent': 'O áudio não foi enviado: o atendimento não está com você ou a conexão caiu.',
+  'emoji.search': 'Buscar emoji (ex.: obrigado, coração)',
+  'emoji.none': 'Nenhum emoji encontrado.',
+  'emoji.noRecent': 'Os emojis que você usar aparecem aqui.',
+  'emoji.group.recent': 'Recentes',
+  'emoji.group.smileys': 'Carinhas e emoções',
+  'emoji.group.people': 'Pessoas e corpo',
+  'emoji.group.animals': 'Animais e natureza',
+  'emoji.group.food': 'Comidas e bebidas',
+  'emoji.group.travel': 'Viagens e lugares',
+  'emoji.group.activities': 'Atividades',
+  'emoji.group.objects': 'Objetos',
+  'emoji.group.symbols': 'Símbolos',
+  'emoji.group.flags': 'Bandeiras',
+  'transfer.offline': '{name} está indisponível no momento: só é possível transferir para quem está conectado.',
+  'transfer.atCapacity': '{name} já atende o máximo de clientes deste canal.',
+  'transfer.notMember': '{name} não atende este serviço.',
+  'confirm.keep': 'Voltar',
+  'confirm.returnTitle': 'Devolver à fila?',
+  'confirm.returnText': 'O atendimento sai da sua lista e volta para a fila do serviço, para você ou outro atendente.',
+  'confirm.cancelTitle': 'Cancelar o atendimento?',
+  'confirm.cancelText': 'O atendimento será encerrado como cancelado. Isto não pode ser desfeito.',
+  'composer.emailPlaceholder': 'Escreva o e-mail… (Enter nova linha, Ctrl+Enter envia)',
   'hist.auto': 'Distribuído automaticamente para {b}',
   'hist.assigned': '{b} iniciou o atendimento',
   'hist.offer_accepted': '{b} aceitou o atendimento',
@@ -339,13 +382,19 @@ const en = {
   'presence.available': 'Available',
   'presence.paused': 'Paused',
   'presence.pause_pending': 'Pause pending',
-  'presence.offline': 'Offline',
+  'presence.offline': 'Unavailable',
   'presence.unknown': '—',
   'presence.pause': 'Pause',
   'presence.reasons': 'Pause reasons',
   'presence.noReasons': 'No pause reasons set up',
   'presence.clock': 'Time in pause',
   'presence.pendingHint': 'You will pause when your open conversations end.',
+  'presence.availableHint': 'Receive customers',
+  'presence.offlineHint': 'Receive no customers',
+  'presence.change': 'Change my status',
+  'presence.firstHint': 'You are not receiving customers. Become available to start.',
+  'presence.becomeAvailable': 'Become available',
+  'conn.lost': 'No connection to the server — reconnecting. Sending is off until it is back; your drafts are kept.',
   'ws.online': 'Connected',
   'ws.connecting': 'Connecting…',
   'ws.offline': 'Offline — reconnecting',
@@ -411,6 +460,15 @@ const en = {
   'conv.service': 'Service',
   'conv.state.active': 'Active',
   'conv.state.inactive_at_agent': 'Inactive',
+  'conv.state.pre_opening': 'Awaiting release',
+  'conv.state.queued': 'Queued',
+  'conv.state.offered': 'Offered',
+  'conv.state.in_service': 'In service',
+  'conv.state.inactive_in_queue': 'Queued (inactive)',
+  'conv.state.concluded': 'Concluded',
+  'conv.state.cancelled': 'Cancelled',
+  'conv.state.abandoned': 'Abandoned for inactivity',
+  'conv.state.rejected': 'Rejected',
   'conv.notMine': 'This conversation is no longer yours ({s}).',
   'conv.loading': 'Loading…',
   'conv.noMessages': 'No messages.',
@@ -418,6 +476,34 @@ const en = {
   'conv.you': 'You',
   'conv.agent': 'Agent',
   'conv.system': 'System',
+  'record.start': 'Record audio',
+  'record.recording': 'Recording',
+  'record.send': 'Send audio',
+  'record.discard': 'Discard',
+  'record.denied': 'The browser did not allow the microphone. Allow microphone access to record.',
+  'record.notSent': 'The audio was not sent: the conversation is not yours or the connection is down.',
+  'emoji.search': 'Search emoji (e.g. thanks, heart)',
+  'emoji.none': 'No emoji found.',
+  'emoji.noRecent': 'The emoji you use show up here.',
+  'emoji.group.recent': 'Recent',
+  'emoji.group.smileys': 'Smileys and emotion',
+  'emoji.group.people': 'People and body',
+  'emoji.group.animals': 'Animals and nature',
+  'emoji.group.food': 'Food and drink',
+  'emoji.group.travel': 'Travel and places',
+  'emoji.group.activities': 'Activities',
+  'emoji.group.objects': 'Objects',
+  'emoji.group.symbols': 'Symbols',
+  'emoji.group.flags': 'Flags',
+  'transfer.offline': '{name} is not available right now: a conversation can only go to someone signed in.',
+  'transfer.atCapacity': '{name} already serves as many customers of this channel as allowed.',
+  'transfer.notMember': '{name} does not serve this service.',
+  'confirm.keep': 'Go back',
+  'confirm.returnTitle': 'Return to the queue?',
+  'confirm.returnText': 'The conversation leaves your list and goes back to the service\'s queue, for you or another agent.',
+  'confirm.cancelTitle': 'Cancel the conversation?',
+  'confirm.cancelText': 'The conversation will end as cancelled. This cannot be undone.',
+  'composer.emailPlaceholder': 'Write the email… (Enter new line, Ctrl+Enter sends)',
   'hist.auto': 'Distributed automatically to {b}',
   'hist.assigned': '{b} took the conversation',
   'hist.offer_accepted': '{b} accepted the conversation',
@@ -690,6 +776,42 @@ export function fmtTime(iso) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return '';
   return d.toLocaleTimeString(lang, { hour: '2-digit', minute: '2-digit' });
+}
+
+// Dates typed and shown in the desk's language, not the browser's: day/month/year in pt-BR,
+// month/day/year in English. Values are local "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM".
+const pad = (n) => String(n).padStart(2, '0');
+
+/** What a date (and time) field expects, as a placeholder. */
+export function datePattern(withTime) {
+  const day = lang === 'en' ? 'mm/dd/yyyy' : 'dd/mm/aaaa';
+  return withTime ? `${day} hh:mm` : day;
+}
+
+/** A local "YYYY-MM-DD[THH:MM]" value as the desk's language writes it. */
+export function fmtDateField(value) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}))?/.exec(value || '');
+  if (!m) return '';
+  const [, y, mo, d, hh, mm] = m;
+  const day = lang === 'en' ? `${mo}/${d}/${y}` : `${d}/${mo}/${y}`;
+  return hh ? `${day} ${hh}:${mm}` : day;
+}
+
+/** What was typed, as a local "YYYY-MM-DD[THH:MM]" value; '' when empty, null when not a date. */
+export function parseDateField(text, withTime) {
+  const s = (text || '').trim();
+  if (!s) return '';
+  const m = /^(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:\s+(\d{1,2}):(\d{2}))?$/.exec(s);
+  if (!m) return null;
+  const [a, b, y] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const [d, mo] = lang === 'en' ? [b, a] : [a, b];
+  const date = new Date(y, mo - 1, d);
+  if (date.getFullYear() !== y || date.getMonth() !== mo - 1 || date.getDate() !== d) return null;
+  const day = `${y}-${pad(mo)}-${pad(d)}`;
+  if (!withTime) return day;
+  const [hh, mm] = m[4] === undefined ? [0, 0] : [Number(m[4]), Number(m[5])];
+  if (hh > 23 || mm > 59) return null;
+  return `${day}T${pad(hh)}:${pad(mm)}`;
 }
 
 document.documentElement.lang = lang;

@@ -204,7 +204,11 @@ async fn agents_read_the_services_by_name_and_channel_never_their_credentials() 
     assert_eq!(a["id"], w.wa_a.to_string());
     for s in &list {
         let keys: std::collections::BTreeSet<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, ["channel", "id", "mine", "name"].into_iter().collect(), "names, never provider settings");
+        assert_eq!(
+            keys,
+            ["allow_cancel", "channel", "id", "mine", "name"].into_iter().collect(),
+            "names, never provider settings"
+        );
     }
     app.get("/api/v1/services", None).await.err(401, "unauthenticated");
 }

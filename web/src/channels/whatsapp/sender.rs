@@ -79,10 +79,27 @@ async fn whatsapp_send(
             continue;
         }
         let kind = whatsapp_type(&file.content_type);
+        // A voice note recorded in Chromium is Opus in WebM; WhatsApp takes Opus in Ogg.
+        let converted;
+        let (name, file_type, data) = if crate::core::files::essence(&file.content_type) == "audio/webm" {
+            converted = match crate::channels::audio::webm_opus_to_ogg(data) {
+                Ok(ogg) => ogg,
+                Err(why) => {
+                    return SendResult::refused(
+                        Code::AttachmentNotAllowed,
+                        format!("{} is not an Opus recording WhatsApp can take ({why:?})", file.name),
+                    );
+                }
+            };
+            let stem = file.name.strip_suffix(".webm").unwrap_or(&file.name);
+            (format!("{stem}.ogg"), "audio/ogg", &converted[..])
+        } else {
+            (file.name.clone(), file.content_type.as_str(), &data[..])
+        };
         let (content_type, form) = multipart(&[
             Part::field("messaging_product", "whatsapp"),
-            Part::field("type", &file.content_type),
-            Part::file("file", &file.name, &file.content_type, data),
+            Part::field("type", file_type),
+            Part::file("file", &name, file_type, data),
         ]);
         let url = format!("{base}/v21.0/{phone_id}/media");
         let request =

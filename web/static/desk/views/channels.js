@@ -3,7 +3,7 @@ import { h, replace, debounce, clock } from '../dom.js';
 import { t, fmtDateTime } from '../i18n.js';
 import { api } from '../api.js';
 import { state, on, emit, CHANNELS, waitingByChannel, serviceName } from '../state.js';
-import { channelIcon, channelLabel, openDialog } from './common.js';
+import { channelIcon, channelLabel, dateField, openDialog } from './common.js';
 
 export function mountChannels(el, actions) {
   const counts = {};
@@ -73,7 +73,7 @@ export function mountQueue(el, actions) {
     if (ch === 'email') {
       parts.push(field('queue.subject', text('subject')), field('queue.sender', text('sender')), field('queue.content', text('content')));
     } else {
-      const date = h('input', { type: 'date', value: f.date, testid: 'queue-filter-date', on: { change: (e) => { f.date = e.target.value; refresh(); } } });
+      const date = dateField({ value: f.date, testid: 'queue-filter-date', onChange: (v) => { f.date = v; refresh(); } });
       parts.push(field('queue.date', date), field('queue.phone', text('phone')), field('queue.name', text('name')));
     }
     replace(filters, parts);

@@ -1,6 +1,6 @@
 // Pieces shared by several views.
 import { h, s } from '../dom.js';
-import { t, DICTS } from '../i18n.js';
+import { t, DICTS, datePattern, fmtDateField, parseDateField } from '../i18n.js';
 
 export function langSelect(current, onChange) {
   const id = `lang-${Math.random().toString(36).slice(2, 8)}`;
@@ -10,6 +10,28 @@ export function langSelect(current, onChange) {
     Object.keys(DICTS).map((l) => h('option', { value: l, selected: l === current }, l === 'en' ? 'English' : 'Português (BR)')),
   );
   return h('span', { class: 'lang' }, h('label', { for: id, class: 'sr-only' }, t('lang')), sel);
+}
+
+/**
+ * A date (or date and time) typed in the desk's language ("dd/mm/aaaa" in pt-BR), where a native
+ * date input would follow the browser's. `value`/`onChange` use local "YYYY-MM-DD[THH:MM]"; a
+ * text that is not a date is marked invalid and changes nothing.
+ */
+export function dateField({ value = '', withTime = false, testid, id, disabled = false, onChange = () => {} }) {
+  const input = h('input', {
+    type: 'text', id, testid, inputmode: 'numeric', autocomplete: 'off', disabled,
+    placeholder: datePattern(withTime), value: fmtDateField(value), 'aria-label': datePattern(withTime),
+  });
+  input.dateValue = value;
+  input.addEventListener('change', () => {
+    const parsed = parseDateField(input.value, withTime);
+    input.setAttribute('aria-invalid', parsed === null ? 'true' : 'false');
+    if (parsed === null) return;
+    input.dateValue = parsed;
+    input.value = fmtDateField(parsed);
+    onChange(parsed);
+  });
+  return input;
 }
 
 /** A small channel icon (SVG built with DOM APIs). */
@@ -63,6 +85,7 @@ export function toolIcon(name) {
     clock: 'M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18z M12 7v5l3 2',
     pin: 'M12 21s-7-6.1-7-11a7 7 0 0 1 14 0c0 4.9-7 11-7 11z M12 7.5a2.5 2.5 0 1 0 0 5 2.5 2.5 0 0 0 0-5z',
     user: 'M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8z M4 21a8 8 0 0 1 16 0',
+    mic: 'M12 3a3 3 0 0 0-3 3v6a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3z M5 11a7 7 0 0 0 14 0 M12 18v3',
   };
   return s(
     'svg',

@@ -3,11 +3,11 @@ import { h, replace, uuid } from '../dom.js';
 import { t, fmtDateTime, fmtTime } from '../i18n.js';
 import { api, ApiError, attachmentUrl } from '../api.js';
 import { state, on, loadDraft, saveDraft, serviceName, channelOfService } from '../state.js';
-import { channelIcon, channelLabel, openDialog, toolIcon } from './common.js';
+import { channelIcon, channelLabel, dateField, openDialog, toolIcon } from './common.js';
 import { emailHeaderBlock } from './channels.js';
+import { emojiPicker } from './emoji.js';
+import { canRecord, recorder } from './recorder.js';
 
-const EMOJIS = ['😀', '😃', '😄', '😁', '😊', '🙂', '😉', '😍', '😘', '😎', '🤔', '😅', '😂', '🙏', '👍', '👎', '👏', '🙌', '👋', '🤝',
-  '❤️', '💙', '✅', '❌', '⚠️', '⭐', '🎉', '🔥', '📞', '📧', '📎', '📦', '🚚', '💳', '🕒', '📅', '😢', '😡', '😮', '🤗'];
 
 function fmtSize(n) {
   if (n === null || n === undefined) return '';
@@ -66,6 +66,8 @@ export class ConversationView {
     this.offs.push(on('conversation', (cid) => cid === id && this.renderHeader()));
     this.offs.push(on('convs', () => this.renderHeader()));
     this.offs.push(on('pickers', () => { this.renderCanned(); this.renderHeader(); }));
+    // While the connection is lost nothing is sent; the draft stays in the box.
+    this.offs.push(on('ws', () => { this.sendBtn.disabled = !this.mayWrite(); }));
     this.renderHeader();
     this.renderMessages();
     this.renderCanned();
@@ -106,7 +108,12 @@ export class ConversationView {
       on: {
         input: () => this.saveText(),
         keydown: (e) => {
-          if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+          if (e.key !== 'Enter' || e.isComposing) return;
+          // A chat line goes with Enter; an email is a letter: Enter makes a new line and
+          // Ctrl+Enter (⌘+Enter) sends it.
+          const email = this.isEmail();
+          const sends = email ? e.ctrlKey || e.metaKey : !e.shiftKey;
+          if (sends) {
             e.preventDefault();
             this.send();
           }
@@ -132,16 +139,13 @@ export class ConversationView {
         },
       },
     });
-    this.emojiPanel = h('div', { class: 'emoji-panel', testid: 'emoji-panel', role: 'menu', hidden: true },
-      EMOJIS.map((em, i) => h('button', {
-        type: 'button', class: 'emoji', role: 'menuitem', testid: `emoji-${i}`, 'aria-label': em,
-        on: { click: () => { this.insertText(em); this.emojiPanel.hidden = true; this.input.focus(); } },
-      }, em)));
-    this.emojiPanel.addEventListener('keydown', (e) => { if (e.key === 'Escape') { this.emojiPanel.hidden = true; this.emojiBtn.focus(); } });
+    this.emoji = emojiPicker((em) => { this.insertText(em); this.emoji.close(); this.input.focus(); });
+    this.emojiPanel = this.emoji.panel;
+    this.emojiPanel.addEventListener('keydown', (e) => { if (e.key === 'Escape') { this.emoji.close(); this.emojiBtn.focus(); } });
     this.emojiBtn = h('button', {
       type: 'button', class: 'btn btn-tool', testid: 'emoji-picker', 'aria-label': t('composer.emoji'), title: t('composer.emoji'),
-      'aria-haspopup': 'menu',
-      on: { click: () => { this.emojiPanel.hidden = !this.emojiPanel.hidden; if (!this.emojiPanel.hidden) this.emojiPanel.querySelector('button').focus(); } },
+      'aria-haspopup': 'dialog',
+      on: { click: () => (this.emojiPanel.hidden ? this.emoji.open() : this.emoji.close()) },
     }, toolIcon('smile'));
     this.attList = h('div', { class: 'att-panel', testid: 'attachments-panel', hidden: true });
     const attListBtn = h('button', {
@@ -154,14 +158,21 @@ export class ConversationView {
       type: 'button', class: 'btn btn-tool', testid: 'copy-conversation', title: t('copy'), 'aria-label': t('copy'),
       on: { click: () => this.copy() },
     }, toolIcon('copy'));
+    // A voice note goes on its own, as soon as it is recorded; the typed draft stays.
+    this.rec = recorder({ onDone: (file) => this.sendVoice(file), onError: (text) => this.showError(text) });
+    this.recBtn = h('button', {
+      type: 'button', class: 'btn btn-tool', testid: 'record-audio', title: t('record.start'), 'aria-label': t('record.start'),
+      hidden: true, on: { click: () => this.rec.start() },
+    }, toolIcon('mic'));
     this.composer = h('div', { class: 'composer' },
+      this.rec.bar,
       this.chips,
       h('label', { for: `composer-${this.id}`, class: 'sr-only' }, t('composer.label')),
       this.input,
       this.err,
       h('div', { class: 'composer-bar' },
         h('div', { class: 'tools' }, attListBtn, attachLabel, this.fileInput, this.canned,
-          h('div', { class: 'menu-wrap' }, this.emojiBtn, this.emojiPanel), copyBtn, this.attList),
+          h('div', { class: 'menu-wrap' }, this.emojiBtn, this.emojiPanel), this.recBtn, copyBtn, this.attList),
         this.sendBtn));
     this.el = h('section', { class: 'conv-view', testid: 'conv-view', 'data-conversation': this.id },
       this.head, this.actionsBar, this.notice, this.list, this.composer);
@@ -188,15 +199,18 @@ export class ConversationView {
           h('span', { testid: 'conv-service' }, `${t('conv.service')}: ${serviceName(c.service_id)}`),
           c.subject ? h('span', {}, ' · ', c.subject) : null)),
       h('span', { class: ['state-badge', `st-${c.sub_state || c.state}`], testid: 'conv-state' },
-        c.state === 'in_service' ? t(`conv.state.${c.sub_state}`) : c.state),
+        t(`conv.state.${c.state === 'in_service' ? c.sub_state || 'active' : c.state}`)),
       h('button', { type: 'button', class: 'btn-icon', title: t('conv.close'), 'aria-label': t('conv.close'), testid: 'conv-close', on: { click: () => this.a.select(null) } }, '×'));
 
     if (!mine && state.convs.size >= 0 && (state.loaded.has(this.id) || state.convs.has(this.id))) {
       this.notice.hidden = false;
-      this.notice.textContent = t('conv.notMine', { s: c.state });
+      this.notice.textContent = t('conv.notMine', { s: t(`conv.state.${c.state}`).toLowerCase() });
     } else this.notice.hidden = true;
     this.input.disabled = !mine;
-    this.sendBtn.disabled = !mine || this.sending;
+    this.sendBtn.disabled = !this.mayWrite();
+    this.recBtn.hidden = !(canRecord() && ['whatsapp', 'webchat'].includes(c.channel));
+    this.recBtn.disabled = !mine;
+    this.input.placeholder = t(this.isEmail() ? 'composer.emailPlaceholder' : 'composer.placeholder');
     this.fileInput.disabled = !mine;
     this.canned.disabled = !mine;
     this.emojiBtn.disabled = !mine;
@@ -207,7 +221,7 @@ export class ConversationView {
     }, h('option', { value: '' }, t('conclude.none')),
     this.classifications(c).map((x) => h('option', { value: x.id, selected: x.id === c.classification_id }, x.name)));
     const dueVal = c.due_at ? toLocalInput(c.due_at) : '';
-    const due = h('input', { type: 'datetime-local', id: `due-${this.id}`, testid: 'due-date-input', value: dueVal, disabled: !mine });
+    const due = dateField({ value: dueVal, withTime: true, id: `due-${this.id}`, testid: 'due-date-input', disabled: !mine });
     const btn = (tid, label, fn, cls = 'btn-ghost') => h('button', { type: 'button', class: ['btn btn-small', cls], testid: tid, disabled: !mine, on: { click: fn } }, label);
     replace(this.actionsBar,
       btn('action-transfer', t('action.transfer'), () => this.transferDialog()),
@@ -215,16 +229,33 @@ export class ConversationView {
       c.channel !== 'voice' && c.customer && c.customer.id
         ? btn('action-call', t('action.call'), () => this.act('call', () => api.call(this.id), false))
         : null,
-      btn('action-return', t('action.return'), () => this.act('return', () => api.returnToQueue(this.id), true)),
+      btn('action-return', t('action.return'), async () => {
+        if (await this.confirm(t('confirm.returnTitle'), t('confirm.returnText'), t('action.return'), 'confirm-return')) {
+          this.act('return', () => api.returnToQueue(this.id), true);
+        }
+      }),
       btn('action-conclude', t('action.conclude'), () => this.concludeDialog(), 'btn-ok'),
-      btn('action-cancel', t('action.cancel'), () => this.act('cancel', () => api.cancel(this.id), true), 'btn-danger'),
+      // Only where the service allows cancelling (the API refuses it elsewhere).
+      this.allowsCancel(c)
+        ? btn('action-cancel', t('action.cancel'), async () => {
+          if (await this.confirm(t('confirm.cancelTitle'), t('confirm.cancelText'), t('action.cancel'), 'confirm-cancel')) {
+            this.act('cancel', () => api.cancel(this.id), true);
+          }
+        }, 'btn-danger')
+        : null,
       h('span', { class: 'sep' }),
       h('label', { for: `class-${this.id}`, class: 'inline-label' }, t('action.classify')), classSel,
       h('label', { for: `due-${this.id}`, class: 'inline-label' }, t('action.due')), due,
       btn('due-date-save', t('action.dueSave'), () => {
-        const v = due.value ? new Date(due.value).toISOString() : null;
+        if (due.getAttribute('aria-invalid') === 'true') return;
+        const v = due.dateValue ? new Date(due.dateValue).toISOString() : null;
         this.act('due', () => api.dueDate(this.id, v), false);
       }));
+  }
+
+  allowsCancel(c) {
+    const svc = state.directory.get(c.service_id);
+    return !svc || svc.allow_cancel !== false;
   }
 
   classifications(c) {
@@ -269,7 +300,7 @@ export class ConversationView {
       const here = (Array.isArray(data) ? data : []).filter((x) => !c || x.services.includes(c.service_id));
       here.sort((x, y) => (x.status === 'available' ? 0 : 1) - (y.status === 'available' ? 0 : 1) || x.name.localeCompare(y.name));
       for (const x of here) {
-        agent.append(h('option', { value: x.id, testid: `transfer-agent-${x.login}` }, `${x.name} — ${t(`presence.${x.status}`)}`));
+        agent.append(h('option', { value: x.id, testid: `transfer-agent-${x.login}`, 'data-name': x.name }, `${x.name} — ${t(`presence.${x.status}`)}`));
       }
     }).catch((e) => {
       err.textContent = this.a.errorText(e);
@@ -301,7 +332,10 @@ export class ConversationView {
         this.a.toast(t('action.done.transfer'), 'ok');
         this.a.afterLeaving(this.id);
       } catch (e) {
-        err.textContent = this.a.errorText(e);
+        // The same codes mean the colleague here, not me: "not available" is their presence.
+        const name = agent.value ? (agent.selectedOptions[0] || {}).dataset?.name : null;
+        const theirs = { not_available: 'transfer.offline', at_capacity: 'transfer.atCapacity', not_member: 'transfer.notMember' };
+        err.textContent = name && e instanceof ApiError && theirs[e.code] ? t(theirs[e.code], { name }) : this.a.errorText(e);
         err.hidden = false;
         confirm.disabled = false;
       }
@@ -367,8 +401,9 @@ export class ConversationView {
   }
 
   /** One line of the account of who handled the conversation: "Ana transferiu para Bruno". */
-  handover(e) {
-    const name = (id) => (id && state.me && id === state.me.id ? t('conv.you') : (id && state.agentNames[id]) || null);
+  handover(e, plain = false) {
+    const me = (id) => id && state.me && id === state.me.id;
+    const name = (id) => (me(id) ? (plain ? state.me.name : t('conv.you')) : (id && state.agentNames[id]) || null);
     const a = name(e.actor_agent_id) || t(e.actor === 'supervisor' ? 'hist.supervisor' : 'conv.system');
     const b = name(e.agent_id) || t('conv.agent');
     const auto = e.kind === 'assigned' && !e.actor_agent_id;
@@ -515,8 +550,49 @@ export class ConversationView {
     this.uploadFiles(files.map((f, i) => new File([f], f.name && f.name !== 'image.png' ? f.name : `imagem-${stamp}${i ? `-${i}` : ''}.${(f.type.split('/')[1] || 'png').replace('jpeg', 'jpg')}`, { type: f.type })));
   }
 
+  /** Uploads a recorded note and sends it as a message of its own. */
+  async sendVoice(file) {
+    if (!this.mayWrite()) {
+      this.showError(t('record.notSent'));
+      return;
+    }
+    this.showError('');
+    try {
+      const { data: up } = await api.upload(file, file.name);
+      const { data } = await api.send(this.id, { attachment_ids: [up.id] }, uuid());
+      if (data) this.a.upsertMessage(data);
+    } catch (e) {
+      this.showError(this.a.errorText(e));
+    }
+  }
+
+  isEmail() {
+    const c = this.conv();
+    return !!c && c.channel === 'email';
+  }
+
+  /** Asks before an action that cannot be undone; resolves true when confirmed. */
+  confirm(title, text, okLabel, testid) {
+    return new Promise((resolve) => {
+      let answered = false;
+      const ok = h('button', { type: 'button', class: 'btn btn-danger', testid: `${testid}-confirm` }, okLabel);
+      const no = h('button', { type: 'button', class: 'btn btn-ghost', testid: `${testid}-keep` }, t('confirm.keep'));
+      const { close } = openDialog({
+        title, testid, body: h('p', {}, text), footer: [no, ok],
+        onClose: () => { if (!answered) resolve(false); },
+      });
+      ok.addEventListener('click', () => { answered = true; close(); resolve(true); });
+      no.addEventListener('click', () => { answered = true; close(); resolve(false); });
+      no.focus();
+    });
+  }
+
+  mayWrite() {
+    return this.mine() && !this.sending && state.wsStatus === 'online';
+  }
+
   async send() {
-    if (this.sending || !this.mine()) return;
+    if (!this.mayWrite()) return;
     const text = this.input.value.trim();
     const atts = this.draft.attachments;
     if (!text && !atts.length) return;
@@ -550,7 +626,7 @@ export class ConversationView {
     } finally {
       this.sending = false;
       this.sendBtn.textContent = t('composer.send');
-      this.sendBtn.disabled = !this.mine();
+      this.sendBtn.disabled = !this.mayWrite();
       this.input.focus();
     }
   }
@@ -559,13 +635,26 @@ export class ConversationView {
     const c = this.conv();
     const lines = [];
     if (c) lines.push(`${(c.customer && (c.customer.name || c.customer.address)) || ''} — ${channelLabel(c.channel)} — ${serviceName(c.service_id)}`);
-    for (const m of state.messages.get(this.id) || []) {
+    // Messages and handovers in order, each message under its author's name; a message the
+    // provider refused says so.
+    const rows = [...(state.messages.get(this.id) || []).map((m) => ({ at: m.created_at, m })),
+      ...(state.handovers.get(this.id) || []).map((e) => ({ at: e.at, e }))];
+    rows.sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
+    for (const { m, e } of rows) {
+      if (e) {
+        lines.push(`[${fmtDateTime(e.at)}] — ${this.handover(e, true).firstChild.textContent} —`);
+        continue;
+      }
       let body = m.body || '';
       const loc = locationOf(m);
       if (loc) body += `${body ? ' ' : ''}[${t('msg.location')}: ${loc.lat}, ${loc.lon}]`;
       for (const ct of contactsOf(m)) body += `${body ? ' ' : ''}[${t('msg.contact')}: ${ct.name} ${ct.phones.join(', ')}]`;
       for (const a of m.attachments || []) body += `${body ? ' ' : ''}[${t('msg.attachment')}: ${a.name}]`;
-      lines.push(`[${fmtDateTime(m.created_at)}] ${this.who(m, c)}: ${body}`);
+      if (m.status === 'failed') body += ` [${t('tick.failed')}${m.error_message ? `: ${m.error_message}` : ''}]`;
+      // A copy leaves the desk: agents by their names, "Você" would not say who.
+      const mine = m.direction === 'out' && state.me && m.sender_agent_id === state.me.id;
+      const who = mine ? state.me.name : this.who(m, c);
+      lines.push(`[${fmtDateTime(m.created_at)}] ${who}: ${body}`);
     }
     const text = lines.join('\n');
     window.__omnirouteLastCopy = text;

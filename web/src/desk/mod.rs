@@ -7,6 +7,8 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, get, route, web};
 use rust_embed::RustEmbed;
 
+mod emoji;
+
 /// The desk's files.
 #[derive(RustEmbed)]
 #[folder = "static/desk/"]
@@ -32,6 +34,16 @@ fn serve(path: &str) -> HttpResponse {
 #[route("/", method = "GET", method = "HEAD")]
 pub async fn index() -> HttpResponse {
     serve("index.html")
+}
+
+/// The emoji picker's catalogue (the same for every agent, so a browser may keep it an hour).
+#[get("/desk/emoji.json")]
+pub async fn emoji_catalogue() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
+        .body(emoji::catalogue())
 }
 
 /// The desk's assets.
