@@ -597,3 +597,37 @@ async fn a_voice_note_recorded_in_the_desk_reaches_whatsapp_as_ogg_opus() {
     let _ = ana.close().await;
     engine.stop();
 }
+
+#[actix_rt::test]
+async fn a_contact_shared_on_whatsapp_is_registered_from_its_details() {
+    let Demo { db, service, engine, base, .. } = demo_server_with(Channel::Whatsapp, |_, _| {}).await;
+    let (_driver, port) = driver().await;
+    let ana = browser(port, &[], json!({})).await;
+    sign_in(&ana, &base, "ana").await;
+    go_available(&ana).await;
+    let shared = json!({"from": "5511993334444", "id": "wamid.CT1", "timestamp": "1764000000", "type": "contacts",
+        "contacts": [{"name": {"formatted_name": "João Lima", "first_name": "João"},
+                      "phones": [{"phone": "+55 11 98765-4321", "wa_id": "551187654321", "type": "CELL"}]}]});
+    browser::whatsapp_customer_sends(&base, "5511993334444", "Renata", shared).await;
+    let c = schema::store::open_conversation_for(&mut db.conn(), service, "5511993334444").unwrap().unwrap().id;
+    click(&ana, &tid(&format!("conv-item-{c}"))).await;
+    click(&ana, "[data-testid^=\"contact-details-\"]").await;
+    text_until(&ana, &tid("contact-dialog"), |t| t.contains("João Lima")).await;
+    click(&ana, &tid("contact-register")).await;
+    text_until(&ana, &tid("contact-register-note"), |t| t.contains("Cadastrado nos contatos")).await;
+    shot(&ana, "day-15-contact-registered").await;
+    let contact = schema::store::whatsapp_contact_by_number(&mut db.conn(), "+5511987654321").unwrap();
+    let contact = contact.expect("registered under its E.164 number, the ninth digit restored");
+    assert_eq!(contact.name.as_deref(), Some("João Lima"));
+    assert_eq!(contact.wa_id.as_deref(), Some("551187654321"), "WhatsApp's id kept as received");
+    assert!(!contact.opted_in, "sharing a number is not opting in");
+
+    // Once registered, registering again says so.
+    ana.execute("document.querySelector('[data-testid=\"contact-dialog\"]').close()", vec![]).await.unwrap();
+    click(&ana, "[data-testid^=\"contact-details-\"]").await;
+    click(&ana, &tid("contact-register")).await;
+    text_until(&ana, &tid("contact-register-note"), |t| t.contains("já está nos contatos")).await;
+
+    let _ = ana.close().await;
+    engine.stop();
+}

@@ -72,3 +72,24 @@ pub fn whatsapp_contact_by_number(conn: &mut PgConnection, number: &str) -> Stor
         .first(conn)
         .optional()?)
 }
+
+/// WhatsApp contacts by name (`q` anywhere in it, any case) or by number (`q`'s digits anywhere in
+/// it), ordered by name; all of them without `q`.
+pub fn find_whatsapp_contacts(
+    conn: &mut PgConnection,
+    q: Option<&str>,
+    limit: i64,
+) -> StoreResult<Vec<WhatsappContact>> {
+    let mut query = whatsapp_contacts::table.select(WhatsappContact::as_select()).into_boxed();
+    if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {
+        let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+        let by_name = whatsapp_contacts::name.ilike(format!("%{escaped}%"));
+        query = if digits.len() >= 3 {
+            query.filter(by_name.or(whatsapp_contacts::phone.like(format!("%{digits}%"))))
+        } else {
+            query.filter(by_name)
+        };
+    }
+    Ok(query.order((whatsapp_contacts::name.asc(), whatsapp_contacts::phone.asc())).limit(limit).load(conn)?)
+}

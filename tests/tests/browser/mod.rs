@@ -218,12 +218,17 @@ pub async fn go_available(c: &Client) {
 /// A WhatsApp customer (`wa_id`, profile `name`) writes `text` as message `id`: a webhook in
 /// Meta's format, signed with the demo service's app secret, to the running server.
 pub async fn whatsapp_customer_writes(base: &str, wa_id: &str, name: &str, id: &str, text: &str) {
+    let message = json!({"from": wa_id, "id": id, "timestamp": "1764000000", "type": "text", "text": {"body": text}});
+    whatsapp_customer_sends(base, wa_id, name, message).await;
+}
+
+/// A WhatsApp customer sends `message` (one entry of the webhook's `messages`, any type).
+pub async fn whatsapp_customer_sends(base: &str, wa_id: &str, name: &str, message: Value) {
     let payload = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages",
         "value": {"messaging_product": "whatsapp",
                   "metadata": {"display_phone_number": "5511900000000", "phone_number_id": "100000000000001"},
                   "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
-                  "messages": [{"from": wa_id, "id": id, "timestamp": "1764000000", "type": "text",
-                                "text": {"body": text}}]}}]}]});
+                  "messages": [message]}}]}]});
     let body = payload.to_string();
     let res = awc::Client::new()
         .post(format!("{base}webhooks/whatsapp"))

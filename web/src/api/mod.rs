@@ -5,6 +5,7 @@ use actix_web::web;
 pub mod admin;
 pub mod agent;
 pub mod auth;
+pub mod contacts;
 pub mod health;
 pub mod lists;
 pub mod messages;
@@ -67,6 +68,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(lists::get_me)
             .service(lists::colleagues)
             .service(lists::services)
+            .service(contacts::list)
+            .service(contacts::create)
             .service(lists::pause_reasons)
             .service(lists::classifications)
             .service(lists::canned_messages)

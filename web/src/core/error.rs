@@ -88,6 +88,7 @@ codes! {
     AgentExists = "agent_exists",
     TemplateExists = "template_exists",
     NameTaken = "name_taken",
+    ContactExists = "contact_exists",
     // The desk: presence, lists, conversations (many from the engine, `EngineError`).
     InvalidStatus = "invalid_status",
     PauseReasonRequired = "pause_reason_required",

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod outbox;
 pub mod pages;
 pub mod password;
+pub mod phone;
 pub mod secrets;
 pub mod session;
 pub mod socket;

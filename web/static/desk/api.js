@@ -94,6 +94,7 @@ export const api = {
     request('PUT', `/api/v1/conversations/${encodeURIComponent(id)}/due-date`, { json: { due_at: dueAt } }),
   colleagues: () => request('GET', '/api/v1/agents'),
   services: () => request('GET', '/api/v1/services'),
+  createContact: (contact) => request('POST', '/api/v1/contacts', { json: contact }),
   pauseReasons: () => request('GET', '/api/v1/pause-reasons'),
   classifications: () => request('GET', '/api/v1/classifications'),
   canned: () => request('GET', '/api/v1/canned-messages'),

@@ -8,6 +8,7 @@ mod api_supervisor;
 mod api_support;
 mod ari;
 mod catalogue;
+mod contacts;
 mod cti;
 mod demo;
 mod email;

@@ -38,9 +38,15 @@ function contactsOf(m) {
   return list.filter((c) => c && typeof c === 'object').map((c) => {
     let name = c.name;
     if (name && typeof name === 'object') name = name.formatted_name || [name.first_name, name.last_name].filter(Boolean).join(' ');
-    const phones = (Array.isArray(c.phones) ? c.phones : []).map((x) => (typeof x === 'string' ? x : x && (x.phone || x.wa_id))).filter(Boolean);
+    const raw = Array.isArray(c.phones) ? c.phones : [];
+    const phones = raw.map((x) => (typeof x === 'string' ? x : x && (x.phone || x.wa_id))).filter(Boolean);
+    // WhatsApp says which of the numbers is on WhatsApp (wa_id): the one to register.
+    const onWhatsapp = raw.find((x) => x && typeof x === 'object' && x.wa_id);
     const emails = (Array.isArray(c.emails) ? c.emails : []).map((x) => (typeof x === 'string' ? x : x && x.email)).filter(Boolean);
-    return { name: typeof name === 'string' ? name : '', phones: phones.map(String), emails: emails.map(String) };
+    return {
+      name: typeof name === 'string' ? name : '', phones: phones.map(String), emails: emails.map(String),
+      waId: onWhatsapp ? String(onWhatsapp.wa_id) : null,
+    };
   });
 }
 
@@ -473,10 +479,30 @@ export class ConversationView {
 
   contactDialog(ct) {
     const row = (k, v) => h('div', { class: 'eh-row' }, h('dt', {}, t(k)), h('dd', {}, v));
+    // A shared number becomes a contact the center can write to later (C7), without opt-in:
+    // sharing a number is not agreeing to receive messages.
+    const note = h('p', { class: 'muted', testid: 'contact-register-note', role: 'status' });
+    const register = ct.phones.length ? h('button', {
+      type: 'button', class: 'btn btn-primary', testid: 'contact-register',
+      on: {
+        click: async () => {
+          register.disabled = true;
+          try {
+            await api.createContact({ phone: ct.waId ? `+${ct.waId}` : ct.phones[0], name: ct.name || null, wa_id: ct.waId });
+            note.textContent = t('contact.registered');
+          } catch (e) {
+            note.textContent = this.a.errorText(e);
+            // Already a contact: nothing more to do here; anything else may be tried again.
+            register.disabled = e instanceof ApiError && e.code === 'contact_exists';
+          }
+        },
+      },
+    }, t('contact.register')) : null;
     openDialog({
       title: t('contact.title'), testid: 'contact-dialog',
-      body: h('dl', { class: 'email-headers' }, row('contact.name', ct.name || '—'), row('contact.phones', ct.phones.join(', ') || '—'),
-        row('contact.emails', ct.emails.join(', ') || '—')),
+      body: [h('dl', { class: 'email-headers' }, row('contact.name', ct.name || '—'), row('contact.phones', ct.phones.join(', ') || '—'),
+        row('contact.emails', ct.emails.join(', ') || '—')), note],
+      footer: register,
     });
   }
 
