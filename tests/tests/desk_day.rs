@@ -593,6 +593,7 @@ async fn a_voice_note_recorded_in_the_desk_reaches_whatsapp_as_ogg_opus() {
     assert_eq!(message["audio"]["id"], "media-1");
     assert_eq!(message["to"], "5511991112222");
     text_until(&ana, &tid("message-list"), |t| t.contains(".webm") || t.contains("audio-")).await;
+    find(&ana, "[data-testid=\"message-list\"] audio.msg-audio").await;
 
     let _ = ana.close().await;
     engine.stop();

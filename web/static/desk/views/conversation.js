@@ -448,6 +448,10 @@ export class ConversationView {
         a.content_type && a.content_type.startsWith('image/')
           ? h('a', { href: attachmentUrl(a.id), target: '_blank', rel: 'noopener' }, h('img', { src: attachmentUrl(a.id), alt: a.name || '', class: 'thumb', loading: 'lazy' }))
           : null,
+        // Voice notes play in place.
+        a.content_type && a.content_type.startsWith('audio/')
+          ? h('audio', { controls: true, preload: 'none', src: attachmentUrl(a.id), class: 'msg-audio', testid: `audio-${a.id}`, 'aria-label': a.name || t('msg.attachment') })
+          : null,
         h('a', { href: attachmentUrl(a.id), download: a.name || '', testid: `attachment-${a.id}` }, toolIcon('clip'), a.name || t('msg.attachment')),
         h('span', { class: 'muted' }, ` ${fmtSize(a.size)}`)))));
     }
