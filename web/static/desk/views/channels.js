@@ -133,9 +133,9 @@ export function mountQueue(el, actions) {
         on: { click: (e) => { e.stopPropagation(); actions.pullChosen(c.id); } },
       }, t('queue.take'));
       const info = h('div', { class: 'q-main' },
-        h('div', { class: 'q-line' }, h('span', { class: 'q-pos' }, `${it.position}`), h('strong', { class: 'q-name' }, name)),
+        h('div', { class: 'q-line' }, h('span', { class: 'q-pos' }, `${it.position}`), h('strong', { class: 'q-name', title: name }, name)),
         c.customer.name ? h('div', { class: 'q-addr muted' }, c.customer.address) : null,
-        ch === 'email' && c.subject ? h('div', { class: 'q-subject' }, c.subject) : null,
+        ch === 'email' && c.subject ? h('div', { class: 'q-subject', title: c.subject }, c.subject) : null,
         h('div', { class: 'q-meta muted' },
           h('span', {}, serviceName(c.service_id)), ' · ',
           h('span', {}, fmtDateTime(c.enqueued_at || c.arrived_at)), ' · ',
