@@ -93,3 +93,32 @@ pub fn find_whatsapp_contacts(
     }
     Ok(query.order((whatsapp_contacts::name.asc(), whatsapp_contacts::phone.asc())).limit(limit).load(conn)?)
 }
+
+/// How a customer search reads its text (K1): the caller tells what it recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerSearch {
+    Cpf(String),
+    Cnpj(String),
+    Email(String),
+    /// Every way the number may be stored.
+    Phones(Vec<String>),
+    /// Anywhere in the name or the trade name, any case.
+    Name(String),
+}
+
+/// Customers matching `search`, by name, at most `limit`. Exact ids, phones and emails use
+/// their indexes; names the trigram indexes (migration `..._customer_search`).
+pub fn search_customers(conn: &mut PgConnection, search: &CustomerSearch, limit: i64) -> StoreResult<Vec<Customer>> {
+    let query = customers::table.select(Customer::as_select()).into_boxed();
+    let query = match search {
+        CustomerSearch::Cpf(cpf) => query.filter(customers::cpf.eq(cpf.clone())),
+        CustomerSearch::Cnpj(cnpj) => query.filter(customers::cnpj.eq(cnpj.clone())),
+        CustomerSearch::Email(email) => query.filter(customers::emails.contains(vec![email.clone()])),
+        CustomerSearch::Phones(phones) => query.filter(customers::phones.overlaps_with(phones.clone())),
+        CustomerSearch::Name(text) => {
+            let pattern = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            query.filter(customers::name.ilike(pattern.clone()).or(customers::trade_name.ilike(pattern)))
+        }
+    };
+    Ok(query.order((customers::name.asc(), customers::id.asc())).limit(limit).load(conn)?)
+}

@@ -288,24 +288,24 @@ pub struct ServicePatch {
     pub name: Option<String>,
     pub active: Option<bool>,
     pub auto_distribution: Option<bool>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::core::dto::double_option")]
     pub offer_timeout_s: Option<Option<i32>>,
     pub inactivity_minutes: Option<i32>,
     pub abandon_hours: Option<i32>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::core::dto::double_option")]
     pub agent_alert_minutes: Option<Option<i32>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::core::dto::double_option")]
     pub customer_reminder_minutes: Option<Option<i32>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::core::dto::double_option")]
     pub customer_reminder_text: Option<Option<String>>,
     pub disconnect_grace_s: Option<i32>,
     pub allow_cancel: Option<bool>,
     pub email_approval: Option<bool>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::core::dto::double_option")]
     pub business_hours: Option<Option<Value>>,
     pub time_zone: Option<String>,
     pub out_of_hours_hold: Option<bool>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::core::dto::double_option")]
     pub out_of_hours_message: Option<Option<String>>,
     /// Merged into the stored provider: a key sent as "***" keeps its stored secret.
     pub provider: Option<Value>,
@@ -577,9 +577,9 @@ pub struct AgentPatch {
     pub services: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     pub capacity: Option<Map<String, Value>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::core::dto::double_option")]
     pub extension: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::core::dto::double_option")]
     pub auto_distribution: Option<Option<bool>>,
 }
 
@@ -924,13 +924,4 @@ pub async fn create_service_type(
             "required": f.required, "options": f.options, "position": f.position,
         })).collect::<Vec<_>>(),
     })))
-}
-
-/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`) in a PATCH body.
-fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: serde::Deserializer<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod agent;
 pub mod auth;
 pub mod contacts;
+pub mod customers;
 pub mod health;
 pub mod lists;
 pub mod messages;
@@ -70,6 +71,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(lists::services)
             .service(contacts::list)
             .service(contacts::create)
+            .service(customers::search)
+            .service(customers::create)
+            .service(customers::get_one)
+            .service(customers::update)
             .service(lists::pause_reasons)
             .service(lists::classifications)
             .service(lists::canned_messages)

@@ -3,14 +3,14 @@
 use actix_web::{HttpResponse, get};
 use utoipa::OpenApi;
 
-use crate::api::{admin, agent, auth, contacts, lists, messages, supervisor};
+use crate::api::{admin, agent, auth, contacts, customers, lists, messages, supervisor};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Omniroute API", version = "1", description = "SPEC.md section A: session, administration, agent, supervisor. Errors are {\"error\": code, \"message\": text}."),
     paths(
         auth::sign_in, auth::sign_out,
-        lists::get_me, lists::colleagues, lists::services, contacts::list, contacts::create, lists::pause_reasons, lists::classifications, lists::canned_messages,
+        lists::get_me, lists::colleagues, lists::services, contacts::list, contacts::create, customers::search, customers::create, customers::get_one, customers::update, lists::pause_reasons, lists::classifications, lists::canned_messages,
         agent::put_presence, agent::summary, agent::get_queues, agent::get_queue_items, agent::pull_next, agent::pull_chosen,
         agent::list_conversations, agent::get_conversation, agent::transfer, agent::return_to_queue,
         agent::conclude, agent::cancel, agent::put_classification, agent::put_due_date,

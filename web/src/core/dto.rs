@@ -206,3 +206,12 @@ impl AttachmentDto {
         }
     }
 }
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`) in a PATCH body.
+pub fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}

@@ -89,6 +89,9 @@ codes! {
     TemplateExists = "template_exists",
     NameTaken = "name_taken",
     ContactExists = "contact_exists",
+    CustomerExists = "customer_exists",
+    InvalidCpf = "invalid_cpf",
+    InvalidCnpj = "invalid_cnpj",
     // The desk: presence, lists, conversations (many from the engine, `EngineError`).
     InvalidStatus = "invalid_status",
     PauseReasonRequired = "pause_reason_required",

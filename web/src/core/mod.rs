@@ -5,6 +5,7 @@ pub mod access;
 pub mod counters;
 pub mod db;
 pub mod directory;
+pub mod documents;
 pub mod dto;
 pub mod error;
 pub mod files;

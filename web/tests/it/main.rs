@@ -10,6 +10,7 @@ mod ari;
 mod catalogue;
 mod contacts;
 mod cti;
+mod customers;
 mod demo;
 mod email;
 mod fuzz;

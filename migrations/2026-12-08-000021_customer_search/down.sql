@@ -1,0 +1,2 @@
+DROP INDEX customers_trade_name_trgm_idx;
+DROP INDEX customers_name_trgm_idx;
