@@ -65,6 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(crate::channels::templates::start_whatsapp)
             .service(outbound::send_email)
             .service(outbound::send_sms)
+            .service(outbound::contact)
             .service(messages::upload)
             .service(messages::download)
             .service(lists::get_me)

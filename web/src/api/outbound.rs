@@ -117,11 +117,7 @@ pub async fn send_email(
     let customer = linked_customer(&state, &origin).await?;
     let to = match b.to.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(to) => to.to_lowercase(),
-        None => customer
-            .as_ref()
-            .and_then(|c| c.emails.first().cloned())
-            .or_else(|| (origin.channel == Channel::Email).then(|| origin.customer_address.clone()))
-            .map(|a| a.trim().to_lowercase())
+        None => default_email(&origin, customer.as_ref())
             .ok_or_else(|| ApiError::unprocessable(Code::NoEmailAddress, "the customer has no email address"))?,
     };
     if !valid_address(&to) {
@@ -215,14 +211,8 @@ pub async fn send_sms(
     let to = match b.to.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(to) => e164(to)
             .ok_or_else(|| ApiError::bad_request(Code::InvalidPhone, format!("{to:?} is not a phone number")))?,
-        None => {
-            let phoned = matches!(origin.channel, Channel::Sms | Channel::Whatsapp | Channel::Voice);
-            customer
-                .as_ref()
-                .and_then(|c| c.phones.iter().find_map(|p| e164(p)))
-                .or_else(|| phoned.then(|| e164(&origin.customer_address)).flatten())
-                .ok_or_else(|| ApiError::unprocessable(Code::NoPhone, "the customer has no phone"))?
-        }
+        None => default_phone(&origin, customer.as_ref())
+            .ok_or_else(|| ApiError::unprocessable(Code::NoPhone, "the customer has no phone"))?,
     };
     let service = my_service(&state, &me, Channel::Sms, wanted).await?;
     let new = NewConversation::new(service.id, Channel::Sms, to);
@@ -238,6 +228,50 @@ pub async fn send_sms(
     m.payload = json!({"from_conversation": id.to_string()});
     let customer_name = origin.customer_name.clone().or_else(|| customer.map(|c| c.name));
     open_and_send(&state, &me, &origin, customer_name, new, m, key).await
+}
+
+/// Where an email from this conversation goes by default: the linked customer's first email,
+/// else the address of an email conversation.
+fn default_email(origin: &Conversation, customer: Option<&Customer>) -> Option<String> {
+    customer
+        .and_then(|c| c.emails.first().cloned())
+        .or_else(|| (origin.channel == Channel::Email).then(|| origin.customer_address.clone()))
+        .map(|a| a.trim().to_lowercase())
+}
+
+/// Where an SMS from this conversation goes by default: the linked customer's first phone, else
+/// the number of an SMS, WhatsApp or voice conversation.
+fn default_phone(origin: &Conversation, customer: Option<&Customer>) -> Option<String> {
+    let phoned = matches!(origin.channel, Channel::Sms | Channel::Whatsapp | Channel::Voice);
+    customer
+        .and_then(|c| c.phones.iter().find_map(|p| e164(p)))
+        .or_else(|| phoned.then(|| e164(&origin.customer_address)).flatten())
+}
+
+/// Where an email and an SMS from a conversation would go by default.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ContactDto {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// The customer's email and phone an email or SMS from this conversation goes to by default: the
+/// desk's dialogs prefill them.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/contact", tag = "agent",
+    responses((status = 200, body = ContactDto), (status = 404, body = ErrorBody)))]
+#[get("/conversations/{id}/contact")]
+pub async fn contact(
+    state: web::Data<AppState>,
+    me: CurrentAgent,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: ConversationId = parse_id(&id, "conversation id")?;
+    let origin = visible_conversation(&state, &me, id).await?;
+    let customer = linked_customer(&state, &origin).await?;
+    Ok(HttpResponse::Ok().json(ContactDto {
+        email: default_email(&origin, customer.as_ref()),
+        phone: default_phone(&origin, customer.as_ref()),
+    }))
 }
 
 /// A phone number as Twilio takes it, E.164 with `+`: the digits of `raw` (spaces, dots, dashes

@@ -154,6 +154,12 @@ async fn an_email_from_a_template_goes_to_the_customer_in_a_new_conversation_of_
     assert_eq!(names, vec!["Boleto", "Geral"]);
     assert_eq!(listed.body[0]["subject"], "Segunda via do boleto");
 
+    // What the dialogs prefill.
+    let contact = app.get(&format!("/api/v1/conversations/{origin}/contact"), Some(&ana)).await;
+    assert_eq!(contact.ok(200), &json!({"email": "maria.souza@example.com", "phone": "+5511933334444"}));
+    let contact = app.get(&format!("/api/v1/conversations/{unknown}/contact"), Some(&ana)).await;
+    assert_eq!(contact.ok(200), &json!({"email": null, "phone": "+5511977778888"}));
+
     let path = format!("/api/v1/conversations/{origin}/email");
     let before = app.snapshot();
     let body = |extra: Value| {
