@@ -37,6 +37,11 @@ pub fn email_templates_for(conn: &mut PgConnection, service: ServiceId) -> Store
         .load(conn)?)
 }
 
+/// Every email template, by name (the desk's picker filters them by the agent's services).
+pub fn list_email_templates(conn: &mut PgConnection) -> StoreResult<Vec<EmailTemplate>> {
+    Ok(email_templates::table.order(email_templates::name.asc()).select(EmailTemplate::as_select()).load(conn)?)
+}
+
 /// A WhatsApp service's templates, by name.
 pub fn whatsapp_templates_for(conn: &mut PgConnection, service: ServiceId) -> StoreResult<Vec<WhatsappTemplate>> {
     Ok(whatsapp_templates::table

@@ -478,6 +478,18 @@ fn figures(rows: Vec<DayRow>) -> DayFigures {
     f
 }
 
+/// The message an agent stored under an `Idempotency-Key` in any conversation: an email or SMS
+/// sent from a conversation lands in a conversation the first request opened, which a retry does
+/// not know (index `messages_sender_idempotency_idx`).
+pub fn message_by_sender_key(conn: &mut PgConnection, agent: AgentId, key: &str) -> StoreResult<Option<Message>> {
+    Ok(messages::table
+        .filter(messages::sender_agent_id.eq(agent))
+        .filter(messages::idempotency_key.eq(key))
+        .select(Message::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// The message a conversation already has for this client idempotency key.
 pub fn message_by_idempotency_key(
     conn: &mut PgConnection,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::core::access::{conversation_not_found, may_write, visible_conversation};
-use crate::core::db::{db, parse_id};
+use crate::core::db::{db, idempotency_key, parse_id};
 use crate::core::dto::{AttachmentDto, message_value};
 use crate::core::error::{ApiError, Code, ErrorBody};
 use crate::core::files::{MAX_ATTACHMENTS, MAX_TEXT, MAX_UPLOAD, channel_limit, read_file_field};
@@ -53,19 +53,7 @@ pub async fn send_message(
     body: web::Json<SendBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ConversationId = parse_id(&id, "conversation id")?;
-    let key = match req.headers().get("Idempotency-Key") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .map(str::trim)
-                .filter(|k| !k.is_empty() && k.len() <= 200)
-                .ok_or_else(|| {
-                    ApiError::bad_request(Code::InvalidIdempotencyKey, "Idempotency-Key is 1-200 visible characters")
-                })?
-                .to_owned(),
-        ),
-    };
+    let key = idempotency_key(&req)?;
     let b = body.into_inner();
     let text = b.text.map(|t| t.trim_end().to_owned()).filter(|t| !t.trim().is_empty());
     if text.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT) {

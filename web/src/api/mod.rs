@@ -11,6 +11,7 @@ pub mod health;
 pub mod lists;
 pub mod messages;
 pub mod openapi;
+pub mod outbound;
 pub mod supervisor;
 
 /// Largest JSON body accepted (attachments go through multipart, not JSON).
@@ -64,6 +65,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(admin::create_service_type)
             .service(messages::send_message)
             .service(crate::channels::templates::start_whatsapp)
+            .service(outbound::send_email)
+            .service(outbound::send_sms)
+            .service(outbound::contact)
             .service(messages::upload)
             .service(messages::download)
             .service(lists::get_me)
@@ -78,6 +82,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(lists::pause_reasons)
             .service(lists::classifications)
             .service(lists::canned_messages)
+            .service(outbound::email_templates)
             .service(supervisor::monitor_agents)
             .service(supervisor::monitor_queues)
             .service(supervisor::approve)

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, get};
 use utoipa::OpenApi;
 
-use crate::api::{admin, agent, auth, contacts, customers, lists, messages, supervisor};
+use crate::api::{admin, agent, auth, contacts, customers, lists, messages, outbound, supervisor};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,7 @@ use crate::api::{admin, agent, auth, contacts, customers, lists, messages, super
         agent::conclude, agent::cancel, agent::put_classification, agent::put_due_date,
         messages::send_message, messages::upload, messages::download,
         crate::channels::templates::start_whatsapp,
+        outbound::email_templates, outbound::send_email, outbound::send_sms, outbound::contact,
         admin::create_service, admin::list_services, admin::get_service, admin::patch_service,
         admin::create_agent, admin::list_agents, admin::get_agent, admin::patch_agent,
         admin::create_pause_reason, admin::create_classification, admin::create_canned, admin::create_template,

@@ -139,6 +139,11 @@ codes! {
     OptInRequired = "opt_in_required",
     InvalidContact = "invalid_contact",
     ConversationOpen = "conversation_open",
+    // An email or SMS sent from a conversation.
+    NoEmailAddress = "no_email_address",
+    NoEmailService = "no_email_service",
+    NoSmsService = "no_sms_service",
+    SubjectRequired = "subject_required",
     // Calls.
     CustomerNotIdentified = "customer_not_identified",
     InvalidChannelSwitch = "invalid_channel_switch",

@@ -80,6 +80,13 @@ export const api = {
   transfer: (id, target) => request('POST', `/api/v1/conversations/${encodeURIComponent(id)}/transfer`, { json: target }),
   // C8: call the customer of a chat through a voice service with a phone system.
   call: (id) => request('POST', `/api/v1/conversations/${encodeURIComponent(id)}/call`, { json: {} }),
+  // D6: an email or an SMS to the customer, in a new outbound conversation of mine.
+  contact: (id) => request('GET', `/api/v1/conversations/${encodeURIComponent(id)}/contact`),
+  emailTemplates: () => request('GET', '/api/v1/email-templates'),
+  sendEmail: (id, payload, key) =>
+    request('POST', `/api/v1/conversations/${encodeURIComponent(id)}/email`, { json: payload, headers: { 'Idempotency-Key': key } }),
+  sendSms: (id, payload, key) =>
+    request('POST', `/api/v1/conversations/${encodeURIComponent(id)}/sms`, { json: payload, headers: { 'Idempotency-Key': key } }),
   returnToQueue: (id) => request('POST', `/api/v1/conversations/${encodeURIComponent(id)}/return`),
   conclude: (id, classificationId) =>
     request('POST', `/api/v1/conversations/${encodeURIComponent(id)}/conclude`, {

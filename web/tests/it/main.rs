@@ -23,6 +23,7 @@ mod monitor;
 mod outage;
 mod outbound;
 mod replays;
+mod send_from_conversation;
 mod server;
 mod session_security;
 mod sms;

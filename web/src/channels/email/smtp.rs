@@ -121,6 +121,20 @@ fn compose(service: &Service, from: &str, to: &str, m: &Message, context: &Conte
         references.push(id.clone());
     }
     let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or("omniroute.invalid");
+    // A new email the agent wrote (from another conversation) goes with its own subject and
+    // text, not as a reply in the service's template.
+    if let Some(subject) = new_email_subject(m) {
+        return OutgoingEmail {
+            from: from.to_owned(),
+            to: vec![customer],
+            cc,
+            subject,
+            message_id: format!("{}@{domain}", m.id),
+            in_reply_to,
+            references,
+            html: None,
+        };
+    }
     OutgoingEmail {
         from: from.to_owned(),
         to: vec![customer],
@@ -131,6 +145,11 @@ fn compose(service: &Service, from: &str, to: &str, m: &Message, context: &Conte
         references,
         html: context.template.as_ref().and_then(|t| t.body_html.as_ref()).map(|h| fill_html(h, m, context)),
     }
+}
+
+/// The subject of a new email the agent composed (`payload.new_email`), sent as it is.
+fn new_email_subject(m: &Message) -> Option<String> {
+    (m.payload.get("new_email") == Some(&Value::Bool(true))).then(|| m.email_subject.clone()).flatten()
 }
 
 /// The agent's text in the template's `body_text`: `{{body}}` (or, without it, the text then the
@@ -199,6 +218,7 @@ fn build(
     }
     let (customer, agent, body) = names(m, context);
     let text = match &context.template {
+        _ if new_email_subject(m).is_some() => body,
         Some(t) => fill_text(&t.body_text, &body, &customer, &agent, &email.subject),
         None => body,
     };

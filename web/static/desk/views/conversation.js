@@ -235,6 +235,9 @@ export class ConversationView {
       c.channel !== 'voice' && c.customer && c.customer.id
         ? btn('action-call', t('action.call'), () => this.act('call', () => api.call(this.id), false))
         : null,
+      // D6: shown when I am in an email / SMS service that can carry it.
+      this.hasChannel('email') ? btn('action-email', t('action.email'), () => this.outboundDialog('email')) : null,
+      this.hasChannel('sms') ? btn('action-sms', t('action.sms'), () => this.outboundDialog('sms')) : null,
       btn('action-return', t('action.return'), async () => {
         if (await this.confirm(t('confirm.returnTitle'), t('confirm.returnText'), t('action.return'), 'confirm-return')) {
           this.act('return', () => api.returnToQueue(this.id), true);
@@ -257,6 +260,75 @@ export class ConversationView {
         const v = due.dateValue ? new Date(due.dateValue).toISOString() : null;
         this.act('due', () => api.dueDate(this.id, v), false);
       }));
+  }
+
+  hasChannel(channel) {
+    return [...state.directory.values()].some((x) => x.channel === channel && x.mine);
+  }
+
+  /** "Enviar e-mail" / "Enviar SMS": to the customer's address, prefilled; email from a template. */
+  outboundDialog(kind) {
+    const email = kind === 'email';
+    const id = (x) => `${kind}-${x}`;
+    const to = h('input', { type: email ? 'email' : 'tel', id: id('to'), testid: id('to'), autocomplete: 'off' });
+    const subject = email ? h('input', { type: 'text', id: 'email-subject', testid: 'email-subject', autocomplete: 'off' }) : null;
+    const body = h('textarea', { id: id('body'), testid: id('body'), rows: 8, maxlength: email ? null : 1600 });
+    const template = email
+      ? h('select', { id: 'email-template', testid: 'email-template' }, h('option', { value: '' }, t('outbound.noTemplate')))
+      : null;
+    const err = h('p', { class: 'error', role: 'alert', hidden: true, testid: id('error') });
+    const fail = (e) => {
+      err.textContent = this.a.errorText(e);
+      err.hidden = false;
+    };
+    const templates = new Map();
+    api.contact(this.id).then(({ data }) => {
+      if (!to.value) to.value = (email ? data.email : data.phone) || '';
+    }).catch(fail);
+    if (email) {
+      api.emailTemplates().then(({ data }) => {
+        for (const x of Array.isArray(data) ? data : []) {
+          templates.set(x.id, x);
+          template.append(h('option', { value: x.id }, x.name));
+        }
+      }).catch(fail);
+      template.addEventListener('change', () => {
+        const x = templates.get(template.value);
+        if (!x) return;
+        subject.value = x.subject;
+        body.value = x.body_text.replace(/\n?\{\{body\}\}\n?/g, '\n');
+      });
+    }
+    const confirm = h('button', { type: 'button', class: 'btn btn-primary', testid: id('send') }, t('outbound.send'));
+    const field = (el, label) => h('div', { class: 'field' }, h('label', { for: el.id }, label), el);
+    const { close } = openDialog({
+      title: t(email ? 'outbound.emailTitle' : 'outbound.smsTitle'), testid: id('dialog'),
+      body: [field(to, t(email ? 'outbound.toEmail' : 'outbound.toPhone')),
+        email ? field(template, t('outbound.template')) : null,
+        email ? field(subject, t('outbound.subject')) : null,
+        field(body, t('outbound.text')), err],
+      footer: confirm,
+    });
+    // One key per dialog: a retried click sends one message.
+    const key = uuid();
+    confirm.addEventListener('click', async () => {
+      confirm.disabled = true;
+      err.hidden = true;
+      const payload = { text: body.value };
+      if (to.value.trim()) payload.to = to.value.trim();
+      if (email) {
+        payload.subject = subject.value;
+        if (template.value) payload.template_id = template.value;
+      }
+      try {
+        await (email ? api.sendEmail(this.id, payload, key) : api.sendSms(this.id, payload, key));
+        close();
+        this.a.toast(t(email ? 'outbound.emailSent' : 'outbound.smsSent'), 'ok');
+      } catch (e) {
+        fail(e);
+        confirm.disabled = false;
+      }
+    });
   }
 
   allowsCancel(c) {
