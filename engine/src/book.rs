@@ -109,6 +109,10 @@ pub enum Command {
     AbandonElapsed { conversation: ConversationId },
     /// A call delivered by the phone system to an agent's extension (R13).
     VoiceCall { conversation: ConversationFacts, agent: AgentId },
+    /// A conversation an agent starts (an outbound WhatsApp template, an email or an SMS sent from
+    /// another conversation): theirs at once when they may take it, in one step, so automatic
+    /// distribution never hands it to someone else first; else it waits in its queue for anyone.
+    StartOutbound { conversation: ConversationFacts, agent: AgentId },
     /// The customer went away before being served (a caller hung up while waiting): a waiting or
     /// offered conversation ends as `abandoned`, its pending offer withdrawn.
     CustomerLeft { conversation: ConversationId, reason: String },
@@ -529,6 +533,7 @@ impl RoutingBook {
             Command::InactivityElapsed { conversation } => self.inactivity_elapsed(tx, conversation),
             Command::AbandonElapsed { conversation } => self.abandon_elapsed(tx, conversation),
             Command::VoiceCall { conversation, agent } => self.voice_call(tx, conversation, agent),
+            Command::StartOutbound { conversation, agent } => self.start_outbound(tx, conversation, agent),
             Command::CustomerLeft { conversation, reason } => self.customer_left(tx, conversation, reason),
         }
     }
@@ -1163,7 +1168,7 @@ impl RoutingBook {
         Ok(Reply::Done)
     }
 
-    fn voice_call(&mut self, tx: &mut Tx, mut c: ConversationFacts, agent: AgentId) -> Result<Reply, EngineError> {
+    fn voice_call(&mut self, tx: &mut Tx, c: ConversationFacts, agent: AgentId) -> Result<Reply, EngineError> {
         if c.channel != Channel::Voice {
             return Err(EngineError::InvalidState("only calls are delivered straight to an agent"));
         }
@@ -1181,6 +1186,19 @@ impl RoutingBook {
         if a.active[i] >= a.profile.capacity[i] {
             return Err(EngineError::AtCapacity);
         }
+        let why = "the phone system delivered the call to the agent's extension";
+        self.open_with(tx, c, agent, (By::System, AssignmentVia::Voice, DecisionMode::Voice, why));
+        Ok(Reply::Done)
+    }
+
+    /// A new conversation opened straight into `agent`'s hands: who opened it, how, and why.
+    fn open_with(
+        &mut self,
+        tx: &mut Tx,
+        mut c: ConversationFacts,
+        agent: AgentId,
+        (by, via, mode, why): (By, AssignmentVia, DecisionMode, &str),
+    ) {
         c.state = ConversationState::InService;
         c.sub_state = Some(SubState::Active);
         c.owner = Some(agent);
@@ -1189,17 +1207,35 @@ impl RoutingBook {
         c.enqueued_at = None;
         c.offer = None;
         let decision = DecisionRecord {
-            mode: DecisionMode::Voice,
+            mode,
             agent: Some(agent),
-            reason: "the phone system delivered the call to the agent's extension".into(),
+            reason: why.into(),
             candidates: Vec::new(),
             ineligible: Vec::new(),
         };
-        let mut event = self.event(tx, EventKind::Assigned, c, By::System, Some(agent), None);
-        event.assignment = Some(AssignmentChange::Opened { agent, via: AssignmentVia::Voice });
+        let mut event = self.event(tx, EventKind::Assigned, c, by, Some(agent), None);
+        event.assignment = Some(AssignmentChange::Opened { agent, via });
         event.decision = Some(decision);
         event.from_state = None;
         self.commit(tx, event);
+    }
+
+    fn start_outbound(&mut self, tx: &mut Tx, c: ConversationFacts, agent: AgentId) -> Result<Reply, EngineError> {
+        if !self.services.contains_key(&c.service) {
+            return Err(EngineError::ServiceNotFound);
+        }
+        if self.conversations.contains_key(&c.id) {
+            return Ok(Reply::Done);
+        }
+        let i = channel_index(c.channel);
+        let takes = self.agents.get(&agent).is_some_and(|a| {
+            a.logged_in() && a.active[i] < a.profile.capacity[i] && a.profile.services.contains(&c.service)
+        });
+        if !takes {
+            return self.arrive(tx, c);
+        }
+        let why = "the agent started the conversation";
+        self.open_with(tx, c, agent, (By::Agent(agent), AssignmentVia::Outbound, DecisionMode::PullChosen, why));
         Ok(Reply::Done)
     }
 

@@ -328,6 +328,27 @@ impl Engine {
         Ok(id)
     }
 
+    /// A conversation `agent` starts with a customer (C7, D6): stored as outbound and theirs at
+    /// once when they may take it (logged in, a member, a free slot on its channel), else queued
+    /// for anyone. Returns it and whether it is the agent's.
+    pub async fn open_outbound(
+        &self,
+        new: NewConversation,
+        agent: AgentId,
+    ) -> Result<(ConversationId, bool), EngineError> {
+        if self.services.get(new.service).is_none() {
+            return Err(EngineError::ServiceNotFound);
+        }
+        let now = self.clock.now();
+        let row = conversation_row(&NewConversation { direction: Direction::Outbound, held: None, ..new.clone() }, now);
+        let id = row.id;
+        self.store_row(row).await?;
+        let facts = ConversationFacts::arriving(id, new.service, new.channel, new.priority, now);
+        self.execute(Command::StartOutbound { conversation: facts, agent }).await?;
+        let taken = self.conversation(id).await.is_some_and(|c| c.owner == Some(agent));
+        Ok((id, taken))
+    }
+
     async fn store_row(&self, row: Conversation) -> Result<(), EngineError> {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || -> Result<(), StoreError> {

@@ -15,25 +15,24 @@ use browser::{
     whatsapp_customer_writes,
 };
 
-/// A Graph API that refuses every message at once, as WhatsApp does outside the 24-hour window
-/// (HTTP 400, error 131047), and keeps what it was sent.
-async fn refusing_graph() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
-    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+/// The raw requests a fake provider received: path and body.
+type Requests = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A provider's API on a free port: every request kept, each answered by `answer(path)`.
+async fn fake_provider(answer: fn(&str) -> HttpResponse) -> (String, Requests) {
+    let seen: Requests = Arc::default();
     let kept = seen.clone();
     let server = HttpServer::new(move || {
         let kept = kept.clone();
-        App::new().default_service(aw::to(move |req: actix_web::HttpRequest, body: aw::Bytes| {
-            let kept = kept.clone();
-            async move {
-                let sent = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                kept.lock().unwrap().push((req.path().to_owned(), sent));
-                HttpResponse::BadRequest().json(json!({"error": {
-                    "message": "Re-engagement message", "type": "OAuthException", "code": 131047,
-                    "error_data": {"messaging_product": "whatsapp",
-                                   "details": "Message failed to send because more than 24 hours have passed since the customer last replied to this number."},
-                    "fbtrace_id": "AbCdEf"}}))
-            }
-        }))
+        App::new().app_data(aw::PayloadConfig::new(32 << 20)).default_service(aw::to(
+            move |req: actix_web::HttpRequest, body: aw::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    kept.lock().unwrap().push((req.path().to_owned(), body.to_vec()));
+                    answer(req.path())
+                }
+            },
+        ))
     })
     .workers(1)
     .bind("127.0.0.1:0")
@@ -43,17 +42,51 @@ async fn refusing_graph() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
     (base, seen)
 }
 
+/// A Graph API that refuses every message at once, as WhatsApp does outside the 24-hour window
+/// (HTTP 400, error 131047).
+async fn refusing_graph() -> (String, Requests) {
+    fake_provider(|_| {
+        HttpResponse::BadRequest().json(json!({"error": {
+            "message": "Re-engagement message", "type": "OAuthException", "code": 131047,
+            "error_data": {"messaging_product": "whatsapp",
+                           "details": "Message failed to send because more than 24 hours have passed since the customer last replied to this number."},
+            "fbtrace_id": "AbCdEf"}}))
+    })
+    .await
+}
+
+/// A Graph API that takes every upload and message.
+async fn accepting_graph() -> (String, Requests) {
+    fake_provider(|path| {
+        if path.ends_with("/media") {
+            HttpResponse::Ok().json(json!({"id": "media-1"}))
+        } else {
+            HttpResponse::Ok().json(json!({"messaging_product": "whatsapp",
+                "contacts": [{"input": "x", "wa_id": "x"}], "messages": [{"id": "wamid.OUT1"}]}))
+        }
+    })
+    .await
+}
+
+/// Twilio's Messages API taking every SMS.
+async fn accepting_twilio() -> (String, Requests) {
+    fake_provider(|_| HttpResponse::Created().json(json!({"sid": "SMdesk1", "status": "queued"}))).await
+}
+
+/// Points `service`'s provider API at `base` (a fake).
+fn point_at(c: &mut schema::PgConnection, service: schema::ServiceId, base: &str) {
+    let row = schema::models::Service::find(c, service).unwrap();
+    let mut provider = row.provider;
+    provider["api_base_url"] = json!(base);
+    let change = ServiceChangeset { provider: Some(provider), ..Default::default() };
+    schema::store::update_service(c, service, &change).unwrap();
+}
+
 #[actix_rt::test]
 async fn a_reply_the_provider_refuses_turns_failed_live_in_every_tab() {
     let (graph, seen) = refusing_graph().await;
-    let Demo { db, service, engine, base, .. } = demo_server_with(Channel::Whatsapp, |c, service| {
-        let row = schema::models::Service::find(c, service).unwrap();
-        let mut provider = row.provider;
-        provider["api_base_url"] = json!(graph);
-        let change = ServiceChangeset { provider: Some(provider), ..Default::default() };
-        schema::store::update_service(c, service, &change).unwrap();
-    })
-    .await;
+    let Demo { db, service, engine, base, .. } =
+        demo_server_with(Channel::Whatsapp, |c, service| point_at(c, service, &graph)).await;
 
     let (_driver, port) = driver().await;
     let tab = browser(port, &[], json!({})).await;
@@ -91,11 +124,12 @@ async fn a_reply_the_provider_refuses_turns_failed_live_in_every_tab() {
 
     // The fake saw exactly the reply, addressed to the customer.
     let sent = seen.lock().unwrap().clone();
-    assert_eq!(sent.len(), 1, "one request, no retry of a refusal: {sent:?}");
+    assert_eq!(sent.len(), 1, "one request, no retry of a refusal");
     assert_eq!(sent[0].0, "/v21.0/100000000000001/messages");
-    assert_eq!(sent[0].1["to"], "5511912345678");
-    assert_eq!(sent[0].1["type"], "text");
-    assert_eq!(sent[0].1["text"]["body"], "Claro! Qual o número do pedido?");
+    let reply: Value = serde_json::from_slice(&sent[0].1).unwrap();
+    assert_eq!(reply["to"], "5511912345678");
+    assert_eq!(reply["type"], "text");
+    assert_eq!(reply["text"]["body"], "Claro! Qual o número do pedido?");
 
     let _ = tab.close().await;
     let _ = other_tab.close().await;
@@ -394,14 +428,8 @@ async fn irreversible_actions_ask_first_and_the_email_composer_keeps_enter_for_n
 #[actix_rt::test]
 async fn errors_dates_states_and_the_copy_speak_the_desks_language() {
     let (graph, _) = refusing_graph().await;
-    let Demo { db, service, engine, base, .. } = demo_server_with(Channel::Whatsapp, |c, service| {
-        let row = schema::models::Service::find(c, service).unwrap();
-        let mut provider = row.provider;
-        provider["api_base_url"] = json!(graph);
-        let change = ServiceChangeset { provider: Some(provider), ..Default::default() };
-        schema::store::update_service(c, service, &change).unwrap();
-    })
-    .await;
+    let Demo { db, service, engine, base, .. } =
+        demo_server_with(Channel::Whatsapp, |c, service| point_at(c, service, &graph)).await;
     let (_driver, port) = driver().await;
     let ana = browser(port, &[], json!({})).await;
     let other_tab = browser(port, &[], json!({})).await;
@@ -511,39 +539,6 @@ async fn the_emoji_picker_has_the_full_set_and_finds_them_in_portuguese() {
     engine.stop();
 }
 
-/// The raw requests a fake provider received: path and body.
-type Requests = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
-
-/// A Graph API that takes every upload and message, keeping the raw requests.
-async fn accepting_graph() -> (String, Requests) {
-    let seen: Requests = Arc::default();
-    let kept = seen.clone();
-    let server = HttpServer::new(move || {
-        let kept = kept.clone();
-        App::new().app_data(aw::PayloadConfig::new(32 << 20)).default_service(aw::to(
-            move |req: actix_web::HttpRequest, body: aw::Bytes| {
-                let kept = kept.clone();
-                async move {
-                    let path = req.path().to_owned();
-                    kept.lock().unwrap().push((path.clone(), body.to_vec()));
-                    if path.ends_with("/media") {
-                        HttpResponse::Ok().json(json!({"id": "media-1"}))
-                    } else {
-                        HttpResponse::Ok().json(json!({"messaging_product": "whatsapp",
-                            "contacts": [{"input": "x", "wa_id": "x"}], "messages": [{"id": "wamid.OUT1"}]}))
-                    }
-                }
-            },
-        ))
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let base = format!("http://127.0.0.1:{}", server.addrs()[0].port());
-    actix_rt::spawn(server.run());
-    (base, seen)
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -551,14 +546,8 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[actix_rt::test]
 async fn a_voice_note_recorded_in_the_desk_reaches_whatsapp_as_ogg_opus() {
     let (graph, seen) = accepting_graph().await;
-    let Demo { db, service, engine, base, .. } = demo_server_with(Channel::Whatsapp, |c, service| {
-        let row = schema::models::Service::find(c, service).unwrap();
-        let mut provider = row.provider;
-        provider["api_base_url"] = json!(graph);
-        let change = ServiceChangeset { provider: Some(provider), ..Default::default() };
-        schema::store::update_service(c, service, &change).unwrap();
-    })
-    .await;
+    let Demo { db, service, engine, base, .. } =
+        demo_server_with(Channel::Whatsapp, |c, service| point_at(c, service, &graph)).await;
     let (_driver, port) = driver().await;
     // Chromium's fake microphone (a tone), allowed without asking.
     let mic = ["--use-fake-device-for-media-stream".to_owned(), "--use-fake-ui-for-media-stream".to_owned()];
@@ -628,6 +617,113 @@ async fn a_contact_shared_on_whatsapp_is_registered_from_its_details() {
     click(&ana, "[data-testid^=\"contact-details-\"]").await;
     click(&ana, &tid("contact-register")).await;
     text_until(&ana, &tid("contact-register-note"), |t| t.contains("já está nos contatos")).await;
+
+    let _ = ana.close().await;
+    engine.stop();
+}
+
+#[actix_rt::test]
+async fn an_agent_sends_an_email_from_a_template_and_an_sms_from_a_whatsapp_chat() {
+    let (twilio, texts) = accepting_twilio().await;
+    let Demo { db, service, engine, base, .. } = demo_server_with(Channel::Whatsapp, |c, _| {
+        let now = chrono::Utc::now();
+        schema::models::Customer {
+            id: schema::CustomerId::new(),
+            name: "Clara Mendes".into(),
+            trade_name: None,
+            cpf: None,
+            cnpj: None,
+            emails: vec!["clara@exemplo.com.br".into()],
+            phones: vec!["+5511944440000".into()],
+            notes: None,
+            portfolio_agent_id: None,
+            created_at: now,
+            updated_at: now,
+        }
+        .insert(c)
+        .unwrap();
+        schema::models::EmailTemplate {
+            id: schema::EmailTemplateId::new(),
+            name: "Segunda via".into(),
+            service_id: None,
+            subject: "Sua segunda via".into(),
+            body_text: "Olá {{customer_name}},\n{{body}}\nAtenciosamente".into(),
+            body_html: None,
+            created_at: now,
+        }
+        .insert(c)
+        .unwrap();
+        let sms = schema::store::list_services(c).unwrap().into_iter().find(|s| s.channel == Channel::Sms).unwrap();
+        point_at(c, sms.id, &twilio);
+    })
+    .await;
+    let (_driver, port) = driver().await;
+    let ana = browser(port, &[], json!({})).await;
+    sign_in(&ana, &base, "ana").await;
+    go_available(&ana).await;
+    whatsapp_customer_writes(&base, "5511944440000", "Clara", "wamid.OT1", "Preciso do boleto por e-mail").await;
+    let chat = schema::store::open_conversation_for(&mut db.conn(), service, "5511944440000").unwrap().unwrap().id;
+    click(&ana, &tid(&format!("conv-item-{chat}"))).await;
+
+    // The email: to the customer's address, from a template, edited.
+    click(&ana, &tid("action-email")).await;
+    for _ in 0..50 {
+        if find(&ana, &tid("email-to")).await.prop("value").await.unwrap().unwrap_or_default() == "clara@exemplo.com.br"
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let template = find(&ana, &tid("email-template")).await;
+    template.select_by_label("Segunda via").await.unwrap();
+    let subject = find(&ana, &tid("email-subject")).await.prop("value").await.unwrap();
+    assert_eq!(subject.as_deref(), Some("Sua segunda via"), "the template fills the subject");
+    find(&ana, &tid("email-body")).await.send_keys("Segue o boleto de dezembro.").await.unwrap();
+    shot(&ana, "day-16-email-dialog").await;
+    click(&ana, &tid("email-send")).await;
+    text_until(&ana, &tid("toasts"), |t| t.contains("E-mail")).await;
+
+    // The SMS: to the customer's phone.
+    click(&ana, &tid("action-sms")).await;
+    for _ in 0..50 {
+        if find(&ana, &tid("sms-to")).await.prop("value").await.unwrap().unwrap_or_default() == "+5511944440000" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    find(&ana, &tid("sms-body")).await.send_keys("Enviamos o boleto para o seu e-mail.").await.unwrap();
+    click(&ana, &tid("sms-send")).await;
+
+    // Both went out as new conversations of hers, the chat still open.
+    text_until(&ana, &tid("tab-active-count"), |t| t.trim() == "3").await;
+    shot(&ana, "day-17-email-and-sms-sent").await;
+    let email = schema::store::list_services(&mut db.conn()).unwrap().into_iter().find(|s| s.channel == Channel::Email);
+    let email = email.unwrap().id;
+    let mail = schema::store::open_conversation_for(&mut db.conn(), email, "clara@exemplo.com.br").unwrap();
+    let mail = mail.expect("an email conversation for the customer's address");
+    assert_eq!(mail.direction, schema::Direction::Outbound);
+    let sent = schema::store::messages_of(&mut db.conn(), mail.id).unwrap();
+    assert_eq!(sent[0].email_subject.as_deref(), Some("Sua segunda via"));
+    assert!(sent[0].body.as_deref().unwrap_or("").contains("Segue o boleto de dezembro."), "{:?}", sent[0].body);
+    let mut form = Vec::new();
+    for _ in 0..50 {
+        form = texts.lock().unwrap().clone();
+        if !form.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (path, body) = form.first().expect("Twilio got the SMS");
+    assert!(path.ends_with("/Messages.json"), "{path}");
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap();
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("To"), Some("+5511944440000"));
+    assert_eq!(get("Body"), Some("Enviamos o boleto para o seu e-mail."));
+    assert_eq!(
+        schema::models::Conversation::find(&mut db.conn(), chat).unwrap().state,
+        schema::ConversationState::InService,
+        "the chat stays open"
+    );
 
     let _ = ana.close().await;
     engine.stop();

@@ -373,11 +373,9 @@ async fn open_and_send(
             new.customer_id = origin.customer_id;
             new.customer_name = customer_name;
             new.direction = Direction::Outbound;
-            let id = state.engine.open_conversation(new).await?;
-            db(state, move |c| store::mark_outbound(c, id)).await?;
-            // Mine when I can take it; else it waits for anyone, with its message sent.
-            let assigned = state.engine.pull_chosen(me_id, id).await.is_ok();
-            (id, assigned)
+            // Theirs at once when they may take it (never another agent's first); else it
+            // waits for anyone, its message sent.
+            state.engine.open_outbound(new, me_id).await?
         }
     };
     m.conversation_id = conversation;

@@ -62,6 +62,27 @@ pub trait Provider: Sync {
     ) -> futures_util::future::LocalBoxFuture<'a, media::Fetched>;
 }
 
+/// [`Provider::media`] and [`Provider::fetch`] of a provider whose folder has a `media` module with
+/// `sources` and `fetch`.
+macro_rules! media_in_folder {
+    () => {
+        fn media(&self, m: &schema::models::Message) -> Vec<crate::channels::media::Source> {
+            media::sources(m)
+        }
+
+        fn fetch<'a>(
+            &'a self,
+            client: &'a awc::Client,
+            service: &'a schema::models::Service,
+            f: &'a schema::models::MediaFetch,
+            announced: Option<&'a str>,
+        ) -> futures_util::future::LocalBoxFuture<'a, crate::channels::media::Fetched> {
+            Box::pin(media::fetch(client, service, f, announced))
+        }
+    };
+}
+use media_in_folder;
+
 /// The provider of a channel with a window or media (the others have neither).
 pub fn provider(channel: schema::Channel) -> Option<&'static dyn Provider> {
     use schema::Channel;

@@ -199,11 +199,9 @@ pub async fn start_whatsapp(
             let mut new = NewConversation::new(service_id, Channel::Whatsapp, address.clone());
             new.customer_name = contact.name.clone();
             new.customer_id = contact.customer_id;
-            let id = state.engine.open_conversation(new).await?;
-            db(&state, move |c| store::mark_outbound(c, id)).await?;
-            // Taken by the caller when they can; else it waits for anyone, with its template sent.
-            let assigned = state.engine.pull_chosen(me_id, id).await.is_ok();
-            (id, assigned)
+            // Theirs at once when they may take it (never another agent's first); else it
+            // waits for anyone, its message sent.
+            state.engine.open_outbound(new, me_id).await?
         }
     };
     let stored = db(&state, move |c| {

@@ -142,19 +142,7 @@ pub async fn receive(
 pub struct Twilio;
 
 impl crate::channels::Provider for Twilio {
-    fn media(&self, m: &schema::models::Message) -> Vec<crate::channels::media::Source> {
-        media::sources(m)
-    }
-
-    fn fetch<'a>(
-        &'a self,
-        client: &'a awc::Client,
-        service: &'a schema::models::Service,
-        f: &'a schema::models::MediaFetch,
-        announced: Option<&'a str>,
-    ) -> futures_util::future::LocalBoxFuture<'a, crate::channels::media::Fetched> {
-        Box::pin(media::fetch(client, service, f, announced))
-    }
+    super::media_in_folder!();
 }
 
 #[cfg(test)]

@@ -295,8 +295,17 @@ export class ConversationView {
       template.addEventListener('change', () => {
         const x = templates.get(template.value);
         if (!x) return;
-        subject.value = x.subject;
-        body.value = x.body_text.replace(/\n?\{\{body\}\}\n?/g, '\n');
+        // The agent sees the letter as it will go: names filled in, the cursor where the
+        // template's {{body}} was.
+        const c = this.conv();
+        const fill = (text) => text
+          .replace(/\{\{customer_name\}\}/g, (c && c.customer && c.customer.name) || '')
+          .replace(/\{\{agent_name\}\}/g, (state.me && state.me.name) || '');
+        subject.value = fill(x.subject);
+        const [before, after] = fill(x.body_text).split(/\{\{body\}\}/);
+        body.value = `${before}${after !== undefined ? after : ''}`;
+        body.focus();
+        body.setSelectionRange(before.length, before.length);
       });
     }
     const confirm = h('button', { type: 'button', class: 'btn btn-primary', testid: id('send') }, t('outbound.send'));
