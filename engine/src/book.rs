@@ -1227,11 +1227,9 @@ impl RoutingBook {
         if self.conversations.contains_key(&c.id) {
             return Ok(Reply::Done);
         }
-        let i = channel_index(c.channel);
-        let takes = self.agents.get(&agent).is_some_and(|a| {
-            a.logged_in() && a.active[i] < a.profile.capacity[i] && a.profile.services.contains(&c.service)
-        });
-        if !takes {
+        // The same rule as taking a conversation from the queue: available, below capacity.
+        let member = self.agents.get(&agent).is_some_and(|a| a.profile.services.contains(&c.service));
+        if !member || self.check_can_take(agent, c.channel).is_err() {
             return self.arrive(tx, c);
         }
         let why = "the agent started the conversation";

@@ -340,7 +340,10 @@ impl Engine {
             return Err(EngineError::ServiceNotFound);
         }
         let now = self.clock.now();
-        let row = conversation_row(&NewConversation { direction: Direction::Outbound, held: None, ..new.clone() }, now);
+        let mut row =
+            conversation_row(&NewConversation { direction: Direction::Outbound, held: None, ..new.clone() }, now);
+        // The customer has not written: the channel's reply window is closed until they do.
+        row.last_customer_message_at = None;
         let id = row.id;
         self.store_row(row).await?;
         let facts = ConversationFacts::arriving(id, new.service, new.channel, new.priority, now);

@@ -38,6 +38,36 @@ async fn a_new_conversation_goes_to_the_free_agent_and_is_stored() {
 }
 
 #[actix_rt::test]
+async fn a_conversation_an_agent_starts_is_theirs_at_once_else_it_waits_for_anyone() {
+    let w = World::new();
+    let s = w.service("WhatsApp", Channel::Whatsapp, |_| {});
+    let ana = w.agent("ana", &[s], None);
+    let bruno = w.agent("bruno", &[s], None);
+    let engine = w.engine().await;
+    // Bruno is idle the longest: automatic distribution would choose him.
+    engine.set_presence(bruno, PresenceRequest::Available).await.unwrap();
+    engine.set_presence(ana, PresenceRequest::Available).await.unwrap();
+    let new = |to: &str| engine::NewConversation::new(s, Channel::Whatsapp, to);
+    let (mine, taken) = engine.open_outbound(new("5511911110000"), ana).await.unwrap();
+    assert!(taken);
+    let facts = engine.conversation(mine).await.unwrap();
+    assert_eq!((facts.state, facts.owner), (ConversationState::InService, Some(ana)));
+    let mut conn = w.db.conn();
+    let row = schema::models::Conversation::find(&mut conn, mine).unwrap();
+    assert_eq!((row.direction, row.first_agent_id), (schema::Direction::Outbound, Some(ana)));
+    let events = schema::store::events_after(&mut conn, mine, 0).unwrap();
+    let assigned: Vec<_> = events.iter().map(|e| (e.kind.as_str(), e.actor_agent_id)).collect();
+    assert_eq!(assigned, [("assigned", Some(ana))], "opened in her hands, by her");
+
+    // Signed out, she cannot take it: it waits in the queue, and Bruno gets it.
+    engine.set_presence(ana, PresenceRequest::Offline).await.unwrap();
+    let (waiting, taken) = engine.open_outbound(new("5511922220000"), ana).await.unwrap();
+    assert!(!taken);
+    assert_eq!(engine.conversation(waiting).await.unwrap().owner, Some(bruno));
+    engine.stop();
+}
+
+#[actix_rt::test]
 async fn a_call_goes_straight_to_the_agent_at_the_extension_and_can_leave_to_an_external_one() {
     let w = World::new();
     let voice = w.service("Central", Channel::Voice, |_| {});

@@ -104,6 +104,8 @@ pub enum CustomerSearch {
     Phones(Vec<String>),
     /// Anywhere in the name or the trade name, any case.
     Name(String),
+    /// Every customer (the first ones by name).
+    All,
 }
 
 /// Customers matching `search`, by name, at most `limit`. Exact ids, phones and emails use
@@ -115,6 +117,7 @@ pub fn search_customers(conn: &mut PgConnection, search: &CustomerSearch, limit:
         CustomerSearch::Cnpj(cnpj) => query.filter(customers::cnpj.eq(cnpj.clone())),
         CustomerSearch::Email(email) => query.filter(customers::emails.contains(vec![email.clone()])),
         CustomerSearch::Phones(phones) => query.filter(customers::phones.overlaps_with(phones.clone())),
+        CustomerSearch::All => query,
         CustomerSearch::Name(text) => {
             let pattern = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
             query.filter(customers::name.ilike(pattern.clone()).or(customers::trade_name.ilike(pattern)))

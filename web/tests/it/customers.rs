@@ -84,6 +84,7 @@ async fn customers_are_registered_checked_and_found_by_any_of_their_ids() {
     assert_eq!(listed.ok(200)[0]["cpf"], "***.982.247-**", "masked in a list");
     assert!(names(find("50%_off").await.ok(200)).is_empty(), "wildcards are plain characters");
     app.get("/api/v1/customers?q=ab", Some(ana)).await.err(400, "invalid_query");
+    assert_eq!(names(app.get("/api/v1/customers", Some(ana)).await.ok(200)), ["Comercial Ltda", "Maria da Silva"]);
     app.get("/api/v1/customers?q=maria", None).await.err(401, "unauthenticated");
 
     // Their page shows the CPF whole; a change normalises like a registration.

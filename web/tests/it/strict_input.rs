@@ -34,6 +34,8 @@ async fn every_json_write_route_refuses_unknown_and_missing_fields_and_changes_n
         .ok(200);
     let agent = w.ana.to_string();
     let service = w.wa_a.to_string();
+    let customer = app.post("/api/v1/customers", Some(&ana), &json!({"name": "Cliente"})).await;
+    let customer = customer.ok(201)["id"].as_str().unwrap().to_owned();
     // A valid body for each route, and whether `{}` lacks a required field.
     let cases: Vec<(&str, String, &str, Value, bool)> = vec![
         ("POST", "/api/v1/auth/login".into(), "", json!({"login": "ana", "password": "secret-pass-1"}), true),
@@ -90,12 +92,27 @@ async fn every_json_write_route_refuses_unknown_and_missing_fields_and_changes_n
             true,
         ),
         ("POST", "/api/v1/admin/service-types".into(), &admin, json!({"name": "Reclamação"}), true),
+        ("POST", "/api/v1/contacts".into(), &ana, json!({"phone": "+5511911112222"}), true),
+        ("POST", "/api/v1/customers".into(), &ana, json!({"name": "Nova Cliente"}), true),
+        ("PATCH", format!("/api/v1/customers/{customer}"), &ana, json!({"name": "Cliente Renomeada"}), false),
+        (
+            "POST",
+            format!("/api/v1/conversations/{c}/email"),
+            &ana,
+            json!({"to": "cliente@exemplo.com", "subject": "Oi", "text": "Olá"}),
+            false,
+        ),
+        ("POST", format!("/api/v1/conversations/{c}/sms"), &ana, json!({"to": "+5511911112222", "text": "Olá"}), false),
     ];
     // The table covers every JSON write route the API documents (a new route must be added here).
     let mut covered: Vec<String> = cases
         .iter()
         .map(|(m, path, ..)| {
-            let template = path.replace(&c.to_string(), "{id}").replace(&service, "{id}").replace(&agent, "{id}");
+            let template = path
+                .replace(&c.to_string(), "{id}")
+                .replace(&service, "{id}")
+                .replace(&agent, "{id}")
+                .replace(&customer, "{id}");
             format!("{m} {template}")
         })
         .collect();
