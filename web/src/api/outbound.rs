@@ -109,12 +109,10 @@ pub async fn send_email(
     let wanted: Option<ServiceId> = b.service_id.as_deref().map(|s| parse_id(s, "service_id")).transpose()?;
     let template_id: Option<EmailTemplateId> =
         b.template_id.as_deref().map(|t| parse_id(t, "template_id")).transpose()?;
-    let origin = visible_conversation(&state, &me, id).await?;
-    if let Some(replayed) = replay(&state, &me, &key).await? {
-        return Ok(replayed);
-    }
-    mine(&me, &origin)?;
-    let customer = linked_customer(&state, &origin).await?;
+    let (origin, customer) = match from_conversation(&state, &me, id, &key).await? {
+        Origin::Replayed(answer) => return Ok(answer),
+        Origin::Mine(found) => *found,
+    };
     let to = match b.to.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(to) => to.to_lowercase(),
         None => default_email(&origin, customer.as_ref())
@@ -202,12 +200,10 @@ pub async fn send_sms(
     if text.chars().count() > MAX_SMS {
         return Err(ApiError::bad_request(Code::TextTooLong, format!("an SMS has at most {MAX_SMS} characters")));
     }
-    let origin = visible_conversation(&state, &me, id).await?;
-    if let Some(replayed) = replay(&state, &me, &key).await? {
-        return Ok(replayed);
-    }
-    mine(&me, &origin)?;
-    let customer = linked_customer(&state, &origin).await?;
+    let (origin, customer) = match from_conversation(&state, &me, id, &key).await? {
+        Origin::Replayed(answer) => return Ok(answer),
+        Origin::Mine(found) => *found,
+    };
     let to = match b.to.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(to) => e164(to)
             .ok_or_else(|| ApiError::bad_request(Code::InvalidPhone, format!("{to:?} is not a phone number")))?,
@@ -296,6 +292,28 @@ fn fill(text: &str, customer: &str, agent: &str, subject: &str) -> String {
 }
 
 /// The answer of the first request with this key, when there was one.
+/// Where an email or SMS is sent from: the earlier answer of a replayed key, else my
+/// conversation and its linked customer.
+enum Origin {
+    Replayed(HttpResponse),
+    Mine(Box<(Conversation, Option<Customer>)>),
+}
+
+async fn from_conversation(
+    state: &AppState,
+    me: &CurrentAgent,
+    id: ConversationId,
+    key: &Option<String>,
+) -> Result<Origin, ApiError> {
+    let origin = visible_conversation(state, me, id).await?;
+    if let Some(replayed) = replay(state, me, key).await? {
+        return Ok(Origin::Replayed(replayed));
+    }
+    mine(me, &origin)?;
+    let customer = linked_customer(state, &origin).await?;
+    Ok(Origin::Mine(Box::new((origin, customer))))
+}
+
 async fn replay(state: &AppState, me: &CurrentAgent, key: &Option<String>) -> Result<Option<HttpResponse>, ApiError> {
     let Some(key) = key.clone() else { return Ok(None) };
     let agent = me.agent.id;
